@@ -1,0 +1,44 @@
+# make demo: the whole demo study.  make test: the test suite.  Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STUDY  ?= results/demo
+
+.PHONY: demo test lint venv system-deps clean-results
+
+venv: $(STAMP) system-deps
+
+# torch is pinned to the build that lies on this machine's disk (no multi-GB download);
+# elsewhere any torch>=2.4 works (pyproject.toml). Reinstalls only when pyproject changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchaudio==2.11.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# espeak-ng synthesises the demo corpus; chromium drives the browser test of `mlkd listen`.
+system-deps:
+	@missing=""; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v chromium  >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing. Install them (apt-get install$$missing, or conda env create -f environment.yml)"; exit 1; \
+	  fi; \
+	fi
+
+demo: venv
+	$(BIN)/mlkd study --preset demo --out $(STUDY) --jobs 2
+	@echo "Tables, plots and executed notebooks: $(STUDY)/  (open $(STUDY)/README.md)"
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check mlkd_lib tests

@@ -1,0 +1,86 @@
+"""Reading and writing audio: mono float32 at 16 kHz, with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SAMPLE_RATE = 16_000
+
+
+class AudioError(ValueError):
+    """An audio file or signal that the study cannot use (names the file or value)."""
+
+
+def resample(x: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    if orig_sr == target_sr:
+        return x.astype(np.float32, copy=False)
+    # torchaudio wants integer rates; NOISEX's 19.98 kHz is passed as 19980 Hz
+    y = AF.resample(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                    int(round(orig_sr)), int(target_sr))
+    return y.numpy()
+
+
+def to_mono(x: np.ndarray, where: str) -> np.ndarray:
+    """Average the channels of a (samples, channels) array; documented conversion for stereo."""
+    if x.ndim == 1:
+        return x
+    if x.ndim == 2:
+        return x.mean(axis=1)
+    raise AudioError(f"{where}: expected mono or (samples, channels) audio, got shape {x.shape}")
+
+
+def check_signal(x: np.ndarray, where: str) -> np.ndarray:
+    if x.size == 0:
+        raise AudioError(f"{where}: empty audio (0 samples)")
+    if not np.all(np.isfinite(x)):
+        raise AudioError(f"{where}: audio holds NaN or inf samples")
+    return x
+
+
+def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, resample_to: bool = False) -> np.ndarray:
+    """Mono float32 samples of ``path``.
+
+    Stereo is averaged to mono. A file whose rate differs from ``sample_rate`` is an
+    error unless ``resample_to`` is set (then it is resampled with torchaudio).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise AudioError(f"{path}: not a readable audio file ({err})") from err
+    x = check_signal(to_mono(x, str(path)), str(path))
+    if sample_rate is not None and sr != sample_rate:
+        if not resample_to:
+            raise AudioError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz "
+                             f"(resample it first, or pass resample=True)")
+        x = resample(x, sr, sample_rate)
+    return x.astype(np.float32, copy=False)
+
+
+def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE,
+                subtype: str = "PCM_16") -> Path:
+    """Write mono audio. PCM_16 for generated corpora; FLOAT for mixtures, so that
+    nothing is clipped (a mixture may exceed full scale: speech is never rescaled)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = check_signal(np.asarray(x, dtype=np.float32), str(path))
+    if subtype.startswith("PCM") and np.max(np.abs(x)) > 1.0:
+        raise AudioError(f"{path}: peak {np.max(np.abs(x)):.2f} exceeds full scale; "
+                         f"write it as FLOAT so that nothing is clipped")
+    sf.write(str(path), x, sample_rate, subtype=subtype)
+    return path
+
+
+def duration_s(path: str | Path) -> float:
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise AudioError(f"{path}: not a readable audio file ({err})") from err
+    return info.frames / info.samplerate

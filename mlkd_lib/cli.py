@@ -1,0 +1,140 @@
+"""The ``mlkd`` command: data preparation, mixing, model info, benchmark, study, listen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _data_iemocap(a):
+    from .data.iemocap import build_iemocap_manifest
+    df = build_iemocap_manifest(a.root, a.out)
+    print(f"{len(df)} utterances, {df.speaker.nunique()} speakers → {a.out}")
+    print(df.emotion.value_counts().to_string())
+
+
+def _data_synth(a):
+    from .data.synthetic import make_synthetic_corpus
+    df = make_synthetic_corpus(a.out, seed=a.seed, per_class=a.per_class)
+    print(f"{len(df)} utterances, {df.speaker.nunique()} speakers → {Path(a.out) / 'manifest.csv'}")
+
+
+def _data_noise(a):
+    from .data.noise import write_noise_bank
+    for kind, path in write_noise_bank(a.out, a.noisex, a.seed, a.seconds).items():
+        print(f"{kind:10s} {path}")
+
+
+def _mix(a):
+    from .audio import read_audio, write_audio
+    from .data.mixing import mix_at_snr, rms_level_db, speech_level_db
+    speech, noise = read_audio(a.speech), read_audio(a.noise, resample_to=True)
+    noisy = mix_at_snr(speech, noise, a.snr, np.random.default_rng(a.seed), a.level)
+    write_audio(a.out, noisy, subtype="FLOAT")
+    snr = speech_level_db(speech, a.level) - rms_level_db(noisy - speech)
+    peak = float(np.max(np.abs(noisy)))
+    print(f"{a.out}: SNR {snr:.2f} dB ({a.level}), peak {peak:.2f}"
+          + (" — above full scale, kept as float WAV (not clipped)" if peak > 1 else ""))
+
+
+def _model_info(a):
+    from .models import model_info
+    info = model_info(a.model, a.student_layers)
+    if a.json:
+        print(json.dumps(info, indent=2))
+        return
+    for name, d in info.items():
+        print(f"{name:8s} {d['layers']:2d} layers  {d['parameters']:>11,d} parameters  {d['size_mib']:8.2f} MiB (fp32)")
+    print(f"student/teacher size ratio {info['student']['parameters'] / info['teacher']['parameters']:.3f}")
+
+
+def _bench(a):
+    from .bench import bench
+    res = bench(a.model, a.n, a.seconds, a.threads, a.distill_steps)
+    print(json.dumps(res, indent=2) if a.json else res["summary"])
+
+
+def _study(a):
+    from .config import parse_set
+    from .study import run_study
+    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force))
+
+
+def _listen(a):
+    from .widgets import serve
+    serve(a.study, a.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlkd", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prepare corpora and noise").add_subparsers(dest="what", required=True)
+    d = data.add_parser("iemocap", help="IEMOCAP → manifest CSV (4 classes, exc merged into hap)")
+    d.add_argument("--root", required=True, help="path to IEMOCAP_full_release")
+    d.add_argument("--out", required=True)
+    d.set_defaults(func=_data_iemocap)
+    d = data.add_parser("synth", help="the synthetic emotional corpus (espeak-ng)")
+    d.add_argument("--out", required=True)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--per-class", type=int, default=6, help="utterances per speaker and emotion")
+    d.set_defaults(func=_data_synth)
+    d = data.add_parser("noise", help="the five-type noise bank (NOISEX-92 or synthetic)")
+    d.add_argument("--out", required=True)
+    d.add_argument("--noisex", help="folder of NOISEX-92 .wav/.mat files; default: synthetic noises")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seconds", type=float, default=30.0, help="length of each synthetic noise")
+    d.set_defaults(func=_data_noise)
+
+    m = sub.add_parser("mix", help="add noise to speech at an SNR (FaNT-like)")
+    m.add_argument("--speech", required=True)
+    m.add_argument("--noise", required=True)
+    m.add_argument("--snr", type=float, required=True, help="dB")
+    m.add_argument("--out", required=True)
+    m.add_argument("--level", choices=["p56", "rms"], default="p56")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=_mix)
+
+    i = sub.add_parser("model-info", help="parameters and fp32 size of teacher and student")
+    i.add_argument("--model", default="base", help="base, tiny, micro or a local wav2vec 2.0 folder")
+    i.add_argument("--student-layers", type=int, default=6)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_model_info)
+
+    b = sub.add_parser("bench", help="inference time of teacher vs student; distillation step with/without cache")
+    b.add_argument("--model", default="tiny")
+    b.add_argument("--n", type=int, default=20, help="utterances")
+    b.add_argument("--seconds", type=float, default=4.5, help="utterance length (IEMOCAP mean is about 4.5 s)")
+    b.add_argument("--threads", type=int, default=0, help="CPU threads (0: all)")
+    b.add_argument("--distill-steps", type=int, default=5)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_bench)
+
+    s = sub.add_parser("study", help="run the whole study as papermill batches")
+    s.add_argument("--preset", default="demo", choices=["demo", "paper", "micro"])
+    s.add_argument("--out", help="study folder (default results/<preset>)")
+    s.add_argument("--folds", default="all", help="'all' or comma-separated test speakers, e.g. Ses01F,Ses01M")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    s.add_argument("--jobs", type=int, default=1, help="steps run in parallel (CPU threads are shared out)")
+    s.add_argument("--force", action="store_true", help="rerun steps that are already complete")
+    s.set_defaults(func=_study)
+
+    li = sub.add_parser("listen", help="serve the listening explorer as a web page (Voilà, localhost)")
+    li.add_argument("--study", default="results/demo")
+    li.add_argument("--port", type=int, default=8866)
+    li.set_defaults(func=_listen)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        # clear one-line errors for bad input; the traceback helps nobody here
+        print(f"mlkd {args.command}: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Corpora, noise, mixing, folds and the torch dataset."""

@@ -1,0 +1,76 @@
+"""UA / WA, confusion matrices, and evaluation of a model under every test condition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .data.dataset import CLEAN, AudioCache, Condition, NoisyPairDataset, collate
+from .models import EMOTIONS
+
+
+def confusion(y_true, y_pred, n: int = len(EMOTIONS)) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes."""
+    m = np.zeros((n, n), dtype=int)
+    np.add.at(m, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    return m
+
+
+def ua_wa(y_true, y_pred, n: int = len(EMOTIONS)) -> tuple[float, float]:
+    """UA: recall averaged over the classes present; WA: plain accuracy."""
+    m = confusion(y_true, y_pred, n)
+    support = m.sum(1)
+    present = support > 0
+    if not present.any():
+        raise ValueError("no samples to score")
+    ua = float(np.mean(np.diag(m)[present] / support[present]))
+    return ua, float(np.trace(m) / m.sum())
+
+
+@torch.no_grad()
+def predict_condition(model, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
+                      level: str = "p56", batch_size: int = 32, device="cpu",
+                      transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                      audio: AudioCache | None = None) -> pd.DataFrame:
+    """Per-utterance predictions and class probabilities under one condition.
+
+    The noisy audio depends only on (seed, utterance, noise, SNR): every model sees the
+    same. ``transform`` (e.g. the VAD + NMF enhancer) is applied to each input first."""
+    model.eval().to(device)
+    ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio)
+    if transform is not None:
+        items = [dict(it, noisy=transform(it["noisy"])) for it in (ds[i] for i in range(len(ds)))]
+        loader = DataLoader(items, batch_size=batch_size, collate_fn=collate)
+    else:
+        loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
+    rows = []
+    for b in loader:
+        probs = torch.softmax(model(b["noisy"].to(device), b["lengths"].to(device)).logits.float(), -1).cpu().numpy()
+        for i, utt in enumerate(b["utt_id"]):
+            rows.append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db, label=int(b["label"][i]),
+                             pred=int(probs[i].argmax()), **{f"p_{e}": float(probs[i, k]) for k, e in enumerate(EMOTIONS)}))
+    return pd.DataFrame(rows)
+
+
+def evaluate_conditions(model, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict, seed: int,
+                        level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
+                        progress: bool = True, desc: str = "evaluate") -> pd.DataFrame:
+    audio = AudioCache()
+    parts = [predict_condition(model, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio)
+             for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def metrics_from_predictions(pred: pd.DataFrame, model_name: str, fold: str) -> pd.DataFrame:
+    """The long metrics rows (DESIGN "Outputs"): model, noise, snr_db, fold, ua, wa, n."""
+    rows = []
+    for (noise, snr), g in pred.groupby(["noise", pred["snr_db"].fillna(-1.0)], sort=False):
+        ua, wa = ua_wa(g["label"], g["pred"])
+        rows.append(dict(model=model_name, noise=noise, snr_db=None if noise == CLEAN else float(snr),
+                         fold=fold, ua=ua, wa=wa, n=len(g)))
+    return pd.DataFrame(rows)

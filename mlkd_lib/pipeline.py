@@ -1,0 +1,113 @@
+"""The steps of a study, as the notebooks call them: prepare data, load a fold,
+train, evaluate, record. Each step writes into ``<study>/folds/<fold>/<model>/``
+and ends with a ``done.json`` marker, which is how a rerun knows what to skip."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import StudyConfig, load_config, make_config, with_overrides
+from .data.dataset import AudioCache, all_conditions
+from .data.folds import Fold, get_fold, split
+from .data.manifest import read_manifest
+from .data.noise import load_noise_bank, write_noise_bank
+from .evaluate import evaluate_conditions, metrics_from_predictions
+
+MODELS = ("teacher", "student_sup", "student_unsup", "baseline")
+MODEL_LABELS = {"teacher": "Teacher", "student_unsup": "Student without supervision",
+                "student_sup": "Student with supervision (MLKD)", "baseline": "Baseline (VAD + NMF)"}
+
+
+def notebook_config(study_dir: str, preset: str, **params) -> StudyConfig:
+    """The config a notebook runs with: the study's ``config.json`` when the study wrote
+    one, else the preset; then the notebook's own non-``None`` parameters on top."""
+    path = Path(study_dir) / "config.json"
+    cfg = load_config(path) if study_dir and path.is_file() else make_config(preset)
+    return with_overrides(cfg, **params)
+
+
+def step_dir(study_dir: str | Path, fold: str, model: str) -> Path:
+    return Path(study_dir) / "folds" / fold / model
+
+
+def mark_done(directory: str | Path, **info) -> Path:
+    path = Path(directory) / "done.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
+    return path
+
+
+def is_done(directory: str | Path) -> bool:
+    return (Path(directory) / "done.json").is_file()
+
+
+def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
+    """Build (or reuse) the manifest and the noise bank named by the config."""
+    manifest_path, noise_dir = cfg.manifest_path, cfg.noise_dir
+    stamp_path = Path(cfg.data_dir) / "data_stamp.json"
+    stamp = {k: getattr(cfg, k) for k in ("corpus", "iemocap_root", "noisex_dir", "synth_per_class",
+                                          "synth_seed", "noise_seconds")}
+    old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
+    if old != stamp or not manifest_path.is_file() or not noise_dir.is_dir():
+        if cfg.corpus == "synthetic":
+            from .data.synthetic import make_synthetic_corpus
+            make_synthetic_corpus(manifest_path.parent, cfg.synth_seed, cfg.synth_per_class, progress=progress)
+        elif cfg.corpus == "iemocap":
+            from .data.iemocap import build_iemocap_manifest
+            build_iemocap_manifest(cfg.iemocap_root, manifest_path, progress=progress)
+        else:
+            raise ValueError(f"corpus must be 'synthetic' or 'iemocap', got {cfg.corpus!r}")
+        write_noise_bank(noise_dir, cfg.noisex_dir or None, cfg.synth_seed, cfg.noise_seconds)
+        stamp_path.write_text(json.dumps(stamp, indent=2))
+    return {"manifest": manifest_path, "noise_dir": noise_dir}
+
+
+@dataclass
+class FoldData:
+    fold: Fold
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    noise_bank: dict
+
+
+def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
+    manifest = read_manifest(cfg.manifest_path)
+    f = get_fold(manifest, fold, cfg.n_val_speakers)
+    parts = split(manifest, f)
+    return FoldData(f, parts["train"], parts["val"], parts["test"], load_noise_bank(cfg.noise_dir, cfg.noise_types))
+
+
+def fold_names(cfg: StudyConfig) -> list[str]:
+    speakers = sorted(read_manifest(cfg.manifest_path)["speaker"].unique())
+    unknown = sorted(set(cfg.folds) - set(speakers))
+    if unknown:
+        raise ValueError(f"folds {unknown} are not speakers of the corpus; speakers: {speakers}")
+    return list(cfg.folds) or speakers
+
+
+def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
+                      transform=None, progress: bool = True) -> pd.DataFrame:
+    """Evaluate on the fold's test speaker under clean and every (noise, SNR) condition;
+    write ``predictions.csv`` and ``metrics.csv``; return the metrics."""
+    from .train import pick_device
+    out_dir = Path(out_dir)
+    pred = evaluate_conditions(model, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
+                               cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
+                               progress, desc=f"evaluate {name}")
+    pred.to_csv(out_dir / "predictions.csv", index=False)
+    metrics = metrics_from_predictions(pred, name, data.fold.name)
+    metrics.to_csv(out_dir / "metrics.csv", index=False)
+    return metrics
+
+
+def clean_training_audio(data: FoldData, cfg: StudyConfig, limit: int = 200) -> list[np.ndarray]:
+    audio = AudioCache(cfg.max_seconds)
+    rows = data.train.sample(min(limit, len(data.train)), random_state=cfg.seed)
+    return [audio.get(r.utt_id, r.path) for r in rows.itertuples()]

@@ -1,0 +1,174 @@
+"""Collect a study's metrics and write the paper's Tables 1–3 and the plots.
+
+Every UA cell is the mean over folds (in %, as in the paper) with the spread across
+folds (std) beside it. For synthetic-speech studies every table and plot says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .pipeline import MODEL_LABELS
+
+# The paper's own figures (UA %), shown beside ours for the paper preset.
+PAPER_TABLE1 = {  # factory noise
+    "teacher": [41.03, 53.95, 65.00, 71.55, 75.75, 77.78],
+    "student_unsup": [57.88, 61.68, 65.13, 67.78, 68.00, 72.18],
+    "student_sup": [63.98, 66.10, 68.50, 69.10, 69.57, 73.86],
+}
+PAPER_TABLE2 = {  # (baseline, MLKD) at 0, 5, 10, 15, 20 dB
+    "babble": ([45.12, 46.87, 53.01, 55.81, 56.12], [61.25, 66.90, 68.67, 69.40, 71.70]),
+    "f16": ([40.32, 41.03, 44.65, 48.11, 53.51], [61.00, 64.07, 68.40, 69.15, 70.62]),
+    "factory": ([42.71, 43.93, 46.01, 48.12, 49.13], [63.98, 66.10, 68.50, 69.10, 69.57]),
+    "hfchannel": ([45.01, 46.73, 48.12, 48.76, 50.98], [59.50, 64.65, 67.23, 70.35, 70.60]),
+    "volvo": ([48.93, 51.87, 54.76, 56.95, 59.10], [68.05, 69.18, 69.55, 70.25, 70.75]),
+}
+PAPER_TABLE3 = {"teacher": (360.17, 926.0), "student": (197.91, 444.0)}  # MiB, seconds for 507 utterances
+PAPER_SNRS = [0.0, 5.0, 10.0, 15.0, 20.0]
+SYNTHETIC_NOTE = ("Synthetic speech (demo preset): these numbers show that the pipeline works end to end; "
+                  "they are not the paper's figures.")
+
+
+def collect_metrics(study_dir: str | Path) -> pd.DataFrame:
+    """Concatenate every step's ``metrics.csv`` into ``<study>/metrics.csv`` (long format)."""
+    study_dir = Path(study_dir)
+    files = sorted(study_dir.glob("folds/*/*/metrics.csv"))
+    if not files:
+        raise FileNotFoundError(f"{study_dir}: no folds/*/*/metrics.csv yet — run the training notebooks first")
+    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    df = df[["model", "noise", "snr_db", "fold", "ua", "wa", "n"]].sort_values(["model", "noise", "snr_db", "fold"])
+    df.to_csv(study_dir / "metrics.csv", index=False)
+    return df
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over folds of UA and WA (in %) per model and condition."""
+    m = metrics.assign(snr_db=metrics["snr_db"].fillna(-1.0))
+    g = m.groupby(["model", "noise", "snr_db"])
+    out = g.agg(ua_mean=("ua", "mean"), ua_std=("ua", "std"), wa_mean=("wa", "mean"), wa_std=("wa", "std"),
+                folds=("fold", "nunique")).reset_index()
+    for c in ("ua_mean", "ua_std", "wa_mean", "wa_std"):
+        out[c] = 100 * out[c]
+    out["snr_db"] = out["snr_db"].replace(-1.0, np.nan)
+    return out
+
+
+def _cell(mean: float, std: float) -> str:
+    if np.isnan(mean):
+        return "–"
+    return f"{mean:.2f} ± {std:.2f}" if not np.isnan(std) else f"{mean:.2f}"
+
+
+def _lookup(summary: pd.DataFrame, model: str, noise: str, snr: float | None) -> tuple[float, float]:
+    sel = summary[(summary.model == model) & (summary.noise == noise)]
+    sel = sel[sel.snr_db.isna()] if snr is None else sel[np.isclose(sel.snr_db, snr)]
+    return (float(sel.ua_mean.iloc[0]), float(sel.ua_std.iloc[0])) if len(sel) else (np.nan, np.nan)
+
+
+def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", paper: bool = False) -> pd.DataFrame:
+    """Teacher / student without / with supervision on ``noise`` at each SNR and clean."""
+    cols = [f"SNR = {s:g} dB" for s in snrs] + ["clean speech"]
+    rows = []
+    for model in ("teacher", "student_unsup", "student_sup"):
+        cells = [_lookup(summary, model, noise, s) for s in snrs] + [_lookup(summary, model, "clean", None)]
+        rows.append({"model": MODEL_LABELS[model], **{c: _cell(*v) for c, v in zip(cols, cells)},
+                     **{f"{c} mean": v[0] for c, v in zip(cols, cells)}, **{f"{c} std": v[1] for c, v in zip(cols, cells)}})
+        if paper and list(snrs) == PAPER_SNRS:
+            rows.append({"model": MODEL_LABELS[model] + " (paper)",
+                         **{c: f"{v:.2f}" for c, v in zip(cols, PAPER_TABLE1[model])}})
+    return pd.DataFrame(rows)
+
+
+def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], paper: bool = False) -> pd.DataFrame:
+    """Baseline vs MLKD for each noise type and SNR, with per-type means over SNRs."""
+    rows = []
+    for s in list(snrs) + ["Mean"]:
+        row = {"SNR": f"{s:g} dB" if s != "Mean" else "Mean"}
+        for nt in noise_types:
+            for model, tag in (("baseline", "baseline"), ("student_sup", "MLKD")):
+                if s == "Mean":
+                    vals = [_lookup(summary, model, nt, x)[0] for x in snrs]
+                    mean, std = float(np.nanmean(vals)) if not all(np.isnan(vals)) else np.nan, np.nan
+                else:
+                    mean, std = _lookup(summary, model, nt, s)
+                row[f"{nt} {tag}"] = _cell(mean, std)
+                row[f"{nt} {tag} mean"] = mean
+                if paper and nt in PAPER_TABLE2 and list(snrs) == PAPER_SNRS:
+                    ref = PAPER_TABLE2[nt][0 if model == "baseline" else 1]
+                    row[f"{nt} {tag} (paper)"] = f"{(np.mean(ref) if s == 'Mean' else ref[snrs.index(s)]):.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table3(bench: dict, paper: bool = False) -> pd.DataFrame:
+    """Parameters (fp32 MiB) and inference time of teacher vs student, measured together."""
+    rows = [{"model": "Teacher", "param_mib": round(bench["teacher_mib"], 2), "time_s": round(bench["teacher_s"], 3)},
+            {"model": "Student", "param_mib": round(bench["student_mib"], 2), "time_s": round(bench["student_s"], 3)},
+            {"model": "Student / teacher", "param_mib": round(bench["student_mib"] / bench["teacher_mib"], 3),
+             "time_s": round(bench["ratio"], 3)}]
+    df = pd.DataFrame(rows)
+    df["utterances"] = bench["utterances"]
+    if paper:
+        df["param_mib (paper)"] = [PAPER_TABLE3["teacher"][0], PAPER_TABLE3["student"][0], round(197.91 / 360.17, 3)]
+        df["time_s (paper, 507 utt.)"] = [PAPER_TABLE3["teacher"][1], PAPER_TABLE3["student"][1], round(444 / 926, 3)]
+    return df
+
+
+def save_table(df: pd.DataFrame, study_dir: Path, name: str, title: str, synthetic: bool,
+               caption: str = "UA in % (mean ± std over folds).") -> Path:
+    """``name.csv`` (all columns, numbers included) and ``name.md`` (the readable cells)."""
+    df.to_csv(study_dir / f"{name}.csv", index=False)
+    shown = df[[c for c in df.columns if not c.endswith((" mean", " std"))]]
+    note = f"\n\n> {SYNTHETIC_NOTE}\n" if synthetic else "\n"
+    (study_dir / f"{name}.md").write_text(f"### {title}\n\n{caption}{note}\n"
+                                          + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+    return study_dir / f"{name}.md"
+
+
+def collect_predictions(study_dir: str | Path) -> pd.DataFrame:
+    """Every step's per-utterance predictions, with ``model`` and ``fold`` columns."""
+    parts = []
+    for f in sorted(Path(study_dir).glob("folds/*/*/predictions.csv")):
+        parts.append(pd.read_csv(f).assign(model=f.parent.name, fold=f.parent.parent.name))
+    if not parts:
+        raise FileNotFoundError(f"{study_dir}: no predictions yet")
+    return pd.concat(parts, ignore_index=True)
+
+
+def bench_inference(study_dir: str | Path, cfg) -> dict:
+    """Table 3's timing: the trained teacher and MLKD student of the first complete fold,
+    on the same test utterances, one after the other in this process."""
+    from .bench import compare_inference
+    from .data.dataset import AudioCache
+    from .pipeline import load_fold, step_dir
+    from .train import load_model, pick_device, set_threads
+    for fold_dir in sorted((Path(study_dir) / "folds").iterdir()):
+        t, s = fold_dir / "teacher" / "best.pt", fold_dir / "student_sup" / "best.pt"
+        if t.is_file() and s.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"{study_dir}: no fold with both a trained teacher and an MLKD student")
+    set_threads(cfg)
+    data = load_fold(cfg, fold_dir.name)
+    audio = AudioCache(cfg.max_seconds)
+    rows = data.test.head(cfg.bench_utterances)
+    waves = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
+    res = compare_inference(load_model(t), load_model(s), waves, pick_device(cfg))
+    return dict(res, fold=fold_dir.name, device=str(pick_device(cfg)), student_dir=str(step_dir(study_dir, fold_dir.name, "student_sup")))
+
+
+def write_study_readme(study_dir: Path, tables: list[Path], plots: list[Path], synthetic: bool) -> Path:
+    """``<study>/README.md``: the three tables and links to the plots and notebooks."""
+    parts = [f"# Study `{study_dir.name}`\n"]
+    if synthetic:
+        parts.append(f"> {SYNTHETIC_NOTE}\n")
+    parts += [t.read_text() for t in tables]
+    parts.append("## Plots\n" + "\n".join(f"![{p.stem}]({p.relative_to(study_dir)})" for p in plots))
+    nbs = sorted(study_dir.glob("*.ipynb")) + sorted(study_dir.glob("folds/*/*.ipynb"))
+    parts.append("## Executed notebooks\n" + "\n".join(f"- {n.relative_to(study_dir)}" for n in nbs))
+    path = study_dir / "README.md"
+    path.write_text("\n\n".join(parts) + "\n")
+    return path

@@ -1,0 +1,232 @@
+"""``mlkd study``: the whole study as papermill batches of the numbered notebooks.
+
+Plan: data preparation once; per fold the teacher, then (in parallel where
+``--jobs`` allows) the VAD + NMF baseline and the two students; the analysis last.
+Each step is one notebook executed by papermill in its own process; its executed
+copy is kept under the study folder, failed or not. A step whose ``done.json``
+exists is skipped, so a killed study resumes (and training inside a step resumes
+from its last epoch checkpoint). A failed step does not stop the steps that do not
+depend on it; the command exits non-zero with a summary at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import StudyConfig, load_config, make_config
+from .pipeline import is_done, step_dir
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# keys that may change between runs of one study without invalidating finished steps
+RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size"}
+
+
+@dataclass
+class Step:
+    name: str
+    notebook: str
+    params: dict
+    done_dir: Path
+    output: Path
+    deps: list[str] = field(default_factory=list)
+    always_last: bool = False
+
+
+@dataclass
+class Outcome:
+    status: str  # "ok", "skipped" (already complete), "failed", "blocked" (a dependency failed)
+    wall_s: float = 0.0
+    error: str = ""
+
+
+def plan_fold_steps(study: Path, preset: str, folds: list[str]) -> list[Step]:
+    steps = []
+    for fold in folds:
+        base = dict(study_dir=str(study), preset=preset, fold=fold)
+        fdir = study / "folds" / fold
+        teacher = f"{fold}/teacher"
+        steps.append(Step(teacher, "02_train_teacher.ipynb", base, step_dir(study, fold, "teacher"),
+                          fdir / "02_train_teacher.ipynb"))
+        steps.append(Step(f"{fold}/baseline", "02b_baseline_vad_nmf.ipynb", base, step_dir(study, fold, "baseline"),
+                          fdir / "02b_baseline_vad_nmf.ipynb", [teacher]))
+        for sup, model in ((True, "student_sup"), (False, "student_unsup")):
+            steps.append(Step(f"{fold}/{model}", "03_distill_student.ipynb", dict(base, supervision=sup),
+                              step_dir(study, fold, model), fdir / f"03_distill_student_{model}.ipynb", [teacher]))
+    return steps
+
+
+def run_notebook(step: Step, log_dir: Path) -> Outcome:
+    """Execute one notebook with papermill in a fresh process; keep the executed copy."""
+    step.output.parent.mkdir(parents=True, exist_ok=True)
+    params = log_dir / f"{step.name.replace('/', '_')}.params.json"
+    params.write_text(json.dumps(step.params))
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / step.notebook), str(step.output),
+                           "-f", str(params), "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"],
+                          capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        err = next((ln for ln in reversed(lines) if "Error" in ln or "Exception" in ln), lines[-1] if lines else "")
+        return Outcome("failed", wall, err.strip())
+    if not is_done(step.done_dir):
+        return Outcome("failed", wall, f"notebook finished without writing {step.done_dir / 'done.json'}")
+    return Outcome("ok", wall)
+
+
+def _versions() -> dict:
+    pkgs = ["torch", "torchaudio", "transformers", "numpy", "scipy", "pandas", "papermill", "webrtcvad-wheels"]
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for p in pkgs:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=NOTEBOOKS.parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _check_same_study(path: Path, cfg: StudyConfig) -> None:
+    if not path.is_file():
+        return
+    old = load_config(path).to_json()
+    changed = sorted(k for k, v in cfg.to_json().items() if k not in RUNTIME_KEYS and old.get(k) != v)
+    if changed:
+        raise ValueError(f"{path.parent} holds a study run with other settings ({', '.join(changed)}): "
+                         f"use another --out, or --force to rerun every step with the new settings")
+
+
+def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
+    """Run ``steps`` respecting dependencies, ``jobs`` at a time; skip complete ones."""
+    outcomes: dict[str, Outcome] = {}
+    pending = [s for s in steps if not s.always_last]
+    last = [s for s in steps if s.always_last]
+    bar = tqdm(total=len(steps), desc="study", unit="step", file=sys.stdout)
+    t_start = time.time()
+
+    def finish(step: Step, out: Outcome) -> None:
+        outcomes[step.name] = out
+        bar.update(1)
+        done = len(outcomes)
+        eta = (time.time() - t_start) / done * (len(steps) - done)
+        msg = {"ok": f"done in {out.wall_s:.0f} s", "skipped": "already complete", "failed": f"FAILED: {out.error}",
+               "blocked": "not run: a step it needs failed"}[out.status]
+        tqdm.write(f"[{done}/{len(steps)}] {step.name}: {msg}  (elapsed {time.time() - t_start:.0f} s, "
+                   f"~{eta:.0f} s left)", file=sys.stdout)
+        if on_done:
+            on_done(outcomes)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        running = {}
+        while pending or running:
+            for s in list(pending):
+                dep_status = [outcomes.get(d) for d in s.deps]
+                if any(o is not None and o.status in ("failed", "blocked") for o in dep_status):
+                    pending.remove(s)
+                    finish(s, Outcome("blocked"))
+                elif all(o is not None for o in dep_status):
+                    if not force and is_done(s.done_dir):
+                        pending.remove(s)
+                        finish(s, Outcome("skipped"))
+                    elif len(running) < max(1, jobs):
+                        pending.remove(s)
+                        running[pool.submit(run_notebook, s, log_dir)] = s
+            if running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    finish(running.pop(fut), fut.result())
+    for s in last:  # the analysis: reports on whatever finished, so one failed fold loses no table
+        stale = any(o.status == "ok" for o in outcomes.values())
+        if not force and not stale and is_done(s.done_dir):
+            finish(s, Outcome("skipped"))
+        else:
+            finish(s, run_notebook(s, log_dir))
+    bar.close()
+    return outcomes
+
+
+def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
+              jobs: int = 1, force: bool = False) -> int:
+    """Plan and run a study; write ``run.json``; return the exit code (0: every step ok)."""
+    study = Path(out or f"results/{preset}").resolve()
+    overrides = dict(overrides or {})
+    if folds and folds != "all":
+        overrides["folds"] = folds
+    if jobs > 1 and "threads" not in overrides:
+        overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+    cfg = make_config(preset, **overrides)
+    cfg = dataclasses.replace(cfg, data_dir=str(Path(cfg.data_dir).resolve()))
+    config_path = study / "config.json"
+    if not force:
+        _check_same_study(config_path, cfg)
+    study.mkdir(parents=True, exist_ok=True)
+    cfg.save(config_path)
+    log_dir = study / "logs"
+    log_dir.mkdir(exist_ok=True)
+    t0 = time.time()
+    base = dict(study_dir=str(study), preset=cfg.preset)
+    data_step = Step("data", "01_data_prep.ipynb", base, study / "data", study / "01_data_prep.ipynb")
+    outcomes = execute([data_step], 1, log_dir, force)
+    steps = [data_step]
+    if outcomes["data"].status in ("ok", "skipped"):
+        from .pipeline import fold_names
+        steps += plan_fold_steps(study, cfg.preset, fold_names(cfg))
+        steps.append(Step("analysis", "04_analysis.ipynb", dict(study_dir=str(study)), study / "analysis",
+                          study / "04_analysis.ipynb", always_last=True))
+
+        def record(done):
+            write_run_json(study, cfg, {**outcomes, **done}, steps, time.time() - t0)
+
+        outcomes.update(execute(steps[1:], jobs, log_dir, force, on_done=record))
+    wall = time.time() - t0
+    write_run_json(study, cfg, outcomes, steps, wall)
+    failed = {k: o for k, o in outcomes.items() if o.status in ("failed", "blocked")}
+    print(f"\nstudy {study}: {len(outcomes)} steps in {wall:.0f} s — "
+          f"{sum(o.status == 'ok' for o in outcomes.values())} run, "
+          f"{sum(o.status == 'skipped' for o in outcomes.values())} already complete, {len(failed)} failed or blocked")
+    for name, o in failed.items():
+        nb = next(s.output for s in steps if s.name == name)
+        print(f"  {name}: {o.status}" + (f" — {o.error}\n    executed notebook: {nb}" if o.status == "failed" else ""))
+    return 1 if failed else 0
+
+
+def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], steps: list[Step], wall: float) -> None:
+    """``run.json``: config, versions, seeds, git commit and wall time per step and in all.
+    Wall times of steps skipped in this run are kept from the run that did them."""
+    path = study / "run.json"
+    old = json.loads(path.read_text()).get("steps", {}) if path.is_file() else {}
+    record = {}
+    for s in steps:
+        o = outcomes.get(s.name)
+        if o is None:
+            continue
+        if o.status == "skipped" and s.name in old:
+            record[s.name] = dict(old[s.name], status="skipped (complete)")
+        else:
+            record[s.name] = {"status": o.status, "wall_s": round(o.wall_s, 2), "notebook": str(s.output),
+                              **({"error": o.error} if o.error else {})}
+    work = sum(r.get("wall_s", 0.0) for r in record.values())
+    path.write_text(json.dumps({
+        "study": str(study), "preset": cfg.preset, "wall_s": round(wall, 2), "steps_wall_s_sum": round(work, 2),
+        "seeds": {"seed": cfg.seed, "synth_seed": cfg.synth_seed}, "git_commit": _git_commit(),
+        "versions": _versions(), "config": cfg.to_json(), "steps": record,
+        "command": " ".join(sys.argv)}, indent=2))
