@@ -28,7 +28,7 @@ EPS = 1e-10
 def stft_mag_phase(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     spec = torch.stft(torch.from_numpy(np.asarray(x, dtype=np.float32)), N_FFT, HOP, window=torch.hann_window(N_FFT),
                       return_complex=True, center=True)
-    return spec.abs().numpy().astype(np.float64), torch.angle(spec).numpy()
+    return spec.abs().numpy(), torch.angle(spec).numpy()  # float32: NMF needs no more
 
 
 def istft(mag: np.ndarray, phase: np.ndarray, length: int) -> np.ndarray:
@@ -55,8 +55,8 @@ def nmf(V: np.ndarray, k: int, iters: int, rng: np.random.Generator, W: np.ndarr
     """KL-NMF V ≈ W H by multiplicative updates. The first ``fixed_cols`` columns of a given
     ``W`` stay fixed (the learned bases); the rest, if any, are learned."""
     f, t = V.shape
-    W = rng.random((f, k)) + EPS if W is None else W.copy()
-    H = rng.random((W.shape[1], t)) + EPS
+    W = (rng.random((f, k), dtype=np.float32) + EPS) if W is None else W.astype(np.float32)
+    H = rng.random((W.shape[1], t), dtype=np.float32) + EPS
     for _ in range(iters):
         WH = W @ H + EPS
         H *= (W.T @ (V / WH)) / (W.sum(0)[:, None] + EPS)
@@ -73,12 +73,12 @@ class VadNmfEnhancer:
     speech_basis: np.ndarray
     noise_components: int = 8
     aggressiveness: int = 2
-    iters: int = 40
+    iters: int = 25
     seed: int = 0
 
     @classmethod
     def fit(cls, clean_waves: list[np.ndarray], speech_components: int = 32, noise_components: int = 8,
-            aggressiveness: int = 2, iters: int = 60, seed: int = 0, max_frames: int = 20_000) -> VadNmfEnhancer:
+            aggressiveness: int = 2, iters: int = 50, seed: int = 0, max_frames: int = 4_000) -> VadNmfEnhancer:
         """Learn the speech basis from the speech frames of clean training utterances."""
         if not clean_waves:
             raise ValueError("the NMF speech basis needs clean training speech")
@@ -92,14 +92,14 @@ class VadNmfEnhancer:
             V = V[:, rng.choice(V.shape[1], max_frames, replace=False)]
         W, _ = nmf(V, speech_components, iters, rng)
         W /= W.sum(0, keepdims=True) + EPS
-        return cls(W, noise_components, aggressiveness, 40, seed)
+        return cls(W, noise_components, aggressiveness, seed=seed)
 
     def noise_basis(self, mag: np.ndarray, speech: np.ndarray, rng) -> np.ndarray:
         quiet = ~speech
         if quiet.sum() < 5:  # the VAD hears speech everywhere: take the quietest frames
             energy = mag.sum(0)
             quiet = energy <= np.quantile(energy, 0.2)
-        W, _ = nmf(mag[:, quiet], self.noise_components, 40, rng)
+        W, _ = nmf(mag[:, quiet], self.noise_components, self.iters, rng)
         return W / (W.sum(0, keepdims=True) + EPS)
 
     def __call__(self, noisy: np.ndarray) -> np.ndarray:

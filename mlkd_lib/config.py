@@ -37,7 +37,7 @@ class StudyConfig:
     model: str = "tiny"  # "tiny", "micro", "base" (random weights) or a local wav2vec 2.0 folder
     student_layers: int = 6
     # --- training (AdamW; paper: batch 8, 200 epochs, T=7, alpha=0.7)
-    teacher_epochs: int = 10
+    teacher_epochs: int = 8
     student_epochs: int = 6
     batch_size: int = 16
     lr: float = 1e-3  # encoder learning rate

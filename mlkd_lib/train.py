@@ -123,6 +123,17 @@ class TeacherTargets:
         return hidden, torch.stack([lg for _, lg in got]).to(self.device)
 
 
+def bucketed_batches(lengths, batch_size: int, generator: torch.Generator, window: int = 8) -> list[list[int]]:
+    """Shuffled batches of similar-length utterances, so that little compute goes to padding:
+    shuffle, sort within windows of ``window`` batches by length, cut into batches, shuffle those."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    for s in range(0, len(order), batch_size * window):
+        chunk = sorted(order[s:s + batch_size * window], key=lambda i: lengths[i])
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 @dataclass
 class TrainResult:
     best_path: Path
@@ -233,7 +244,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         model.train()
         train_ds.set_epoch(epoch)
         order = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=order, collate_fn=collate)
+        batches = bucketed_batches(train_df["duration_s"].to_numpy(), cfg.batch_size, order)
+        loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate)
         sums, n_batches, t_epoch = {}, 0, time.time()
         for b in tqdm(loader, desc=f"{role} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
             x = b["clean" if role == "teacher" else "noisy"].to(device)

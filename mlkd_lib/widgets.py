@@ -7,12 +7,14 @@ noisier than 20 dB), never autoplay or loop, and sliders act on release only.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from matplotlib.figure import Figure
 
 from .audio import SAMPLE_RATE
 from .data.dataset import CLEAN, AudioCache, condition_rng
@@ -25,15 +27,43 @@ def wav_bytes(x: np.ndarray, gain: float) -> bytes:
     return buf.getvalue()
 
 
-def player(x: np.ndarray, gain: float, label: str) -> W.VBox:
-    audio = W.Audio(value=wav_bytes(x, gain), format="wav", autoplay=False, loop=False)
-    return W.VBox([W.Label(label), audio])
+def audio_player() -> W.Audio:
+    return W.Audio(format="wav", autoplay=False, loop=False, layout=W.Layout(width="260px"))
 
 
 def shared_gain(*signals: np.ndarray) -> float:
     """One gain for all players of a view: the loudest signal peaks at 0.9."""
     peak = max(float(np.max(np.abs(s))) for s in signals)
     return 0.9 / peak if peak > 0 else 1.0
+
+
+def figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def spectrogram_png(signals: dict[str, np.ndarray], title: str) -> bytes:
+    """Waveform over spectrogram, one column per signal, as PNG bytes for an Image widget
+    (no Output widget: it also runs headless under papermill and Voilà). Drawn with the
+    Figure API at screen resolution: about 0.4 s for three signals, so updates stay snappy."""
+    fig = Figure(figsize=(3.3 * len(signals), 3.2), dpi=72)
+    axes = fig.subplots(2, len(signals), squeeze=False, gridspec_kw={"height_ratios": [1, 2]}, sharex=True)
+    peak = max(float(np.max(np.abs(x))) for x in signals.values()) or 1.0
+    for c, (name, x) in enumerate(signals.items()):
+        t = np.arange(len(x)) / SAMPLE_RATE
+        axes[0][c].plot(t[::4], x[::4], lw=0.4)
+        axes[0][c].set_ylim(-peak, peak)
+        axes[0][c].set_title(name, fontsize=9)
+        axes[1][c].specgram(x, NFFT=512, Fs=SAMPLE_RATE, noverlap=352, cmap="magma", vmin=-140)
+        axes[1][c].set_xlabel("time (s)")
+    axes[1][0].set_ylabel("Hz")
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.86, wspace=0.25, hspace=0.15)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def noisy_version(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | None, bank: dict, seed: int,
@@ -47,28 +77,274 @@ def noisy_version(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | No
 def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: str = "p56") -> W.VBox:
     """Pick an utterance, a noise type and an SNR; hear and see clean vs noisy."""
     audio = AudioCache()
+    rows = manifest.set_index("utt_id")
     utt = W.Dropdown(options=list(manifest.utt_id), description="utterance")
     noise = W.Dropdown(options=sorted(bank), description="noise")
     snr = W.SelectionSlider(options=[float(s) for s in snrs], value=float(snrs[0]), description="SNR (dB)",
                             continuous_update=False)
-    out = W.Output()
+    clean_player, noisy_player = audio_player(), audio_player()
+    noisy_label = W.Label()
+    image = W.Image(format="png")
 
     def show(_=None):
-        row = manifest.set_index("utt_id").loc[utt.value]
+        row = rows.loc[utt.value]
         clean = audio.get(utt.value, row.path)
-        noisy = noisy_version(clean, utt.value, noise.value, snr.value, bank, seed, level)
+        noisy = noisy_version(clean, utt.value, noise.value, snr.value, bank, seed, level,
+                              audio.level_db(utt.value, row.path, level))
         gain = shared_gain(clean, noisy)
-        out.clear_output(wait=True)
-        with out:
-            fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), sharey=True)
-            for ax, x, t in zip(axes, (clean, noisy), ("clean", f"{noise.value} {snr.value:g} dB")):
-                ax.specgram(x, NFFT=512, Fs=SAMPLE_RATE, noverlap=352, cmap="magma", vmin=-140)
-                ax.set_title(f"{utt.value} ({row.emotion}) — {t}", fontsize=9)
-            plt.show()
-            from IPython.display import display
-            display(W.HBox([player(clean, gain, "clean"), player(noisy, gain, f"{noise.value} at {snr.value:g} dB")]))
+        clean_player.value, noisy_player.value = wav_bytes(clean, gain), wav_bytes(noisy, gain)
+        noisy_label.value = f"{noise.value} at {snr.value:g} dB"
+        image.value = spectrogram_png({"clean": clean, noisy_label.value: noisy}, f"{utt.value} ({row.emotion})")
 
     for w in (utt, noise, snr):
         w.observe(show, names="value")
     show()
-    return W.VBox([W.HBox([utt, noise, snr]), out])
+    players = W.HBox([W.VBox([W.Label("clean"), clean_player]), W.VBox([noisy_label, noisy_player])])
+    return W.VBox([W.HBox([utt, noise, snr]), players, image])
+
+
+# ------------------------------------------------------------------ the study explorer
+
+MODEL_ORDER = ("teacher", "student_unsup", "student_sup", "baseline")
+
+
+class StudyModels:
+    """The trained models of a study's folds, loaded on first use and kept; says what is missing."""
+
+    def __init__(self, study_dir: Path, cfg):
+        self.study_dir, self.cfg = Path(study_dir), cfg
+        self._models: dict[tuple[str, str], object] = {}
+        self._enhancers: dict[str, object] = {}
+
+    def missing(self, fold: str) -> list[str]:
+        from .pipeline import step_dir
+        need = {"teacher": "teacher/best.pt", "student_unsup": "student_unsup/best.pt",
+                "student_sup": "student_sup/best.pt", "baseline": "baseline/speech_basis.npy"}
+        return [f"{m} ({step_dir(self.study_dir, fold, m.split('/')[0]).parent / p})"
+                for m, p in need.items() if not (self.study_dir / "folds" / fold / p).is_file()]
+
+    def model(self, fold: str, name: str):
+        from .train import load_model
+        key = (fold, name)
+        if key not in self._models:
+            self._models[key] = load_model(self.study_dir / "folds" / fold / name / "best.pt").eval()
+        return self._models[key]
+
+    def enhancer(self, fold: str):
+        from .baseline import VadNmfEnhancer
+        if fold not in self._enhancers:
+            basis = np.load(self.study_dir / "folds" / fold / "baseline" / "speech_basis.npy")
+            self._enhancers[fold] = VadNmfEnhancer(basis, self.cfg.nmf_noise_components, self.cfg.vad_aggressiveness,
+                                                   seed=self.cfg.seed)
+        return self._enhancers[fold]
+
+
+def class_probabilities(model, x: np.ndarray) -> np.ndarray:
+    import torch
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32))[None]).logits
+    return torch.softmax(logits, -1)[0].numpy()
+
+
+def predictions_html(true_label: str, probs: dict[str, np.ndarray | None], notes: list[str]) -> str:
+    """A table: one row per model, a bar per class, the predicted class in bold."""
+    from .models import EMOTIONS
+    from .pipeline import MODEL_LABELS
+    head = "".join(f"<th style='padding:2px 8px'>{e}</th>" for e in EMOTIONS)
+    rows = []
+    for name, p in probs.items():
+        if p is None:
+            rows.append(f"<tr><td>{MODEL_LABELS[name]}</td><td colspan={len(EMOTIONS)}><i>not trained</i></td></tr>")
+            continue
+        best = int(np.argmax(p))
+        cells = "".join(
+            f"<td style='padding:2px 8px'><div style='background:#4c72b0;height:10px;width:{60 * v:.0f}px'></div>"
+            f"{'<b>' if i == best else ''}{v:.2f}{'</b>' if i == best else ''}</td>" for i, v in enumerate(p))
+        mark = "✔" if EMOTIONS[best] == true_label else "✘"
+        full = ",".join(f"{v:.6f}" for v in p)  # full precision, for tests and for copying
+        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{MODEL_LABELS[name]}</td>{cells}"
+                    f"<td>{mark} {EMOTIONS[best]}</td></tr>")
+    note = "".join(f"<div style='color:#a33'>{n}</div>" for n in notes)
+    return (f"<div><b>true label: {true_label}</b>{note}<table><tr><th>model</th>{head}<th>prediction</th></tr>"
+            + "".join(rows) + "</table></div>")
+
+
+class Explorer:
+    """Filter utterances, choose a noise and an SNR, hear clean / noisy / enhanced audio, and see
+    each model's class probabilities for exactly the noisy audio the study evaluated."""
+
+    def __init__(self, study_dir: str | Path):
+        from .config import load_config
+        from .data.manifest import read_manifest
+        from .data.noise import load_noise_bank
+        self.study_dir = Path(study_dir)
+        self.cfg = load_config(self.study_dir / "config.json")
+        self.manifest = read_manifest(self.cfg.manifest_path)
+        self.bank = load_noise_bank(self.cfg.noise_dir, self.cfg.noise_types)
+        self.folds = sorted(p.name for p in (self.study_dir / "folds").iterdir() if p.is_dir()) \
+            if (self.study_dir / "folds").is_dir() else []
+        if not self.folds:
+            raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<speaker>/...): run `mlkd study`")
+        self.models = StudyModels(self.study_dir, self.cfg)
+        self.audio = AudioCache(self.cfg.max_seconds)
+        self._cache: dict[tuple, tuple] = {}
+        self.last_update_s = 0.0
+
+    def conditions(self) -> list[tuple[str, float | None]]:
+        return [(n, float(s)) for n in self.cfg.noise_types for s in self.cfg.snrs]
+
+    def compute(self, fold: str, utt_id: str, noise: str, snr: float | None):
+        """(clean, noisy, enhanced, {model: probs}, notes) for one choice; cached."""
+        key = (fold, utt_id, noise, snr)
+        if key not in self._cache:
+            row = self.manifest.set_index("utt_id").loc[utt_id]
+            clean = self.audio.get(utt_id, row.path)
+            noisy = noisy_version(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
+                                  None if noise == CLEAN else self.audio.level_db(utt_id, row.path, self.cfg.level))
+            missing = self.models.missing(fold)
+            have = {m for m in MODEL_ORDER if not any(x.startswith(m + " ") for x in missing)}
+            enhanced = self.models.enhancer(fold)(noisy) if "baseline" in have else None
+            probs = {}
+            for m in MODEL_ORDER:
+                if m == "baseline":
+                    ok = "baseline" in have and "teacher" in have
+                    probs[m] = class_probabilities(self.models.model(fold, "teacher"), enhanced) if ok else None
+                else:
+                    probs[m] = class_probabilities(self.models.model(fold, m), noisy) if m in have else None
+            notes = [f"missing: {x}" for x in missing]
+            self._cache[key] = (clean, noisy, enhanced, probs, notes)
+        return self._cache[key]
+
+    def view(self, fold: str, utt_id: str, noise: str, snr: float | None) -> dict:
+        """Everything one choice shows (player audio, figure, prediction table), rendered once and kept."""
+        key = ("view", fold, utt_id, noise, snr)
+        if key not in self._cache:
+            cond_noise = CLEAN if snr is None else noise
+            clean, noisy, enhanced, probs, notes = self.compute(fold, utt_id, cond_noise, snr)
+            shown = {"clean": clean, "noisy": noisy} | ({"enhanced": enhanced} if enhanced is not None else {})
+            gain = shared_gain(*shown.values())
+            cond = "clean" if snr is None else f"{noise} {snr:g} dB"
+            png = spectrogram_png({"clean": clean, f"noisy ({cond})": noisy}
+                                  | ({"VAD + NMF": enhanced} if enhanced is not None else {}), utt_id)
+            true = self.manifest.set_index("utt_id").loc[utt_id, "emotion"]
+            self._cache[key] = {"wavs": {k: wav_bytes(x, gain) for k, x in shown.items()}, "cond": cond,
+                                "png": png, "html": predictions_html(true, probs, notes)}
+        return self._cache[key]
+
+    def widget(self) -> W.Tab:
+        import time
+        speakers = self.folds  # a fold is named after its held-out test speaker
+        fold = W.Dropdown(options=self.folds, description="fold")
+        speaker = W.Dropdown(options=speakers, description="speaker")
+        emotion = W.Dropdown(options=["all", "neu", "hap", "ang", "sad"], description="emotion")
+        utt = W.Dropdown(description="utterance", layout=W.Layout(width="420px"))
+        noise = W.Dropdown(options=list(self.cfg.noise_types), description="noise")
+        snr_options = [(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)]
+        snr = W.SelectionSlider(options=snr_options, value=float(self.cfg.snrs[0]), description="SNR",
+                                continuous_update=False)
+        players = {k: audio_player() for k in ("clean", "noisy", "enhanced")}
+        labels = {k: W.Label(k) for k in players}
+        image = W.Image(format="png")
+        preds = W.HTML()
+        preds.add_class("mlkd-predictions")
+        status = W.HTML()
+        status.add_class("mlkd-status")
+        busy = {"on": False}
+
+        def refresh_utterances(_=None):
+            sel = self.manifest[self.manifest.speaker == speaker.value]
+            if emotion.value != "all":
+                sel = sel[sel.emotion == emotion.value]
+            utt.options = list(sel.utt_id)
+            if utt.options and utt.value not in utt.options:
+                utt.value = utt.options[0]
+
+        def sync(source):
+            def handler(change):
+                if busy["on"]:
+                    return
+                busy["on"] = True
+                (speaker if source is fold else fold).value = change["new"]
+                busy["on"] = False
+                refresh_utterances()
+            return handler
+
+        def update(_=None):
+            if not utt.value:
+                preds.value = "<i>no utterance matches the filters</i>"
+                return
+            t0 = time.perf_counter()
+            view = self.view(fold.value, utt.value, noise.value, snr.value)
+            for k, data in view["wavs"].items():
+                players[k].value = data
+            labels["noisy"].value, labels["enhanced"].value = f"noisy: {view['cond']}", f"VAD + NMF enhanced: {view['cond']}"
+            image.value, preds.value = view["png"], view["html"]
+            self.last_update_s = time.perf_counter() - t0
+            status.value = f"<small>fold {fold.value} · {view['cond']} · updated in {1000 * self.last_update_s:.0f} ms</small>"
+
+        fold.observe(sync(fold), names="value")
+        speaker.observe(sync(speaker), names="value")
+        emotion.observe(refresh_utterances, names="value")
+        for w in (utt, noise, snr):
+            w.observe(update, names="value")
+        refresh_utterances()
+        update()
+        listen = W.VBox([
+            W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]),
+            W.HBox([W.VBox([labels[k], players[k]]) for k in players]),
+            preds, status, image])
+        return W.Tab(children=[listen, self.results_panel()], titles=["Listen", "Results"])
+
+    def results_panel(self) -> W.VBox:
+        """The study's plots, and UA against SNR for a chosen model and noise type."""
+        plots_dir = self.study_dir / "plots"
+        items = []
+        for name in ("ua_vs_snr", "confusion", "mlkd_minus_baseline"):
+            f = plots_dir / f"{name}.png"
+            items.append(W.Image(value=f.read_bytes(), format="png", layout=W.Layout(max_width="100%"))
+                         if f.is_file() else W.HTML(f"<i>{f} not made yet: run the analysis (04_analysis)</i>"))
+        metrics_file = self.study_dir / "metrics.csv"
+        if not metrics_file.is_file():
+            return W.VBox([W.HTML(f"<i>{metrics_file} not made yet</i>"), *items])
+        from .report import summarise
+        summary = summarise(pd.read_csv(metrics_file))
+        model = W.Dropdown(options=[m for m in MODEL_ORDER if m in set(summary.model)], description="model")
+        noise = W.Dropdown(options=sorted(set(summary.noise) - {CLEAN}), description="noise")
+        chart = W.Image(format="png")
+
+        def draw(_=None):
+            d = summary[(summary.model == model.value) & (summary.noise == noise.value)].sort_values("snr_db")
+            fig, ax = plt.subplots(figsize=(4.5, 3))
+            ax.errorbar(d.snr_db, d.ua_mean, yerr=d.ua_std.fillna(0), marker="o", capsize=3)
+            clean = summary[(summary.model == model.value) & (summary.noise == CLEAN)]
+            if len(clean):
+                ax.axhline(clean.ua_mean.iloc[0], ls="--", c="grey", label="clean")
+                ax.legend()
+            ax.set(xlabel="SNR (dB)", ylabel="UA % (mean ± std over folds)", ylim=(0, 100),
+                   title=f"{model.value}, {noise.value}")
+            chart.value = figure_png(fig)
+
+        model.observe(draw, names="value")
+        noise.observe(draw, names="value")
+        draw()
+        return W.VBox([W.HBox([model, noise]), chart, *items])
+
+
+def explorer(study_dir: str | Path):
+    """The explorer widget, or a clear message saying what the study folder lacks."""
+    try:
+        return Explorer(study_dir).widget()
+    except FileNotFoundError as err:
+        return W.HTML(f"<div class='mlkd-status' style='color:#a33'><b>Cannot open the study:</b> {err}</div>")
+
+
+def serve(study_dir: str | Path, port: int = 8866) -> None:
+    """Serve notebooks/05_listen.ipynb as a page with Voilà on localhost (no code shown)."""
+    import os
+    import subprocess
+    import sys
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "05_listen.ipynb"
+    env = dict(os.environ, MLKD_STUDY=str(Path(study_dir).resolve()))
+    print(f"serving {notebook.name} for {study_dir} at http://127.0.0.1:{port}/  (Ctrl-C stops)")
+    subprocess.run([sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
+                    "--Voila.ip=127.0.0.1", "--theme=light"], env=env, check=False)

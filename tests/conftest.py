@@ -1,0 +1,47 @@
+"""Shared fixtures: a small synthetic corpus and noise bank, made once per test session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlkd_lib.config import make_config
+from mlkd_lib.data.manifest import read_manifest
+from mlkd_lib.data.noise import load_noise_bank, write_noise_bank
+from mlkd_lib.data.synthetic import make_synthetic_corpus
+
+
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory):
+    """10 speakers × 4 emotions × 2 utterances, and a 5-second five-type noise bank."""
+    root = tmp_path_factory.mktemp("micro")
+    make_synthetic_corpus(root / "synthetic", seed=0, per_class=2, progress=False)
+    write_noise_bank(root / "noise", seed=0, seconds=5.0)
+    cfg = make_config("micro", data_dir=str(root), threads=1)
+    return cfg, read_manifest(cfg.manifest_path), load_noise_bank(cfg.noise_dir)
+
+
+@pytest.fixture(scope="session")
+def micro_study(tmp_path_factory):
+    """One fold of the micro study, run through the real notebooks by papermill (about a minute)."""
+    from mlkd_lib.study import run_study
+    root = tmp_path_factory.mktemp("study")
+    study, overrides = root / "study", {"data_dir": str(root / "data")}
+    code = run_study("micro", str(study), "Ses01F", overrides, jobs=2)
+    return study, overrides, code
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def speech_like(rng, seconds=1.5, sr=16_000, pause_s=0.4):
+    """Syllable-rate amplitude-modulated harmonics with silent pauses at both ends."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    voiced = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / sr) / k for k in range(1, 6))
+    env = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 0.5
+    x = 0.2 * voiced * env + 0.002 * rng.standard_normal(len(t))
+    pause = np.zeros(int(pause_s * sr))
+    return np.concatenate([pause, x, pause]).astype(np.float32)

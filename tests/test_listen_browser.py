@@ -1,0 +1,98 @@
+"""`mlkd listen` in a real browser: headless Chromium (Debian's) driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# the flags that keep Chromium quiet on a machine without internet
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def listen_page(micro_study):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is needed for the browser test: `make test` installs it as root "
+                    "(apt-get install chromium)")
+    study, _, _ = micro_study
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlkd_lib", "listen", "--study", str(study), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "api", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url, chromium
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def _rows(page) -> dict[str, str]:
+    rows = page.locator(".mlkd-predictions .mlkd-row")
+    return {rows.nth(i).get_attribute("data-model"): rows.nth(i).get_attribute("data-probs")
+            for i in range(rows.count())}
+
+
+@pytest.mark.slow
+def test_listen_page_plays_audio_and_updates_predictions(listen_page):
+    from playwright.sync_api import expect, sync_playwright
+    url, chromium = listen_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        page.goto(url, timeout=120_000)
+        rows = page.locator(".mlkd-predictions .mlkd-row")
+        expect(rows).to_have_count(4, timeout=120_000)  # teacher, both students, baseline
+        assert page.locator("audio").count() == 3  # clean, noisy, enhanced
+        assert all(page.locator("audio").nth(i).get_attribute("src") for i in range(3))
+        status = page.locator(".mlkd-status")
+        expect(status).to_contain_text("0 dB")
+        first = _rows(page)
+        assert set(first) == {"teacher", "student_unsup", "student_sup", "baseline"}
+
+        # another utterance, of another emotion: the true label and the predictions change
+        utterance = page.locator("select").nth(3)
+        options = utterance.locator("option").all_inner_texts()
+        other = next(o for o in options if "_sad_" in o)
+        utterance.select_option(label=other)
+        expect(status).to_contain_text("updated in")
+        expect(page.locator(".mlkd-predictions")).to_contain_text("true label: sad", timeout=30_000)
+        second = _rows(page)
+        assert second != first
+
+        # the SNR slider, moved by keyboard as a person would: 0 dB → 20 dB
+        handle = page.locator(".noUi-handle").first
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        expect(status).to_contain_text("20 dB", timeout=30_000)
+        expect(page.locator("text=noisy: babble 20 dB")).to_be_visible()
+        third = _rows(page)
+        assert third != second and all(third.values())
+        took = status.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "listen.png"), full_page=True)
+        browser.close()
+    print(f"\nexplorer page: {took}; screenshot {ARTIFACTS / 'listen.png'}")

@@ -1,0 +1,88 @@
+"""The study runner: papermill over the real notebooks, failures isolated, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from mlkd_lib.config import make_config, parse_set
+from mlkd_lib.study import Step, execute, run_study
+
+
+def _notebook(path, code):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    params = nbformat.v4.new_code_cell("done_dir = ''")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, path)
+    return str(path)
+
+
+def test_a_failing_step_leaves_the_others_running(tmp_path):
+    ok = _notebook(tmp_path / "ok.ipynb", "import json, pathlib\np = pathlib.Path(done_dir); p.mkdir(parents=True)\n"
+                                          "(p / 'done.json').write_text('{}')")
+    bad = _notebook(tmp_path / "bad.ipynb", "raise RuntimeError('the corpus is on fire')")
+    steps = [Step("a", bad, {"done_dir": str(tmp_path / "a")}, tmp_path / "a", tmp_path / "out" / "a.ipynb"),
+             Step("b", ok, {"done_dir": str(tmp_path / "b")}, tmp_path / "b", tmp_path / "out" / "b.ipynb", ["a"]),
+             Step("c", ok, {"done_dir": str(tmp_path / "c")}, tmp_path / "c", tmp_path / "out" / "c.ipynb")]
+    out = execute(steps, jobs=2, log_dir=tmp_path, force=False)
+    assert out["a"].status == "failed" and "the corpus is on fire" in out["a"].error
+    assert out["b"].status == "blocked"
+    assert out["c"].status == "ok"
+    assert (tmp_path / "out" / "a.ipynb").is_file()  # the failed notebook is kept as the record
+    again = execute(steps[2:], jobs=1, log_dir=tmp_path, force=False)
+    assert again["c"].status == "skipped"
+
+
+def test_overrides_are_type_checked():
+    with pytest.raises(TypeError, match="lr"):
+        make_config("demo", **parse_set(["lr=fast"]))
+    with pytest.raises(KeyError, match="learning_rate"):
+        make_config("demo", learning_rate=0.1)
+    cfg = make_config("demo", **parse_set(["lr=3e-4", "snrs=0,10", "freeze_feature_encoder=true"]))
+    assert cfg.lr == 3e-4 and cfg.snrs == [0.0, 10.0] and cfg.freeze_feature_encoder is True
+
+
+@pytest.mark.slow
+def test_micro_study_end_to_end_and_resume(micro_study):
+    study, overrides, code = micro_study
+    assert code == 0
+    for nb in ("01_data_prep.ipynb", "04_analysis.ipynb", "folds/Ses01F/02_train_teacher.ipynb",
+               "folds/Ses01F/02b_baseline_vad_nmf.ipynb", "folds/Ses01F/03_distill_student_student_sup.ipynb",
+               "folds/Ses01F/03_distill_student_student_unsup.ipynb"):
+        assert (study / nb).is_file(), nb
+    metrics = pd.read_csv(study / "metrics.csv")
+    assert set(metrics.model) == {"teacher", "student_sup", "student_unsup", "baseline"}
+    assert len(metrics) == 4 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
+    assert metrics.ua.between(0, 1).all() and (metrics.n > 0).all()
+    # the tables hold the numbers computed from the metrics of this run
+    t1 = pd.read_csv(study / "table1.csv")
+    teacher_clean = metrics.query("model == 'teacher' and noise == 'clean'").ua.mean() * 100
+    assert t1.loc[t1.model == "Teacher", "clean speech mean"].iloc[0] == pytest.approx(teacher_clean)
+    t2 = pd.read_csv(study / "table2.csv")
+    base_0 = metrics.query("model == 'baseline' and noise == 'factory' and snr_db == 0").ua.mean() * 100
+    assert t2.loc[t2.SNR == "0 dB", "factory baseline mean"].iloc[0] == pytest.approx(base_0)
+    t3 = pd.read_csv(study / "table3.csv")
+    assert (t3.time_s > 0).all() and t3.param_mib.iloc[0] > t3.param_mib.iloc[1]
+    for f in ("table1.md", "table2.md", "table3.md", "plots/ua_vs_snr.png", "plots/mlkd_minus_baseline.png",
+              "plots/confusion.png", "README.md"):
+        assert (study / f).is_file(), f
+    assert "Synthetic speech" in (study / "table1.md").read_text()
+    run = json.loads((study / "run.json").read_text())
+    assert run["wall_s"] > 0 and all(s["status"] == "ok" and s["wall_s"] > 0 for s in run["steps"].values())
+    assert run["versions"]["torch"] and run["config"]["preset"] == "micro"
+
+    # a second run on the finished folder runs nothing
+    stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}
+    assert run_study("micro", str(study), "Ses01F", overrides, jobs=2) == 0
+    assert {p: p.stat().st_mtime for p in study.rglob("*.ipynb")} == stamps
+    run = json.loads((study / "run.json").read_text())
+    assert all(s["status"] == "skipped (complete)" for s in run["steps"].values())
+
+    # a study folder is not silently reused with other settings
+    with pytest.raises(ValueError, match="teacher_epochs"):
+        run_study("micro", str(study), "Ses01F", {**overrides, "teacher_epochs": 3})
