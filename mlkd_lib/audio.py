@@ -59,7 +59,7 @@ def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, resample
     if sample_rate is not None and sr != sample_rate:
         if not resample_to:
             raise AudioError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz "
-                             f"(resample it first, or pass resample=True)")
+                             f"(resample it to {sample_rate} Hz first, e.g. sox in.wav -r {sample_rate} out.wav)")
         x = resample(x, sr, sample_rate)
     return x.astype(np.float32, copy=False)
 

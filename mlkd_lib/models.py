@@ -61,6 +61,9 @@ class EmotionClassifier(nn.Module):
     def __init__(self, config: Wav2Vec2Config, num_labels: int = len(EMOTIONS),
                  encoder: Wav2Vec2Model | None = None):
         super().__init__()
+        # LayerDrop (0.1 in wav2vec2-base) skips whole layers in training; the multi-level
+        # loss needs every layer's output (transformers 5 then returns fewer hidden states)
+        config.layerdrop = 0.0
         self.config = config
         self.wav2vec2 = encoder if encoder is not None else Wav2Vec2Model(config)
         self.head = nn.Linear(config.hidden_size, num_labels)
@@ -90,6 +93,8 @@ class EmotionClassifier(nn.Module):
         out = self.wav2vec2(waveforms, attention_mask=sample_mask,
                             output_hidden_states=output_hidden_states)
         last = out.last_hidden_state
+        if output_hidden_states and len(out.hidden_states) != self.num_layers + 1:
+            raise RuntimeError(f"expected {self.num_layers + 1} hidden states, got {len(out.hidden_states)}")
         mask = self.frame_mask(lengths, last.shape[1])
         m = mask.unsqueeze(-1).to(last.dtype)
         pooled = (last * m).sum(1) / m.sum(1).clamp(min=1.0)

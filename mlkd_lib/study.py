@@ -67,26 +67,21 @@ def plan_fold_steps(study: Path, preset: str, folds: list[str]) -> list[Step]:
     return steps
 
 
-def run_notebook(step: Step, log_dir: Path, threads: int = 0) -> Outcome:
-    """Execute one notebook with papermill in a fresh process; keep the executed copy.
-
-    ``threads`` caps the BLAS/OpenMP pools of the kernel too (numpy's NMF in the baseline),
-    so that parallel jobs do not oversubscribe the cores."""
+def run_notebook(step: Step, log_dir: Path) -> Outcome:
+    """Execute one notebook with papermill (its kernel is a process of its own); keep the
+    executed copy, which holds the error at the top when a cell fails."""
+    import papermill as pm
     step.output.parent.mkdir(parents=True, exist_ok=True)
-    params = log_dir / f"{step.name.replace('/', '_')}.params.json"
-    params.write_text(json.dumps(step.params))
-    env = dict(os.environ)
-    if threads:
-        env.update({v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    (log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / step.notebook), str(step.output),
-                           "-f", str(params), "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"],
-                          capture_output=True, text=True, env=env)
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(step.output), parameters=step.params,
+                            kernel_name="python3", progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as err:
+        return Outcome("failed", time.time() - t0, f"{err.ename}: {err.evalue}")
+    except Exception as err:  # a kernel that died, a notebook that could not be read: still one step
+        return Outcome("failed", time.time() - t0, f"{type(err).__name__}: {err}")
     wall = time.time() - t0
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
-        err = next((ln for ln in reversed(lines) if "Error" in ln or "Exception" in ln), lines[-1] if lines else "")
-        return Outcome("failed", wall, err.strip())
     if not is_done(step.done_dir):
         return Outcome("failed", wall, f"notebook finished without writing {step.done_dir / 'done.json'}")
     return Outcome("ok", wall)
@@ -121,8 +116,7 @@ def _check_same_study(path: Path, cfg: StudyConfig) -> None:
                          f"use another --out, or --force to rerun every step with the new settings")
 
 
-def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None,
-            threads: int = 0) -> dict[str, Outcome]:
+def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
     """Run ``steps`` respecting dependencies, ``jobs`` at a time; skip complete ones."""
     outcomes: dict[str, Outcome] = {}
     pending = [s for s in steps if not s.always_last]
@@ -156,7 +150,7 @@ def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=No
                         finish(s, Outcome("skipped"))
                     elif len(running) < max(1, jobs):
                         pending.remove(s)
-                        running[pool.submit(run_notebook, s, log_dir, threads)] = s
+                        running[pool.submit(run_notebook, s, log_dir)] = s
             if running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
@@ -166,7 +160,7 @@ def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=No
         if not force and not stale and is_done(s.done_dir):
             finish(s, Outcome("skipped"))
         else:
-            finish(s, run_notebook(s, log_dir, threads))
+            finish(s, run_notebook(s, log_dir))
     bar.close()
     return outcomes
 
@@ -192,7 +186,10 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
     t0 = time.time()
     base = dict(study_dir=str(study), preset=cfg.preset)
     data_step = Step("data", "01_data_prep.ipynb", base, study / "data", study / "01_data_prep.ipynb")
-    outcomes = execute([data_step], 1, log_dir, force, threads=cfg.threads)
+    if cfg.threads:
+        # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
+        os.environ.update({v: str(cfg.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    outcomes = execute([data_step], 1, log_dir, force)
     steps = [data_step]
     if outcomes["data"].status in ("ok", "skipped"):
         from .pipeline import fold_names
@@ -203,7 +200,7 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
         def record(done):
             write_run_json(study, cfg, {**outcomes, **done}, steps, time.time() - t0)
 
-        outcomes.update(execute(steps[1:], jobs, log_dir, force, on_done=record, threads=cfg.threads))
+        outcomes.update(execute(steps[1:], jobs, log_dir, force, on_done=record))
     wall = time.time() - t0
     write_run_json(study, cfg, outcomes, steps, wall)
     failed = {k: o for k, o in outcomes.items() if o.status in ("failed", "blocked")}

@@ -35,7 +35,7 @@ def make_tree(root, drop_wav=()):
         lines = [HEADER]
         for i, (utt, label) in enumerate(turns):
             lines.append(f"[{i}.0000 - {i + 1}.5000]\t{utt}\t{label}\t[2.5000, 3.0000, 2.5000]\n")
-            lines.append(f"C-E1:\tNeutral;\t()\nA-E2:\tval 3; act 3; dom  3;\t()\n\n")
+            lines.append("C-E1:\tNeutral;\t()\nA-E2:\tval 3; act 3; dom  3;\t()\n\n")
             wav = sess / "sentences" / "wav" / dialog / f"{utt}.wav"
             if utt not in drop_wav:
                 wav.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,17 @@ import soundfile as sf
 from conftest import speech_like
 
 from mlkd_lib.audio import AudioError, read_audio
-from mlkd_lib.data.mixing import (P56_HANGOVER_S, P56_MARGIN_DB, P56_THRESHOLDS, P56_TIME_CONSTANT_S,
-                                  active_level_db, mix_at_snr, noise_segment, rms_level_db, speech_level_db)
+from mlkd_lib.data.mixing import (
+    P56_HANGOVER_S,
+    P56_MARGIN_DB,
+    P56_THRESHOLDS,
+    P56_TIME_CONSTANT_S,
+    active_level_db,
+    mix_at_snr,
+    noise_segment,
+    rms_level_db,
+    speech_level_db,
+)
 
 
 def p56_reference(x, sr=16_000):
@@ -113,7 +122,8 @@ def test_low_snr_mixture_is_not_clipped(rng):
     assert np.max(np.abs(noisy)) > 1.0  # kept as float, documented: write as FLOAT WAV
 
 
-@pytest.mark.parametrize("bad, msg", [(np.zeros(16_000), "silent"), (np.full(16_000, np.nan), "NaN")])
+@pytest.mark.parametrize("bad, msg", [(np.zeros(16_000), "silent"), (np.full(16_000, np.nan), "NaN"),
+                                      (1e-5 * np.sign(np.random.default_rng(0).standard_normal(16_000)), "silent")])
 def test_bad_speech_is_a_clear_error(rng, bad, msg):
     with pytest.raises(AudioError, match=msg):
         mix_at_snr(bad.astype(np.float32), rng.standard_normal(16_000).astype(np.float32), 0.0, 0)

@@ -70,3 +70,13 @@ def test_teacher_loads_offline_from_a_local_folder(tmp_path):
     assert isinstance(teacher.wav2vec2, Wav2Vec2Model)
     with pytest.raises(FileNotFoundError, match="no-such-model"):
         build_teacher(tmp_path / "no-such-model")
+
+
+def test_every_layer_reports_a_hidden_state_in_training_mode():
+    from transformers import Wav2Vec2Config
+
+    from mlkd_lib.models import MICRO, EmotionClassifier
+    model = EmotionClassifier(Wav2Vec2Config(**dict(MICRO, layerdrop=0.9))).train()  # as wav2vec2-base's 0.1, only more
+    for _ in range(3):
+        out = model(torch.randn(2, 8000), output_hidden_states=True)
+        assert len(out.hidden_states) == model.num_layers + 1

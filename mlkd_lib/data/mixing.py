@@ -44,6 +44,9 @@ def active_level_db(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
         window = csum[k + 1] - csum[np.maximum(k - hang, 0)]
         counts.append(int(np.count_nonzero(window)))
     counts = np.asarray(counts, dtype=np.float64)
+    if counts[0] == 0:
+        raise AudioError("speech is (nearly) silent: its envelope never reaches the lowest P.56 threshold "
+                         f"({20 * np.log10(P56_THRESHOLDS[0]):.0f} dBFS), so its level and an SNR are undefined")
     with np.errstate(divide="ignore"):
         a_db = 10 * np.log10(energy / counts)  # inf where no sample is active
     c_db = 20 * np.log10(P56_THRESHOLDS)
@@ -107,4 +110,6 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.ran
     except AudioError:
         raise AudioError("the chosen noise segment is silent: use a noise with energy throughout") from None
     gain = 10 ** ((s_db - snr_db - n_db) / 20)
+    if not np.isfinite(gain):
+        raise AudioError(f"noise gain for {snr_db} dB is not finite (speech {s_db:.1f} dB, noise {n_db:.1f} dB)")
     return (speech.astype(np.float64) + gain * segment).astype(np.float32)
