@@ -73,7 +73,7 @@ class VadNmfEnhancer:
     speech_basis: np.ndarray
     noise_components: int = 8
     aggressiveness: int = 2
-    iters: int = 25
+    iters: int = 20
     seed: int = 0
 
     @classmethod

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = data.add_parser("synth", help="the synthetic emotional corpus (espeak-ng)")
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--per-class", type=int, default=6, help="utterances per speaker and emotion")
+    d.add_argument("--per-class", type=int, default=5, help="utterances per speaker and emotion")
     d.set_defaults(func=_data_synth)
     d = data.add_parser("noise", help="the five-type noise bank (NOISEX-92 or synthetic)")
     d.add_argument("--out", required=True)

@@ -24,7 +24,7 @@ class StudyConfig:
     data_dir: str = "data/demo"  # generated data (corpus, noise bank) lives here
     iemocap_root: str = ""  # .../IEMOCAP_full_release for corpus="iemocap"
     noisex_dir: str = ""  # NOISEX-92 .wav/.mat files; empty: synthetic noises
-    synth_per_class: int = 6
+    synth_per_class: int = 5
     synth_seed: int = 0
     noise_seconds: float = 30.0
     noise_types: list = field(default_factory=lambda: list(NOISE_TYPES))

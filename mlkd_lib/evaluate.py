@@ -53,7 +53,8 @@ def predict_condition(model, test_df: pd.DataFrame, condition: Condition, noise_
         probs = torch.softmax(model(b["noisy"].to(device), b["lengths"].to(device)).logits.float(), -1).cpu().numpy()
         for i, utt in enumerate(b["utt_id"]):
             rows.append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db, label=int(b["label"][i]),
-                             pred=int(probs[i].argmax()), **{f"p_{e}": float(probs[i, k]) for k, e in enumerate(EMOTIONS)}))
+                             pred=int(probs[i].argmax()),
+                             **{f"p_{e}": float(probs[i, k]) for k, e in enumerate(EMOTIONS)}))
     return pd.DataFrame(rows)
 
 

@@ -55,6 +55,16 @@ class ModelOutput:
     hidden_states: tuple[torch.Tensor, ...] | None = None  # HF indexing: [0] = transformer input
 
 
+def normalize_waveforms(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per utterance over its real samples, padding kept at zero:
+    the input wav2vec 2.0 expects (``Wav2Vec2FeatureExtractor(do_normalize=True)``)."""
+    m = valid.to(x.dtype)
+    n = m.sum(1, keepdim=True).clamp(min=1.0)
+    mean = (x * m).sum(1, keepdim=True) / n
+    var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + 1e-7) * m
+
+
 class EmotionClassifier(nn.Module):
     """wav2vec 2.0 encoder → masked mean pooling of the last layer → FC logits."""
 
@@ -86,10 +96,9 @@ class EmotionClassifier(nn.Module):
         if lengths is None:
             lengths = torch.full((waveforms.shape[0],), waveforms.shape[1],
                                  device=waveforms.device, dtype=torch.long)
-        sample_mask = None
-        if self.uses_attention_mask():
-            sample_mask = (torch.arange(waveforms.shape[1], device=waveforms.device)[None, :]
-                           < lengths[:, None]).long()
+        valid = torch.arange(waveforms.shape[1], device=waveforms.device)[None, :] < lengths[:, None]
+        waveforms = normalize_waveforms(waveforms, valid)
+        sample_mask = valid.long() if self.uses_attention_mask() else None
         out = self.wav2vec2(waveforms, attention_mask=sample_mask,
                             output_hidden_states=output_hidden_states)
         last = out.last_hidden_state

@@ -75,7 +75,8 @@ def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", pap
     for model in ("teacher", "student_unsup", "student_sup"):
         cells = [_lookup(summary, model, noise, s) for s in snrs] + [_lookup(summary, model, "clean", None)]
         rows.append({"model": MODEL_LABELS[model], **{c: _cell(*v) for c, v in zip(cols, cells)},
-                     **{f"{c} mean": v[0] for c, v in zip(cols, cells)}, **{f"{c} std": v[1] for c, v in zip(cols, cells)}})
+                     **{f"{c} mean": v[0] for c, v in zip(cols, cells)},
+                     **{f"{c} std": v[1] for c, v in zip(cols, cells)}})
         if paper and list(snrs) == PAPER_SNRS:
             rows.append({"model": MODEL_LABELS[model] + " (paper)",
                          **{c: f"{v:.2f}" for c, v in zip(cols, PAPER_TABLE1[model])}})
@@ -157,7 +158,8 @@ def bench_inference(study_dir: str | Path, cfg) -> dict:
     rows = data.test.head(cfg.bench_utterances)
     waves = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
     res = compare_inference(load_model(t), load_model(s), waves, pick_device(cfg))
-    return dict(res, fold=fold_dir.name, device=str(pick_device(cfg)), student_dir=str(step_dir(study_dir, fold_dir.name, "student_sup")))
+    return dict(res, fold=fold_dir.name, device=str(pick_device(cfg)),
+                student_dir=str(step_dir(study_dir, fold_dir.name, "student_sup")))
 
 
 def write_study_readme(study_dir: Path, tables: list[Path], plots: list[Path], synthetic: bool) -> Path:

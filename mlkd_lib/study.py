@@ -193,7 +193,9 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
     steps = [data_step]
     if outcomes["data"].status in ("ok", "skipped"):
         from .pipeline import fold_names
-        steps += plan_fold_steps(study, cfg.preset, fold_names(cfg))
+        fold_steps = plan_fold_steps(study, cfg.preset, fold_names(cfg))
+        # every teacher first: their dependents then fill both job slots to the end, no idle tail
+        steps += sorted(fold_steps, key=lambda s: bool(s.deps))
         steps.append(Step("analysis", "04_analysis.ipynb", dict(study_dir=str(study)), study / "analysis",
                           study / "04_analysis.ipynb", always_last=True))
 

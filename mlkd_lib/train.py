@@ -170,7 +170,8 @@ def _set_rng_state(state: dict) -> None:
 
 
 @torch.no_grad()
-def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device, input_key: str) -> tuple[float, float]:
+def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device,
+             input_key: str) -> tuple[float, float]:
     model.eval()
     y, p = [], []
     for b in DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=collate):
@@ -213,7 +214,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         model, epochs, freeze = build_student(teacher, cfg.student_layers), cfg.student_epochs, True
         train_ds = NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio)
         # fixed noisy validation set: same draw every epoch, other seed than training
-        val_ds, input_key = NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio), "noisy"
+        val_ds = NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio)
+        input_key = "noisy"
     model.to(device)
     steps_per_epoch = -(-len(train_ds) // cfg.batch_size)
     opt, sched = _optimizer(model, cfg, freeze, epochs * steps_per_epoch)

@@ -71,7 +71,8 @@ def noisy_version(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | No
     """The same deterministic noisy audio the study evaluates for (utterance, noise, SNR)."""
     if noise == CLEAN:
         return clean
-    return mix_at_snr(clean, bank[noise], snr_db, condition_rng(seed, utt_id, noise, snr_db), level, speech_db=speech_db)
+    rng = condition_rng(seed, utt_id, noise, snr_db)
+    return mix_at_snr(clean, bank[noise], snr_db, rng, level, speech_db=speech_db)
 
 
 def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: str = "p56") -> W.VBox:
@@ -186,7 +187,7 @@ class Explorer:
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<speaker>/...): run `mlkd study`")
         self.models = StudyModels(self.study_dir, self.cfg)
-        self.audio = AudioCache(self.cfg.max_seconds)
+        self.audio = AudioCache()  # whole utterances, as the evaluation reads them
         self._cache: dict[tuple, tuple] = {}
         self.last_update_s = 0.0
 
@@ -277,10 +278,12 @@ class Explorer:
             view = self.view(fold.value, utt.value, noise.value, snr.value)
             for k, data in view["wavs"].items():
                 players[k].value = data
-            labels["noisy"].value, labels["enhanced"].value = f"noisy: {view['cond']}", f"VAD + NMF enhanced: {view['cond']}"
+            labels["noisy"].value = f"noisy: {view['cond']}"
+            labels["enhanced"].value = f"VAD + NMF enhanced: {view['cond']}"
             image.value, preds.value = view["png"], view["html"]
             self.last_update_s = time.perf_counter() - t0
-            status.value = f"<small>fold {fold.value} · {view['cond']} · updated in {1000 * self.last_update_s:.0f} ms</small>"
+            ms = 1000 * self.last_update_s
+            status.value = f"<small>fold {fold.value} · {view['cond']} · updated in {ms:.0f} ms</small>"
 
         fold.observe(sync(fold), names="value")
         speaker.observe(sync(speaker), names="value")

@@ -96,3 +96,22 @@ def test_listen_page_plays_audio_and_updates_predictions(listen_page):
         page.screenshot(path=str(ARTIFACTS / "listen.png"), full_page=True)
         browser.close()
     print(f"\nexplorer page: {took}; screenshot {ARTIFACTS / 'listen.png'}")
+
+
+def test_explorer_shows_what_the_study_evaluated(micro_study):
+    """The explorer's noisy audio and teacher probabilities are the study's own (batching aside)."""
+    import numpy as np
+    import pandas as pd
+
+    from mlkd_lib.data.dataset import Condition, NoisyPairDataset
+    from mlkd_lib.widgets import Explorer
+    study, _, _ = micro_study
+    ex = Explorer(study)
+    pred = pd.read_csv(study / "folds" / "Ses01F" / "teacher" / "predictions.csv")
+    row = pred[(pred.noise == "factory") & (pred.snr_db == 0.0)].iloc[1]
+    _, noisy, _, probs, notes = ex.compute("Ses01F", row.utt_id, "factory", 0.0)
+    test = ex.manifest[ex.manifest.utt_id == row.utt_id]
+    ds = NoisyPairDataset(test, ex.bank, Condition("factory", 0.0), seed=ex.cfg.seed, level=ex.cfg.level)
+    assert np.array_equal(noisy, ds[0]["noisy"])
+    np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float), atol=1e-4)
+    assert notes == [] and all(p is not None for p in probs.values())

@@ -80,3 +80,14 @@ def test_every_layer_reports_a_hidden_state_in_training_mode():
     for _ in range(3):
         out = model(torch.randn(2, 8000), output_hidden_states=True)
         assert len(out.hidden_states) == model.num_layers + 1
+
+
+def test_inputs_are_normalised_per_utterance_over_real_samples():
+    from mlkd_lib.models import normalize_waveforms
+    x = torch.cat([3 + 0.5 * torch.randn(1, 1000), torch.zeros(1, 500)], 1)
+    valid = torch.arange(1500)[None] < 1000
+    y = normalize_waveforms(x, valid)
+    assert abs(float(y[0, :1000].mean())) < 1e-5 and abs(float(y[0, :1000].std(unbiased=False)) - 1) < 1e-3
+    assert float(y[0, 1000:].abs().sum()) == 0.0
+    # loudness no longer changes what the model sees
+    torch.testing.assert_close(normalize_waveforms(10 * x, valid), y, atol=1e-5, rtol=1e-4)
