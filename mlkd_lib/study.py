@@ -76,7 +76,10 @@ def run_notebook(step: Step, log_dir: Path) -> Outcome:
     t0 = time.time()
     try:
         pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(step.output), parameters=step.params,
-                            kernel_name="python3", progress_bar=False, log_output=False)
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            # the kernel's own log lines would clutter the progress display;
+                            # cell errors still land in the executed notebook
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as err:
         return Outcome("failed", time.time() - t0, f"{err.ename}: {err.evalue}")
     except Exception as err:  # a kernel that died, a notebook that could not be read: still one step
