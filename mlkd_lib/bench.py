@@ -40,22 +40,6 @@ def compare_inference(teacher: EmotionClassifier, student: EmotionClassifier, wa
             "teacher_mib": size_mib(teacher), "student_mib": size_mib(student)}
 
 
-class _Rows:
-    """Just enough of a dataset for TeacherTargets.fill."""
-
-    def __init__(self, waves):
-        import pandas as pd
-        self.rows = pd.DataFrame({"utt_id": [f"u{i}" for i in range(len(waves))], "path": ""})
-        self.audio = self
-        self._w = {f"u{i}": w for i, w in enumerate(waves)}
-
-    def __len__(self):
-        return len(self.rows)
-
-    def get(self, utt_id, _path):
-        return self._w[utt_id]
-
-
 def distill_step_seconds(teacher, student, waves, device, steps: int, cached: bool, amp: bool) -> float:
     """Mean seconds per MLKD training step on one batch of ``waves``."""
     mapping = default_layer_map(student.num_layers, teacher.num_layers)
@@ -66,11 +50,11 @@ def distill_step_seconds(teacher, student, waves, device, steps: int, cached: bo
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], 1e-5)
     x = torch.from_numpy(np.stack(waves)).to(device)
     labels = torch.zeros(len(waves), dtype=torch.long, device=device)
+    ids = [f"u{i}" for i in range(len(waves))]
     targets = None
     if cached:
         targets = TeacherTargets(teacher, list(mapping.values()), device, amp=amp)
-        targets.fill(_Rows(waves), progress=False)
-    ids = [f"u{i}" for i in range(len(waves))]
+        targets.fill(zip(ids, waves), progress=False)
     times = []
     for _ in range(steps + 1):  # the first step warms up
         _sync(device)

@@ -90,18 +90,18 @@ class TeacherTargets:
             out = self.teacher(x, output_hidden_states=True)
         return ({t: out.hidden_states[t][0].float().cpu() for t in self.layers}, out.logits[0].float().cpu())
 
-    def fill(self, dataset: NoisyPairDataset, progress: bool = True) -> None:
-        for i in tqdm(range(len(dataset)), desc="teacher targets", disable=not progress, leave=False):
-            row = dataset.rows.iloc[i]
-            if row.utt_id in self._mem or (self.storage == "disk" and self._path(row.utt_id).exists()):
+    def fill(self, utterances, progress: bool = True) -> None:
+        """Compute the targets of each ``(utt_id, clean waveform)`` not cached yet."""
+        for utt_id, clean in tqdm(utterances, desc="teacher targets", disable=not progress, leave=False):
+            if utt_id in self._mem or (self.storage == "disk" and self._path(utt_id).exists()):
                 continue
-            hidden, logits = self._compute(dataset.audio.get(row.utt_id, row.path))
+            hidden, logits = self._compute(clean)
             if self.storage == "disk":
-                tmp = self._path(row.utt_id).with_suffix(".tmp.npz")
+                tmp = self._path(utt_id).with_suffix(".tmp.npz")
                 np.savez(tmp, logits=logits.numpy(), **{f"h{t}": h.half().numpy() for t, h in hidden.items()})
-                os.replace(tmp, self._path(row.utt_id))
+                os.replace(tmp, self._path(utt_id))
             else:
-                self._mem[row.utt_id] = (hidden, logits)
+                self._mem[utt_id] = (hidden, logits)
 
     def _get(self, utt_id: str):
         if self.storage == "disk":
@@ -229,7 +229,7 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         if cfg.teacher_cache != "off":
             targets = TeacherTargets(teacher, list(mapping.values()), device, cfg.teacher_cache,
                                      out_dir / "teacher_cache", cfg.amp)
-            targets.fill(train_ds, progress)
+            targets.fill(((r.utt_id, audio.get(r.utt_id, r.path)) for r in train_df.itertuples()), progress)
 
     start_epoch, history, best_ua = 0, [], -1.0
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"

@@ -17,8 +17,7 @@ import soundfile as sf
 from matplotlib.figure import Figure
 
 from .audio import SAMPLE_RATE
-from .data.dataset import CLEAN, AudioCache, condition_rng
-from .data.mixing import mix_at_snr
+from .data.dataset import CLEAN, AudioCache, condition_audio
 
 
 def wav_bytes(x: np.ndarray, gain: float) -> bytes:
@@ -61,18 +60,7 @@ def spectrogram_png(signals: dict[str, np.ndarray], title: str) -> bytes:
     axes[1][0].set_ylabel("Hz")
     fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.86, wspace=0.25, hspace=0.15)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def noisy_version(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | None, bank: dict, seed: int,
-                  level: str, speech_db: float | None = None) -> np.ndarray:
-    """The same deterministic noisy audio the study evaluates for (utterance, noise, SNR)."""
-    if noise == CLEAN:
-        return clean
-    rng = condition_rng(seed, utt_id, noise, snr_db)
-    return mix_at_snr(clean, bank[noise], snr_db, rng, level, speech_db=speech_db)
+    return figure_png(fig)
 
 
 def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: str = "p56") -> W.VBox:
@@ -90,7 +78,7 @@ def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: s
     def show(_=None):
         row = rows.loc[utt.value]
         clean = audio.get(utt.value, row.path)
-        noisy = noisy_version(clean, utt.value, noise.value, snr.value, bank, seed, level,
+        noisy = condition_audio(clean, utt.value, noise.value, snr.value, bank, seed, level,
                               audio.level_db(utt.value, row.path, level))
         gain = shared_gain(clean, noisy)
         clean_player.value, noisy_player.value = wav_bytes(clean, gain), wav_bytes(noisy, gain)
@@ -200,7 +188,7 @@ class Explorer:
         if key not in self._cache:
             row = self.manifest.set_index("utt_id").loc[utt_id]
             clean = self.audio.get(utt_id, row.path)
-            noisy = noisy_version(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
+            noisy = condition_audio(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
                                   None if noise == CLEAN else self.audio.level_db(utt_id, row.path, self.cfg.level))
             missing = self.models.missing(fold)
             have = {m for m in MODEL_ORDER if not any(x.startswith(m + " ") for x in missing)}

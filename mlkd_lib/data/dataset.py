@@ -32,6 +32,16 @@ def condition_rng(seed: int, utt_id: str, noise: str, snr_db: float) -> np.rando
     return np.random.default_rng([seed, stable_hash(utt_id), stable_hash(noise), int(round(snr_db * 100)) + 10_000])
 
 
+def condition_audio(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | None, noise_bank: dict,
+                    seed: int, level: str = "p56", speech_db: float | None = None) -> np.ndarray:
+    """The one noisy test version of ``utt_id`` under (noise, SNR), or the clean speech for
+    ``noise == "clean"``: what every compared model, the notebooks and the explorer hear."""
+    if noise == CLEAN:
+        return clean
+    rng = condition_rng(seed, utt_id, noise, snr_db)
+    return mix_at_snr(clean, noise_bank[noise], snr_db, rng, level, speech_db=speech_db)
+
+
 @dataclass(frozen=True)
 class Condition:
     """A test condition: a noise type at an SNR, or clean speech (noise 'clean', snr None)."""
@@ -101,19 +111,19 @@ class NoisyPairDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         row = self.rows.iloc[index]
         clean = self.audio.get(row.utt_id, row.path)
-        noise, snr = CLEAN, None
+        noise, snr, noisy = CLEAN, None, clean
         if self.mode == "random":
             rng = np.random.default_rng([self.seed, self.epoch, index])
             noise = sorted(self.noise_bank)[int(rng.integers(len(self.noise_bank)))]
             snr = self.snrs[int(rng.integers(len(self.snrs)))]
-        elif isinstance(self.mode, Condition) and self.mode.noise != CLEAN:
+            noisy = mix_at_snr(clean, self.noise_bank[noise], snr, rng, self.level,
+                               speech_db=self.audio.level_db(row.utt_id, row.path, self.level))
+        elif isinstance(self.mode, Condition):
             noise, snr = self.mode.noise, self.mode.snr_db
-            rng = condition_rng(self.seed, row.utt_id, noise, snr)
-        elif self.mode not in ("clean",) and not isinstance(self.mode, Condition):
+            speech_db = None if noise == CLEAN else self.audio.level_db(row.utt_id, row.path, self.level)
+            noisy = condition_audio(clean, row.utt_id, noise, snr, self.noise_bank, self.seed, self.level, speech_db)
+        elif self.mode != "clean":
             raise ValueError(f"mode must be 'clean', 'random' or a Condition, got {self.mode!r}")
-        noisy = clean if noise == CLEAN else mix_at_snr(
-            clean, self.noise_bank[noise], snr, rng, self.level,
-            speech_db=self.audio.level_db(row.utt_id, row.path, self.level))
         return dict(utt_id=row.utt_id, clean=clean, noisy=noisy, label=EMOTIONS.index(row.emotion),
                     noise=noise, snr_db=snr)
 
