@@ -58,6 +58,16 @@ def _bench(a):
     print(json.dumps(res, indent=2) if a.json else res["summary"])
 
 
+def _pretrain(a):
+    from .config import PretrainSettings
+    from .pretrain import pretrain
+    settings = PretrainSettings(objective=a.objective, seed=a.seed, utterances=a.utterances, steps=a.steps,
+                                batch_size=a.batch_size, lr=a.lr, threads=a.threads)
+    prov = pretrain(a.out, settings, a.corpus)
+    print(f"{a.out}: encoder pretrained ({a.objective}, {a.steps} steps) in {prov['wall_s']:.0f} s; "
+          f"final losses {prov['loss_log'][-1]}")
+
+
 def _study(a):
     from .config import parse_set
     from .study import run_study
@@ -113,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--distill-steps", type=int, default=5)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
+
+    from .config import PRETRAIN_OBJECTIVES, PretrainSettings
+    d = PretrainSettings()
+    pt = sub.add_parser("pretrain", help="pretrain the demo encoder on emotion-free speech of voices outside the study")
+    pt.add_argument("--out", required=True, help="folder for the encoder (save_pretrained layout)")
+    pt.add_argument("--seed", type=int, default=d.seed)
+    pt.add_argument("--objective", choices=PRETRAIN_OBJECTIVES, default=d.objective)
+    pt.add_argument("--steps", type=int, default=d.steps)
+    pt.add_argument("--utterances", type=int, default=d.utterances, help="size of the pretraining corpus")
+    pt.add_argument("--batch-size", type=int, default=d.batch_size)
+    pt.add_argument("--lr", type=float, default=d.lr)
+    pt.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: all); fix it for identical bytes")
+    pt.add_argument("--corpus", help="where the pretraining corpus is made or reused (default: beside --out)")
+    pt.set_defaults(func=_pretrain)
 
     s = sub.add_parser("study", help="run the whole study as papermill batches")
     s.add_argument("--preset", default="demo", choices=["demo", "paper", "micro"])

@@ -15,6 +15,10 @@ from typing import Any
 
 from .data.noise import NOISE_TYPES
 
+# The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
+# outside the study (provenance.json beside the weights); shipped with the package.
+DEMO_ENCODER = Path(__file__).resolve().parent / "assets" / "demo_encoder"
+
 
 @dataclass
 class StudyConfig:
@@ -36,6 +40,8 @@ class StudyConfig:
     # --- models
     model: str = "tiny"  # "tiny", "micro", "base" (random weights) or a local wav2vec 2.0 folder
     student_layers: int = 6
+    mask_time_prob: float = 0.0  # SpecAugment time masking in training (wav2vec2-base's config has 0.05)
+    mask_time_length: int = 10
     # --- training (AdamW; paper: batch 8, 200 epochs, T=7, alpha=0.7)
     teacher_epochs: int = 8
     student_epochs: int = 6
@@ -58,12 +64,18 @@ class StudyConfig:
     vad_aggressiveness: int = 2
     nmf_speech_components: int = 32
     nmf_noise_components: int = 8
+    enhancement_per_emotion: int = 2  # test utterances per emotion scored with PESQ / STOI in 02b
     # --- table 3
     bench_utterances: int = 20
 
     @property
     def manifest_path(self) -> Path:
         return Path(self.data_dir) / ("synthetic" if self.corpus == "synthetic" else "iemocap") / "manifest.csv"
+
+    @property
+    def model_path(self) -> Path:
+        """``model`` as a folder (for a named random-weight config it names no folder)."""
+        return Path(self.model).expanduser()
 
     @property
     def noise_dir(self) -> Path:
@@ -92,6 +104,26 @@ PRESETS: dict[str, dict[str, Any]] = {
                   batch_size=8, lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
                   max_seconds=15.0, teacher_cache="disk", bench_utterances=507),
 }
+
+
+PRETRAIN_OBJECTIVES = ("masked", "prosody", "masked+prosody", "contrastive")
+
+
+@dataclass
+class PretrainSettings:
+    """`mlkd pretrain`: the demo encoder's pretraining (see pretrain.py)."""
+    objective: str = "masked+prosody"
+    seed: int = 0
+    utterances: int = 2000
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_frac: float = 0.05
+    units: int = 64
+    mask_prob: float = 0.5
+    mask_span: int = 5
+    threads: int = 0
+
 
 
 def coerce(name: str, value: Any, default: Any) -> Any:

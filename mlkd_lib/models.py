@@ -78,6 +78,22 @@ class EmotionClassifier(nn.Module):
         self.wav2vec2 = encoder if encoder is not None else Wav2Vec2Model(config)
         self.head = nn.Linear(config.hidden_size, num_labels)
 
+    def set_spec_augment(self, mask_time_prob: float, mask_time_length: int) -> None:
+        """SpecAugment-style time masking of the transformer input in training (HF's
+        ``mask_time_prob``). Set by the study, never inherited silently from a checkpoint's
+        config (wav2vec2-base ships 0.05). The mask embedding is kept even when off."""
+        cfg = self.wav2vec2.config
+        cfg.mask_time_prob, cfg.mask_time_length = float(mask_time_prob), int(mask_time_length)
+        cfg.apply_spec_augment = mask_time_prob > 0
+        if mask_time_prob > 0:
+            self.add_mask_embedding()
+
+    def add_mask_embedding(self) -> None:
+        """The learned mask vector of SpecAugment (HF creates it only when the config's
+        ``mask_time_prob`` is positive; a pretrained encoder brings its own)."""
+        if getattr(self.wav2vec2, "masked_spec_embed", None) is None:
+            self.wav2vec2.masked_spec_embed = nn.Parameter(torch.rand(self.config.hidden_size))
+
     @property
     def num_layers(self) -> int:
         return self.config.num_hidden_layers
@@ -166,6 +182,7 @@ def build_student(teacher: EmotionClassifier, num_layers: int = 6,
     s.encoder.pos_conv_embed.load_state_dict(t.encoder.pos_conv_embed.state_dict())
     s.encoder.layer_norm.load_state_dict(t.encoder.layer_norm.state_dict())
     if getattr(t, "masked_spec_embed", None) is not None:
+        student.add_mask_embedding()
         s.masked_spec_embed.data.copy_(t.masked_spec_embed.data)
     for k, tk in layer_map.items():
         s.encoder.layers[k - 1].load_state_dict(t.encoder.layers[tk - 1].state_dict())

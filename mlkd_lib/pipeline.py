@@ -107,6 +107,30 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
     return metrics
 
 
+def score_enhancement(enhancer, cfg: StudyConfig, data: FoldData, per_emotion: int, progress: bool = True
+                      ) -> pd.DataFrame:
+    """PESQ-WB and STOI of the noisy and of the NMF-enhanced audio against the clean speech, for
+    ``per_emotion`` test utterances of each emotion under every noisy condition (PESQ is slow)."""
+    from tqdm.auto import tqdm
+
+    from .baseline import enhancement_scores
+    from .data.dataset import condition_audio
+    audio = AudioCache()
+    rows = data.test.groupby("emotion", sort=True).head(per_emotion)
+    conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None]
+    out = []
+    for c in tqdm(conditions, desc="PESQ / STOI", disable=not progress, leave=False):
+        for r in rows.itertuples():
+            clean = audio.get(r.utt_id, r.path)
+            noisy = condition_audio(clean, r.utt_id, c.noise, c.snr_db, data.noise_bank, cfg.seed, cfg.level,
+                                    audio.level_db(r.utt_id, r.path, cfg.level))
+            before, after = enhancement_scores(clean, noisy), enhancement_scores(clean, enhancer.enhance(noisy))
+            out.append(dict(utt_id=r.utt_id, noise=c.noise, snr_db=c.snr_db,
+                            **{f"{k}_noisy": v for k, v in before.items()},
+                            **{f"{k}_enhanced": v for k, v in after.items()}))
+    return pd.DataFrame(out)
+
+
 def clean_training_audio(data: FoldData, cfg: StudyConfig, limit: int = 200) -> list[np.ndarray]:
     audio = AudioCache(cfg.max_seconds)
     rows = data.train.sample(min(limit, len(data.train)), random_state=cfg.seed)

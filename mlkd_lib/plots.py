@@ -34,6 +34,39 @@ def noise_spectrograms(bank: dict[str, np.ndarray], seconds: float = 3.0):
     return fig
 
 
+def nmf_convergence(histories: dict[str, dict[str, list[float]]]):
+    """The KL objective of the baseline's two NMF fits against the iteration, relative to its
+    last value (log scale): the noise basis on the non-speech frames, then the activations."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for label, h in histories.items():
+        for ax, part in zip(axes, ("noise basis", "fit")):
+            v = np.asarray(h[part])
+            ax.semilogy(np.arange(1, len(v) + 1), v / v[-1] - 1 + 1e-6, label=label)
+    for ax, title in zip(axes, ("noise basis (non-speech frames)", "activations (whole utterance)")):
+        ax.set(title=title, xlabel="iteration", ylabel="KL / final KL − 1")
+        ax.axhline(0.01, ls=":", c="grey")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def enhancement_summary(scores: pd.DataFrame):
+    """Mean PESQ-WB and STOI of noisy and enhanced speech per noise type and SNR."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, measure in zip(axes, ("pesq_wb", "stoi")):
+        g = scores.groupby(["noise", "snr_db"])[[f"{measure}_noisy", f"{measure}_enhanced"]].mean().reset_index()
+        for i, nt in enumerate(sorted(g.noise.unique())):
+            d = g[g.noise == nt]
+            color = sns.color_palette("deep")[i]
+            ax.plot(d.snr_db, d[f"{measure}_noisy"], ls="--", marker="o", color=color, ms=3)
+            ax.plot(d.snr_db, d[f"{measure}_enhanced"], ls="-", marker="o", color=color, ms=3, label=nt)
+        ax.set(title=f"{'PESQ-WB' if measure == 'pesq_wb' else 'STOI'} (dashed: noisy, solid: enhanced)",
+               xlabel="SNR (dB)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(history: pd.DataFrame, title: str):
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
     loss_cols = [c for c in ("loss", "ce", "kd", "ml") if c in history]
@@ -97,6 +130,40 @@ def mlkd_minus_baseline(summary: pd.DataFrame, synthetic: bool):
                 cbar_kws={"label": "UA points"})
     ax.set(title=_title("MLKD minus baseline (UA points)", synthetic), xlabel="SNR (dB)", ylabel="")
     fig.tight_layout()
+    return fig
+
+
+def paired_differences(table: pd.DataFrame, synthetic: bool):
+    """Each comparison's mean difference with its 95 % CI over folds: per noise type along
+    SNR, then clean speech and the pooled noisy conditions (black)."""
+    comps = list(dict.fromkeys(table.comparison))
+    fig, axes = plt.subplots(1, len(comps), figsize=(4.3 * len(comps), 3.9), sharey=True, squeeze=False)
+    for ax, comp in zip(axes[0], comps):
+        d = table[table.comparison == comp]
+        noisy = d[~d.noise.isin(["clean", "pooled"])]
+        snrs = sorted(noisy.snr_db.dropna().unique())
+        types = sorted(noisy.noise.unique())
+        labels = [f"{s:g}" for s in snrs]
+        for i, nt in enumerate(types):
+            g = noisy[noisy.noise == nt].sort_values("snr_db")
+            x = np.array([snrs.index(s) for s in g.snr_db]) + (i - (len(types) - 1) / 2) * 0.13
+            ax.errorbar(x, g["mean"], yerr=[g["mean"] - g.ci_low, g.ci_high - g["mean"]], fmt="o", ms=3.5,
+                        capsize=2, lw=1, label=nt)
+        for name, color in (("clean", "grey"), ("pooled", "black")):
+            g = d[d.noise == name]
+            if len(g):
+                labels.append(name if name == "clean" else "pooled\nnoisy")
+                ax.errorbar([len(labels) - 1], g["mean"], yerr=[g["mean"] - g.ci_low, g.ci_high - g["mean"]],
+                            fmt="D", ms=6, capsize=3, color=color)
+        ax.axhline(0, c="grey", lw=0.8)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set(title=comp, xlabel="SNR (dB)")
+    axes[0][0].set_ylabel("difference in UA points\n(mean, 95 % bootstrap CI over folds)")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
+    fig.suptitle(_title("Paired differences between models", synthetic))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 

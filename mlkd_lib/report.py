@@ -68,13 +68,17 @@ def _lookup(summary: pd.DataFrame, model: str, noise: str, snr: float | None) ->
     return (float(sel.ua_mean.iloc[0]), float(sel.ua_std.iloc[0])) if len(sel) else (np.nan, np.nan)
 
 
-def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", paper: bool = False) -> pd.DataFrame:
-    """Teacher / student without / with supervision on ``noise`` at each SNR and clean."""
+def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", paper: bool = False,
+           marked: set | None = None) -> pd.DataFrame:
+    """Teacher / student without / with supervision on ``noise`` at each SNR and clean.
+    ``marked``: the (noise, snr) cells where MLKD differs significantly from the CE-only student (*)."""
     cols = [f"SNR = {s:g} dB" for s in snrs] + ["clean speech"]
+    keys = [(noise, float(s)) for s in snrs] + [("clean", None)]
     rows = []
     for model in ("teacher", "student_unsup", "student_sup"):
         cells = [_lookup(summary, model, noise, s) for s in snrs] + [_lookup(summary, model, "clean", None)]
-        rows.append({"model": MODEL_LABELS[model], **{c: _cell(*v) for c, v in zip(cols, cells)},
+        star = [" *" if model == "student_sup" and k in (marked or set()) else "" for k in keys]
+        rows.append({"model": MODEL_LABELS[model], **{c: _cell(*v) + m for c, v, m in zip(cols, cells, star)},
                      **{f"{c} mean": v[0] for c, v in zip(cols, cells)},
                      **{f"{c} std": v[1] for c, v in zip(cols, cells)}})
         if paper and list(snrs) == PAPER_SNRS:
@@ -83,8 +87,10 @@ def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", pap
     return pd.DataFrame(rows)
 
 
-def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], paper: bool = False) -> pd.DataFrame:
-    """Baseline vs MLKD for each noise type and SNR, with per-type means over SNRs."""
+def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], paper: bool = False,
+           marked: set | None = None) -> pd.DataFrame:
+    """Baseline vs MLKD for each noise type and SNR, with per-type means over SNRs.
+    ``marked``: the (noise, snr) cells where MLKD differs significantly from the baseline (*)."""
     rows = []
     for s in list(snrs) + ["Mean"]:
         row = {"SNR": f"{s:g} dB" if s != "Mean" else "Mean"}
@@ -95,7 +101,8 @@ def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], pap
                     mean, std = float(np.nanmean(vals)) if not all(np.isnan(vals)) else np.nan, np.nan
                 else:
                     mean, std = _lookup(summary, model, nt, s)
-                row[f"{nt} {tag}"] = _cell(mean, std)
+                star = tag == "MLKD" and s != "Mean" and (nt, float(s)) in (marked or set())
+                row[f"{nt} {tag}"] = _cell(mean, std) + (" *" if star else "")
                 row[f"{nt} {tag} mean"] = mean
                 if paper and nt in PAPER_TABLE2 and list(snrs) == PAPER_SNRS:
                     ref = PAPER_TABLE2[nt][0 if model == "baseline" else 1]
@@ -118,8 +125,11 @@ def table3(bench: dict, paper: bool = False) -> pd.DataFrame:
     return df
 
 
+UA_CAPTION = "UA in % (mean ± std over folds)."
+
+
 def save_table(df: pd.DataFrame, study_dir: Path, name: str, title: str, synthetic: bool,
-               caption: str = "UA in % (mean ± std over folds).") -> Path:
+               caption: str = UA_CAPTION) -> Path:
     """``name.csv`` (all columns, numbers included) and ``name.md`` (the readable cells)."""
     df.to_csv(study_dir / f"{name}.csv", index=False)
     shown = df[[c for c in df.columns if not c.endswith((" mean", " std"))]]

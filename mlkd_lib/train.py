@@ -59,6 +59,8 @@ def load_model(path: str | Path, map_location="cpu") -> EmotionClassifier:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     ckpt = torch.load(path, map_location=map_location, weights_only=False)
     model = EmotionClassifier(ckpt["wav2vec2_config"], ckpt["num_labels"])
+    if "wav2vec2.masked_spec_embed" in ckpt["model"]:
+        model.add_mask_embedding()
     model.load_state_dict(ckpt["model"])
     return model
 
@@ -216,6 +218,7 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         # fixed noisy validation set: same draw every epoch, other seed than training
         val_ds = NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio)
         input_key = "noisy"
+    model.set_spec_augment(cfg.mask_time_prob, cfg.mask_time_length)
     model.to(device)
     steps_per_epoch = -(-len(train_ds) // cfg.batch_size)
     opt, sched = _optimizer(model, cfg, freeze, epochs * steps_per_epoch)

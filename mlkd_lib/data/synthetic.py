@@ -69,6 +69,17 @@ EMOTION_PROSODY = {
 JITTER = dict(pitch=6.0, range=18.0, rate=0.08, amp=18.0, breath=0.06, tense=0.25)
 
 
+@dataclass(frozen=True)
+class Prosody:
+    """The synthesis settings of one utterance (espeak-ng units) and its voice quality."""
+    pitch: int  # base pitch 0..99
+    rate: int  # words per minute
+    amp: int  # amplitude (-a)
+    range: int  # SSML pitch range, %
+    breath: float  # aspiration noise, 0 = none
+    tense: float  # pre-emphasis + saturation, 0 = none
+
+
 def _espeak_binary() -> str:
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -101,17 +112,10 @@ def _voice_quality(x: np.ndarray, breath: float, tense: float, rng: np.random.Ge
     return x
 
 
-def synth_utterance(text: str, speaker: Speaker, emotion: str, rng: np.random.Generator) -> np.ndarray:
-    p = EMOTION_PROSODY[emotion]
-    d = {k: rng.normal(0.0, s) for k, s in JITTER.items()}
-    x = _speak(
-        text, speaker.voice,
-        pitch=int(np.clip(speaker.pitch + p["pitch"] + d["pitch"], 0, 99)),
-        rate=int(np.clip(speaker.rate * (p["rate"] + d["rate"]), 80, 400)),
-        amp=int(np.clip(p["amp"] + d["amp"], 20, 200)),
-        pitch_range=int(np.clip(p["range"] + d["range"], 0, 100)),
-    )
-    x = _voice_quality(x, max(p["breath"] + d["breath"], 0.0), max(p["tense"] + d["tense"], 0.0), rng)
+def render(text: str, voice: str, prosody: Prosody, rng: np.random.Generator) -> np.ndarray:
+    """One utterance: espeak-ng speech with ``prosody``, its voice quality, pauses and room tone."""
+    x = _speak(text, voice, prosody.pitch, prosody.rate, prosody.amp, prosody.range)
+    x = _voice_quality(x, prosody.breath, prosody.tense, rng)
     # leading/trailing pauses like a real turn, so that VAD and P.56 have work to do
     lead, tail = (rng.uniform(0.05, 0.25, size=2) * SAMPLE_RATE).astype(int)
     x = np.concatenate([np.zeros(lead), x, np.zeros(tail)])
@@ -121,6 +125,21 @@ def synth_utterance(text: str, speaker: Speaker, emotion: str, rng: np.random.Ge
     x = x + floor / np.std(floor) * np.max(np.abs(x)) * 10 ** (-rng.uniform(40, 55) / 20)
     peak = np.max(np.abs(x))
     return (0.9 * x / peak * min(1.0, peak) if peak > 0.9 else x).astype(np.float32)
+
+
+def emotion_prosody(speaker: Speaker, emotion: str, rng: np.random.Generator) -> Prosody:
+    """The speaker's voice in ``emotion``, with this utterance's random deviations."""
+    p = EMOTION_PROSODY[emotion]
+    d = {k: rng.normal(0.0, s) for k, s in JITTER.items()}
+    return Prosody(pitch=int(np.clip(speaker.pitch + p["pitch"] + d["pitch"], 0, 99)),
+                   rate=int(np.clip(speaker.rate * (p["rate"] + d["rate"]), 80, 400)),
+                   amp=int(np.clip(p["amp"] + d["amp"], 20, 200)),
+                   range=int(np.clip(p["range"] + d["range"], 0, 100)),
+                   breath=max(p["breath"] + d["breath"], 0.0), tense=max(p["tense"] + d["tense"], 0.0))
+
+
+def synth_utterance(text: str, speaker: Speaker, emotion: str, rng: np.random.Generator) -> np.ndarray:
+    return render(text, speaker.voice, emotion_prosody(speaker, emotion, rng), rng)
 
 
 def make_synthetic_corpus(out_dir: str | Path, seed: int = 0, per_class: int = 6,
