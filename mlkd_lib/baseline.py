@@ -88,11 +88,9 @@ def nmf(V: np.ndarray, W: np.ndarray, H: np.ndarray, iters: int, fixed_cols: int
     W, H = W.astype(np.float32, copy=True), H.astype(np.float32, copy=True)
     history = []
     for _ in range(iters):
-        WH = W @ H + EPS
-        H *= (W.T @ (V / WH)) / (W.sum(0)[:, None] + EPS)
+        H *= (W.T @ (V / (W @ H + EPS))) / (W.sum(0)[:, None] + EPS)
         if fixed_cols < W.shape[1]:
-            WH = W @ H + EPS
-            upd = ((V / WH) @ H.T) / (H.sum(1)[None, :] + EPS)
+            upd = ((V / (W @ H + EPS)) @ H.T) / (H.sum(1)[None, :] + EPS)
             W[:, fixed_cols:] *= upd[:, fixed_cols:]
         if track:
             history.append(kl_divergence(V, W @ H))
@@ -132,32 +130,30 @@ class VadNmfEnhancer:
         W /= W.sum(0, keepdims=True) + EPS
         return cls(W, noise_components, aggressiveness, seed=seed)
 
-    def noise_basis(self, mag: np.ndarray, speech: np.ndarray, rng, track: bool = False):
-        quiet = ~speech
-        if quiet.sum() < 5:  # the VAD hears speech everywhere: take the quietest frames
-            energy = mag.sum(0)
-            quiet = energy <= np.quantile(energy, 0.2)
-        V = mag[:, quiet]
-        W, _, hist = nmf(V, _random(rng, (V.shape[0], self.noise_components)),
-                         _random(rng, (self.noise_components, V.shape[1])), self.noise_iters, track=track)
-        return W / (W.sum(0, keepdims=True) + EPS), hist
-
     def enhance(self, noisy: np.ndarray, track: bool = False):
         """The NMF-enhanced waveform (same length as ``noisy``); with ``track`` also the
         objective histories {"noise basis": [...], "fit": [...]}."""
         rng = np.random.default_rng(self.seed)
         mag, phase = stft_mag_phase(noisy)
-        W_n, hist_n = self.noise_basis(mag, vad_speech_frames(noisy, self.aggressiveness), rng, track)
+        quiet = ~vad_speech_frames(noisy, self.aggressiveness)
+        if quiet.sum() < 5:  # the VAD hears speech everywhere: take the quietest frames
+            energy = mag.sum(0)
+            quiet = energy <= np.quantile(energy, 0.2)
+        V_n, k_n = mag[:, quiet], self.noise_components
+        W_n, _, hist_n = nmf(V_n, _random(rng, (V_n.shape[0], k_n)), _random(rng, (k_n, V_n.shape[1])),
+                             self.noise_iters, track=track)
+        W_n /= W_n.sum(0, keepdims=True) + EPS
         W = np.concatenate([self.speech_basis, W_n], axis=1)
         _, H, hist = nmf(mag, W, _random(rng, (W.shape[1], mag.shape[1])), self.fit_iters, fixed_cols=W.shape[1],
                          track=track)
-        ks = self.speech_basis.shape[1]
-        S, N = (self.speech_basis @ H[:ks]) ** 2, (W_n @ H[ks:]) ** 2
+        k_s = self.speech_basis.shape[1]
+        S, N = (self.speech_basis @ H[:k_s]) ** 2, (W_n @ H[k_s:]) ** 2
         out = istft(mag * (S / (S + N + EPS)), phase, len(noisy)).astype(np.float32)
         return (out, {"noise basis": hist_n, "fit": hist}) if track else out
 
-    def __call__(self, noisy: np.ndarray) -> np.ndarray:
-        return drop_non_speech(self.enhance(noisy), self.aggressiveness)
+    def __call__(self, noisy: list[np.ndarray]) -> list[np.ndarray]:
+        """The baseline's front-end on a list of noisy inputs: enhanced, non-speech dropped."""
+        return [drop_non_speech(self.enhance(x), self.aggressiveness) for x in noisy]
 
 
 def enhancement_scores(clean: np.ndarray, degraded: np.ndarray) -> dict[str, float]:

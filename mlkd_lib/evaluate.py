@@ -35,16 +35,18 @@ def ua_wa(y_true, y_pred, n: int = len(EMOTIONS)) -> tuple[float, float]:
 @torch.no_grad()
 def predict_condition(model, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
                       level: str = "p56", batch_size: int = 32, device="cpu",
-                      transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                      transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
                       audio: AudioCache | None = None) -> pd.DataFrame:
     """Per-utterance predictions and class probabilities under one condition.
 
     The noisy audio depends only on (seed, utterance, noise, SNR): every model sees the
-    same. ``transform`` (e.g. the VAD + NMF enhancer) is applied to each input first."""
+    same. ``transform`` (e.g. the VAD + NMF enhancer) maps the list of inputs to what the model
+    hears, all at once so that it may batch its work."""
     model.eval().to(device)
     ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio)
     if transform is not None:
-        items = [dict(it, noisy=transform(it["noisy"])) for it in (ds[i] for i in range(len(ds)))]
+        items = [ds[i] for i in range(len(ds))]
+        items = [dict(it, noisy=x) for it, x in zip(items, transform([it["noisy"] for it in items]))]
         loader = DataLoader(items, batch_size=batch_size, collate_fn=collate)
     else:
         loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)

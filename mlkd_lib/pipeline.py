@@ -120,11 +120,11 @@ def score_enhancement(enhancer, cfg: StudyConfig, data: FoldData, per_emotion: i
     conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None]
     out = []
     for c in tqdm(conditions, desc="PESQ / STOI", disable=not progress, leave=False):
-        for r in rows.itertuples():
-            clean = audio.get(r.utt_id, r.path)
-            noisy = condition_audio(clean, r.utt_id, c.noise, c.snr_db, data.noise_bank, cfg.seed, cfg.level,
-                                    audio.level_db(r.utt_id, r.path, cfg.level))
-            before, after = enhancement_scores(clean, noisy), enhancement_scores(clean, enhancer.enhance(noisy))
+        clean = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
+        noisy = [condition_audio(x, r.utt_id, c.noise, c.snr_db, data.noise_bank, cfg.seed, cfg.level,
+                                 audio.level_db(r.utt_id, r.path, cfg.level)) for x, r in zip(clean, rows.itertuples())]
+        for r, x, y, z in zip(rows.itertuples(), clean, noisy, map(enhancer.enhance, noisy)):
+            before, after = enhancement_scores(x, y), enhancement_scores(x, z)
             out.append(dict(utt_id=r.utt_id, noise=c.noise, snr_db=c.snr_db,
                             **{f"{k}_noisy": v for k, v in before.items()},
                             **{f"{k}_enhanced": v for k, v in after.items()}))

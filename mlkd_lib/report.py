@@ -149,6 +149,21 @@ def collect_predictions(study_dir: str | Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def enhancement_table(study_dir: str | Path) -> pd.DataFrame:
+    """PESQ-WB and STOI of the noisy and the VAD + NMF-enhanced audio (02b's ``enhancement.csv``),
+    mean over every fold's scored utterances per noise and SNR: does the enhancement itself help?"""
+    files = sorted(Path(study_dir).glob("folds/*/baseline/enhancement.csv"))
+    if not files:
+        raise FileNotFoundError(f"{study_dir}: no folds/*/baseline/enhancement.csv yet — run 02b first")
+    scores = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    table = scores.groupby(["noise", "snr_db"]).agg(
+        utterances=("utt_id", "size"),
+        **{f"{m} {k}": (f"{m}_{k}", "mean") for m in ("pesq_wb", "stoi") for k in ("noisy", "enhanced")}).reset_index()
+    for m in ("pesq_wb", "stoi"):
+        table[f"{m} Δ"] = table[f"{m} enhanced"] - table[f"{m} noisy"]
+    return table.round(3)
+
+
 def bench_inference(study_dir: str | Path, cfg) -> dict:
     """Table 3's timing: the trained teacher and MLKD student of the first complete fold,
     on the same test utterances, one after the other in this process."""

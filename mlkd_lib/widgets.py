@@ -192,7 +192,7 @@ class Explorer:
                                   None if noise == CLEAN else self.audio.level_db(utt_id, row.path, self.cfg.level))
             missing = self.models.missing(fold)
             have = {m for m in MODEL_ORDER if not any(x.startswith(m + " ") for x in missing)}
-            enhanced = self.models.enhancer(fold)(noisy) if "baseline" in have else None
+            enhanced = self.models.enhancer(fold)([noisy])[0] if "baseline" in have else None
             probs = {}
             for m in MODEL_ORDER:
                 if m == "baseline":
