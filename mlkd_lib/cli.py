@@ -74,6 +74,12 @@ def _study(a):
     sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force))
 
 
+def _ablate(a):
+    from .config import parse_set
+    from .study import run_ablation
+    sys.exit(run_ablation(a.study, a.out, parse_set(a.set), a.jobs))
+
+
 def _listen(a):
     from .widgets import serve
     serve(a.study, a.port)
@@ -146,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="steps run in parallel (CPU threads are shared out)")
     s.add_argument("--force", action="store_true", help="rerun steps that are already complete")
     s.set_defaults(func=_study)
+
+    ab = sub.add_parser("ablate", help="retrain a study's MLKD students with other loss settings, reusing the rest")
+    ab.add_argument("--study", required=True, help="a finished study (its teachers and CE-only students are reused)")
+    ab.add_argument("--out", required=True)
+    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="alpha, beta or temperature")
+    ab.add_argument("--jobs", type=int, default=1)
+    ab.set_defaults(func=_ablate)
 
     li = sub.add_parser("listen", help="serve the listening explorer as a web page (Voilà, localhost)")
     li.add_argument("--study", default="results/demo")

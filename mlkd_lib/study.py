@@ -239,3 +239,28 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
         "seeds": {"seed": cfg.seed, "synth_seed": cfg.synth_seed}, "git_commit": _git_commit(),
         "versions": _versions(), "config": cfg.to_json(), "steps": record,
         "command": " ".join(sys.argv)}, indent=2))
+
+
+ABLATION_KEYS = {"alpha", "beta", "temperature"}
+
+
+def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int = 1) -> int:
+    """The MLKD student retrained with other loss settings (``alpha``, ``beta``, ``temperature``),
+    reusing a finished study's data, teachers, baselines and CE-only students (linked, not copied):
+    only the MLKD students and the analysis run, so every fold's comparison is paired."""
+    unknown = set(overrides) - ABLATION_KEYS
+    if unknown:
+        raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
+    base, out = Path(base).resolve(), Path(out).resolve()
+    cfg = load_config(base / "config.json")
+    folds = sorted(p.parent.parent.name for p in base.glob("folds/*/teacher/done.json"))
+    if not folds:
+        raise FileNotFoundError(f"{base}: no fold with a finished teacher to reuse")
+    (out / "folds").mkdir(parents=True, exist_ok=True)
+    for shared in ["data", *(f"folds/{f}/{m}" for f in folds for m in ("teacher", "baseline", "student_unsup"))]:
+        link = out / shared
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists() and (base / shared).exists():
+            link.symlink_to(base / shared, target_is_directory=True)
+    settings = {k: v for k, v in cfg.to_json().items() if k not in ("preset", "folds")}
+    return run_study(cfg.preset, str(out), ",".join(folds), {**settings, **overrides}, jobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -86,3 +87,20 @@ def test_micro_study_end_to_end_and_resume(micro_study):
     # a study folder is not silently reused with other settings
     with pytest.raises(ValueError, match="teacher_epochs"):
         run_study("micro", str(study), "Ses01F", {**overrides, "teacher_epochs": 3})
+
+
+@pytest.mark.slow
+def test_an_ablation_retrains_only_the_mlkd_students_and_reuses_the_rest(micro_study, tmp_path):
+    from mlkd_lib.study import run_ablation
+    study, _, _ = micro_study
+    with pytest.raises(ValueError, match="lr"):
+        run_ablation(study, tmp_path / "bad", {"lr": "1e-4"})
+    out = tmp_path / "beta0"
+    assert run_ablation(study, out, {"beta": "0"}, jobs=1) == 0
+    run = json.loads((out / "run.json").read_text())
+    ran = {name for name, s in run["steps"].items() if s["status"] == "ok"}
+    assert ran == {"Ses01F/student_sup", "analysis"}  # data, teacher, baseline, CE-only student: reused
+    assert run["config"]["beta"] == 0.0
+    assert (out / "folds" / "Ses01F" / "teacher").resolve() == (study / "folds" / "Ses01F" / "teacher").resolve()
+    old, new = (pd.read_csv(d / "folds/Ses01F/student_sup/predictions.csv") for d in (study, out))
+    assert not np.allclose(old[["p_neu", "p_hap"]], new[["p_neu", "p_hap"]])  # β = 0 trains another student
