@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STUDY  ?= results/demo
 
-.PHONY: demo test lint venv system-deps clean-results
+.PHONY: demo test lint lab venv system-deps clean-results
 
 venv: $(STAMP) system-deps
 
@@ -36,6 +36,11 @@ system-deps:
 demo: venv
 	$(BIN)/mlkd study --preset demo --out $(STUDY) --jobs 2
 	@echo "Tables, plots and executed notebooks: $(STUDY)/  (open $(STUDY)/README.md)"
+
+# JupyterLab at the project root, on this machine only (127.0.0.1); open the URL with the token it prints
+lab: venv
+	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: venv
 	$(BIN)/python -m pytest -q

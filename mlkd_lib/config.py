@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.noise import NOISE_TYPES
+from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
 # outside the study (provenance.json beside the weights); shipped with the package.
@@ -207,3 +208,13 @@ def load_config(path: str | Path) -> StudyConfig:
         raise FileNotFoundError(f"study config not found: {path} (is this a study folder made by `mlkd study`?)")
     data = json.loads(path.read_text())
     return with_overrides(make_config(data.get("preset", "demo")), **data)
+
+
+def with_absolute_paths(cfg: StudyConfig) -> StudyConfig:
+    """``cfg`` with its folders taken against the project root (``paths.resolve``), so a notebook's
+    working directory does not move them. ``model`` is a folder only if one exists there (else a
+    named architecture such as "tiny", or an id in the Hugging Face cache)."""
+    changes = {k: str(resolve(getattr(cfg, k))) for k in ("data_dir", "iemocap_root", "noisex_dir") if getattr(cfg, k)}
+    if resolve(cfg.model).exists():
+        changes["model"] = str(resolve(cfg.model))
+    return dataclasses.replace(cfg, **changes)

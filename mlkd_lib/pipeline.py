@@ -12,24 +12,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import StudyConfig, load_config, make_config, with_overrides
+from .config import StudyConfig, load_config, make_config, with_absolute_paths, with_overrides
 from .data.dataset import AudioCache, all_conditions
 from .data.folds import Fold, get_fold, split
 from .data.manifest import read_manifest
 from .data.noise import load_noise_bank, write_noise_bank
 from .evaluate import evaluate_conditions, metrics_from_predictions
+from .paths import by_hand_study, newest_study, resolve
 
 MODELS = ("teacher", "student_sup", "student_unsup", "baseline")
 MODEL_LABELS = {"teacher": "Teacher", "student_unsup": "Student without supervision",
                 "student_sup": "Student with supervision (MLKD)", "baseline": "Baseline (VAD + NMF)"}
 
 
+def notebook_study(study_dir: str, preset: str) -> Path:
+    """The study folder a notebook works in: ``study_dir`` (set by `mlkd study`) against the project
+    root, or, when empty, the folder that notebooks run by hand share (``results/<preset>-notebooks``)."""
+    return resolve(study_dir) if study_dir else by_hand_study(preset)
+
+
 def notebook_config(study_dir: str, preset: str, **params) -> StudyConfig:
-    """The config a notebook runs with: the study's ``config.json`` when the study wrote
-    one, else the preset; then the notebook's own non-``None`` parameters on top."""
-    path = Path(study_dir) / "config.json"
-    cfg = load_config(path) if study_dir and path.is_file() else make_config(preset)
-    return with_overrides(cfg, **params)
+    """The config a notebook runs with: its study's ``config.json`` when there is one, else the
+    preset (written there, so that notebooks run by hand make a study 04 and 05 can open); then the
+    notebook's own non-``None`` parameters on top. Paths are absolute (``paths.resolve``)."""
+    study = notebook_study(study_dir, preset)
+    path = study / "config.json"
+    if path.is_file():
+        cfg = load_config(path)
+    else:
+        cfg = with_absolute_paths(make_config(preset))
+        cfg.save(path)
+    return with_absolute_paths(with_overrides(cfg, **params))
+
+
+def open_study(study_dir: str = "") -> Path:
+    """The study 04 and 05 show: ``study_dir`` against the project root, or the newest study under
+    ``results/`` (named on screen, so nobody wonders which one it is)."""
+    if study_dir:
+        return resolve(study_dir)
+    study = newest_study()
+    print(f"study: {study}  (the newest under {study.parent}; set study_dir to open another)")
+    return study
 
 
 def step_dir(study_dir: str | Path, fold: str, model: str) -> Path:

@@ -11,7 +11,6 @@ depend on it; the command exits non-zero with a summary at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -25,10 +24,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import StudyConfig, load_config, make_config
+from .config import StudyConfig, load_config, make_config, with_absolute_paths
+from .paths import NOTEBOOKS, resolve
 from .pipeline import is_done, step_dir
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # keys that may change between runs of one study without invalidating finished steps
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size"}
 
@@ -171,14 +170,14 @@ def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=No
 def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
               jobs: int = 1, force: bool = False) -> int:
     """Plan and run a study; write ``run.json``; return the exit code (0: every step ok)."""
-    study = Path(out or f"results/{preset}").resolve()
+    study = resolve(out or f"results/{preset}")
     overrides = dict(overrides or {})
     if folds and folds != "all":
         overrides["folds"] = folds
     if jobs > 1 and "threads" not in overrides:
         overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
     cfg = make_config(preset, **overrides)
-    cfg = dataclasses.replace(cfg, data_dir=str(Path(cfg.data_dir).resolve()))
+    cfg = with_absolute_paths(cfg)
     config_path = study / "config.json"
     if not force:
         _check_same_study(config_path, cfg)

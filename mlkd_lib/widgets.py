@@ -334,8 +334,10 @@ def serve(study_dir: str | Path, port: int = 8866) -> None:
     import os
     import subprocess
     import sys
-    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "05_listen.ipynb"
-    env = dict(os.environ, MLKD_STUDY=str(Path(study_dir).resolve()))
+
+    from .paths import NOTEBOOKS, resolve
+    notebook = NOTEBOOKS / "05_listen.ipynb"
+    env = dict(os.environ, MLKD_STUDY=str(resolve(study_dir)))
     print(f"serving {notebook.name} for {study_dir} at http://127.0.0.1:{port}/  (Ctrl-C stops)")
     subprocess.run([sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
                     "--Voila.ip=127.0.0.1", "--theme=light"], env=env, check=False)

@@ -1,0 +1,55 @@
+"""Where relative paths point: the project root, found once, here.
+
+A notebook opened in JupyterLab runs in its own folder, `mlkd study` wherever it was started.
+So that ``data/demo`` or ``results/demo`` mean the same folder in both, every relative path in a
+config, a notebook parameter or a study folder is taken against the project root, never against
+the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT_ENV = "MLKD_ROOT"  # set it to put data/ and results/ somewhere else (tests do)
+PACKAGE = Path(__file__).resolve().parent
+NOTEBOOKS = PACKAGE.parent / "notebooks"
+
+
+def project_root() -> Path:
+    """``$MLKD_ROOT`` if set; else the checkout this library lives in (the folder holding
+    ``pyproject.toml`` beside ``mlkd_lib/``); else, for an installed wheel, the current directory."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).expanduser().resolve()
+    if (PACKAGE.parent / "pyproject.toml").is_file():
+        return PACKAGE.parent
+    return Path.cwd()
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """``path`` made absolute against the project root (absolute paths are kept)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+def results_dir() -> Path:
+    return project_root() / "results"
+
+
+def by_hand_study(preset: str) -> Path:
+    """The study folder of notebooks run one by one with their defaults: 01 → 02 → 02b → 03 → 04 → 05
+    all read and write here."""
+    return results_dir() / f"{preset}-notebooks"
+
+
+def newest_study() -> Path:
+    """The study under ``results/`` with the most recent activity (a finished step, else its config),
+    for notebooks that open a study when none is named."""
+    def last_activity(study: Path) -> float:
+        stamps = [p.stat().st_mtime for p in study.glob("**/done.json")]
+        return max(stamps, default=(study / "config.json").stat().st_mtime)
+
+    studies = [c.parent for c in results_dir().glob("*/config.json")]
+    if not studies:
+        raise FileNotFoundError(f"no study under {results_dir()} yet: run `make demo`, or the notebooks 01 → 03")
+    return max(studies, key=last_activity)

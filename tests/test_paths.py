@@ -1,0 +1,67 @@
+"""Relative paths mean the same folder whatever the working directory (a JupyterLab kernel runs in
+notebooks/, `mlkd study` wherever it was started)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from mlkd_lib.config import make_config, with_absolute_paths
+from mlkd_lib.paths import newest_study, project_root, resolve
+from mlkd_lib.pipeline import notebook_config, notebook_study, open_study
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLKD_ROOT", str(tmp_path / "project"))
+    (tmp_path / "project" / "notebooks").mkdir(parents=True)
+    return tmp_path / "project"
+
+
+def test_without_mlkd_root_the_root_is_the_checkout(monkeypatch):
+    monkeypatch.delenv("MLKD_ROOT", raising=False)
+    assert (project_root() / "pyproject.toml").is_file() and (project_root() / "mlkd_lib").is_dir()
+
+
+def test_config_paths_do_not_move_with_the_working_directory(root, monkeypatch):
+    monkeypatch.chdir(root / "notebooks")  # where JupyterLab starts a notebook's kernel
+    from_notebooks = with_absolute_paths(make_config("paper", model="data/w2v"))
+    monkeypatch.chdir(root)
+    from_root = with_absolute_paths(make_config("paper", model="data/w2v"))
+    assert from_notebooks == from_root
+    assert from_root.data_dir == str(root / "data" / "paper")
+    assert from_root.iemocap_root == str(root / "data" / "IEMOCAP_full_release")
+    assert from_root.model == "data/w2v"  # no such folder: left for the Hugging Face cache to name
+    (root / "data" / "w2v").mkdir(parents=True)
+    assert with_absolute_paths(make_config("paper", model="data/w2v")).model == str(root / "data" / "w2v")
+    assert resolve("/abs/x") == resolve("/abs/x").absolute()
+
+
+def test_notebooks_run_by_hand_share_one_study_that_04_and_05_open(root, monkeypatch):
+    monkeypatch.chdir(root / "notebooks")
+    cfg = notebook_config("", "micro")  # 01 → 03 with their defaults
+    study = notebook_study("", "micro")
+    assert study == root / "results" / "micro-notebooks"
+    assert (study / "config.json").is_file() and cfg.data_dir == str(root / "data" / "micro")
+    assert notebook_config("", "micro", teacher_epochs=3).teacher_epochs == 3  # a notebook's own parameter wins
+    assert open_study("") == study  # 04 and 05 with their defaults
+    assert open_study("results/micro-notebooks") == study
+
+
+def test_the_newest_study_is_the_one_with_the_latest_finished_step(root):
+    for name in ("old", "new"):
+        (root / "results" / name).mkdir(parents=True)
+        (root / "results" / name / "config.json").write_text("{}")
+    done = root / "results" / "old" / "folds" / "Ses01F" / "teacher" / "done.json"
+    done.parent.mkdir(parents=True)
+    done.write_text("{}")
+    later = time.time() + 10
+    os.utime(done, (later, later))
+    assert newest_study() == root / "results" / "old"
+
+
+def test_without_any_study_the_error_says_what_to_run(root):
+    with pytest.raises(FileNotFoundError, match="make demo"):
+        newest_study()
