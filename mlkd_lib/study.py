@@ -250,7 +250,7 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     unknown = set(overrides) - ABLATION_KEYS
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
-    base, out = Path(base).resolve(), Path(out).resolve()
+    base, out = resolve(base), resolve(out)
     cfg = load_config(base / "config.json")
     folds = sorted(p.parent.parent.name for p in base.glob("folds/*/teacher/done.json"))
     if not folds:

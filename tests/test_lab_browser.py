@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from test_listen_browser import ARTIFACTS, CHROMIUM_FLAGS, _free_port
