@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -63,6 +64,16 @@ def local_cpus_per_step(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
+def ray_cpus_per_step(settings: RaySettings, jobs: int) -> float:
+    """``--ray-cpus``, else: on a Ray instance this command starts, cores / jobs (as local); on a
+    cluster, or a Ray the caller already started, 1 (the cluster's size decides the parallelism)."""
+    if settings.cpus is not None:
+        return settings.cpus
+    ray = sys.modules.get("ray")  # only look: importing Ray here would cost every local run
+    running = ray is not None and ray.is_initialized()
+    return 1 if settings.address or running else local_cpus_per_step(jobs)
+
+
 # --- functions that run on Ray workers (module level: workers import them by name) ----------
 
 def _ray_step(step: Step, log_dir: Path, force: bool, cwd: str, *deps: Outcome) -> Outcome:
@@ -99,6 +110,7 @@ class RayExecutor:
         self.ray = ray
         s = self.settings
         t0 = time.time()
+        cpus = ray_cpus_per_step(s, self.jobs)
         if not ray.is_initialized():  # a caller (a test, a notebook) may have started Ray already
             kw = dict(include_dashboard=False, logging_level="WARNING")
             if s.address:
@@ -109,7 +121,6 @@ class RayExecutor:
         self.info["startup_s"] = round(time.time() - t0, 2)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         total = ray.cluster_resources()
-        cpus = s.cpus if s.cpus is not None else (1 if s.address else local_cpus_per_step(self.jobs))
         gpus = s.gpus if s.gpus is not None else (1 if total.get("GPU", 0) > 0 else 0)
         fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus]
         if not fits:

@@ -204,16 +204,15 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
     """Plan and run a study; write ``run.json``; return the exit code (0: every step ok).
     ``executor``: "local" or "ray" (``executors.open_executor``; ``ray_settings``: its options)."""
     from .config import make_config
-    from .executors import RaySettings, local_cpus_per_step, open_executor
+    from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
     study = Path(out or f"results/{preset}").resolve()
     overrides = dict(overrides or {})
     if folds and folds != "all":
         overrides["folds"] = folds
     if "threads" not in overrides:
         # a step's torch and BLAS threads: what it is given of the cores (one step alone: all of them)
-        rs = ray_settings or RaySettings()
-        if executor == "ray" and (rs.address or rs.cpus):  # a cluster's steps: what they ask Ray for
-            overrides["threads"] = max(1, int(rs.cpus or 1))
+        if executor == "ray":  # what a step asks Ray for
+            overrides["threads"] = max(1, int(ray_cpus_per_step(ray_settings or RaySettings(), jobs)))
         elif jobs > 1:
             overrides["threads"] = local_cpus_per_step(jobs)
     cfg = make_config(preset, **overrides)
