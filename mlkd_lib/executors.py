@@ -114,7 +114,11 @@ class RayExecutor:
         if not ray.is_initialized():  # a caller (a test, a notebook) may have started Ray already
             kw = dict(include_dashboard=False, logging_level="WARNING")
             if s.address:
-                ray.init(address=s.address, **kw)
+                try:
+                    ray.init(address=s.address, **kw)
+                except (ConnectionError, TimeoutError, ValueError) as err:  # what Ray raises for no cluster there
+                    raise RuntimeError(f"no Ray cluster at --ray-address {s.address} ({err}): start one with "
+                                       f"`ray start --head`, or leave --ray-address out for a local instance") from err
             else:
                 ray.init(num_cpus=os.cpu_count() or 1, **kw)
             self.own_instance = True
