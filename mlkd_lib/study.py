@@ -6,7 +6,8 @@ Each step is one notebook executed by papermill in its own process; its executed
 copy is kept under the study folder, failed or not. A step whose ``done.json``
 exists is skipped, so a killed study resumes (and training inside a step resumes
 from its last epoch checkpoint). A failed step does not stop the steps that do not
-depend on it; the command exits non-zero with a summary at the end.
+depend on it; the command exits non-zero with a summary at the end. The plan is run
+here by the local executor (``execute``) or as Ray tasks (``executors.py``, ``--executor ray``).
 """
 
 from __future__ import annotations
