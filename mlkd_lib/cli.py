@@ -70,8 +70,10 @@ def _pretrain(a):
 
 def _study(a):
     from .config import parse_set
+    from .executors import RaySettings
     from .study import run_study
-    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force))
+    ray = RaySettings(a.ray_address, a.ray_cpus, a.ray_gpus, a.ray_max_retries)
+    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray))
 
 
 def _ablate(a):
@@ -151,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     s.add_argument("--jobs", type=int, default=1, help="steps run in parallel (CPU threads are shared out)")
     s.add_argument("--force", action="store_true", help="rerun steps that are already complete")
+    s.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: papermill processes on this machine; ray: one Ray task per step (needs .[ray])")
+    s.add_argument("--ray-address", help="join a running Ray cluster: 'auto' or HOST:PORT (default: a local instance)")
+    s.add_argument("--ray-cpus", type=float, help="CPUs a step asks Ray for (default: cores/--jobs, 1 on a cluster)")
+    s.add_argument("--ray-gpus", type=float, help="GPUs a model step asks for (default: 1 where the cluster has GPUs)")
+    s.add_argument("--ray-max-retries", type=int, default=3, help="re-runs of a step whose node died (not on errors)")
     s.set_defaults(func=_study)
 
     ab = sub.add_parser("ablate", help="retrain a study's MLKD students with other loss settings, reusing the rest")

@@ -5,7 +5,6 @@ and ends with a ``done.json`` marker, which is how a rerun knows what to skip.""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from .data.folds import Fold, get_fold, split
 from .data.manifest import read_manifest
 from .data.noise import load_noise_bank, write_noise_bank
 from .evaluate import evaluate_conditions, metrics_from_predictions
+from .markers import is_done, mark_done, step_dir  # noqa: F401  (the notebooks import them from here)
 from .paths import by_hand_study, newest_study, resolve
 
 MODELS = ("teacher", "student_sup", "student_unsup", "baseline")
@@ -53,21 +53,6 @@ def open_study(study_dir: str = "") -> Path:
     study = newest_study()
     print(f"study: {study}  (the newest under {study.parent}; set study_dir to open another)")
     return study
-
-
-def step_dir(study_dir: str | Path, fold: str, model: str) -> Path:
-    return Path(study_dir) / "folds" / fold / model
-
-
-def mark_done(directory: str | Path, **info) -> Path:
-    path = Path(directory) / "done.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
-    return path
-
-
-def is_done(directory: str | Path) -> bool:
-    return (Path(directory) / "done.json").is_file()
 
 
 def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:

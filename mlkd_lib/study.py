@@ -6,7 +6,8 @@ Each step is one notebook executed by papermill in its own process; its executed
 copy is kept under the study folder, failed or not. A step whose ``done.json``
 exists is skipped, so a killed study resumes (and training inside a step resumes
 from its last epoch checkpoint). A failed step does not stop the steps that do not
-depend on it; the command exits non-zero with a summary at the end.
+depend on it; the command exits non-zero with a summary at the end. The plan is run
+here by the local executor (``execute``) or as Ray tasks (``executors.py``, ``--executor ray``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from .config import StudyConfig, load_config, make_config, with_absolute_paths
+from .markers import is_done, step_dir
 from .paths import NOTEBOOKS, resolve
-from .pipeline import is_done, step_dir
+
+if TYPE_CHECKING:
+    from .config import StudyConfig
+
+# config is imported where it is used: it pulls in scipy, pipeline torch, which a Ray worker
+# that only runs papermill or skips a step should not pay for (4 s per worker on 2 cores)
 
 # keys that may change between runs of one study without invalidating finished steps
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size"}
@@ -41,6 +48,7 @@ class Step:
     output: Path
     deps: list[str] = field(default_factory=list)
     always_last: bool = False
+    gpu: bool = False  # runs a model: an executor with GPUs gives it one (Ray's num_gpus)
 
 
 @dataclass
@@ -57,25 +65,27 @@ def plan_fold_steps(study: Path, preset: str, folds: list[str]) -> list[Step]:
         fdir = study / "folds" / fold
         teacher = f"{fold}/teacher"
         steps.append(Step(teacher, "02_train_teacher.ipynb", base, step_dir(study, fold, "teacher"),
-                          fdir / "02_train_teacher.ipynb"))
+                          fdir / "02_train_teacher.ipynb", gpu=True))
         steps.append(Step(f"{fold}/baseline", "02b_baseline_vad_nmf.ipynb", base, step_dir(study, fold, "baseline"),
-                          fdir / "02b_baseline_vad_nmf.ipynb", [teacher]))
+                          fdir / "02b_baseline_vad_nmf.ipynb", [teacher], gpu=True))
         for sup, model in ((True, "student_sup"), (False, "student_unsup")):
             steps.append(Step(f"{fold}/{model}", "03_distill_student.ipynb", dict(base, supervision=sup),
-                              step_dir(study, fold, model), fdir / f"03_distill_student_{model}.ipynb", [teacher]))
+                              step_dir(study, fold, model), fdir / f"03_distill_student_{model}.ipynb", [teacher],
+                              gpu=True))
     return steps
 
 
-def run_notebook(step: Step, log_dir: Path) -> Outcome:
+def run_notebook(step: Step, log_dir: Path, cwd: str | None = None) -> Outcome:
     """Execute one notebook with papermill (its kernel is a process of its own); keep the
-    executed copy, which holds the error at the top when a cell fails."""
+    executed copy, which holds the error at the top when a cell fails. ``cwd``: the kernel's
+    working directory (a Ray worker's own may differ from the one the study was started in)."""
     import papermill as pm
     step.output.parent.mkdir(parents=True, exist_ok=True)
     (log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
     t0 = time.time()
     try:
         pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(step.output), parameters=step.params,
-                            kernel_name="python3", progress_bar=False, log_output=False,
+                            kernel_name="python3", progress_bar=False, log_output=False, cwd=cwd,
                             # the kernel's own log lines would clutter the progress display;
                             # cell errors still land in the executed notebook
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
@@ -109,6 +119,7 @@ def _git_commit() -> str | None:
 
 
 def _check_same_study(path: Path, cfg: StudyConfig) -> None:
+    from .config import load_config
     if not path.is_file():
         return
     old = load_config(path).to_json()
@@ -118,64 +129,92 @@ def _check_same_study(path: Path, cfg: StudyConfig) -> None:
                          f"use another --out, or --force to rerun every step with the new settings")
 
 
-def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
-    """Run ``steps`` respecting dependencies, ``jobs`` at a time; skip complete ones."""
-    outcomes: dict[str, Outcome] = {}
-    pending = [s for s in steps if not s.always_last]
-    last = [s for s in steps if s.always_last]
-    bar = tqdm(total=len(steps), desc="study", unit="step", file=sys.stdout)
-    t_start = time.time()
+def settle(step: Step, deps: list[Outcome], force: bool) -> Outcome | None:
+    """The outcome of ``step`` that needs no notebook run, else None. ``deps``: the outcomes of
+    the steps it needs (for an ``always_last`` step: of every other step). One rule for both
+    executors, so a local run and a Ray run skip and block the same steps."""
+    if step.always_last:  # the analysis reports on whatever finished, so one failed fold loses no table
+        stale = any(o.status == "ok" for o in deps)
+        return Outcome("skipped") if not force and not stale and is_done(step.done_dir) else None
+    if any(o.status in ("failed", "blocked") for o in deps):
+        return Outcome("blocked")
+    if not force and is_done(step.done_dir):
+        return Outcome("skipped")
+    return None
 
-    def finish(step: Step, out: Outcome) -> None:
-        outcomes[step.name] = out
-        bar.update(1)
-        done = len(outcomes)
-        eta = (time.time() - t_start) / done * (len(steps) - done)
+
+class Progress:
+    """Step k/n, elapsed and ETA, one line per finished step; ``on_done`` sees every outcome so far."""
+
+    def __init__(self, steps: list[Step], on_done=None):
+        self.total, self.on_done, self.outcomes = len(steps), on_done, {}
+        self.bar = tqdm(total=self.total, desc="study", unit="step", file=sys.stdout)
+        self.t_start = time.time()
+
+    def finish(self, step: Step, out: Outcome) -> None:
+        self.outcomes[step.name] = out
+        self.bar.update(1)
+        done, elapsed = len(self.outcomes), time.time() - self.t_start
+        eta = elapsed / done * (self.total - done)
         msg = {"ok": f"done in {out.wall_s:.0f} s", "skipped": "already complete", "failed": f"FAILED: {out.error}",
                "blocked": "not run: a step it needs failed"}[out.status]
-        tqdm.write(f"[{done}/{len(steps)}] {step.name}: {msg}  (elapsed {time.time() - t_start:.0f} s, "
-                   f"~{eta:.0f} s left)", file=sys.stdout)
-        if on_done:
-            on_done(outcomes)
+        tqdm.write(f"[{done}/{self.total}] {step.name}: {msg}  (elapsed {elapsed:.0f} s, ~{eta:.0f} s left)",
+                   file=sys.stdout)
+        if self.on_done:
+            self.on_done(self.outcomes)
 
+    def close(self) -> dict[str, Outcome]:
+        self.bar.close()
+        return self.outcomes
+
+
+def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
+    """The local executor: run ``steps`` respecting dependencies, ``jobs`` at a time in a pool of
+    threads that each wait on a papermill process; skip complete ones."""
+    progress = Progress(steps, on_done)
+    outcomes = progress.outcomes
+    pending = [s for s in steps if not s.always_last]
+    last = [s for s in steps if s.always_last]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         running = {}
         while pending or running:
             for s in list(pending):
-                dep_status = [outcomes.get(d) for d in s.deps]
-                if any(o is not None and o.status in ("failed", "blocked") for o in dep_status):
-                    pending.remove(s)
-                    finish(s, Outcome("blocked"))
-                elif all(o is not None for o in dep_status):
-                    if not force and is_done(s.done_dir):
+                deps = [outcomes.get(d) for d in s.deps]
+                failed = any(o is not None and o.status in ("failed", "blocked") for o in deps)
+                if failed or all(o is not None for o in deps):
+                    out = settle(s, [o for o in deps if o is not None], force)
+                    if out is not None:
                         pending.remove(s)
-                        finish(s, Outcome("skipped"))
+                        progress.finish(s, out)
                     elif len(running) < max(1, jobs):
                         pending.remove(s)
                         running[pool.submit(run_notebook, s, log_dir)] = s
             if running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    finish(running.pop(fut), fut.result())
-    for s in last:  # the analysis: reports on whatever finished, so one failed fold loses no table
-        stale = any(o.status == "ok" for o in outcomes.values())
-        if not force and not stale and is_done(s.done_dir):
-            finish(s, Outcome("skipped"))
-        else:
-            finish(s, run_notebook(s, log_dir))
-    bar.close()
-    return outcomes
+                    progress.finish(running.pop(fut), fut.result())
+    for s in last:
+        out = settle(s, list(outcomes.values()), force)
+        progress.finish(s, out or run_notebook(s, log_dir))
+    return progress.close()
 
 
 def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
-              jobs: int = 1, force: bool = False) -> int:
-    """Plan and run a study; write ``run.json``; return the exit code (0: every step ok)."""
+              jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None) -> int:
+    """Plan and run a study; write ``run.json``; return the exit code (0: every step ok).
+    ``executor``: "local" or "ray" (``executors.open_executor``; ``ray_settings``: its options)."""
+    from .config import make_config, with_absolute_paths
+    from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
     study = resolve(out or f"results/{preset}")
     overrides = dict(overrides or {})
     if folds and folds != "all":
         overrides["folds"] = folds
-    if jobs > 1 and "threads" not in overrides:
-        overrides["threads"] = max(1, (os.cpu_count() or 1) // jobs)
+    if "threads" not in overrides:
+        # a step's torch and BLAS threads: what it is given of the cores (one step alone: all of them)
+        if executor == "ray":  # what a step asks Ray for
+            overrides["threads"] = max(1, int(ray_cpus_per_step(ray_settings or RaySettings(), jobs)))
+        elif jobs > 1:
+            overrides["threads"] = local_cpus_per_step(jobs)
     cfg = make_config(preset, **overrides)
     cfg = with_absolute_paths(cfg)
     config_path = study / "config.json"
@@ -191,22 +230,24 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
     if cfg.threads:
         # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
         os.environ.update({v: str(cfg.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-    outcomes = execute([data_step], 1, log_dir, force)
     steps = [data_step]
-    if outcomes["data"].status in ("ok", "skipped"):
-        from .pipeline import fold_names
-        fold_steps = plan_fold_steps(study, cfg.preset, fold_names(cfg))
-        # every teacher first: their dependents then fill both job slots to the end, no idle tail
-        steps += sorted(fold_steps, key=lambda s: bool(s.deps))
-        steps.append(Step("analysis", "04_analysis.ipynb", dict(study_dir=str(study)), study / "analysis",
-                          study / "04_analysis.ipynb", always_last=True))
+    with open_executor(executor, jobs, [study, Path(cfg.data_dir)], ray_settings) as (run, info):
+        outcomes = run([data_step], log_dir, force)
+        if outcomes["data"].status in ("ok", "skipped"):
+            from .pipeline import fold_names
+            fold_steps = plan_fold_steps(study, cfg.preset, fold_names(cfg))
+            # every teacher first: their dependents then fill both job slots to the end, no idle tail
+            steps += sorted(fold_steps, key=lambda s: bool(s.deps))
+            # a model step too: its Table 3 times inference on the step's device
+            steps.append(Step("analysis", "04_analysis.ipynb", dict(study_dir=str(study)), study / "analysis",
+                              study / "04_analysis.ipynb", always_last=True, gpu=True))
 
-        def record(done):
-            write_run_json(study, cfg, {**outcomes, **done}, steps, time.time() - t0)
+            def record(done):
+                write_run_json(study, cfg, {**outcomes, **done}, steps, time.time() - t0, info)
 
-        outcomes.update(execute(steps[1:], jobs, log_dir, force, on_done=record))
+            outcomes.update(run(steps[1:], log_dir, force, on_done=record))
     wall = time.time() - t0
-    write_run_json(study, cfg, outcomes, steps, wall)
+    write_run_json(study, cfg, outcomes, steps, wall, info)
     failed = {k: o for k, o in outcomes.items() if o.status in ("failed", "blocked")}
     print(f"\nstudy {study}: {len(outcomes)} steps in {wall:.0f} s — "
           f"{sum(o.status == 'ok' for o in outcomes.values())} run, "
@@ -217,8 +258,9 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
     return 1 if failed else 0
 
 
-def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], steps: list[Step], wall: float) -> None:
-    """``run.json``: config, versions, seeds, git commit and wall time per step and in all.
+def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], steps: list[Step], wall: float,
+                   executor: dict | None = None) -> None:
+    """``run.json``: config, versions, seeds, git commit, executor and wall time per step and in all.
     Wall times of steps skipped in this run are kept from the run that did them."""
     path = study / "run.json"
     old = json.loads(path.read_text()).get("steps", {}) if path.is_file() else {}
@@ -236,7 +278,7 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
     path.write_text(json.dumps({
         "study": str(study), "preset": cfg.preset, "wall_s": round(wall, 2), "steps_wall_s_sum": round(work, 2),
         "seeds": {"seed": cfg.seed, "synth_seed": cfg.synth_seed}, "git_commit": _git_commit(),
-        "versions": _versions(), "config": cfg.to_json(), "steps": record,
+        "versions": _versions(), "executor": executor or {"kind": "local"}, "config": cfg.to_json(), "steps": record,
         "command": " ".join(sys.argv)}, indent=2))
 
 
@@ -247,6 +289,7 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     """The MLKD student retrained with other loss settings (``alpha``, ``beta``, ``temperature``),
     reusing a finished study's data, teachers, baselines and CE-only students (linked, not copied):
     only the MLKD students and the analysis run, so every fold's comparison is paired."""
+    from .config import load_config
     unknown = set(overrides) - ABLATION_KEYS
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
