@@ -67,6 +67,7 @@ class StudyConfig:
     enhancement_per_emotion: int = 2  # test utterances per emotion scored with PESQ / STOI in 02b
     # --- table 3
     bench_utterances: int = 20
+    deploy: bool = True  # 04 also exports each fold's MLKD student (ONNX fp32 + int8) and scores it (Table 3)
 
     @property
     def manifest_path(self) -> Path:

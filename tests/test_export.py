@@ -221,3 +221,31 @@ def test_bench_reports_deployed_rows_and_table3():
     t3 = table3(res)
     row = t3.set_index("model").loc["Student ONNX int8 / teacher"]
     assert row.time_s == pytest.approx(res["student_onnx_int8_vs_teacher"], abs=1e-3)
+
+
+def test_deployed_summary_and_table3_rows():
+    import pandas as pd
+
+    from mlkd_lib.deploy import summarise_deployed
+    from mlkd_lib.report import table3
+    rows = []
+    for fold, labels, preds in (("A", [0, 1, 2, 3], {"torch": [0, 1, 2, 3], "onnx_fp32": [0, 1, 2, 3],
+                                                      "onnx_int8": [0, 1, 2, 0]}),
+                                ("B", [0, 0, 1, 1], {"torch": [0, 0, 1, 0], "onnx_fp32": [0, 0, 1, 0],
+                                                     "onnx_int8": [0, 0, 1, 0]})):
+        for version, pred in preds.items():
+            rows += [dict(utt_id=f"{fold}{i}", noise="clean", snr_db=None, label=y, pred=p, version=version, fold=fold)
+                     for i, (y, p) in enumerate(zip(labels, pred))]
+    summary = summarise_deployed(pd.DataFrame(rows)).set_index("version")
+    # UA per fold then mean: torch A = 100 %, B = (100 + 50) / 2 = 75 %; int8 A = 75 % (class 3 missed)
+    assert summary.loc["torch", "UA clean"] == pytest.approx(87.5)
+    assert summary.loc["onnx_int8", "UA clean"] == pytest.approx((75 + 75) / 2)
+    assert summary.loc["onnx_int8", "agrees with torch %"] == pytest.approx(100 * 7 / 8)
+    bench = dict(teacher_mib=10.0, student_mib=5.0, teacher_s=2.0, student_s=1.5, ratio=0.75, utterances=4,
+                 student_onnx_mib=5.0, student_onnx_s=1.0, student_onnx_vs_teacher=0.5,
+                 student_onnx_int8_mib=1.5, student_onnx_int8_s=0.6, student_onnx_int8_vs_teacher=0.3)
+    t3 = table3(bench, paper=True, deployed=summary.reset_index()).set_index("model")
+    assert t3.loc["Student ONNX int8", "UA clean"] == pytest.approx(75.0)
+    assert t3.loc["Student ONNX int8 / teacher", "param_mib"] == pytest.approx(0.15)
+    assert t3.loc["Student ONNX int8 / teacher", "time_s"] == pytest.approx(0.3)
+    assert np.isnan(t3.loc["Teacher", "UA clean"]) and t3.loc["Teacher", "param_mib (paper)"] == 360.17
