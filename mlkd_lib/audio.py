@@ -1,4 +1,7 @@
-"""Reading and writing audio: mono float32 at 16 kHz, with errors that name the file."""
+"""Reading and writing audio: mono float32 at 16 kHz, with errors that name the file.
+
+torch is imported only when torchaudio resamples, so that ``mlkd predict`` on an ONNX
+model (which passes its own resampler) runs without it."""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 SAMPLE_RATE = 16_000
 
@@ -19,6 +20,8 @@ class AudioError(ValueError):
 def resample(x: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
     if orig_sr == target_sr:
         return x.astype(np.float32, copy=False)
+    import torch
+    import torchaudio.functional as AF
     # torchaudio wants integer rates; NOISEX's 19.98 kHz is passed as 19980 Hz
     y = AF.resample(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                     int(round(orig_sr)), int(target_sr))
@@ -42,11 +45,13 @@ def check_signal(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, resample_to: bool = False) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, resample_to: bool = False,
+               resampler=resample) -> np.ndarray:
     """Mono float32 samples of ``path``.
 
     Stereo is averaged to mono. A file whose rate differs from ``sample_rate`` is an
-    error unless ``resample_to`` is set (then it is resampled with torchaudio).
+    error unless ``resample_to`` is set (then ``resampler(x, sr, sample_rate)`` converts it;
+    torchaudio by default).
     """
     path = Path(path)
     if not path.is_file():
@@ -60,7 +65,7 @@ def read_audio(path: str | Path, sample_rate: int | None = SAMPLE_RATE, resample
         if not resample_to:
             raise AudioError(f"{path}: sample rate {sr} Hz, expected {sample_rate} Hz "
                              f"(resample it to {sample_rate} Hz first, e.g. sox in.wav -r {sample_rate} out.wav)")
-        x = resample(x, sr, sample_rate)
+        x = resampler(x, sr, sample_rate)
     return x.astype(np.float32, copy=False)
 
 

@@ -1,10 +1,18 @@
 """Speed: inference time of teacher vs student on the same utterances (the paper's
-Table 3: 926 s vs 444 s, ratio 0.48, on a Xeon CPU), and the time of one
-distillation step with and without the teacher-target cache."""
+Table 3: 926 s vs 444 s, ratio 0.48, on a Xeon CPU), the student as deployed (ONNX fp32
+and int8 in onnxruntime, same threads, same run), and the time of one distillation step
+with and without the teacher-target cache.
+
+The versions are timed in rounds, each round running every version over all utterances
+in turn, and each version's time is its median round: on a shared machine the load drifts,
+and timing one model after the other would hand that drift to the ratio."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +46,64 @@ def compare_inference(teacher: EmotionClassifier, student: EmotionClassifier, wa
     t_student = inference_seconds(student, waves, device)
     return {"utterances": len(waves), "teacher_s": t_teacher, "student_s": t_student, "ratio": t_student / t_teacher,
             "teacher_mib": size_mib(teacher), "student_mib": size_mib(student)}
+
+
+def torch_runner(model: EmotionClassifier, device) -> Callable[[np.ndarray], None]:
+    model.eval().to(device)
+
+    @torch.no_grad()
+    def run(w: np.ndarray) -> None:
+        model(torch.from_numpy(w)[None].to(device))
+        _sync(device)
+    return run
+
+
+def onnx_runner(path: str | Path, threads: int) -> Callable[[np.ndarray], None]:
+    from .export import INPUT, ort_session
+    sess = ort_session(path, threads)
+    return lambda w: sess.run(None, {INPUT: w[None]})
+
+
+def time_rounds(runners: dict[str, Callable[[np.ndarray], None]], waves: list[np.ndarray], rounds: int = 3
+                ) -> dict[str, float]:
+    """Median over ``rounds`` of each runner's seconds to classify ``waves`` one by one (batch 1).
+    Every round runs all runners in turn, in a rotated order; one warm-up call each first."""
+    for run in runners.values():
+        run(waves[0])
+    names, times = list(runners), {k: [] for k in runners}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            for w in waves:
+                runners[name](w)
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def deployed_inference(teacher: EmotionClassifier, student: EmotionClassifier, waves: list[np.ndarray],
+                       threads: int, rounds: int = 3, onnx_paths: dict | None = None,
+                       calibration: list[np.ndarray] | None = None) -> dict:
+    """Teacher and student in PyTorch (fp32) and the student in ONNX fp32 and int8, timed in the
+    same rounds on the same utterances with ``threads`` threads. ``onnx_paths`` (keys ``onnx_fp32``,
+    ``onnx_int8``): files already exported; else the student is exported here (:mod:`.export`),
+    its int8 convolutions calibrated on ``calibration``."""
+    from .export import export_onnx, quantize_int8
+    cpu = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        if onnx_paths is None:
+            onnx_paths = {"onnx_fp32": Path(tmp) / "student.onnx", "onnx_int8": Path(tmp) / "student_int8.onnx"}
+            export_onnx(student, onnx_paths["onnx_fp32"])
+            quantize_int8(onnx_paths["onnx_fp32"], onnx_paths["onnx_int8"], "conv+matmul", calibration)
+        fp32, int8 = Path(onnx_paths["onnx_fp32"]), Path(onnx_paths["onnx_int8"])
+        runners = {"teacher_torch_s": torch_runner(teacher, cpu), "student_torch_s": torch_runner(student, cpu),
+                   "student_onnx_s": onnx_runner(fp32, threads), "student_onnx_int8_s": onnx_runner(int8, threads)}
+        res = time_rounds(runners, waves, rounds)
+        res |= {"student_onnx_mib": fp32.stat().st_size / 2**20, "student_onnx_int8_mib": int8.stat().st_size / 2**20}
+    for k in ("student_torch_s", "student_onnx_s", "student_onnx_int8_s"):
+        res[k[:-2] + "_vs_teacher"] = res[k] / res["teacher_torch_s"]
+    return dict(res, utterances=len(waves), threads=threads, rounds=rounds, teacher_mib=size_mib(teacher),
+                student_mib=size_mib(student), teacher_s=res["teacher_torch_s"], student_s=res["student_torch_s"],
+                ratio=res["student_torch_vs_teacher"])
 
 
 def distill_step_seconds(teacher, student, waves, device, steps: int, cached: bool, amp: bool) -> float:
@@ -77,34 +143,47 @@ def distill_step_seconds(teacher, student, waves, device, steps: int, cached: bo
     return float(np.mean(times[1:]))
 
 
+def speech_like(rng: np.random.Generator, n_samples: int) -> np.ndarray:
+    """The benchmark's test signal: amplitude-modulated noise."""
+    return (0.1 * rng.standard_normal(n_samples) * (1 + np.sin(np.arange(n_samples) / 800))).astype(np.float32)
+
+
 def bench(model: str = "tiny", n: int = 20, seconds: float = 4.5, threads: int = 0, distill_steps: int = 5,
-          batch_size: int = 8) -> dict:
+          batch_size: int = 8, rounds: int = 3, onnx: bool = True) -> dict:
     cfg = make_config("demo", model=model, threads=threads)
     device = pick_device(cfg)
     if device.type == "cpu":
         torch.set_num_threads(threads or torch.get_num_threads())
     torch.manual_seed(0)
     teacher = build_teacher(model)
-    student = build_student(teacher)
+    student = build_student(teacher, teacher.num_layers // 2)  # 6 of 12 as in the paper (2 of 4 for micro)
     teacher.wav2vec2.freeze_feature_encoder()
     student.wav2vec2.freeze_feature_encoder()
     rng = np.random.default_rng(0)
-    # speech-like test signal: amplitude-modulated noise of the given length
-    n_samp = int(seconds * 16_000)
-    waves = [(0.1 * rng.standard_normal(n_samp) * (1 + np.sin(np.arange(n_samp) / 800))).astype(np.float32)
-             for _ in range(n)]
-    res = {"model": model, "device": str(device), "threads": torch.get_num_threads(), "seconds_per_utt": seconds,
-           **compare_inference(teacher, student, waves, device)}
+    waves = [speech_like(rng, int(seconds * 16_000)) for _ in range(n)]
+    res = {"model": model, "device": str(device), "threads": torch.get_num_threads(), "seconds_per_utt": seconds}
+    if onnx and device.type == "cpu":
+        # calibration for the int8 convolutions: other signals of other lengths than the timed ones
+        calibration = [speech_like(rng, int(rng.integers(16_000, int(seconds * 16_000) + 16_001))) for _ in range(16)]
+        res |= deployed_inference(teacher, student, waves, res["threads"], rounds, calibration=calibration)
+    else:
+        res |= compare_inference(teacher, student, waves, device)
     batch = waves[:batch_size] if len(waves) >= batch_size else (waves * batch_size)[:batch_size]
     amp = device.type == "cuda"
-    res["distill_step_s_no_cache"] = distill_step_seconds(teacher, student, batch, device, distill_steps, False, amp)
-    res["distill_step_s_cache"] = distill_step_seconds(teacher, student, batch, device, distill_steps, True, amp)
+    for cached in (False, True) if distill_steps else ():
+        res["distill_step_s_cache" if cached else "distill_step_s_no_cache"] = distill_step_seconds(
+            teacher, student, batch, device, distill_steps, cached, amp)
+    deployed = "".join(
+        f"  student {name} {res[f'student_onnx{k}_mib']:.2f} MiB  {res[f'student_onnx{k}_s']:.2f} s "
+        f"({res[f'student_onnx{k}_vs_teacher']:.2f} x teacher)\n"
+        for name, k in (("ONNX fp32", ""), ("ONNX int8", "_int8")) if f"student_onnx{k}_s" in res)
     res["summary"] = (
-        f"{model} on {device} ({res['threads']} threads), {n} utterances of {seconds:g} s, batch 1:\n"
+        f"{model} on {device} ({res['threads']} threads), {n} utterances of {seconds:g} s, batch 1"
+        + (f", median of {rounds} interleaved rounds" if deployed else "") + ":\n"
         f"  teacher {res['teacher_mib']:.2f} MiB  {res['teacher_s']:.2f} s\n"
-        f"  student {res['student_mib']:.2f} MiB  {res['student_s']:.2f} s\n"
-        f"  student/teacher time ratio {res['ratio']:.2f} (paper: 444/926 = 0.48)\n"
-        f"distillation step, batch {len(batch)}: {res['distill_step_s_no_cache']:.3f} s without the teacher cache, "
-        f"{res['distill_step_s_cache']:.3f} s with it")
+        f"  student {res['student_mib']:.2f} MiB  {res['student_s']:.2f} s\n" + deployed +
+        f"  student/teacher time ratio {res['ratio']:.2f} (paper: 444/926 = 0.48)"
+        + (f"\ndistillation step, batch {len(batch)}: {res['distill_step_s_no_cache']:.3f} s without the teacher "
+           f"cache, {res['distill_step_s_cache']:.3f} s with it" if distill_steps else ""))
     return res
 

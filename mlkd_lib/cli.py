@@ -1,4 +1,7 @@
-"""The ``mlkd`` command: data preparation, mixing, model info, benchmark, study, listen."""
+"""The ``mlkd`` command: data preparation, mixing, model info, benchmark, study, listen, export, predict.
+
+Subcommands import their modules when they run, so that ``mlkd predict`` on an ONNX model
+never imports torch."""
 
 from __future__ import annotations
 
@@ -54,8 +57,31 @@ def _model_info(a):
 
 def _bench(a):
     from .bench import bench
-    res = bench(a.model, a.n, a.seconds, a.threads, a.distill_steps)
+    res = bench(a.model, a.n, a.seconds, a.threads, a.distill_steps, rounds=a.rounds, onnx=not a.no_onnx)
     print(json.dumps(res, indent=2) if a.json else res["summary"])
+
+
+def _export(a):
+    from .export import export_from_study
+    meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration)
+    check = meta.get("int8_max_logit_diff_vs_torch", meta.get("max_logit_diff_vs_torch"))
+    print(f"{a.out}: {meta['precision']} ONNX, {meta['size_mib']:.2f} MiB, max |logit - PyTorch| {check:.2e} "
+          f"on 3 test lengths; labels and provenance in {Path(a.out).with_suffix('.json')}")
+
+
+def _predict(a):
+    from .predict import format_predictions, load_classifier, predict_files
+    classifier = load_classifier(a.model, a.threads)
+    preds = predict_files(classifier, a.paths)
+    if not preds:
+        raise FileNotFoundError(f"no audio files under {' '.join(a.paths)}")
+    fmt = "json" if a.json else "csv" if a.csv else "text"
+    print(format_predictions(preds, classifier.labels, fmt))
+    bad = [p.path for p in preds if p.error]
+    if bad:  # each error is in the output beside the predictions; the exit status says some failed
+        print(f"mlkd predict: {len(bad)} of {len(preds)} files could not be classified: {', '.join(bad)}",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def _pretrain(a):
@@ -123,14 +149,39 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_model_info)
 
-    b = sub.add_parser("bench", help="inference time of teacher vs student; distillation step with/without cache")
+    b = sub.add_parser("bench", help="inference time of teacher vs student (PyTorch, ONNX fp32/int8); "
+                                      "distillation step with/without cache")
     b.add_argument("--model", default="tiny")
     b.add_argument("--n", type=int, default=20, help="utterances")
     b.add_argument("--seconds", type=float, default=4.5, help="utterance length (IEMOCAP mean is about 4.5 s)")
     b.add_argument("--threads", type=int, default=0, help="CPU threads (0: all)")
-    b.add_argument("--distill-steps", type=int, default=5)
+    b.add_argument("--distill-steps", type=int, default=5, help="0: skip the distillation-step timing")
+    b.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (the median counts)")
+    b.add_argument("--no-onnx", action="store_true", help="PyTorch only: no export of the student")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
+
+    e = sub.add_parser("export", help="a trained model of a study as ONNX (waveform in, logits out), fp32 or int8")
+    e.add_argument("--study", required=True, help="study folder (results/NAME)")
+    e.add_argument("--fold", required=True, help="test speaker of the fold, e.g. Ses01F")
+    e.add_argument("--model", default="student_sup", choices=["student_sup", "student_unsup", "teacher"])
+    e.add_argument("--out", required=True, help="FILE.onnx (FILE.json beside it: labels, sample rate, provenance)")
+    e.add_argument("--int8", action="store_true", help="int8 quantization (onnxruntime)")
+    e.add_argument("--int8-scheme", default="conv+matmul", choices=["conv+matmul", "matmul"],
+                   help="conv+matmul: static int8 convolutions calibrated on the fold's training speech + dynamic "
+                        "int8 MatMul/Gemm; matmul: dynamic MatMul/Gemm only")
+    e.add_argument("--calibration", type=int, default=16, help="training utterances for calibration (each clean "
+                                                                "and noisy)")
+    e.set_defaults(func=_export)
+
+    pr = sub.add_parser("predict", help="emotion of audio files or folders, from FILE.onnx (no torch) or best.pt")
+    pr.add_argument("--model", required=True, help="an exported .onnx (with its .json) or a best.pt checkpoint")
+    pr.add_argument("paths", nargs="+", help="audio files or folders (any rate, mono or stereo)")
+    out = pr.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="a JSON list")
+    out.add_argument("--csv", action="store_true", help="CSV with one row per file")
+    pr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
+    pr.set_defaults(func=_predict)
 
     from .config import PRETRAIN_OBJECTIVES, PretrainSettings
     d = PretrainSettings()

@@ -68,6 +68,8 @@ class StudyConfig:
     enhancement_per_emotion: int = 1  # test utterances per emotion scored with PESQ / STOI in 02b (PESQ is slow)
     # --- table 3
     bench_utterances: int = 20
+    deploy: bool = False  # 04 also exports every fold's MLKD student (ONNX fp32 + int8) and scores it (Table 3);
+    # off in the demo, whose 900 s budget it would break (about 5 s a fold): --set deploy=true
 
     @property
     def manifest_path(self) -> Path:
@@ -104,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",
                   model="data/wav2vec2-base", teacher_epochs=200, student_epochs=200,
                   batch_size=8, lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
-                  max_seconds=15.0, teacher_cache="disk", bench_utterances=507),
+                  max_seconds=15.0, teacher_cache="disk", bench_utterances=507, deploy=True),
 }
 
 

@@ -111,17 +111,36 @@ def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], pap
     return pd.DataFrame(rows)
 
 
-def table3(bench: dict, paper: bool = False) -> pd.DataFrame:
-    """Parameters (fp32 MiB) and inference time of teacher vs student, measured together."""
+TABLE3_ROW = {"torch": "Student", "onnx_fp32": "Student ONNX fp32", "onnx_int8": "Student ONNX int8"}
+
+
+def table3(bench: dict, paper: bool = False, deployed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Parameters (fp32 MiB) and inference time of teacher vs student, measured together; when the
+    bench timed the deployed student (``student_onnx_s`` …) its ONNX rows follow: file MiB, time in the
+    same rounds, and from ``deployed`` (:func:`.deploy.summarise_deployed`) UA and agreement."""
     rows = [{"model": "Teacher", "param_mib": round(bench["teacher_mib"], 2), "time_s": round(bench["teacher_s"], 3)},
             {"model": "Student", "param_mib": round(bench["student_mib"], 2), "time_s": round(bench["student_s"], 3)},
             {"model": "Student / teacher", "param_mib": round(bench["student_mib"] / bench["teacher_mib"], 3),
              "time_s": round(bench["ratio"], 3)}]
+    for key, label in (("onnx", "Student ONNX fp32"), ("onnx_int8", "Student ONNX int8")):
+        if f"student_{key}_s" in bench:
+            rows += [{"model": label, "param_mib": round(bench[f"student_{key}_mib"], 2),
+                      "time_s": round(bench[f"student_{key}_s"], 3)},
+                     {"model": f"{label} / teacher",
+                      "param_mib": round(bench[f"student_{key}_mib"] / bench["teacher_mib"], 3),
+                      "time_s": round(bench[f"student_{key}_vs_teacher"], 3)}]
     df = pd.DataFrame(rows)
     df["utterances"] = bench["utterances"]
+    if deployed is not None:
+        by_row = {TABLE3_ROW[v]: r for v, r in deployed.set_index("version").iterrows()}
+        for c in [c for c in deployed.columns if c.startswith(("UA ", "agrees with torch"))]:
+            df[c] = [round(float(by_row[m][c]), 2) if m in by_row else np.nan for m in df["model"]]
     if paper:
-        df["param_mib (paper)"] = [PAPER_TABLE3["teacher"][0], PAPER_TABLE3["student"][0], round(197.91 / 360.17, 3)]
-        df["time_s (paper, 507 utt.)"] = [PAPER_TABLE3["teacher"][1], PAPER_TABLE3["student"][1], round(444 / 926, 3)]
+        n = len(df)
+        df["param_mib (paper)"] = ([PAPER_TABLE3["teacher"][0], PAPER_TABLE3["student"][0], round(197.91 / 360.17, 3)]
+                                   + [np.nan] * (n - 3))
+        df["time_s (paper, 507 utt.)"] = ([PAPER_TABLE3["teacher"][1], PAPER_TABLE3["student"][1], round(444 / 926, 3)]
+                                          + [np.nan] * (n - 3))
     return df
 
 
@@ -133,6 +152,7 @@ def save_table(df: pd.DataFrame, study_dir: Path, name: str, title: str, synthet
     """``name.csv`` (all columns, numbers included) and ``name.md`` (the readable cells)."""
     df.to_csv(study_dir / f"{name}.csv", index=False)
     shown = df[[c for c in df.columns if not c.endswith((" mean", " std"))]]
+    shown = shown.astype(object).where(shown.notna(), "–")  # an empty cell reads as a dash, not "nan"
     note = f"\n\n> {SYNTHETIC_NOTE}\n" if synthetic else "\n"
     (study_dir / f"{name}.md").write_text(f"### {title}\n\n{caption}{note}\n"
                                           + shown.to_markdown(index=False, disable_numparse=True) + "\n")
@@ -164,11 +184,15 @@ def enhancement_table(study_dir: str | Path) -> pd.DataFrame:
     return table.round(3)
 
 
-def bench_inference(study_dir: str | Path, cfg) -> dict:
-    """Table 3's timing: the trained teacher and MLKD student of the first complete fold,
-    on the same test utterances, one after the other in this process."""
-    from .bench import compare_inference
+def bench_inference(study_dir: str | Path, cfg, rounds: int = 3) -> dict:
+    """Table 3's timing: the trained teacher and MLKD student of the first complete fold, and that
+    student exported to ONNX fp32 and int8 (:func:`.deploy.export_fold`), on the same test
+    utterances, in the same interleaved rounds, with the same threads."""
+    import torch
+
+    from .bench import compare_inference, deployed_inference
     from .data.dataset import AudioCache
+    from .deploy import export_fold
     from .pipeline import load_fold, step_dir
     from .train import load_model, pick_device, set_threads
     for fold_dir in sorted((Path(study_dir) / "folds").iterdir()):
@@ -182,8 +206,13 @@ def bench_inference(study_dir: str | Path, cfg) -> dict:
     audio = AudioCache(cfg.max_seconds)
     rows = data.test.head(cfg.bench_utterances)
     waves = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
-    res = compare_inference(load_model(t), load_model(s), waves, pick_device(cfg))
-    return dict(res, fold=fold_dir.name, device=str(pick_device(cfg)),
+    device = pick_device(cfg)
+    if device.type == "cpu" and cfg.deploy:
+        res = deployed_inference(load_model(t), load_model(s), waves, torch.get_num_threads(), rounds,
+                                 onnx_paths=export_fold(study_dir, fold_dir.name, reuse=True))
+    else:
+        res = compare_inference(load_model(t), load_model(s), waves, device)
+    return dict(res, fold=fold_dir.name, device=str(device),
                 student_dir=str(step_dir(study_dir, fold_dir.name, "student_sup")))
 
 
