@@ -156,13 +156,13 @@ def _version(pkg: str) -> str | None:
 
 def write_sidecar(onnx_path: str | Path, labels=EMOTIONS, **provenance) -> Path:
     """``<name>.json`` beside the model: what ``mlkd predict`` needs, and where the model came from."""
-    from .study import _git_commit
+    from .paths import git_commit
     meta = {"labels": list(labels), "sample_rate": SAMPLE_RATE, "input": INPUT, "output": OUTPUT,
             "input_note": f"(batch, samples) float32 mono at {SAMPLE_RATE} Hz, one whole utterance per row, "
                           f"at least {MIN_SAMPLES} samples; normalised inside the graph",
             "size_mib": round(Path(onnx_path).stat().st_size / 2**20, 3),
             "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "export_git_commit": _git_commit(),
+            "export_git_commit": git_commit(),
             "versions": {p: _version(p) for p in ("torch", "transformers", "onnx", "onnxruntime")}, **provenance}
     path = sidecar_path(onnx_path)
     path.write_text(json.dumps(meta, indent=2, default=str))

@@ -9,6 +9,7 @@ the current directory.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 ROOT_ENV = "MLKD_ROOT"  # set it to put data/ and results/ somewhere else (tests do)
@@ -53,3 +54,12 @@ def newest_study() -> Path:
     if not studies:
         raise FileNotFoundError(f"no study under {results_dir()} yet: run `make demo`, or the notebooks 01 → 03")
     return max(studies, key=last_activity)
+
+
+def git_commit() -> str | None:
+    """The library's commit, for provenance (None outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=PACKAGE).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -46,6 +45,7 @@ from .audio import SAMPLE_RATE, read_audio, write_audio
 from .config import PRETRAIN_OBJECTIVES, PretrainSettings
 from .data.synthetic import SPEAKERS, Prosody, render
 from .models import TINY, normalize_waveforms
+from .paths import git_commit
 
 # espeak-ng voice variants that no study speaker uses (the study: f1-f5, m1-m4, m7),
 # combined with English accents: every pretraining voice is new to the study.
@@ -205,12 +205,6 @@ class ContrastivePretrainer(nn.Module):
 
 # ------------------------------------------------------------------ the loop
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def pretrain(out_dir: str | Path, settings: PretrainSettings | None = None, corpus_dir: str | Path | None = None,
@@ -281,7 +275,7 @@ def pretrain(out_dir: str | Path, settings: PretrainSettings | None = None, corp
     model.wav2vec2.save_pretrained(out_dir)
     provenance = {
         "command": " ".join(["mlkd", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("mlkd") else None,
-        "settings": asdict(s), "git_commit": _git_commit(), "wall_s": round(time.time() - t0, 1),
+        "settings": asdict(s), "git_commit": git_commit(), "wall_s": round(time.time() - t0, 1),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "corpus": {"utterances": len(corpus), "voices": sorted(corpus.voice.unique()),
                    "sentences": len(PRETRAIN_SENTENCES), "prosody_ranges": PROSODY_RANGES,

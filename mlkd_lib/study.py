@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING
 from tqdm.auto import tqdm
 
 from .markers import is_done, step_dir
-from .paths import NOTEBOOKS, resolve
+from .paths import NOTEBOOKS, git_commit, resolve
 
 if TYPE_CHECKING:
     from .config import StudyConfig
@@ -110,12 +109,6 @@ def _versions() -> dict:
     return out
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=NOTEBOOKS.parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _check_same_study(path: Path, cfg: StudyConfig) -> None:
@@ -277,7 +270,7 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
     work = sum(r.get("wall_s", 0.0) for r in record.values())
     path.write_text(json.dumps({
         "study": str(study), "preset": cfg.preset, "wall_s": round(wall, 2), "steps_wall_s_sum": round(work, 2),
-        "seeds": {"seed": cfg.seed, "synth_seed": cfg.synth_seed}, "git_commit": _git_commit(),
+        "seeds": {"seed": cfg.seed, "synth_seed": cfg.synth_seed}, "git_commit": git_commit(),
         "versions": _versions(), "executor": executor or {"kind": "local"}, "config": cfg.to_json(), "steps": record,
         "command": " ".join(sys.argv)}, indent=2))
 
