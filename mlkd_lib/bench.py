@@ -9,6 +9,7 @@ and timing one model after the other would hand that drift to the ratio."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,10 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import make_config
+from .config import StudyConfig, make_config
+from .data.dataset import AudioCache
+from .deploy import export_fold
+from .layout import StudyLayout
 from .losses import mlkd_objective
 from .models import EmotionClassifier, build_student, build_teacher, default_layer_map, size_mib
-from .train import TeacherTargets, autocast, pick_device
+from .names import STUDENT_SUP, TEACHER
+from .pipeline import load_fold
+from .train import TeacherTargets, autocast, load_model, pick_device
 
 
 def _sync(device):
@@ -104,6 +110,32 @@ def deployed_inference(teacher: EmotionClassifier, student: EmotionClassifier, w
     return dict(res, utterances=len(waves), threads=threads, rounds=rounds, teacher_mib=size_mib(teacher),
                 student_mib=size_mib(student), teacher_s=res["teacher_torch_s"], student_s=res["student_torch_s"],
                 ratio=res["student_torch_vs_teacher"])
+
+
+def study_inference(study_dir: str | Path, cfg: StudyConfig, rounds: int = 3) -> dict:
+    """Table 3's timing: the trained teacher and MLKD student of the first complete fold (and, with
+    ``cfg.deploy``, that student exported to ONNX fp32 and int8) on the same test utterances, in the
+    same interleaved rounds. Always on the CPU with ``cfg.threads`` threads (all cores if 0), as the
+    paper timed it, whatever device the study trained on."""
+    study = StudyLayout(study_dir)
+    for fold in study.folds():
+        t, s = (study.fold(fold).model(m).best_ckpt for m in (TEACHER, STUDENT_SUP))
+        if t.is_file() and s.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"{study.dir}: no fold with both a trained teacher and an MLKD student")
+    threads = cfg.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    rows = load_fold(cfg, fold).test.head(cfg.bench_utterances)
+    audio = AudioCache(cfg.max_seconds)
+    waves = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
+    if cfg.deploy:
+        res = deployed_inference(load_model(t), load_model(s), waves, threads, rounds,
+                                 onnx_paths=export_fold(study.dir, fold, reuse=True))
+    else:
+        res = compare_inference(load_model(t), load_model(s), waves, torch.device("cpu"))
+    return dict(res, fold=fold, device=f"cpu, {threads} threads",
+                student_dir=str(study.fold(fold).model(STUDENT_SUP).path))
 
 
 def distill_step_seconds(teacher, student, waves, device, steps: int, cached: bool, amp: bool) -> float:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import PRESETS, describe_keys
+
 
 def _data_iemocap(a):
     from .data.iemocap import build_iemocap_manifest
@@ -95,6 +97,9 @@ def _pretrain(a):
 
 
 def _study(a):
+    if a.list_keys:
+        print(describe_keys(a.preset))
+        return
     from .config import parse_set
     from .executors import RaySettings
     from .study import run_study
@@ -109,7 +114,7 @@ def _ablate(a):
 
 
 def _listen(a):
-    from .widgets import serve
+    from .explorer import serve
     serve(a.study, a.port)
 
 
@@ -198,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=_pretrain)
 
     s = sub.add_parser("study", help="run the whole study as papermill batches")
-    s.add_argument("--preset", default="demo", choices=["demo", "paper", "micro"])
+    s.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    s.add_argument("--list-keys", action="store_true", help="print every config key (type, the preset's value, "
+                   "what it is for) and exit")
     s.add_argument("--out", help="study folder (default results/<preset>)")
     s.add_argument("--folds", default="all", help="'all' or comma-separated test speakers, e.g. Ses01F,Ses01M")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")

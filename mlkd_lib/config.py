@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from .data.noise import NOISE_TYPES
+from .names import NOISE_TYPES
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
@@ -21,55 +22,74 @@ from .paths import resolve
 DEMO_ENCODER = Path(__file__).resolve().parent / "assets" / "demo_encoder"
 
 
+def key(default: Any, help: str, check: Callable[[Any], bool] | None = None, rule: str = ""):
+    """A config field: its default, what it is for (``mlkd study --list-keys`` prints it) and an
+    optional value check (``check(value)`` false: the error says ``rule``)."""
+    kind = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
+    return field(metadata={"help": help, "check": check, "rule": rule}, **kind)
+
+
+positive = (lambda v: v > 0, "must be positive")
+non_negative = (lambda v: v >= 0, "must be ≥ 0")
+fraction = (lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
+
+
 @dataclass
 class StudyConfig:
-    preset: str = "demo"
+    """A study's every setting. Types are enforced (``Literal`` lists the allowed values) and
+    each key says what it is for; the presets below change only data sources and sizes."""
+    preset: str = key("demo", "the preset these settings started from (demo, micro or paper)")
     # --- data
-    corpus: str = "synthetic"  # "synthetic" or "iemocap"
-    data_dir: str = "data/demo"  # generated data (corpus, noise bank) lives here
-    iemocap_root: str = ""  # .../IEMOCAP_full_release for corpus="iemocap"
-    noisex_dir: str = ""  # NOISEX-92 .wav/.mat files; empty: synthetic noises
-    synth_per_class: int = 5
-    synth_seed: int = 0
-    noise_seconds: float = 30.0
-    noise_types: list = field(default_factory=lambda: list(NOISE_TYPES))
-    snrs: list = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0, 20.0])
-    level: str = "p56"  # speech level for mixing: "p56" or "rms"
-    max_seconds: float = 8.0  # utterances are truncated to this length
-    n_val_speakers: int = 1
-    folds: list = field(default_factory=list)  # empty: all speakers
+    corpus: Literal["synthetic", "iemocap"] = key("synthetic", "the speech corpus")
+    data_dir: str = key("data/demo", "where generated data (manifest, synthetic corpus, noise bank) lives")
+    iemocap_root: str = key("", "the IEMOCAP_full_release folder, for corpus=iemocap")
+    noisex_dir: str = key("", "folder of NOISEX-92 .wav/.mat files; empty: the five synthetic noises")
+    synth_per_class: int = key(5, "synthetic corpus: utterances per speaker and emotion", *positive)
+    synth_seed: int = key(0, "seed of the synthetic corpus and noises")
+    noise_seconds: float = key(30.0, "length of each synthetic noise recording (s)", *positive)
+    noise_types: list[str] = key(list(NOISE_TYPES), "noise types of the test conditions (NOISEX-92 names)",
+                                 lambda v: bool(v) and set(v) <= set(NOISE_TYPES), f"must be some of {NOISE_TYPES}")
+    snrs: list[float] = key([0.0, 5.0, 10.0, 15.0, 20.0], "SNRs (dB) of training noise and the test conditions",
+                            bool, "must name at least one SNR")
+    level: Literal["p56", "rms"] = key("p56", "speech level for mixing: ITU-T P.56 active level or plain RMS")
+    max_seconds: float = key(8.0, "utterances are cut to this length (s)", *positive)
+    n_val_speakers: int = key(1, "training speakers held out for validation (model selection)", *positive)
+    folds: list[str] = key([], "test speakers to run (one fold each); empty: every speaker")
     # --- models
-    model: str = "tiny"  # "tiny", "micro", "base" (random weights) or a local wav2vec 2.0 folder
-    student_layers: int = 6
-    mask_time_prob: float = 0.0  # SpecAugment time masking in training (wav2vec2-base's config has 0.05)
-    mask_time_length: int = 10
+    model: str = key("tiny", "tiny, micro, base (random weights) or a local wav2vec 2.0 folder")
+    student_layers: int = key(6, "transformer layers of the student", *positive)
+    mask_time_prob: float = key(0.0, "SpecAugment time masking while training (wav2vec2-base's own config: 0.05)",
+                                *fraction)
+    mask_time_length: int = key(10, "frames per SpecAugment time mask", *positive)
     # --- training (AdamW; paper: batch 8, 200 epochs, T=7, alpha=0.7)
-    teacher_epochs: int = 8
-    student_epochs: int = 6
-    batch_size: int = 16
-    lr: float = 1e-3  # encoder learning rate
-    head_lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_frac: float = 0.1
-    freeze_feature_encoder: bool = False  # teacher's CNN; the student's is always frozen
-    temperature: float = 7.0
-    alpha: float = 0.7
-    beta: float = 1.0
-    teacher_cache: str = "memory"  # "memory", "disk" (fp16 memmaps) or "off"
-    seed: int = 0
-    device: str = "auto"  # "auto", "cpu" or "cuda"
-    threads: int = 0  # torch CPU threads; 0: all cores for one job
-    amp: bool = True  # mixed precision on GPU
-    eval_batch_size: int = 32
+    teacher_epochs: int = key(8, "teacher training epochs", *positive)
+    student_epochs: int = key(6, "student training epochs", *positive)
+    batch_size: int = key(16, "training batch size", *positive)
+    lr: float = key(1e-3, "encoder learning rate (AdamW)", *positive)
+    head_lr: float = key(1e-3, "learning rate of the classification head", *positive)
+    weight_decay: float = key(0.01, "AdamW weight decay", *non_negative)
+    warmup_frac: float = key(0.1, "share of steps with linear learning-rate warm-up", *fraction)
+    freeze_feature_encoder: bool = key(False, "freeze the teacher's CNN (the student's is always frozen)")
+    temperature: float = key(7.0, "distillation temperature T", *positive)
+    alpha: float = key(0.7, "weight of the teacher terms: L = α(L_KD + β·L_ML) + (1 − α)L_CE", *fraction)
+    beta: float = key(1.0, "weight of the layer-wise term L_ML within the teacher terms", *non_negative)
+    teacher_cache: Literal["memory", "disk", "off"] = key("memory", "teacher targets kept in memory, on disk "
+                                                          "(fp16 memmaps) or recomputed every batch")
+    seed: int = key(0, "seed of training, noise draws and test conditions")
+    device: Literal["auto", "cpu", "cuda"] = key("auto", "where models train and are evaluated")
+    threads: int = key(0, "torch CPU threads; 0: all cores for one job", *non_negative)
+    amp: bool = key(True, "bf16 mixed precision on a GPU")
+    eval_batch_size: int = key(32, "evaluation batch size", *positive)
     # --- baseline (VAD + NMF)
-    vad_aggressiveness: int = 2
-    nmf_speech_components: int = 32
-    nmf_noise_components: int = 8
-    enhancement_per_emotion: int = 1  # test utterances per emotion scored with PESQ / STOI in 02b (PESQ is slow)
+    vad_aggressiveness: int = key(2, "WebRTC VAD aggressiveness, 0-3", lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3")
+    nmf_speech_components: int = key(32, "NMF speech basis size (learned on clean training speech)", *positive)
+    nmf_noise_components: int = key(8, "NMF noise basis size (learned on the VAD's non-speech frames)", *positive)
+    enhancement_per_emotion: int = key(1, "test utterances per emotion scored with PESQ / STOI in 02b (PESQ is slow)",
+                                       *non_negative)
     # --- table 3
-    bench_utterances: int = 20
-    deploy: bool = False  # 04 also exports every fold's MLKD student (ONNX fp32 + int8) and scores it (Table 3);
-    # off in the demo, whose 900 s budget it would break (about 5 s a fold): --set deploy=true
+    bench_utterances: int = key(20, "test utterances timed for Table 3", *positive)
+    deploy: bool = key(False, "04 also exports every fold's MLKD student (ONNX fp32 + int8) and scores it; off in "
+                              "the demo, whose 900 s budget it would break (about 5 s a fold)")
 
     @property
     def manifest_path(self) -> Path:
@@ -130,61 +150,87 @@ class PretrainSettings:
 
 
 
-def coerce(name: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of ``default``; ints pass for floats. Raises naming the key."""
-    if isinstance(default, bool):
+def _element(name: str, value: Any, kind: Any) -> Any:
+    """One value as ``kind`` (bool, int, float, str or a Literal); raises naming the key."""
+    if get_origin(kind) is Literal:
+        if value in get_args(kind):
+            return value
+        raise ValueError(f"config {name}={value!r}: must be one of {', '.join(map(repr, get_args(kind)))}")
+    if kind is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+    elif kind in (int, float) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and (kind is float or isinstance(value, int)):
+            return kind(value)
         if isinstance(value, str):
             try:
-                return float(value)
+                return kind(value)
             except ValueError:
                 pass
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lstrip("-").isdigit():
-            return int(value)
-    elif isinstance(default, list):
-        if isinstance(value, (list, tuple)):
-            return list(value)
+    elif kind is str and isinstance(value, (str, Path)):
+        return str(value)
+    raise TypeError(f"config {name}={value!r}: expected {getattr(kind, '__name__', kind)}")
+
+
+def coerce(name: str, value: Any, kind: Any) -> Any:
+    """``value`` as the annotated type ``kind`` of key ``name``: lists from a list or from
+    "a,b,c"; ints pass for floats. Every error names the key."""
+    if get_origin(kind) is list:
         if isinstance(value, str):
-            items = [v.strip() for v in value.split(",") if v.strip()]
-            return [float(v) for v in items] if name == "snrs" else items
-    elif isinstance(default, str):
-        if isinstance(value, (str, Path)):
-            return str(value)
-    raise TypeError(f"config {name}={value!r}: expected {type(default).__name__} like the default {default!r}")
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"config {name}={value!r}: expected a list (comma-separated on the command line)")
+        return [_element(name, v, get_args(kind)[0]) for v in value]
+    return _element(name, value, kind)
+
+
+def key_types() -> dict[str, Any]:
+    return get_type_hints(StudyConfig)
+
+
+def validate(cfg: StudyConfig) -> StudyConfig:
+    """Every key's own check, in one place."""
+    for f in dataclasses.fields(cfg):
+        check, value = f.metadata.get("check"), getattr(cfg, f.name)
+        if check is not None and not check(value):
+            raise ValueError(f"config {f.name}={value!r}: {f.metadata['rule']}")
+    return cfg
 
 
 def make_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
     """The preset's config with ``overrides`` applied (``None`` values are ignored)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    base = StudyConfig(**PRESETS[preset])
-    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    types = key_types()
     changes = {}
-    for key, value in overrides.items():
+    for name, value in {**PRESETS[preset], **overrides}.items():
         if value is None:
             continue
-        if key not in fields:
-            raise KeyError(f"unknown config key {key!r}; known keys: {', '.join(sorted(fields))}")
-        changes[key] = coerce(key, value, getattr(base, key))
-    cfg = dataclasses.replace(base, **changes)
-    if cfg.level not in ("p56", "rms"):
-        raise ValueError(f"level must be 'p56' or 'rms', got {cfg.level!r}")
-    if cfg.teacher_cache not in ("memory", "disk", "off"):
-        raise ValueError(f"teacher_cache must be 'memory', 'disk' or 'off', got {cfg.teacher_cache!r}")
-    if not 0.0 <= cfg.alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {cfg.alpha}")
-    if cfg.temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {cfg.temperature}")
-    return cfg
+        if name not in types:
+            raise KeyError(f"unknown config key {name!r}; `mlkd study --list-keys` lists them")
+        changes[name] = coerce(name, value, types[name])
+    return validate(StudyConfig(**changes))
+
+
+def describe_keys(preset: str = "demo") -> str:
+    """``mlkd study --list-keys``: every key with its type, the preset's value and what it is for."""
+    cfg, types = make_config(preset), key_types()
+    rows = [(f.name, _type_name(types[f.name]), json.dumps(getattr(cfg, f.name)), f.metadata["help"])
+            for f in dataclasses.fields(StudyConfig)]
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"config keys (values of the {preset!r} preset); change one with --set KEY=VALUE"]
+    lines += [f"  {n:<{width[0]}}  {t:<{width[1]}}  {v:<{width[2]}}  {h}" for n, t, v, h in rows]
+    return "\n".join(lines)
+
+
+def _type_name(kind: Any) -> str:
+    if get_origin(kind) is Literal:
+        return "|".join(get_args(kind))
+    if get_origin(kind) is list:
+        return f"list[{get_args(kind)[0].__name__}]"
+    return kind.__name__
 
 
 def parse_set(pairs: list[str]) -> dict[str, str]:

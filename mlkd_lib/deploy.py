@@ -14,9 +14,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .data.dataset import CLEAN, AudioCache, condition_audio
+from .data.dataset import AudioCache, condition_audio
 from .evaluate import ua_wa
 from .export import export_from_study, ort_session
+from .names import CLEAN, EMOTIONS
 
 DEPLOY_CONDITIONS = ((CLEAN, None), ("factory", 0.0), ("factory", 10.0))
 VERSIONS = ("torch", "onnx_fp32", "onnx_int8")
@@ -59,15 +60,10 @@ def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress
             with torch.no_grad():
                 logits = {"torch": model(torch.from_numpy(x)[None]).logits[0].numpy()}
             logits |= {v: s.run(None, {"waveform": x[None]})[0][0] for v, s in sessions.items()}
-            label = model_label(r.emotion)
+            label = EMOTIONS.index(r.emotion)
             rows += [dict(utt_id=r.utt_id, noise=noise, snr_db=snr, label=label, pred=int(np.argmax(z)), version=v,
                           fold=fold) for v, z in logits.items()]
     return pd.DataFrame(rows)
-
-
-def model_label(emotion: str) -> int:
-    from .models import EMOTIONS
-    return EMOTIONS.index(emotion)
 
 
 def score_study(study_dir: str | Path, cfg, threads: int = 1, progress: bool = True) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data.dataset import CLEAN, AudioCache, Condition, NoisyPairDataset, collate
-from .models import EMOTIONS
+from .data.dataset import AudioCache, Condition, NoisyPairDataset, collate
+from .names import CLEAN, EMOTIONS
 
 
 def confusion(y_true, y_pred, n: int = len(EMOTIONS)) -> np.ndarray:

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from .audio import SAMPLE_RATE
-from .models import EMOTIONS, EmotionClassifier, normalize_waveforms
+from .models import EmotionClassifier, normalize_waveforms
+from .names import EMOTIONS
 from .predict import MIN_SAMPLES, sidecar_path
 
 INT8_SCHEMES = ("conv+matmul", "matmul")

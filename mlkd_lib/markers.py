@@ -8,17 +8,19 @@ import json
 import time
 from pathlib import Path
 
+from .layout import DONE, StudyLayout
+
 
 def step_dir(study_dir: str | Path, fold: str, model: str) -> Path:
-    return Path(study_dir) / "folds" / fold / model
+    return StudyLayout(study_dir).fold(fold).model(model).path
 
 
 def mark_done(directory: str | Path, **info) -> Path:
-    path = Path(directory) / "done.json"
+    path = Path(directory) / DONE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
     return path
 
 
 def is_done(directory: str | Path) -> bool:
-    return (Path(directory) / "done.json").is_file()
+    return (Path(directory) / DONE).is_file()

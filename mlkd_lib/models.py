@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-EMOTIONS = ("neu", "hap", "ang", "sad")
+from .names import EMOTIONS
 
 # The demo model: the wav2vec2-base layout (7-layer CNN, 12 transformer blocks)
 # at a width that trains on two CPU cores in the demo's budget. Layer-norm

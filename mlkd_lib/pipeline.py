@@ -20,10 +20,6 @@ from .evaluate import evaluate_conditions, metrics_from_predictions
 from .markers import is_done, mark_done, step_dir  # noqa: F401  (the notebooks import them from here)
 from .paths import by_hand_study, newest_study, resolve
 
-MODELS = ("teacher", "student_sup", "student_unsup", "baseline")
-MODEL_LABELS = {"teacher": "Teacher", "student_unsup": "Student without supervision",
-                "student_sup": "Student with supervision (MLKD)", "baseline": "Baseline (VAD + NMF)"}
-
 
 def notebook_study(study_dir: str, preset: str) -> Path:
     """The study folder a notebook works in: ``study_dir`` (set by `mlkd study`) against the project

@@ -11,8 +11,7 @@ import seaborn as sns
 
 from .audio import SAMPLE_RATE
 from .evaluate import confusion
-from .models import EMOTIONS
-from .pipeline import MODEL_LABELS
+from .names import EMOTIONS, MODEL_LABELS
 
 SYNTHETIC_SUFFIX = "\n(synthetic speech — shows the pipeline, not the paper's figures)"
 

@@ -21,8 +21,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from .audio import SAMPLE_RATE, AudioError, read_audio
+from .names import EMOTIONS
 
-EMOTIONS = ("neu", "hap", "ang", "sad")  # the order of the logits (models.EMOTIONS, kept torch-free here)
 MIN_SAMPLES = 400  # the CNN encoder's receptive field: shorter input yields no frame
 
 

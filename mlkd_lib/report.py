@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .pipeline import MODEL_LABELS
+from .layout import StudyLayout
+from .names import BASELINE, MODEL_LABELS, STUDENT_SUP, STUDENT_UNSUP, TEACHER
 
 # The paper's own figures (UA %), shown beside ours for the paper preset.
 PAPER_TABLE1 = {  # factory noise
@@ -28,19 +29,23 @@ PAPER_TABLE2 = {  # (baseline, MLKD) at 0, 5, 10, 15, 20 dB
 }
 PAPER_TABLE3 = {"teacher": (360.17, 926.0), "student": (197.91, 444.0)}  # MiB, seconds for 507 utterances
 PAPER_SNRS = [0.0, 5.0, 10.0, 15.0, 20.0]
+# The paper's printed baseline "Mean" row repeats its 10 dB row (53.01, 44.65, 46.01, 48.12, 54.76),
+# so our paper Mean cells are the mean of the paper's five SNR rows, marked so nobody mistakes them.
+PAPER_MEAN_NOTE = ("† Paper Mean: recomputed from the paper's five SNR rows (its printed baseline Mean row "
+                   "repeats the 10 dB row).")
 SYNTHETIC_NOTE = ("Synthetic speech (demo preset): these numbers show that the pipeline works end to end; "
                   "they are not the paper's figures.")
 
 
 def collect_metrics(study_dir: str | Path) -> pd.DataFrame:
     """Concatenate every step's ``metrics.csv`` into ``<study>/metrics.csv`` (long format)."""
-    study_dir = Path(study_dir)
-    files = sorted(study_dir.glob("folds/*/*/metrics.csv"))
+    study = StudyLayout(study_dir)
+    files = [m.metrics for m in study.models() if m.metrics.is_file()]
     if not files:
-        raise FileNotFoundError(f"{study_dir}: no folds/*/*/metrics.csv yet — run the training notebooks first")
+        raise FileNotFoundError(f"{study.dir}: no model of any fold has metrics.csv yet — run the training notebooks")
     df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     df = df[["model", "noise", "snr_db", "fold", "ua", "wa", "n"]].sort_values(["model", "noise", "snr_db", "fold"])
-    df.to_csv(study_dir / "metrics.csv", index=False)
+    df.to_csv(study.metrics, index=False)
     return df
 
 
@@ -75,9 +80,9 @@ def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", pap
     cols = [f"SNR = {s:g} dB" for s in snrs] + ["clean speech"]
     keys = [(noise, float(s)) for s in snrs] + [("clean", None)]
     rows = []
-    for model in ("teacher", "student_unsup", "student_sup"):
+    for model in (TEACHER, STUDENT_UNSUP, STUDENT_SUP):
         cells = [_lookup(summary, model, noise, s) for s in snrs] + [_lookup(summary, model, "clean", None)]
-        star = [" *" if model == "student_sup" and k in (marked or set()) else "" for k in keys]
+        star = [" *" if model == STUDENT_SUP and k in (marked or set()) else "" for k in keys]
         rows.append({"model": MODEL_LABELS[model], **{c: _cell(*v) + m for c, v, m in zip(cols, cells, star)},
                      **{f"{c} mean": v[0] for c, v in zip(cols, cells)},
                      **{f"{c} std": v[1] for c, v in zip(cols, cells)}})
@@ -89,13 +94,14 @@ def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", pap
 
 def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], paper: bool = False,
            marked: set | None = None) -> pd.DataFrame:
-    """Baseline vs MLKD for each noise type and SNR, with per-type means over SNRs.
+    """Baseline vs MLKD for each noise type and SNR, with per-type means over SNRs (with ``paper``, the
+    paper's cells beside ours; its Mean cells recomputed, see ``PAPER_MEAN_NOTE``).
     ``marked``: the (noise, snr) cells where MLKD differs significantly from the baseline (*)."""
     rows = []
     for s in list(snrs) + ["Mean"]:
         row = {"SNR": f"{s:g} dB" if s != "Mean" else "Mean"}
         for nt in noise_types:
-            for model, tag in (("baseline", "baseline"), ("student_sup", "MLKD")):
+            for model, tag in ((BASELINE, "baseline"), (STUDENT_SUP, "MLKD")):
                 if s == "Mean":
                     vals = [_lookup(summary, model, nt, x)[0] for x in snrs]
                     mean, std = float(np.nanmean(vals)) if not all(np.isnan(vals)) else np.nan, np.nan
@@ -105,8 +111,9 @@ def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], pap
                 row[f"{nt} {tag}"] = _cell(mean, std) + (" *" if star else "")
                 row[f"{nt} {tag} mean"] = mean
                 if paper and nt in PAPER_TABLE2 and list(snrs) == PAPER_SNRS:
-                    ref = PAPER_TABLE2[nt][0 if model == "baseline" else 1]
-                    row[f"{nt} {tag} (paper)"] = f"{(np.mean(ref) if s == 'Mean' else ref[snrs.index(s)]):.2f}"
+                    ref = PAPER_TABLE2[nt][0 if model == BASELINE else 1]
+                    row[f"{nt} {tag} (paper)"] = (f"{np.mean(ref):.2f} †" if s == "Mean"
+                                                   else f"{ref[snrs.index(s)]:.2f}")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -162,8 +169,9 @@ def save_table(df: pd.DataFrame, study_dir: Path, name: str, title: str, synthet
 def collect_predictions(study_dir: str | Path) -> pd.DataFrame:
     """Every step's per-utterance predictions, with ``model`` and ``fold`` columns."""
     parts = []
-    for f in sorted(Path(study_dir).glob("folds/*/*/predictions.csv")):
-        parts.append(pd.read_csv(f).assign(model=f.parent.name, fold=f.parent.parent.name))
+    for m in StudyLayout(study_dir).models():
+        if m.predictions.is_file():
+            parts.append(pd.read_csv(m.predictions).assign(model=m.name, fold=m.fold))
     if not parts:
         raise FileNotFoundError(f"{study_dir}: no predictions yet")
     return pd.concat(parts, ignore_index=True)
@@ -172,9 +180,9 @@ def collect_predictions(study_dir: str | Path) -> pd.DataFrame:
 def enhancement_table(study_dir: str | Path) -> pd.DataFrame:
     """PESQ-WB and STOI of the noisy and the VAD + NMF-enhanced audio (02b's ``enhancement.csv``),
     mean over every fold's scored utterances per noise and SNR: does the enhancement itself help?"""
-    files = sorted(Path(study_dir).glob("folds/*/baseline/enhancement.csv"))
+    files = [m.enhancement for m in StudyLayout(study_dir).models(BASELINE) if m.enhancement.is_file()]
     if not files:
-        raise FileNotFoundError(f"{study_dir}: no folds/*/baseline/enhancement.csv yet — run 02b first")
+        raise FileNotFoundError(f"{study_dir}: no fold's baseline/enhancement.csv yet — run 02b first")
     scores = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     table = scores.groupby(["noise", "snr_db"]).agg(
         utterances=("utt_id", "size"),
@@ -182,38 +190,6 @@ def enhancement_table(study_dir: str | Path) -> pd.DataFrame:
     for m in ("pesq_wb", "stoi"):
         table[f"{m} Δ"] = table[f"{m} enhanced"] - table[f"{m} noisy"]
     return table.round(3)
-
-
-def bench_inference(study_dir: str | Path, cfg, rounds: int = 3) -> dict:
-    """Table 3's timing: the trained teacher and MLKD student of the first complete fold, and that
-    student exported to ONNX fp32 and int8 (:func:`.deploy.export_fold`), on the same test
-    utterances, in the same interleaved rounds, with the same threads."""
-    import torch
-
-    from .bench import compare_inference, deployed_inference
-    from .data.dataset import AudioCache
-    from .deploy import export_fold
-    from .pipeline import load_fold, step_dir
-    from .train import load_model, pick_device, set_threads
-    for fold_dir in sorted((Path(study_dir) / "folds").iterdir()):
-        t, s = fold_dir / "teacher" / "best.pt", fold_dir / "student_sup" / "best.pt"
-        if t.is_file() and s.is_file():
-            break
-    else:
-        raise FileNotFoundError(f"{study_dir}: no fold with both a trained teacher and an MLKD student")
-    set_threads(cfg)
-    data = load_fold(cfg, fold_dir.name)
-    audio = AudioCache(cfg.max_seconds)
-    rows = data.test.head(cfg.bench_utterances)
-    waves = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
-    device = pick_device(cfg)
-    if device.type == "cpu" and cfg.deploy:
-        res = deployed_inference(load_model(t), load_model(s), waves, torch.get_num_threads(), rounds,
-                                 onnx_paths=export_fold(study_dir, fold_dir.name, reuse=True))
-    else:
-        res = compare_inference(load_model(t), load_model(s), waves, device)
-    return dict(res, fold=fold_dir.name, device=str(device),
-                student_dir=str(step_dir(study_dir, fold_dir.name, "student_sup")))
 
 
 def write_study_readme(study_dir: Path, tables: list[Path], plots: list[Path], synthetic: bool) -> Path:

@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-CLEAN = "clean"
+from .names import BASELINE, CLEAN, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+
 POOLED = "pooled"
 
 # (name, model a, model b, conditions): the difference is a − b, per condition and pooled
 # over the noisy ones; "clean": on clean speech only
 MLKD_VS_CE, MLKD_VS_BASELINE = "MLKD − CE-only student", "MLKD − baseline"
 COMPARISONS = (
-    (MLKD_VS_CE, "student_sup", "student_unsup", "all"),
-    (MLKD_VS_BASELINE, "student_sup", "baseline", "all"),
-    ("baseline − teacher", "baseline", "teacher", "all"),
-    ("teacher − MLKD", "teacher", "student_sup", "clean"),
+    (MLKD_VS_CE, STUDENT_SUP, STUDENT_UNSUP, "all"),
+    (MLKD_VS_BASELINE, STUDENT_SUP, BASELINE, "all"),
+    ("baseline − teacher", BASELINE, TEACHER, "all"),
+    ("teacher − MLKD", TEACHER, STUDENT_SUP, "clean"),
 )
 
 

@@ -104,7 +104,7 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     import pandas as pd
 
     from mlkd_lib.data.dataset import Condition, NoisyPairDataset
-    from mlkd_lib.widgets import Explorer
+    from mlkd_lib.explorer import Explorer
     study, _, _ = micro_study
     ex = Explorer(study)
     pred = pd.read_csv(study / "folds" / "Ses01F" / "teacher" / "predictions.csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nbformat
@@ -9,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlkd_lib.config import make_config, parse_set
+from mlkd_lib.bench import study_inference
+from mlkd_lib.config import load_config
 from mlkd_lib.study import Step, execute, run_study
 
 
@@ -37,15 +39,6 @@ def test_a_failing_step_leaves_the_others_running(tmp_path):
     assert (tmp_path / "out" / "a.ipynb").is_file()  # the failed notebook is kept as the record
     again = execute(steps[2:], jobs=1, log_dir=tmp_path, force=False)
     assert again["c"].status == "skipped"
-
-
-def test_overrides_are_type_checked():
-    with pytest.raises(TypeError, match="lr"):
-        make_config("demo", **parse_set(["lr=fast"]))
-    with pytest.raises(KeyError, match="learning_rate"):
-        make_config("demo", learning_rate=0.1)
-    cfg = make_config("demo", **parse_set(["lr=3e-4", "snrs=0,10", "freeze_feature_encoder=true"]))
-    assert cfg.lr == 3e-4 and cfg.snrs == [0.0, 10.0] and cfg.freeze_feature_encoder is True
 
 
 @pytest.mark.slow
@@ -104,3 +97,12 @@ def test_an_ablation_retrains_only_the_mlkd_students_and_reuses_the_rest(micro_s
     assert (out / "folds" / "Ses01F" / "teacher").resolve() == (study / "folds" / "Ses01F" / "teacher").resolve()
     old, new = (pd.read_csv(d / "folds/Ses01F/student_sup/predictions.csv") for d in (study, out))
     assert not np.allclose(old[["p_neu", "p_hap"]], new[["p_neu", "p_hap"]])  # β = 0 trains another student
+
+
+@pytest.mark.slow
+def test_table3_is_timed_on_the_cpu_whatever_device_the_study_trained_on(micro_study):
+    study, _, code = micro_study
+    assert code == 0
+    cfg = dataclasses.replace(load_config(study / "config.json"), device="cuda", threads=1)  # a GPU study's config
+    res = study_inference(study, cfg, rounds=1)
+    assert res["device"] == "cpu, 1 threads" and res["teacher_s"] > 0 and res["student_s"] > 0

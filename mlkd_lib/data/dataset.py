@@ -17,10 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..audio import SAMPLE_RATE, read_audio
-from ..models import EMOTIONS
+from ..names import CLEAN, EMOTIONS
 from .mixing import mix_at_snr, speech_level_db
-
-CLEAN = "clean"
 
 
 def stable_hash(text: str) -> int:

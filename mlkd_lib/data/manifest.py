@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..names import EMOTIONS
+
 MANIFEST_COLUMNS = ["utt_id", "path", "emotion", "speaker", "session", "gender", "duration_s", "corpus"]
-EMOTION_SET = {"neu", "hap", "ang", "sad"}
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
@@ -26,9 +27,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: manifest lacks columns {missing} (expected {MANIFEST_COLUMNS})")
-    bad = sorted(set(df["emotion"]) - EMOTION_SET)
+    bad = sorted(set(df["emotion"]) - set(EMOTIONS))
     if bad:
-        raise ValueError(f"{path}: unknown emotion labels {bad}; allowed {sorted(EMOTION_SET)}")
+        raise ValueError(f"{path}: unknown emotion labels {bad}; allowed {list(EMOTIONS)}")
     if df["utt_id"].duplicated().any():
         raise ValueError(f"{path}: duplicate utt_id {df.loc[df['utt_id'].duplicated(), 'utt_id'].iloc[0]!r}")
     df["path"] = [p if Path(p).is_absolute() else str(path.parent / p) for p in df["path"]]

@@ -15,8 +15,8 @@ import scipy.io
 from scipy.signal import butter, lfilter, sosfilt
 
 from ..audio import SAMPLE_RATE, AudioError, check_signal, read_audio, resample, to_mono, write_audio
+from ..names import NOISE_TYPES  # noqa: F401  (the noise bank is named by them)
 
-NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")
 NOISEX_RATE = 19_980
 # NOISEX file stems that serve as each type (factory1 is the NOISEX factory floor noise)
 NOISEX_STEMS = {"babble": "babble", "f16": "f16", "factory": "factory1", "hfchannel": "hfchannel",

@@ -1,0 +1,86 @@
+"""Where a study keeps what: the one description of a study folder.
+
+    <study>/config.json, run.json, metrics.csv, stats.csv, table*.{csv,md}, plots/, logs/
+    <study>/data/done.json, analysis/done.json               (steps without a model)
+    <study>/folds/<fold>/<model>/best.pt, last.pt, history.csv, predictions.csv, metrics.csv,
+                                 done.json, teacher_cache/, speech_basis.npy, enhancement.csv
+
+Everything that reads or writes a study asks this module for the path. No heavy imports:
+the scheduler side (a Ray worker deciding to skip a step) uses it without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DONE = "done.json"  # a step's marker: it finished (markers.py writes it)
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """One model's step folder, ``<study>/folds/<fold>/<model>/``."""
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def fold(self) -> str:
+        return self.path.parent.name
+
+    best_ckpt = property(lambda self: self.path / "best.pt")  # the model evaluated and kept
+    last_ckpt = property(lambda self: self.path / "last.pt")  # resume state, dropped when the step is done
+    history = property(lambda self: self.path / "history.csv")
+    predictions = property(lambda self: self.path / "predictions.csv")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    done = property(lambda self: self.path / DONE)
+    teacher_cache = property(lambda self: self.path / "teacher_cache")
+    speech_basis = property(lambda self: self.path / "speech_basis.npy")  # the baseline's NMF basis
+    enhancement = property(lambda self: self.path / "enhancement.csv")  # the baseline's PESQ / STOI
+
+
+@dataclass(frozen=True)
+class FoldDir:
+    """One fold's folder, ``<study>/folds/<fold>/`` (a fold is named after its test speaker)."""
+    path: Path
+
+    def model(self, model: str) -> ModelDir:
+        return ModelDir(self.path / model)
+
+    def notebook(self, notebook: str, model: str | None = None) -> Path:
+        """A step's executed notebook (named after the model when one notebook serves two)."""
+        stem, suffix = notebook.rsplit(".", 1)
+        return self.path / (f"{stem}_{model}.{suffix}" if model else notebook)
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """A study folder: ``StudyLayout(dir).fold(f).model(m).best_ckpt``."""
+    dir: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "dir", Path(self.dir))
+
+    config = property(lambda self: self.dir / "config.json")
+    run_json = property(lambda self: self.dir / "run.json")
+    metrics = property(lambda self: self.dir / "metrics.csv")
+    stats = property(lambda self: self.dir / "stats.csv")
+    plots = property(lambda self: self.dir / "plots")
+    logs = property(lambda self: self.dir / "logs")
+    data_step = property(lambda self: self.dir / "data")  # 01's done.json
+    analysis_step = property(lambda self: self.dir / "analysis")  # 04's done.json
+    folds_dir = property(lambda self: self.dir / "folds")
+
+    def fold(self, fold: str) -> FoldDir:
+        return FoldDir(self.folds_dir / fold)
+
+    def folds(self) -> list[str]:
+        """The folds this study has started, sorted."""
+        return sorted(p.name for p in self.folds_dir.iterdir() if p.is_dir()) if self.folds_dir.is_dir() else []
+
+    def models(self, model: str | None = None) -> list[ModelDir]:
+        """Every model folder of every fold (or only ``model``'s), sorted by fold then model."""
+        dirs = sorted(p for p in self.folds_dir.glob(f"*/{model or '*'}") if p.is_dir())
+        return [ModelDir(p) for p in dirs]
