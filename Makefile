@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STUDY  ?= results/demo
 
-.PHONY: demo test lint lab venv system-deps clean-results
+.PHONY: demo test test-fast lint lab venv system-deps clean-results
 
 venv: $(STAMP) system-deps
 
@@ -42,8 +42,14 @@ lab: venv
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
+# both tiers: tests/unit (seconds) and tests/notebooks (the real notebooks, JupyterLab, Voila, Ray: minutes)
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/unit tests/notebooks
 
+# the unit tier alone, while iterating
+test-fast: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+# the library, the tests and the notebooks (ruff reads .ipynb)
 lint: venv
-	$(BIN)/ruff check mlkd_lib tests
+	$(BIN)/ruff check mlkd_lib tests notebooks

@@ -21,6 +21,7 @@ import torch
 from .config import StudyConfig, make_config
 from .data.dataset import AudioCache
 from .deploy import export_fold
+from .export import INPUT, export_onnx, ort_session, quantize_int8
 from .layout import StudyLayout
 from .losses import mlkd_objective
 from .models import EmotionClassifier, build_student, build_teacher, default_layer_map, size_mib
@@ -65,7 +66,6 @@ def torch_runner(model: EmotionClassifier, device) -> Callable[[np.ndarray], Non
 
 
 def onnx_runner(path: str | Path, threads: int) -> Callable[[np.ndarray], None]:
-    from .export import INPUT, ort_session
     sess = ort_session(path, threads)
     return lambda w: sess.run(None, {INPUT: w[None]})
 
@@ -93,7 +93,6 @@ def deployed_inference(teacher: EmotionClassifier, student: EmotionClassifier, w
     same rounds on the same utterances with ``threads`` threads. ``onnx_paths`` (keys ``onnx_fp32``,
     ``onnx_int8``): files already exported; else the student is exported here (:mod:`.export`),
     its int8 convolutions calibrated on ``calibration``."""
-    from .export import export_onnx, quantize_int8
     cpu = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_paths is None:

@@ -17,21 +17,23 @@ from tqdm.auto import tqdm
 from .data.dataset import AudioCache, condition_audio
 from .evaluate import ua_wa
 from .export import export_from_study, ort_session
-from .names import CLEAN, EMOTIONS
+from .layout import StudyLayout
+from .names import CLEAN, EMOTIONS, STUDENT_SUP
+from .pipeline import load_fold
+from .train import load_model
 
 DEPLOY_CONDITIONS = ((CLEAN, None), ("factory", 0.0), ("factory", 10.0))
 VERSIONS = ("torch", "onnx_fp32", "onnx_int8")
 ONNX_FILES = {"onnx_fp32": "student.onnx", "onnx_int8": "student_int8.onnx"}
 
 
-def export_fold(study_dir: str | Path, fold: str, role: str = "student_sup", reuse: bool = False) -> dict[str, Path]:
+def export_fold(study_dir: str | Path, fold: str, role: str = STUDENT_SUP, reuse: bool = False) -> dict[str, Path]:
     """``student.onnx`` and ``student_int8.onnx`` (with sidecars) in the fold's step folder. ``reuse``:
     keep files newer than the checkpoint (the timing reuses what the scoring just exported)."""
-    from .pipeline import step_dir
-    folder = step_dir(study_dir, fold, role)
-    paths = {v: folder / name for v, name in ONNX_FILES.items()}
+    folder = StudyLayout(study_dir).fold(fold).model(role)
+    paths = {v: folder.path / name for v, name in ONNX_FILES.items()}
     for version, path in paths.items():
-        if not (reuse and path.is_file() and path.stat().st_mtime >= (folder / "best.pt").stat().st_mtime):
+        if not (reuse and path.is_file() and path.stat().st_mtime >= folder.best_ckpt.stat().st_mtime):
             export_from_study(study_dir, fold, role, path, int8=version == "onnx_int8")
     return paths
 
@@ -44,10 +46,8 @@ def conditions_of(cfg) -> list[tuple[str, float | None]]:
 def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress: bool = True) -> pd.DataFrame:
     """Per-utterance predictions of the three versions of the fold's MLKD student (one row per
     utterance × condition × version: utt_id, noise, snr_db, label, pred, version, fold)."""
-    from .pipeline import load_fold, step_dir
-    from .train import load_model
     paths = export_fold(study_dir, fold)
-    model = load_model(step_dir(study_dir, fold, "student_sup") / "best.pt").eval()
+    model = load_model(StudyLayout(study_dir).fold(fold).model(STUDENT_SUP).best_ckpt).eval()
     sessions = {v: ort_session(p, threads) for v, p in paths.items()}
     data, audio = load_fold(cfg, fold), AudioCache(cfg.max_seconds)
     rows = []
@@ -68,9 +68,9 @@ def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress
 
 def score_study(study_dir: str | Path, cfg, threads: int = 1, progress: bool = True) -> pd.DataFrame:
     """:func:`score_fold` for every fold with a trained MLKD student; also written to ``deployed.csv``."""
-    folds = sorted(p.parent.parent.name for p in Path(study_dir).glob("folds/*/student_sup/best.pt"))
+    folds = [m.fold for m in StudyLayout(study_dir).models(STUDENT_SUP) if m.best_ckpt.is_file()]
     if not folds:
-        raise FileNotFoundError(f"{study_dir}: no folds/*/student_sup/best.pt to deploy")
+        raise FileNotFoundError(f"{study_dir}: no fold has a trained MLKD student ({STUDENT_SUP}) to deploy")
     pred = pd.concat([score_fold(study_dir, cfg, f, threads, progress) for f in folds], ignore_index=True)
     pred.to_csv(Path(study_dir) / "deployed.csv", index=False)
     return pred

@@ -32,9 +32,15 @@ import torch
 from torch import nn
 
 from .audio import SAMPLE_RATE
+from .config import load_config
+from .data.dataset import AudioCache, NoisyPairDataset
+from .layout import StudyLayout
 from .models import EmotionClassifier, normalize_waveforms
-from .names import EMOTIONS
+from .names import EMOTIONS, TRAINED
+from .paths import git_commit
+from .pipeline import load_fold
 from .predict import MIN_SAMPLES, sidecar_path
+from .train import load_model
 
 INT8_SCHEMES = ("conv+matmul", "matmul")
 INPUT, OUTPUT = "waveform", "logits"
@@ -157,7 +163,6 @@ def _version(pkg: str) -> str | None:
 
 def write_sidecar(onnx_path: str | Path, labels=EMOTIONS, **provenance) -> Path:
     """``<name>.json`` beside the model: what ``mlkd predict`` needs, and where the model came from."""
-    from .paths import git_commit
     meta = {"labels": list(labels), "sample_rate": SAMPLE_RATE, "input": INPUT, "output": OUTPUT,
             "input_note": f"(batch, samples) float32 mono at {SAMPLE_RATE} Hz, one whole utterance per row, "
                           f"at least {MIN_SAMPLES} samples; normalised inside the graph",
@@ -193,7 +198,6 @@ def export_model(model: EmotionClassifier, out: str | Path, int8: bool = False, 
 def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
     """``n`` training utterances of the fold, each clean and once with a training noise at a random
     SNR of the study: what the deployed student hears, never a test speaker or test noise segment."""
-    from .data.dataset import AudioCache, NoisyPairDataset
     rows = data.train.sample(min(n, len(data.train)), random_state=cfg.seed)
     ds = NoisyPairDataset(rows, data.noise_bank, "random", cfg.snrs, cfg.seed + 2, cfg.level,
                           AudioCache(cfg.max_seconds))
@@ -204,21 +208,18 @@ def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
 def export_from_study(study_dir: str | Path, fold: str, role: str, out: str | Path, int8: bool = False,
                       scheme: str = "conv+matmul", calibration_n: int = 16) -> dict:
     """`mlkd export`: the ``role`` model of ``fold`` in a study folder as ONNX (see :func:`export_model`)."""
-    from .config import load_config
-    from .pipeline import load_fold, step_dir
-    from .train import ROLES, load_model
-    if role not in ROLES:
-        raise ValueError(f"model must be one of {ROLES}, got {role!r}")
-    study_dir = Path(study_dir)
-    ckpt = step_dir(study_dir, fold, role) / "best.pt"
+    if role not in TRAINED:
+        raise ValueError(f"model must be one of {TRAINED}, got {role!r}")
+    study = StudyLayout(study_dir)
+    study_dir = study.dir
+    ckpt = study.fold(fold).model(role).best_ckpt
     if not ckpt.is_file():
-        folds = sorted(p.name for p in (study_dir / "folds").glob("*")) if (study_dir / "folds").is_dir() else []
-        raise FileNotFoundError(f"{ckpt} not found (folds in {study_dir}: {folds or 'none'})")
-    cfg = load_config(study_dir / "config.json")
+        raise FileNotFoundError(f"{ckpt} not found (folds in {study_dir}: {study.folds() or 'none'})")
+    cfg = load_config(study.config)
     calibration = None
     if int8 and scheme == "conv+matmul":
         calibration = calibration_audio(cfg, load_fold(cfg, fold), calibration_n)
-    run = json.loads((study_dir / "run.json").read_text()) if (study_dir / "run.json").is_file() else {}
+    run = json.loads(study.run_json.read_text()) if study.run_json.is_file() else {}
     return export_model(load_model(ckpt), out, int8, scheme, calibration, study=str(study_dir.resolve()),
                         fold=fold, role=role, checkpoint=str(ckpt.resolve()), corpus=cfg.corpus,
                         study_git_commit=run.get("git_commit"))

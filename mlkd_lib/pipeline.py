@@ -10,12 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from .baseline import enhancement_scores
 from .config import StudyConfig, load_config, make_config, with_absolute_paths, with_overrides
-from .data.dataset import AudioCache, all_conditions
+from .data.dataset import AudioCache, all_conditions, condition_audio
 from .data.folds import Fold, get_fold, split
+from .data.iemocap import build_iemocap_manifest
 from .data.manifest import read_manifest
 from .data.noise import load_noise_bank, write_noise_bank
+from .data.synthetic import make_synthetic_corpus
 from .evaluate import evaluate_conditions, metrics_from_predictions
 from .markers import is_done, mark_done, step_dir  # noqa: F401  (the notebooks import them from here)
 from .paths import by_hand_study, newest_study, resolve
@@ -60,10 +64,8 @@ def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
     old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
     if old != stamp or not manifest_path.is_file() or not noise_dir.is_dir():
         if cfg.corpus == "synthetic":
-            from .data.synthetic import make_synthetic_corpus
             make_synthetic_corpus(manifest_path.parent, cfg.synth_seed, cfg.synth_per_class, progress=progress)
         elif cfg.corpus == "iemocap":
-            from .data.iemocap import build_iemocap_manifest
             build_iemocap_manifest(cfg.iemocap_root, manifest_path, progress=progress)
         else:
             raise ValueError(f"corpus must be 'synthetic' or 'iemocap', got {cfg.corpus!r}")
@@ -115,10 +117,6 @@ def score_enhancement(enhancer, cfg: StudyConfig, data: FoldData, per_emotion: i
                       ) -> pd.DataFrame:
     """PESQ-WB and STOI of the noisy and of the NMF-enhanced audio against the clean speech, for
     ``per_emotion`` test utterances of each emotion under every noisy condition (PESQ is slow)."""
-    from tqdm.auto import tqdm
-
-    from .baseline import enhancement_scores
-    from .data.dataset import condition_audio
     audio = AudioCache()
     rows = data.test.groupby("emotion", sort=True).head(per_emotion)
     conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None]

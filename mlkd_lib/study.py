@@ -21,18 +21,15 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
+from .config import StudyConfig, load_config, make_config, with_absolute_paths
 from .markers import is_done, step_dir
 from .paths import NOTEBOOKS, git_commit, resolve
 
-if TYPE_CHECKING:
-    from .config import StudyConfig
-
-# config is imported where it is used: it pulls in scipy, pipeline torch, which a Ray worker
-# that only runs papermill or skips a step should not pay for (4 s per worker on 2 cores)
+# pipeline (torch) is imported only where the plan needs the corpus: a Ray worker that only runs
+# papermill or skips a step should not pay for it (4 s per worker on 2 cores)
 
 # keys that may change between runs of one study without invalidating finished steps
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size"}
@@ -112,7 +109,6 @@ def _versions() -> dict:
 
 
 def _check_same_study(path: Path, cfg: StudyConfig) -> None:
-    from .config import load_config
     if not path.is_file():
         return
     old = load_config(path).to_json()
@@ -196,7 +192,6 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
               jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None) -> int:
     """Plan and run a study; write ``run.json``; return the exit code (0: every step ok).
     ``executor``: "local" or "ray" (``executors.open_executor``; ``ray_settings``: its options)."""
-    from .config import make_config, with_absolute_paths
     from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
     study = resolve(out or f"results/{preset}")
     overrides = dict(overrides or {})
@@ -282,7 +277,6 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     """The MLKD student retrained with other loss settings (``alpha``, ``beta``, ``temperature``),
     reusing a finished study's data, teachers, baselines and CE-only students (linked, not copied):
     only the MLKD students and the analysis run, so every fold's comparison is paired."""
-    from .config import load_config
     unknown = set(overrides) - ABLATION_KEYS
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")

@@ -166,7 +166,7 @@ def test_predict_folder_with_a_corrupt_file_without_torch(tmp_path, micro_data):
         "print(json.dumps({'code': code, 'torch': sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'torchaudio', 'transformers'))}), file=sys.stderr)\n")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     status = json.loads(run.stderr.strip().splitlines()[-1])
     assert status["torch"] == [], f"mlkd predict on ONNX imported {status['torch'][:5]}"
     assert status["code"] == 1  # some files failed: said in the exit status ...
