@@ -1,8 +1,8 @@
 """Where a study's steps run: ``local`` (papermill processes on this machine, ``--jobs`` at a
 time) or ``ray`` (one Ray task per step, on a laptop's local Ray instance or on a cluster).
 
-Both take the same planned steps and share ``study.settle`` (skip / block) and
-``study.Progress``, so a study can be started with one and resumed with the other: the
+Both take the same planned steps and share ``steps.settle`` (skip / block) and
+``steps.Progress``, so a study can be started with one and resumed with the other: the
 ``done.json`` markers in the study folder are the only state. Ray is imported only here and
 only when asked for, so the rest of the library does not need it.
 """
@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .study import NOTEBOOKS, Outcome, Progress, Step, execute, run_notebook, settle
+from .paths import NOTEBOOKS
+from .steps import Outcome, Progress, Step, execute, run_notebook, settle
 
 EXECUTORS = ("local", "ray")
 # env vars a step's kernel must see on every node: thread counts (what --jobs shares out) and

@@ -17,82 +17,38 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from .config import StudyConfig, load_config, make_config, with_absolute_paths
-from .markers import is_done, step_dir
-from .paths import NOTEBOOKS, git_commit, resolve
+from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
+from .layout import StudyLayout
+from .names import BASELINE, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from .paths import git_commit, resolve
+from .steps import Outcome, Step
 
 # pipeline (torch) is imported only where the plan needs the corpus: a Ray worker that only runs
 # papermill or skips a step should not pay for it (4 s per worker on 2 cores)
+
+DATA_NB, TEACHER_NB, BASELINE_NB = "01_data_prep.ipynb", "02_train_teacher.ipynb", "02b_baseline_vad_nmf.ipynb"
+STUDENT_NB, ANALYSIS_NB = "03_distill_student.ipynb", "04_analysis.ipynb"
 
 # keys that may change between runs of one study without invalidating finished steps
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size"}
 
 
-@dataclass
-class Step:
-    name: str
-    notebook: str
-    params: dict
-    done_dir: Path
-    output: Path
-    deps: list[str] = field(default_factory=list)
-    always_last: bool = False
-    gpu: bool = False  # runs a model: an executor with GPUs gives it one (Ray's num_gpus)
-
-
-@dataclass
-class Outcome:
-    status: str  # "ok", "skipped" (already complete), "failed", "blocked" (a dependency failed)
-    wall_s: float = 0.0
-    error: str = ""
-
-
 def plan_fold_steps(study: Path, preset: str, folds: list[str]) -> list[Step]:
-    steps = []
+    steps, layout = [], StudyLayout(study)
     for fold in folds:
-        base = dict(study_dir=str(study), preset=preset, fold=fold)
-        fdir = study / "folds" / fold
-        teacher = f"{fold}/teacher"
-        steps.append(Step(teacher, "02_train_teacher.ipynb", base, step_dir(study, fold, "teacher"),
-                          fdir / "02_train_teacher.ipynb", gpu=True))
-        steps.append(Step(f"{fold}/baseline", "02b_baseline_vad_nmf.ipynb", base, step_dir(study, fold, "baseline"),
-                          fdir / "02b_baseline_vad_nmf.ipynb", [teacher], gpu=True))
-        for sup, model in ((True, "student_sup"), (False, "student_unsup")):
-            steps.append(Step(f"{fold}/{model}", "03_distill_student.ipynb", dict(base, supervision=sup),
-                              step_dir(study, fold, model), fdir / f"03_distill_student_{model}.ipynb", [teacher],
-                              gpu=True))
+        base, f = dict(study_dir=str(study), preset=preset, fold=fold), layout.fold(fold)
+        teacher = f"{fold}/{TEACHER}"
+        steps.append(Step(teacher, TEACHER_NB, base, f.model(TEACHER).path, f.notebook(TEACHER_NB), gpu=True))
+        steps.append(Step(f"{fold}/{BASELINE}", BASELINE_NB, base, f.model(BASELINE).path, f.notebook(BASELINE_NB),
+                          [teacher], gpu=True))
+        for sup, model in ((True, STUDENT_SUP), (False, STUDENT_UNSUP)):
+            steps.append(Step(f"{fold}/{model}", STUDENT_NB, dict(base, supervision=sup), f.model(model).path,
+                              f.notebook(STUDENT_NB, model), [teacher], gpu=True))
     return steps
-
-
-def run_notebook(step: Step, log_dir: Path, cwd: str | None = None) -> Outcome:
-    """Execute one notebook with papermill (its kernel is a process of its own); keep the
-    executed copy, which holds the error at the top when a cell fails. ``cwd``: the kernel's
-    working directory (a Ray worker's own may differ from the one the study was started in)."""
-    import papermill as pm
-    step.output.parent.mkdir(parents=True, exist_ok=True)
-    (log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
-    t0 = time.time()
-    try:
-        pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(step.output), parameters=step.params,
-                            kernel_name="python3", progress_bar=False, log_output=False, cwd=cwd,
-                            # the kernel's own log lines would clutter the progress display;
-                            # cell errors still land in the executed notebook
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-    except pm.PapermillExecutionError as err:
-        return Outcome("failed", time.time() - t0, f"{err.ename}: {err.evalue}")
-    except Exception as err:  # a kernel that died, a notebook that could not be read: still one step
-        return Outcome("failed", time.time() - t0, f"{type(err).__name__}: {err}")
-    wall = time.time() - t0
-    if not is_done(step.done_dir):
-        return Outcome("failed", wall, f"notebook finished without writing {step.done_dir / 'done.json'}")
-    return Outcome("ok", wall)
 
 
 def _versions() -> dict:
@@ -118,81 +74,10 @@ def _check_same_study(path: Path, cfg: StudyConfig) -> None:
                          f"use another --out, or --force to rerun every step with the new settings")
 
 
-def settle(step: Step, deps: list[Outcome], force: bool) -> Outcome | None:
-    """The outcome of ``step`` that needs no notebook run, else None. ``deps``: the outcomes of
-    the steps it needs (for an ``always_last`` step: of every other step). One rule for both
-    executors, so a local run and a Ray run skip and block the same steps."""
-    if step.always_last:  # the analysis reports on whatever finished, so one failed fold loses no table
-        stale = any(o.status == "ok" for o in deps)
-        return Outcome("skipped") if not force and not stale and is_done(step.done_dir) else None
-    if any(o.status in ("failed", "blocked") for o in deps):
-        return Outcome("blocked")
-    if not force and is_done(step.done_dir):
-        return Outcome("skipped")
-    return None
-
-
-class Progress:
-    """Step k/n, elapsed and ETA, one line per finished step; ``on_done`` sees every outcome so far."""
-
-    def __init__(self, steps: list[Step], on_done=None):
-        self.total, self.on_done, self.outcomes = len(steps), on_done, {}
-        self.bar = tqdm(total=self.total, desc="study", unit="step", file=sys.stdout)
-        self.t_start = time.time()
-
-    def finish(self, step: Step, out: Outcome) -> None:
-        self.outcomes[step.name] = out
-        self.bar.update(1)
-        done, elapsed = len(self.outcomes), time.time() - self.t_start
-        eta = elapsed / done * (self.total - done)
-        msg = {"ok": f"done in {out.wall_s:.0f} s", "skipped": "already complete", "failed": f"FAILED: {out.error}",
-               "blocked": "not run: a step it needs failed"}[out.status]
-        tqdm.write(f"[{done}/{self.total}] {step.name}: {msg}  (elapsed {elapsed:.0f} s, ~{eta:.0f} s left)",
-                   file=sys.stdout)
-        if self.on_done:
-            self.on_done(self.outcomes)
-
-    def close(self) -> dict[str, Outcome]:
-        self.bar.close()
-        return self.outcomes
-
-
-def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
-    """The local executor: run ``steps`` respecting dependencies, ``jobs`` at a time in a pool of
-    threads that each wait on a papermill process; skip complete ones."""
-    progress = Progress(steps, on_done)
-    outcomes = progress.outcomes
-    pending = [s for s in steps if not s.always_last]
-    last = [s for s in steps if s.always_last]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        running = {}
-        while pending or running:
-            for s in list(pending):
-                deps = [outcomes.get(d) for d in s.deps]
-                failed = any(o is not None and o.status in ("failed", "blocked") for o in deps)
-                if failed or all(o is not None for o in deps):
-                    out = settle(s, [o for o in deps if o is not None], force)
-                    if out is not None:
-                        pending.remove(s)
-                        progress.finish(s, out)
-                    elif len(running) < max(1, jobs):
-                        pending.remove(s)
-                        running[pool.submit(run_notebook, s, log_dir)] = s
-            if running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    progress.finish(running.pop(fut), fut.result())
-    for s in last:
-        out = settle(s, list(outcomes.values()), force)
-        progress.finish(s, out or run_notebook(s, log_dir))
-    return progress.close()
-
-
 def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
               jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None) -> int:
     """Plan and run a study; write ``run.json``; return the exit code (0: every step ok).
     ``executor``: "local" or "ray" (``executors.open_executor``; ``ray_settings``: its options)."""
-    from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
     study = resolve(out or f"results/{preset}")
     overrides = dict(overrides or {})
     if folds and folds != "all":
@@ -205,16 +90,17 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
             overrides["threads"] = local_cpus_per_step(jobs)
     cfg = make_config(preset, **overrides)
     cfg = with_absolute_paths(cfg)
-    config_path = study / "config.json"
+    layout = StudyLayout(study)
+    config_path = layout.config
     if not force:
         _check_same_study(config_path, cfg)
     study.mkdir(parents=True, exist_ok=True)
     cfg.save(config_path)
-    log_dir = study / "logs"
+    log_dir = layout.logs
     log_dir.mkdir(exist_ok=True)
     t0 = time.time()
     base = dict(study_dir=str(study), preset=cfg.preset)
-    data_step = Step("data", "01_data_prep.ipynb", base, study / "data", study / "01_data_prep.ipynb")
+    data_step = Step("data", DATA_NB, base, layout.data_step, study / DATA_NB)
     if cfg.threads:
         # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
         os.environ.update({v: str(cfg.threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
@@ -226,9 +112,9 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
             fold_steps = plan_fold_steps(study, cfg.preset, fold_names(cfg))
             # every teacher first: their dependents then fill both job slots to the end, no idle tail
             steps += sorted(fold_steps, key=lambda s: bool(s.deps))
-            # a model step too: its Table 3 times inference on the step's device
-            steps.append(Step("analysis", "04_analysis.ipynb", dict(study_dir=str(study)), study / "analysis",
-                              study / "04_analysis.ipynb", always_last=True, gpu=True))
+            # on the CPU even where GPUs are: Table 3 times CPU inference, as the paper did
+            steps.append(Step("analysis", ANALYSIS_NB, dict(study_dir=str(study)), layout.analysis_step,
+                              study / ANALYSIS_NB, always_last=True))
 
             def record(done):
                 write_run_json(study, cfg, {**outcomes, **done}, steps, time.time() - t0, info)
@@ -250,7 +136,7 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
                    executor: dict | None = None) -> None:
     """``run.json``: config, versions, seeds, git commit, executor and wall time per step and in all.
     Wall times of steps skipped in this run are kept from the run that did them."""
-    path = study / "run.json"
+    path = StudyLayout(study).run_json
     old = json.loads(path.read_text()).get("steps", {}) if path.is_file() else {}
     record = {}
     for s in steps:
@@ -280,16 +166,16 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     unknown = set(overrides) - ABLATION_KEYS
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
-    base, out = resolve(base), resolve(out)
-    cfg = load_config(base / "config.json")
-    folds = sorted(p.parent.parent.name for p in base.glob("folds/*/teacher/done.json"))
+    base, out = StudyLayout(resolve(base)), StudyLayout(resolve(out))
+    cfg = load_config(base.config)
+    folds = [m.fold for m in base.models(TEACHER) if m.done.is_file()]
     if not folds:
-        raise FileNotFoundError(f"{base}: no fold with a finished teacher to reuse")
-    (out / "folds").mkdir(parents=True, exist_ok=True)
-    for shared in ["data", *(f"folds/{f}/{m}" for f in folds for m in ("teacher", "baseline", "student_unsup"))]:
-        link = out / shared
+        raise FileNotFoundError(f"{base.dir}: no fold with a finished teacher to reuse")
+    shared = [(base.data_step, out.data_step)] + [(base.fold(f).model(m).path, out.fold(f).model(m).path)
+                                                  for f in folds for m in (TEACHER, BASELINE, STUDENT_UNSUP)]
+    for source, link in shared:
         link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists() and (base / shared).exists():
-            link.symlink_to(base / shared, target_is_directory=True)
+        if not link.exists() and source.exists():
+            link.symlink_to(source, target_is_directory=True)
     settings = {k: v for k, v in cfg.to_json().items() if k not in ("preset", "folds")}
-    return run_study(cfg.preset, str(out), ",".join(folds), {**settings, **overrides}, jobs)
+    return run_study(cfg.preset, str(out.dir), ",".join(folds), {**settings, **overrides}, jobs)

@@ -11,7 +11,8 @@ from test_study import _notebook  # pytest puts tests/ on sys.path
 
 from mlkd_lib import executors
 from mlkd_lib.executors import RaySettings, open_executor
-from mlkd_lib.study import Step, execute, run_study
+from mlkd_lib.steps import Step, execute
+from mlkd_lib.study import run_study
 
 ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' (make test installs it)")
 

@@ -12,7 +12,8 @@ import pytest
 
 from mlkd_lib.bench import study_inference
 from mlkd_lib.config import load_config
-from mlkd_lib.study import Step, execute, run_study
+from mlkd_lib.steps import Step, execute
+from mlkd_lib.study import run_study
 
 
 def _notebook(path, code):

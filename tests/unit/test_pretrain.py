@@ -7,9 +7,10 @@ import json
 import pytest
 
 from mlkd_lib.config import PretrainSettings, make_config
+from mlkd_lib.data.pretrain_corpus import PRETRAIN_SENTENCES, make_pretrain_corpus, pretrain_voices
 from mlkd_lib.data.synthetic import SENTENCES, SPEAKERS
 from mlkd_lib.models import build_teacher
-from mlkd_lib.pretrain import PRETRAIN_SENTENCES, make_pretrain_corpus, pretrain, pretrain_voices
+from mlkd_lib.pretrain import pretrain
 
 
 def test_pretraining_speakers_and_sentences_are_not_the_studys():
