@@ -50,6 +50,6 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -q tests/unit
 
-# the library, the tests and the notebooks (ruff reads .ipynb)
+# the library, its notebooks (mlkd_lib/notebooks: ruff reads .ipynb) and the tests
 lint: venv
-	$(BIN)/ruff check mlkd_lib tests notebooks
+	$(BIN)/ruff check mlkd_lib tests

@@ -16,6 +16,7 @@ the non-speech frames, then the clean-trained teacher on what remains.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -129,6 +130,10 @@ class VadNmfEnhancer:
                       iters)
         W /= W.sum(0, keepdims=True) + EPS
         return cls(W, noise_components, aggressiveness, seed=seed)
+
+    def save_basis(self, path: str | Path) -> None:
+        """The learned speech basis (the explorer rebuilds the enhancer from it)."""
+        np.save(path, self.speech_basis)
 
     def enhance(self, noisy: np.ndarray, track: bool = False):
         """The NMF-enhanced waveform (same length as ``noisy``); with ``track`` also the

@@ -63,6 +63,9 @@ class StudyLayout:
     def __post_init__(self):
         object.__setattr__(self, "dir", Path(self.dir))
 
+    def __fspath__(self) -> str:  # a layout is its folder: Path(layout), open(...) and friends take it
+        return str(self.dir)
+
     config = property(lambda self: self.dir / "config.json")
     run_json = property(lambda self: self.dir / "run.json")
     metrics = property(lambda self: self.dir / "metrics.csv")

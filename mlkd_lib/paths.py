@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT_ENV = "MLKD_ROOT"  # set it to put data/ and results/ somewhere else (tests do)
 PACKAGE = Path(__file__).resolve().parent
-NOTEBOOKS = PACKAGE.parent / "notebooks"
+NOTEBOOKS = PACKAGE / "notebooks"  # package data, so `mlkd study` runs from a wheel too; ./notebooks links here
 
 
 def project_root() -> Path:

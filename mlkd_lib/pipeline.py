@@ -21,8 +21,11 @@ from .data.manifest import read_manifest
 from .data.noise import load_noise_bank, write_noise_bank
 from .data.synthetic import make_synthetic_corpus
 from .evaluate import evaluate_conditions, metrics_from_predictions
-from .markers import is_done, mark_done, step_dir  # noqa: F401  (the notebooks import them from here)
+from .layout import ModelDir, StudyLayout
+from .markers import mark_done
+from .names import CLEAN, TEACHER
 from .paths import by_hand_study, newest_study, resolve
+from .train import TrainResult, load_model, pick_device, train
 
 
 def notebook_study(study_dir: str, preset: str) -> Path:
@@ -102,7 +105,6 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
                       transform=None, progress: bool = True) -> pd.DataFrame:
     """Evaluate on the fold's test speaker under clean and every (noise, SNR) condition;
     write ``predictions.csv`` and ``metrics.csv``; return the metrics."""
-    from .train import pick_device
     out_dir = Path(out_dir)
     pred = evaluate_conditions(model, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
                                cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
@@ -137,3 +139,87 @@ def clean_training_audio(data: FoldData, cfg: StudyConfig, limit: int = 200) -> 
     audio = AudioCache(cfg.max_seconds)
     rows = data.train.sample(min(limit, len(data.train)), random_state=cfg.seed)
     return [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
+
+
+# ------------------------------------------------------------------ one call per notebook
+
+@dataclass
+class DataStep:
+    """What 01 shows: the config, the manifest and the noise bank, prepared (or reused)."""
+    cfg: StudyConfig
+    study: StudyLayout
+    manifest: pd.DataFrame
+    noise_bank: dict
+
+    def finish(self) -> None:
+        mark_done(self.study.data_step, utterances=len(self.manifest), speakers=int(self.manifest.speaker.nunique()))
+
+
+def open_data_step(study_dir: str, preset: str) -> DataStep:
+    """01's setup: build or reuse the corpus manifest and noise bank the config names."""
+    cfg = notebook_config(study_dir, preset)
+    paths = prepare_data(cfg)
+    step = DataStep(cfg, StudyLayout(notebook_study(study_dir, preset)), read_manifest(paths["manifest"]),
+                    load_noise_bank(paths["noise_dir"], cfg.noise_types))
+    print(f"{cfg.corpus} corpus: {len(step.manifest)} utterances, {step.manifest.speaker.nunique()} speakers; "
+          f"noise bank: {sorted(step.noise_bank)}")
+    return step
+
+
+@dataclass
+class FoldStep:
+    """What a fold notebook (02, 02b, 03) works with: its config, the fold's data, the study and
+    the folder this step writes (``out``); its methods are the step's moves, in order."""
+    cfg: StudyConfig
+    study: StudyLayout
+    out: ModelDir
+    data: FoldData
+
+    @property
+    def fold(self) -> str:
+        return self.data.fold.name
+
+    def teacher(self):
+        """The fold's trained teacher (02's ``best.pt``)."""
+        return load_model(self.study.fold(self.fold).model(TEACHER).best_ckpt)
+
+    def test_audio(self, index: int, noise: str = CLEAN, snr_db: float | None = None) -> np.ndarray:
+        """Test utterance ``index`` as every model hears it under (``noise``, ``snr_db``)."""
+        row, audio = self.data.test.iloc[index], AudioCache(self.cfg.max_seconds)
+        clean = audio.get(row.utt_id, row.path)
+        speech_db = None if noise == CLEAN else audio.level_db(row.utt_id, row.path, self.cfg.level)
+        return condition_audio(clean, row.utt_id, noise, snr_db, self.data.noise_bank, self.cfg.seed, self.cfg.level,
+                               speech_db)
+
+    def train(self, teacher=None) -> TrainResult:
+        """Train this step's model (resuming from its last epoch checkpoint); students need the teacher."""
+        return train(self.out.name, self.cfg, self.data.train, self.data.val, self.out.path,
+                     noise_bank=self.data.noise_bank, teacher=teacher)
+
+    def evaluate(self, model, transform=None) -> pd.DataFrame:
+        """Score ``model`` on the fold's test speaker under every condition (``transform``: what the
+        model hears instead of the noisy audio, e.g. the baseline's enhancement)."""
+        return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform)
+
+    def finish(self, **info) -> None:
+        """Mark the step complete (a rerun of the study skips it)."""
+        mark_done(self.out.path, fold=self.fold, **info)
+
+
+def open_step(study_dir: str, preset: str, fold: str, model: str, **params) -> FoldStep:
+    """A fold notebook's setup in one call: the config (study's, then the notebook's non-``None``
+    ``params``), the fold's train / validation / test split and the step's output folder."""
+    cfg = notebook_config(study_dir, preset, **params)
+    study = StudyLayout(notebook_study(study_dir, preset))
+    out = study.fold(fold).model(model)
+    out.path.mkdir(parents=True, exist_ok=True)
+    step = FoldStep(cfg, study, out, load_fold(cfg, fold))
+    sizes = {k: len(getattr(step.data, k)) for k in ("train", "val", "test")}
+    print(f"{model}: {step.data.fold}; utterances {sizes}")
+    return step
+
+
+def open_analysis(study_dir: str = "") -> tuple[StudyLayout, StudyConfig]:
+    """04's setup: the study (``open_study``) and its config."""
+    study = StudyLayout(open_study(study_dir))
+    return study, load_config(study.config)

@@ -25,12 +25,20 @@ def spectrogram(ax, x: np.ndarray, title: str = "") -> None:
     ax.set(title=title, xlabel="time (s)", ylabel="Hz")
 
 
-def noise_spectrograms(bank: dict[str, np.ndarray], seconds: float = 3.0):
-    fig, axes = plt.subplots(1, len(bank), figsize=(3.2 * len(bank), 3), sharey=True)
-    for ax, (name, x) in zip(np.atleast_1d(axes), bank.items()):
-        spectrogram(ax, x[: int(seconds * SAMPLE_RATE)], name)
+def spectrograms(signals: dict[str, np.ndarray], seconds: float | None = None):
+    """One spectrogram per signal, side by side (the first ``seconds`` of each)."""
+    fig, axes = plt.subplots(1, len(signals), figsize=(3.6 * len(signals), 3), sharey=True, squeeze=False)
+    for ax, (name, x) in zip(axes[0], signals.items()):
+        spectrogram(ax, x[: int(seconds * SAMPLE_RATE)] if seconds else x, name)
     fig.tight_layout()
     return fig
+
+
+def durations(manifest: pd.DataFrame, corpus: str):
+    """Utterance durations per emotion, stacked."""
+    ax = sns.histplot(manifest, x="duration_s", hue="emotion", multiple="stack", bins=30)
+    ax.set(xlabel="duration (s)", title=f"{corpus}: {manifest.duration_s.sum() / 60:.1f} minutes of speech")
+    return ax.figure
 
 
 def nmf_convergence(histories: dict[str, dict[str, list[float]]]):
