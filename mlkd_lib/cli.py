@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "and noisy)")
     e.set_defaults(func=_export)
 
-    pr = sub.add_parser("predict", help="emotion of audio files or folders, from FILE.onnx (no torch) or best.pt")
-    pr.add_argument("--model", required=True, help="an exported .onnx (with its .json) or a best.pt checkpoint")
+    pr = sub.add_parser("predict", help="emotion of audio files or folders, from FILE.onnx (no torch) or a checkpoint")
+    pr.add_argument("--model", required=True, help="an exported .onnx (with its .json) or a study checkpoint (.pt)")
     pr.add_argument("paths", nargs="+", help="audio files or folders (any rate, mono or stereo)")
     out = pr.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="a JSON list")

@@ -180,7 +180,7 @@ class FoldStep:
         return self.data.fold.name
 
     def teacher(self):
-        """The fold's trained teacher (02's ``best.pt``)."""
+        """The fold's trained teacher (the best epoch of 02)."""
         return load_model(self.study.fold(self.fold).model(TEACHER).best_ckpt)
 
     def test_audio(self, index: int, noise: str = CLEAN, snr_db: float | None = None) -> np.ndarray:

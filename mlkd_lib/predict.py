@@ -1,4 +1,4 @@
-"""`mlkd predict`: the emotion of your own audio files, from an exported ONNX model or a ``best.pt``.
+"""`mlkd predict`: the emotion of your own audio files, from an exported ONNX model or a study checkpoint.
 
 The ONNX path needs only numpy, scipy, soundfile and onnxruntime — never torch — so that a
 deployed student runs where PyTorch is not installed (a test checks ``sys.modules``). Audio is
@@ -74,7 +74,7 @@ class OnnxClassifier:
 
 
 class TorchClassifier:
-    """A ``best.pt`` checkpoint behind the same interface (imports torch, on purpose only here)."""
+    """A study's checkpoint (``.pt``) behind the same interface (imports torch, on purpose only here)."""
 
     def __init__(self, path: str | Path, threads: int = 0):
         import torch
@@ -101,7 +101,7 @@ def load_classifier(path: str | Path, threads: int = 0):
         return OnnxClassifier(path, threads)
     if suffix in (".pt", ".pth"):
         return TorchClassifier(path, threads)
-    raise ValueError(f"{path}: expected an exported .onnx model or a best.pt checkpoint")
+    raise ValueError(f"{path}: expected an exported .onnx model or a study checkpoint (.pt)")
 
 
 def audio_extensions() -> set[str]:

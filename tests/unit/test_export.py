@@ -17,6 +17,7 @@ from transformers import Wav2Vec2Config
 from mlkd_lib.audio import read_audio
 from mlkd_lib.data.dataset import condition_audio
 from mlkd_lib.export import export_model, export_onnx, ort_session, quantize_int8
+from mlkd_lib.layout import StudyLayout
 from mlkd_lib.models import EMOTIONS, MICRO, EmotionClassifier, build_student, build_teacher
 
 LENGTHS = (400, 5_001, 16_000, 37_777)  # the CNN's minimum, and lengths off its strides
@@ -114,10 +115,10 @@ def _study(tmp_path, micro_data) -> tuple[Path, EmotionClassifier]:
     (study / "run.json").write_text(json.dumps({"git_commit": "abc123"}))
     torch.manual_seed(0)
     model = build_student(build_teacher("micro"), 2)
-    fold = study / "folds" / "Ses01F" / "student_sup"
-    fold.mkdir(parents=True)
+    fold = StudyLayout(study).fold("Ses01F").model("student_sup")
+    fold.path.mkdir(parents=True)
     torch.save({"model": model.state_dict(), "wav2vec2_config": model.config, "role": "student_sup",
-                "num_labels": 4}, fold / "best.pt")
+                "num_labels": 4}, fold.best_ckpt)
     return study, model
 
 
@@ -194,7 +195,7 @@ def test_predict_text_and_csv_and_checkpoint(tmp_path, micro_data, capsys):
     export_model(model, onnx_path)
     folder = _audio_folder(tmp_path / "audio")
     by_onnx = predict_files(load_classifier(onnx_path), [folder / "a_mono_16k.wav", folder / "b_stereo_44k.flac"])
-    by_ckpt = predict_files(load_classifier(study / "folds/Ses01F/student_sup/best.pt"),
+    by_ckpt = predict_files(load_classifier(StudyLayout(study).fold("Ses01F").model("student_sup").best_ckpt),
                             [folder / "a_mono_16k.wav", folder / "b_stereo_44k.flac"])
     for a, b in zip(by_onnx, by_ckpt):
         assert a.emotion == b.emotion
