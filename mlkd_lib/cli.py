@@ -114,8 +114,16 @@ def _ablate(a):
 
 
 def _listen(a):
-    from .explorer import serve
-    serve(a.study, a.port)
+    """Serve notebook 05 as a page with Voilà on localhost (no code shown)."""
+    import os
+    import subprocess
+
+    from .paths import NOTEBOOKS, resolve
+    notebook = NOTEBOOKS / "05_listen.ipynb"
+    env = dict(os.environ, MLKD_STUDY=str(resolve(a.study)))
+    print(f"serving {notebook.name} for {a.study} at http://127.0.0.1:{a.port}/  (Ctrl-C stops)")
+    subprocess.run([sys.executable, "-m", "voila", str(notebook), f"--port={a.port}", "--no-browser",
+                    "--Voila.ip=127.0.0.1", "--theme=light"], env=env, check=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,9 +4,6 @@ exactly the noisy audio the study evaluated. Reads a study through ``layout.Stud
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +20,6 @@ from .data.manifest import read_manifest
 from .data.noise import load_noise_bank
 from .layout import StudyLayout
 from .names import BASELINE, CLEAN, EMOTIONS, MODEL_LABELS, MODELS, TEACHER
-from .paths import NOTEBOOKS, resolve
 from .report import summarise
 from .train import load_model
 from .widgets import audio_player, figure_png, shared_gain, spectrogram_png, wav_bytes
@@ -250,12 +246,3 @@ def explorer(study_dir: str | Path):
         return Explorer(study_dir).widget()
     except FileNotFoundError as err:
         return W.HTML(f"<div class='mlkd-status' style='color:#a33'><b>Cannot open the study:</b> {err}</div>")
-
-
-def serve(study_dir: str | Path, port: int = 8866) -> None:
-    """Serve notebooks/05_listen.ipynb as a page with Voilà on localhost (no code shown)."""
-    notebook = NOTEBOOKS / "05_listen.ipynb"
-    env = dict(os.environ, MLKD_STUDY=str(resolve(study_dir)))
-    print(f"serving {notebook.name} for {study_dir} at http://127.0.0.1:{port}/  (Ctrl-C stops)")
-    subprocess.run([sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
-                    "--Voila.ip=127.0.0.1", "--theme=light"], env=env, check=False)
