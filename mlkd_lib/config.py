@@ -126,7 +126,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",
                   model="data/wav2vec2-base", teacher_epochs=200, student_epochs=200,
                   batch_size=8, lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
-                  max_seconds=15.0, teacher_cache="disk", bench_utterances=507, deploy=True),
+                  max_seconds=15.0, teacher_cache="disk", bench_utterances=507, deploy=True,
+                  # SpecAugment off, stated rather than inherited from the checkpoint's config (0.05): README
+                  mask_time_prob=0.0),
 }
 
 
