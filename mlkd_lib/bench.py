@@ -18,16 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import load_model
 from .config import StudyConfig, make_config
 from .data.dataset import AudioCache
 from .deploy import export_fold
+from .device import autocast, pick_device
 from .export import INPUT, export_onnx, ort_session, quantize_int8
 from .layout import StudyLayout
 from .losses import mlkd_objective
 from .models import EmotionClassifier, build_student, build_teacher, default_layer_map, size_mib
 from .names import STUDENT_SUP, TEACHER
 from .pipeline import load_fold
-from .train import TeacherTargets, autocast, load_model, pick_device
+from .teacher_cache import TeacherTargets
 
 
 def _sync(device):

@@ -79,7 +79,13 @@ class StudyConfig:
     device: Literal["auto", "cpu", "cuda"] = key("auto", "where models train and are evaluated")
     threads: int = key(0, "torch CPU threads; 0: all cores for one job", *non_negative)
     amp: bool = key(True, "bf16 mixed precision on a GPU")
-    eval_batch_size: int = key(32, "evaluation batch size", *positive)
+    eval_batch_size: int = key(32, "evaluation batch size (group-norm models, which see no attention mask, are "
+                                   "evaluated in batches of equal length only, so the batch never changes a result)",
+                               *positive)
+    loader_workers: int = key(-1, "DataLoader worker processes; -1: 4 on a GPU, 0 on the CPU",
+                              lambda v: v >= -1, "must be ≥ -1")
+    keep_checkpoints: bool = key(False, "keep last.pt and the teacher cache after a step is done (they are "
+                                        "dropped to bound disk use; best.pt always stays)")
     # --- baseline (VAD + NMF)
     vad_aggressiveness: int = key(2, "WebRTC VAD aggressiveness, 0-3", lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3")
     nmf_speech_components: int = key(32, "NMF speech basis size (learned on clean training speech)", *positive)

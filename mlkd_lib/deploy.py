@@ -14,13 +14,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import load_model
 from .data.dataset import AudioCache, condition_audio
 from .evaluate import ua_wa
 from .export import export_from_study, ort_session
 from .layout import StudyLayout
 from .names import CLEAN, EMOTIONS, STUDENT_SUP
 from .pipeline import load_fold
-from .train import load_model
 
 DEPLOY_CONDITIONS = ((CLEAN, None), ("factory", 0.0), ("factory", 10.0))
 VERSIONS = ("torch", "onnx_fp32", "onnx_int8")

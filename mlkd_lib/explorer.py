@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from .baseline import VadNmfEnhancer
+from .checkpoint import load_model
 from .config import load_config
 from .data.dataset import AudioCache, condition_audio
 from .data.manifest import read_manifest
@@ -21,7 +22,6 @@ from .data.noise import load_noise_bank
 from .layout import StudyLayout
 from .names import BASELINE, CLEAN, EMOTIONS, MODEL_LABELS, MODELS, TEACHER
 from .report import summarise
-from .train import load_model
 from .widgets import audio_player, figure_png, shared_gain, spectrogram_png, wav_bytes
 
 
@@ -96,7 +96,7 @@ class Explorer:
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<speaker>/...): run `mlkd study`")
         self.models = StudyModels(self.study, self.cfg)
-        self.audio = AudioCache()  # whole utterances, as the evaluation reads them
+        self.audio = AudioCache(self.cfg.max_seconds)  # cut like the evaluation's
         self._cache: dict[tuple, tuple] = {}
         self.last_update_s = 0.0
 

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .audio import SAMPLE_RATE
+from .checkpoint import load_model
 from .config import load_config
 from .data.dataset import AudioCache, NoisyPairDataset
 from .layout import StudyLayout
@@ -40,7 +41,6 @@ from .names import EMOTIONS, TRAINED
 from .paths import git_commit
 from .pipeline import load_fold
 from .predict import MIN_SAMPLES, sidecar_path
-from .train import load_model
 
 INT8_SCHEMES = ("conv+matmul", "matmul")
 INPUT, OUTPUT = "waveform", "logits"

@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .baseline import enhancement_scores
+from .checkpoint import finish_step, load_model
 from .config import StudyConfig, load_config, make_config, with_absolute_paths, with_overrides
 from .data.dataset import AudioCache, all_conditions, condition_audio
 from .data.folds import Fold, get_fold, split
@@ -20,12 +21,13 @@ from .data.iemocap import build_iemocap_manifest
 from .data.manifest import read_manifest
 from .data.noise import load_noise_bank, write_noise_bank
 from .data.synthetic import make_synthetic_corpus
+from .device import pick_device
 from .evaluate import evaluate_conditions, metrics_from_predictions
 from .layout import ModelDir, StudyLayout
 from .markers import mark_done
 from .names import CLEAN, TEACHER
 from .paths import by_hand_study, newest_study, resolve
-from .train import TrainResult, load_model, pick_device, train
+from .train import TrainResult, train
 
 
 def notebook_study(study_dir: str, preset: str) -> Path:
@@ -108,7 +110,7 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
     out_dir = Path(out_dir)
     pred = evaluate_conditions(model, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
                                cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
-                               progress, desc=f"evaluate {name}")
+                               progress, desc=f"evaluate {name}", max_seconds=cfg.max_seconds)
     pred.to_csv(out_dir / "predictions.csv", index=False)
     metrics = metrics_from_predictions(pred, name, data.fold.name)
     metrics.to_csv(out_dir / "metrics.csv", index=False)
@@ -119,7 +121,7 @@ def score_enhancement(enhancer, cfg: StudyConfig, data: FoldData, per_emotion: i
                       ) -> pd.DataFrame:
     """PESQ-WB and STOI of the noisy and of the NMF-enhanced audio against the clean speech, for
     ``per_emotion`` test utterances of each emotion under every noisy condition (PESQ is slow)."""
-    audio = AudioCache()
+    audio = AudioCache(cfg.max_seconds)
     rows = data.test.groupby("emotion", sort=True).head(per_emotion)
     conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None]
     out = []
@@ -202,8 +204,9 @@ class FoldStep:
         return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform)
 
     def finish(self, **info) -> None:
-        """Mark the step complete (a rerun of the study skips it)."""
-        mark_done(self.out.path, fold=self.fold, **info)
+        """Mark the step complete (a rerun of the study skips it) and drop what only a resume needed
+        (``last.pt``, the teacher cache) unless ``keep_checkpoints``."""
+        finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
 
 
 def open_step(study_dir: str, preset: str, fold: str, model: str, **params) -> FoldStep:

@@ -79,7 +79,7 @@ class TorchClassifier:
     def __init__(self, path: str | Path, threads: int = 0):
         import torch
 
-        from .train import load_model
+        from .checkpoint import load_model
         if threads:
             torch.set_num_threads(threads)
         self._torch, self.model = torch, load_model(path).eval()

@@ -1,14 +1,13 @@
 """Training: the teacher on clean speech, the student with (MLKD) or without supervision.
 
-One loop serves all three roles. After every epoch a checkpoint (model, optimiser,
-scheduler, RNG states, history) is written atomically, so a killed run started
-again continues where it stopped and ends with the same weights. The best epoch by
-validation UA (training speakers only) is kept apart for evaluation.
+One loop serves all three roles; what differs between them is decided once, in ``Role``. After
+every epoch the resume state is written atomically (checkpoint.py), so a killed run started again
+continues where it stopped and ends with the same weights. The best epoch by validation UA
+(training speakers only) is kept apart for evaluation.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -20,109 +19,16 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpoint import load_resume, save_best, save_resume
 from .config import StudyConfig
 from .data.dataset import AudioCache, NoisyPairDataset, collate
-from .evaluate import ua_wa
+from .device import autocast, loader_workers, pick_device, set_threads
+from .evaluate import exact_batches, ua_wa
+from .layout import ModelDir
 from .losses import mlkd_objective
 from .models import EmotionClassifier, build_student, build_teacher, default_layer_map
-
-ROLES = ("teacher", "student_sup", "student_unsup")
-
-
-def pick_device(cfg: StudyConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' asked for, but torch sees no GPU")
-    return torch.device(cfg.device)
-
-
-def set_threads(cfg: StudyConfig) -> None:
-    """CPU threads: ``cfg.threads`` if set, else all cores (parallel study jobs set 1 each)."""
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-
-
-def autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
-
-
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
-
-
-def load_model(path: str | Path, map_location="cpu") -> EmotionClassifier:
-    """A trained model from a ``best.pt`` checkpoint (config travels with the weights)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    model = EmotionClassifier(ckpt["wav2vec2_config"], ckpt["num_labels"])
-    if "wav2vec2.masked_spec_embed" in ckpt["model"]:
-        model.add_mask_embedding()
-    model.load_state_dict(ckpt["model"])
-    return model
-
-
-class TeacherTargets:
-    """The frozen teacher's hidden states (the layers the student learns from) and
-    logits for each training utterance, computed once on the unpadded clean audio.
-
-    ``storage``: ``"memory"`` keeps fp32 tensors; ``"disk"`` writes fp16 ``.npy`` files
-    under ``cache_dir`` and reads them back as memmaps (the paper preset's size)."""
-
-    def __init__(self, teacher: EmotionClassifier, layers: list[int], device: torch.device,
-                 storage: str = "memory", cache_dir: Path | None = None, amp: bool = False):
-        self.teacher, self.layers, self.device, self.amp = teacher, sorted(set(layers)), device, amp
-        self.storage, self.cache_dir = storage, cache_dir
-        self._mem: dict[str, tuple[dict[int, torch.Tensor], torch.Tensor]] = {}
-        if storage == "disk":
-            if cache_dir is None:
-                raise ValueError("a disk teacher cache needs cache_dir")
-            cache_dir.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, utt_id: str) -> Path:
-        return self.cache_dir / f"{utt_id}.npz"
-
-    @torch.no_grad()
-    def _compute(self, clean: np.ndarray) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        x = torch.from_numpy(np.asarray(clean, dtype=np.float32))[None].to(self.device)
-        with autocast(self.device, self.amp):
-            out = self.teacher(x, output_hidden_states=True)
-        return ({t: out.hidden_states[t][0].float().cpu() for t in self.layers}, out.logits[0].float().cpu())
-
-    def fill(self, utterances, progress: bool = True) -> None:
-        """Compute the targets of each ``(utt_id, clean waveform)`` not cached yet."""
-        for utt_id, clean in tqdm(utterances, desc="teacher targets", disable=not progress, leave=False):
-            if utt_id in self._mem or (self.storage == "disk" and self._path(utt_id).exists()):
-                continue
-            hidden, logits = self._compute(clean)
-            if self.storage == "disk":
-                tmp = self._path(utt_id).with_suffix(".tmp.npz")
-                np.savez(tmp, logits=logits.numpy(), **{f"h{t}": h.half().numpy() for t, h in hidden.items()})
-                os.replace(tmp, self._path(utt_id))
-            else:
-                self._mem[utt_id] = (hidden, logits)
-
-    def _get(self, utt_id: str):
-        if self.storage == "disk":
-            data = np.load(self._path(utt_id), mmap_mode="r")
-            return ({t: torch.from_numpy(np.asarray(data[f"h{t}"], dtype=np.float32)) for t in self.layers},
-                    torch.from_numpy(np.asarray(data["logits"])))
-        return self._mem[utt_id]
-
-    def batch(self, utt_ids: list[str], num_frames: int) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Targets for a batch, zero-padded to the student's ``num_frames``."""
-        got = [self._get(u) for u in utt_ids]
-        hidden = {}
-        for t in self.layers:
-            h = torch.zeros(len(got), num_frames, got[0][0][t].shape[-1])
-            for i, (hs, _) in enumerate(got):
-                n = min(num_frames, hs[t].shape[0])
-                h[i, :n] = hs[t][:n]
-            hidden[t] = h.to(self.device)
-        return hidden, torch.stack([lg for _, lg in got]).to(self.device)
+from .names import STUDENT_SUP, TEACHER, TRAINED
+from .teacher_cache import TeacherTargets
 
 
 def bucketed_batches(lengths, batch_size: int, generator: torch.Generator, window: int = 8) -> list[list[int]]:
@@ -144,6 +50,40 @@ class TrainResult:
     seconds: float
 
 
+@dataclass
+class Role:
+    """What one role trains: its model, on which input (clean for the teacher, noisy for the
+    students), for how many epochs, whether the CNN is frozen, and whether the teacher teaches."""
+    name: str
+    model: EmotionClassifier
+    input_key: str
+    epochs: int
+    freeze_cnn: bool
+    distils: bool
+
+    @classmethod
+    def of(cls, name: str, cfg: StudyConfig, teacher: EmotionClassifier | None, noise_bank) -> Role:
+        if name not in TRAINED:
+            raise ValueError(f"role must be one of {TRAINED}, got {name!r}")
+        if name == TEACHER:
+            return cls(name, build_teacher(cfg.model), "clean", cfg.teacher_epochs, cfg.freeze_feature_encoder, False)
+        if teacher is None:
+            raise ValueError(f"{name} needs the trained teacher")
+        if not noise_bank:
+            raise ValueError(f"{name} trains on noisy speech and needs a noise bank")
+        # the student's CNN is always frozen: it is the teacher's, and only the transformer is distilled
+        return cls(name, build_student(teacher, cfg.student_layers), "noisy", cfg.student_epochs, True,
+                   name == STUDENT_SUP)
+
+    def datasets(self, cfg: StudyConfig, train_df, val_df, noise_bank, audio: AudioCache):
+        if self.input_key == "clean":
+            return (NoisyPairDataset(train_df, mode="clean", audio=audio),
+                    NoisyPairDataset(val_df, mode="clean", audio=audio))
+        # a fixed noisy validation set: the same draw every epoch, another seed than training's
+        return (NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio),
+                NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio))
+
+
 def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, steps: int):
     if freeze_cnn:
         model.wav2vec2.freeze_feature_encoder()
@@ -158,25 +98,15 @@ def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, ste
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
 
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 @torch.no_grad()
 def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device,
              input_key: str) -> tuple[float, float]:
+    """Validation UA / WA, batched so that the batch never changes a prediction (``exact_batches``)."""
     model.eval()
+    lengths = [len(dataset.audio.get(r.utt_id, r.path)) for r in dataset.rows.itertuples()]
     y, p = [], []
-    for b in DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=collate):
+    for idx in exact_batches(model, lengths, cfg.eval_batch_size):
+        b = collate([dataset[i] for i in idx])
         with autocast(device, cfg.amp):
             out = model(b[input_key].to(device), b["lengths"].to(device))
         y += b["label"].tolist()
@@ -184,89 +114,69 @@ def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConf
     return ua_wa(y, p)
 
 
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
 def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir: str | Path,
           noise_bank: dict | None = None, teacher: EmotionClassifier | None = None,
           stop_after_epoch: int | None = None, progress: bool = True) -> TrainResult:
-    """Train one model of ``role`` into ``out_dir`` (``last.pt``, ``best.pt``, ``history.csv``).
+    """Train one model of ``role`` into ``out_dir`` (its best checkpoint, resume state and history).
 
-    Resumes from ``out_dir/last.pt`` when present. ``teacher`` (trained) is required for
-    the students: they are initialised from its even layers. ``stop_after_epoch`` ends
-    the run after that epoch's checkpoint, as a kill would (for tests).
+    Resumes from the resume state when present. ``teacher`` (trained) is required for the
+    students: they are initialised from its even layers. ``stop_after_epoch`` ends the run after
+    that epoch's checkpoint, as a kill would (for tests).
     """
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    if role != "teacher" and teacher is None:
-        raise ValueError(f"{role} needs the trained teacher")
-    if role != "teacher" and not noise_bank:
-        raise ValueError(f"{role} trains on noisy speech and needs a noise bank")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out = ModelDir(Path(out_dir))
+    out.path.mkdir(parents=True, exist_ok=True)
     set_threads(cfg)
     device = pick_device(cfg)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
-
+    _seed_everything(cfg.seed)
+    r = Role.of(role, cfg, teacher, noise_bank)
+    model = r.model
     audio = AudioCache(cfg.max_seconds)
-    if role == "teacher":
-        model, epochs, freeze = build_teacher(cfg.model), cfg.teacher_epochs, cfg.freeze_feature_encoder
-        train_ds = NoisyPairDataset(train_df, mode="clean", audio=audio)
-        val_ds, input_key = NoisyPairDataset(val_df, mode="clean", audio=audio), "clean"
-    else:
-        model, epochs, freeze = build_student(teacher, cfg.student_layers), cfg.student_epochs, True
-        train_ds = NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio)
-        # fixed noisy validation set: same draw every epoch, other seed than training
-        val_ds = NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio)
-        input_key = "noisy"
+    train_ds, val_ds = r.datasets(cfg, train_df, val_df, noise_bank, audio)
     model.set_spec_augment(cfg.mask_time_prob, cfg.mask_time_length)
     model.to(device)
-    steps_per_epoch = -(-len(train_ds) // cfg.batch_size)
-    opt, sched = _optimizer(model, cfg, freeze, epochs * steps_per_epoch)
+    opt, sched = _optimizer(model, cfg, r.freeze_cnn, r.epochs * -(-len(train_ds) // cfg.batch_size))
 
-    mapping, targets = None, None
-    if role == "student_sup":
+    mapping, targets, live = None, None, False
+    if r.distils:
         teacher = teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         mapping = default_layer_map(cfg.student_layers, teacher.num_layers)
+        storage = cfg.teacher_cache if cfg.teacher_cache != "off" else "memory"
+        targets = TeacherTargets(teacher, list(mapping.values()), device, storage, out.teacher_cache, cfg.amp)
         if cfg.teacher_cache != "off":
-            targets = TeacherTargets(teacher, list(mapping.values()), device, cfg.teacher_cache,
-                                     out_dir / "teacher_cache", cfg.amp)
-            targets.fill(((r.utt_id, audio.get(r.utt_id, r.path)) for r in train_df.itertuples()), progress)
+            targets.fill(((u.utt_id, audio.get(u.utt_id, u.path)) for u in train_df.itertuples()), progress)
+        else:
+            live = True
 
     start_epoch, history, best_ua = 0, [], -1.0
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if last_path.exists():
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"])
-        start_epoch, history, best_ua = ckpt["epoch"], ckpt["history"], ckpt["best_val_ua"]
+    if out.last_ckpt.exists():
+        start_epoch, history, best_ua = load_resume(out.last_ckpt, model, opt, sched)
 
     t0 = time.time()
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(start_epoch, r.epochs):
         model.train()
         train_ds.set_epoch(epoch)
         order = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         batches = bucketed_batches(train_df["duration_s"].to_numpy(), cfg.batch_size, order)
-        loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate)
+        loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate,
+                            num_workers=loader_workers(cfg, device))
         sums, n_batches, t_epoch = {}, 0, time.time()
-        for b in tqdm(loader, desc=f"{role} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
-            x = b["clean" if role == "teacher" else "noisy"].to(device)
-            lengths, labels = b["lengths"].to(device), b["label"].to(device)
+        for b in tqdm(loader, desc=f"{role} epoch {epoch + 1}/{r.epochs}", disable=not progress, leave=False):
+            x, lengths, labels = b[r.input_key].to(device), b["lengths"].to(device), b["label"].to(device)
             with autocast(device, cfg.amp):
-                out = model(x, lengths, output_hidden_states=role == "student_sup")
-                t_logits = t_hidden = None
-                if role == "student_sup":
-                    if targets is not None:
-                        t_hidden, t_logits = targets.batch(b["utt_id"], out.frame_mask.shape[1])
-                    else:
-                        with torch.no_grad():
-                            t_out = teacher(b["clean"].to(device), lengths, output_hidden_states=True)
-                        t_hidden, t_logits = t_out.hidden_states, t_out.logits
-                loss, parts = mlkd_objective(out.logits.float(), labels, out.hidden_states, t_logits, t_hidden,
-                                             mapping, out.frame_mask, cfg.temperature, cfg.alpha, cfg.beta)
+                out_s = model(x, lengths, output_hidden_states=r.distils)
+                t_hidden = t_logits = None
+                if r.distils:
+                    t_hidden, t_logits = _teacher_batch(targets, teacher, b, out_s.frame_mask.shape[1], live, device)
+                loss, parts = mlkd_objective(out_s.logits.float(), labels, out_s.hidden_states, t_logits, t_hidden,
+                                             mapping, out_s.frame_mask, cfg.temperature, cfg.alpha, cfg.beta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -274,20 +184,31 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
             n_batches += 1
             for k, v in dict(parts, loss=loss.item()).items():
                 sums[k] = sums.get(k, 0.0) + v
-        val_ua, val_wa = validate(model, val_ds, cfg, device, input_key)
+        val_ua, val_wa = validate(model, val_ds, cfg, device, r.input_key)
         row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, "val_ua": val_ua,
                "val_wa": val_wa, "lr": sched.get_last_lr()[0], "seconds": time.time() - t_epoch}
         history.append(row)
         if val_ua > best_ua:
             best_ua = val_ua
-            atomic_save({"model": model.state_dict(), "wav2vec2_config": model.config, "role": role,
-                         "num_labels": model.head.out_features, "epoch": epoch + 1, "val_ua": val_ua}, best_path)
-        atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "rng": _rng_state(), "epoch": epoch + 1, "history": history, "best_val_ua": best_ua}, last_path)
-        pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
+            save_best(model, out.best_ckpt, role, epoch + 1, val_ua)
+        save_resume(out.last_ckpt, model, opt, sched, epoch + 1, history, best_ua)
+        pd.DataFrame(history).to_csv(out.history, index=False)
         if progress:
-            print(f"{role} epoch {epoch + 1}/{epochs}: loss {row['loss']:.3f} val UA {val_ua:.3f} "
+            print(f"{role} epoch {epoch + 1}/{r.epochs}: loss {row['loss']:.3f} val UA {val_ua:.3f} "
                   f"({row['seconds']:.1f} s)", flush=True)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
-    return TrainResult(best_path, pd.DataFrame(history), best_ua, time.time() - t0)
+    return TrainResult(out.best_ckpt, pd.DataFrame(history), best_ua, time.time() - t0)
+
+
+def _teacher_batch(targets: TeacherTargets, teacher: EmotionClassifier, b: dict, num_frames: int, live: bool,
+                   device):
+    """The teacher's hidden states and logits for a batch: from the cache, or computed now (for a
+    teacher without attention mask one unpadded utterance at a time, so that padding changes nothing)."""
+    if not live:
+        return targets.batch(b["utt_id"], num_frames)
+    if not teacher.uses_attention_mask():
+        return targets.batch(b["utt_id"], num_frames, [w[:n].numpy() for w, n in zip(b["clean"], b["lengths"])])
+    with torch.no_grad():
+        t_out = teacher(b["clean"].to(device), b["lengths"].to(device), output_hidden_states=True)
+    return t_out.hidden_states, t_out.logits

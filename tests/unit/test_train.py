@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from mlkd_lib.checkpoint import load_model
 from mlkd_lib.data.dataset import NoisyPairDataset, collate
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.losses import mlkd_objective
 from mlkd_lib.models import build_student, build_teacher, default_layer_map
-from mlkd_lib.train import TeacherTargets, load_model, train
+from mlkd_lib.teacher_cache import TeacherTargets
+from mlkd_lib.train import train
 
 
 @pytest.fixture(scope="module")
