@@ -52,6 +52,9 @@ class StudyConfig:
     snrs: list[float] = key([0.0, 5.0, 10.0, 15.0, 20.0], "SNRs (dB) of training noise and the test conditions",
                             bool, "must name at least one SNR")
     level: Literal["p56", "rms"] = key("p56", "speech level for mixing: ITU-T P.56 active level or plain RMS")
+    noise_train_fraction: float = key(2 / 3, "share of each noise recording the students train on (its start); "
+                                      "the test conditions draw from the rest. 1: no split",
+                                      lambda v: 0 < v <= 1, "must lie in (0, 1]")
     max_seconds: float = key(8.0, "utterances are cut to this length (s)", *positive)
     n_val_speakers: int = key(1, "training speakers held out for validation (model selection)", *positive)
     folds: list[str] = key([], "test speakers to run (one fold each); empty: every speaker")

@@ -18,7 +18,7 @@ from .checkpoint import load_model
 from .config import load_config
 from .data.dataset import AudioCache, condition_audio
 from .data.manifest import read_manifest
-from .data.noise import load_noise_bank
+from .data.noise import load_noise_bank, split_noise
 from .layout import StudyLayout
 from .names import BASELINE, CLEAN, EMOTIONS, MODEL_LABELS, MODELS, TEACHER
 from .report import summarise
@@ -91,7 +91,9 @@ class Explorer:
         self.study = StudyLayout(self.study_dir)
         self.cfg = load_config(self.study.config)
         self.manifest = read_manifest(self.cfg.manifest_path)
-        self.bank = load_noise_bank(self.cfg.noise_dir, self.cfg.noise_types)
+        # the test part of each recording: what the evaluation mixed
+        bank = load_noise_bank(self.cfg.noise_dir, self.cfg.noise_types)
+        self.bank = split_noise(bank, self.cfg.noise_train_fraction)[1]
         self.folds = self.study.folds()
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<speaker>/...): run `mlkd study`")

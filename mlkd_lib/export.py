@@ -199,7 +199,7 @@ def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
     """``n`` training utterances of the fold, each clean and once with a training noise at a random
     SNR of the study: what the deployed student hears, never a test speaker or test noise segment."""
     rows = data.train.sample(min(n, len(data.train)), random_state=cfg.seed)
-    ds = NoisyPairDataset(rows, data.noise_bank, "random", cfg.snrs, cfg.seed + 2, cfg.level,
+    ds = NoisyPairDataset(rows, data.train_noise, "random", cfg.snrs, cfg.seed + 2, cfg.level,
                           AudioCache(cfg.max_seconds))
     items = [ds[i] for i in range(len(ds))]
     return [np.asarray(it[k], dtype=np.float32) for it in items for k in ("clean", "noisy")]

@@ -19,7 +19,7 @@ from .data.dataset import AudioCache, all_conditions, condition_audio
 from .data.folds import Fold, get_fold, split
 from .data.iemocap import build_iemocap_manifest
 from .data.manifest import read_manifest
-from .data.noise import load_noise_bank, write_noise_bank
+from .data.noise import load_noise_bank, split_noise, write_noise_bank
 from .data.synthetic import make_synthetic_corpus
 from .device import pick_device
 from .evaluate import evaluate_conditions, metrics_from_predictions
@@ -81,18 +81,22 @@ def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
 
 @dataclass
 class FoldData:
+    """A fold's utterances and noise: ``noise_bank`` is the test part of each recording (every
+    evaluation mixes from it), ``train_noise`` the part the students train and validate on."""
     fold: Fold
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
     noise_bank: dict
+    train_noise: dict
 
 
 def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
     manifest = read_manifest(cfg.manifest_path)
     f = get_fold(manifest, fold, cfg.n_val_speakers)
     parts = split(manifest, f)
-    return FoldData(f, parts["train"], parts["val"], parts["test"], load_noise_bank(cfg.noise_dir, cfg.noise_types))
+    train_noise, test_noise = split_noise(load_noise_bank(cfg.noise_dir, cfg.noise_types), cfg.noise_train_fraction)
+    return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise)
 
 
 def fold_names(cfg: StudyConfig) -> list[str]:
@@ -196,7 +200,7 @@ class FoldStep:
     def train(self, teacher=None) -> TrainResult:
         """Train this step's model (resuming from its last epoch checkpoint); students need the teacher."""
         return train(self.out.name, self.cfg, self.data.train, self.data.val, self.out.path,
-                     noise_bank=self.data.noise_bank, teacher=teacher)
+                     noise_bank=self.data.train_noise, teacher=teacher)
 
     def evaluate(self, model, transform=None) -> pd.DataFrame:
         """Score ``model`` on the fold's test speaker under every condition (``transform``: what the

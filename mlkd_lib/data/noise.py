@@ -160,6 +160,22 @@ def write_noise_bank(out_dir: str | Path, noisex: str | Path | None = None, seed
             for kind, x in bank.items()}
 
 
+def split_noise(bank: dict[str, np.ndarray], train_fraction: float) -> tuple[dict, dict]:
+    """Each recording cut in two: its first ``train_fraction`` for training (the students' training
+    and validation noise), the rest for the test conditions, so that no test segment was heard in
+    training. ``train_fraction`` 1: no cut, both draw from the whole recording."""
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"noise train_fraction must lie in (0, 1], got {train_fraction}")
+    if train_fraction == 1.0:
+        return dict(bank), dict(bank)
+    cut = {k: int(round(train_fraction * len(x))) for k, x in bank.items()}
+    short = [k for k, x in bank.items() if min(cut[k], len(x) - cut[k]) < SAMPLE_RATE]
+    if short:
+        raise ValueError(f"noise recordings {short} are too short to cut at {train_fraction:g}: "
+                         f"each part needs at least a second")
+    return {k: x[: cut[k]] for k, x in bank.items()}, {k: x[cut[k]:] for k, x in bank.items()}
+
+
 def load_noise_bank(bank_dir: str | Path, types: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
     """Read a bank folder: any folder of 16 kHz wavs serves (noise type = file stem)."""
     bank_dir = Path(bank_dir)
