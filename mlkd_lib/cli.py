@@ -104,7 +104,7 @@ def _study(a):
     from .executors import RaySettings
     from .study import run_study
     ray = RaySettings(a.ray_address, a.ray_cpus, a.ray_gpus, a.ray_max_retries)
-    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray))
+    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray, a.plan))
 
 
 def _ablate(a):
@@ -212,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("study", help="run the whole study as papermill batches")
     s.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    s.add_argument("--plan", action="store_true", help="check the inputs, print the steps and an estimate of disk "
+                   "use and device hours, and exit")
     s.add_argument("--list-keys", action="store_true", help="print every config key (type, the preset's value, "
                    "what it is for) and exit")
     s.add_argument("--out", help="study folder (default results/<preset>)")

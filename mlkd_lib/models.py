@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-from .names import EMOTIONS
+from .names import EMOTIONS, NAMED_MODELS
 
 # The demo model: the wav2vec2-base layout (7-layer CNN, 12 transformer blocks)
 # at a width that trains on two CPU cores in the demo's budget. Layer-norm
@@ -45,7 +45,7 @@ TINY = dict(
 # A smaller one still, for tests that run notebooks in seconds.
 MICRO = dict(TINY, hidden_size=16, num_hidden_layers=4, intermediate_size=32,
              conv_dim=(8,) * 7, num_conv_pos_embedding_groups=2)
-NAMED_CONFIGS = {"tiny": TINY, "micro": MICRO, "base": {}}
+NAMED_CONFIGS = dict(zip(NAMED_MODELS, (TINY, MICRO, {})))
 
 
 @dataclass

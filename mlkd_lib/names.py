@@ -11,3 +11,4 @@ MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision"
                 STUDENT_SUP: "Student with supervision (MLKD)", BASELINE: "Baseline (VAD + NMF)"}
 MODELS = tuple(MODEL_LABELS)  # display order: teacher, the two students, the baseline
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names
+NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)

@@ -25,6 +25,7 @@ from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus
 from .layout import StudyLayout
 from .names import BASELINE, STUDENT_SUP, STUDENT_UNSUP, TEACHER
 from .paths import git_commit, resolve
+from .preflight import preflight
 from .steps import Outcome, Step
 
 # pipeline (torch) is imported only where the plan needs the corpus: a Ray worker that only runs
@@ -75,9 +76,12 @@ def _check_same_study(path: Path, cfg: StudyConfig) -> None:
 
 
 def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
-              jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None) -> int:
-    """Plan and run a study; write ``run.json``; return the exit code (0: every step ok).
-    ``executor``: "local" or "ray" (``executors.open_executor``; ``ray_settings``: its options)."""
+              jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None,
+              plan_only: bool = False) -> int:
+    """Check the inputs, plan and run a study; write ``run.json``; return the exit code (0: every step
+    ok; 2: the pre-flight found problems and nothing started). ``executor``: "local" or "ray"
+    (``executors.open_executor``; ``ray_settings``: its options). ``plan_only``: print the plan
+    (steps, disk, hours) and stop."""
     study = resolve(out or f"results/{preset}")
     overrides = dict(overrides or {})
     if folds and folds != "all":
@@ -88,8 +92,16 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
             overrides["threads"] = max(1, int(ray_cpus_per_step(ray_settings or RaySettings(), jobs)))
         elif jobs > 1:
             overrides["threads"] = local_cpus_per_step(jobs)
-    cfg = make_config(preset, **overrides)
-    cfg = with_absolute_paths(cfg)
+    cfg = with_absolute_paths(make_config(preset, **overrides))
+    problems = preflight(cfg, study, jobs)
+    if problems:
+        print(f"mlkd study: the pre-flight found {len(problems)} problem(s); nothing was started:\n"
+              + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return 2
+    if plan_only:
+        from .plan import make_plan  # torch: only for the plan's timed step
+        print(make_plan(cfg, cfg.folds, jobs).render())
+        return 0
     layout = StudyLayout(study)
     config_path = layout.config
     if not force:
