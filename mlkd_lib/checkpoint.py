@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .layout import ModelDir
-from .markers import mark_done
+from .layout import ModelDir, mark_done
 from .models import EmotionClassifier
 
 

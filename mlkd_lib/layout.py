@@ -5,16 +5,30 @@
     <study>/folds/<fold>/<model>/best.pt, last.pt, history.csv, predictions.csv, metrics.csv,
                                  done.json, teacher_cache/, speech_basis.npy, enhancement.csv
 
-Everything that reads or writes a study asks this module for the path. No heavy imports:
+Everything that reads or writes a study asks this module for the path, and a finished step says so
+here (``mark_done``; a rerun skips what ``is_done``). No heavy imports:
 the scheduler side (a Ray worker deciding to skip a step) uses it without torch.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DONE = "done.json"  # a step's marker: it finished (markers.py writes it)
+DONE = "done.json"  # a step's marker: it finished; the only state a rerun (local or Ray) reads
+
+
+def mark_done(directory: str | Path, **info) -> Path:
+    path = Path(directory) / DONE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
+    return path
+
+
+def is_done(directory: str | Path) -> bool:
+    return (Path(directory) / DONE).is_file()
 
 
 @dataclass(frozen=True)

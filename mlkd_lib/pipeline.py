@@ -23,8 +23,7 @@ from .data.noise import load_noise_bank, split_noise, write_noise_bank
 from .data.synthetic import make_synthetic_corpus
 from .device import pick_device
 from .evaluate import evaluate_conditions, metrics_from_predictions
-from .layout import ModelDir, StudyLayout
-from .markers import mark_done
+from .layout import ModelDir, StudyLayout, mark_done
 from .names import CLEAN, TEACHER
 from .paths import by_hand_study, newest_study, resolve
 from .train import TrainResult, train

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .markers import is_done
+from .layout import is_done
 from .paths import NOTEBOOKS
 
 
