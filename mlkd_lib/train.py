@@ -159,14 +159,18 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
     if out.last_ckpt.exists():
         start_epoch, history, best_ua = load_resume(out.last_ckpt, model, opt, sched)
 
+    workers = loader_workers(cfg, device)
+    if workers and r.input_key == "noisy":  # forked workers inherit what is read here; what they read dies with them
+        for u in train_df.itertuples():
+            audio.level_db(u.utt_id, u.path, cfg.level)
+
     t0 = time.time()
     for epoch in range(start_epoch, r.epochs):
         model.train()
         train_ds.set_epoch(epoch)
         order = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         batches = bucketed_batches(train_df["duration_s"].to_numpy(), cfg.batch_size, order)
-        loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate,
-                            num_workers=loader_workers(cfg, device))
+        loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate, num_workers=workers)
         sums, n_batches, t_epoch = {}, 0, time.time()
         for b in tqdm(loader, desc=f"{role} epoch {epoch + 1}/{r.epochs}", disable=not progress, leave=False):
             x, lengths, labels = b[r.input_key].to(device), b["lengths"].to(device), b["label"].to(device)
