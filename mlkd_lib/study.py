@@ -66,10 +66,14 @@ def _versions() -> dict:
 
 
 def _check_same_study(path: Path, cfg: StudyConfig) -> None:
+    """Refuse a study folder made with other settings. A key its config.json lacks counts as changed:
+    that study predates the key, and its old behaviour need not be the key's default."""
     if not path.is_file():
         return
+    written = json.loads(path.read_text())
     old = load_config(path).to_json()
-    changed = sorted(k for k, v in cfg.to_json().items() if k not in RUNTIME_KEYS and old.get(k) != v)
+    changed = sorted(k for k, v in cfg.to_json().items()
+                     if k not in RUNTIME_KEYS and (k not in written or old.get(k) != v))
     if changed:
         raise ValueError(f"{path.parent} holds a study run with other settings ({', '.join(changed)}): "
                          f"use another --out, or --force to rerun every step with the new settings")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -53,3 +54,15 @@ def test_a_bad_set_on_the_command_line_names_the_key_and_exits_2(tmp_path):
     run = subprocess.run([sys.executable, "-m", "mlkd_lib", "study", "--preset", "micro", "--out", str(tmp_path / "s"),
                           "--set", "snrs=abc"], capture_output=True, text=True)
     assert run.returncode == 2 and "snrs" in run.stderr and not (tmp_path / "s").exists()
+
+
+def test_a_study_folder_from_before_a_key_existed_is_not_reused_as_if_it_had_the_default(tmp_path):
+    from mlkd_lib.study import _check_same_study
+    cfg = make_config("micro")
+    cfg.save(tmp_path / "config.json")
+    _check_same_study(tmp_path / "config.json", cfg)  # the same settings: fine
+    old = cfg.to_json()
+    del old["noise_train_fraction"]  # written before the noise split existed (the old behaviour was no split)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="noise_train_fraction"):
+        _check_same_study(tmp_path / "config.json", cfg)
