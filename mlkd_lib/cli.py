@@ -100,15 +100,15 @@ def _study(a):
     if a.list_keys:
         print(describe_keys(a.preset))
         return
-    from .config import parse_set
     from .executors import RaySettings
+    from .keys import parse_set
     from .study import run_study
     ray = RaySettings(a.ray_address, a.ray_cpus, a.ray_gpus, a.ray_max_retries)
     sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray, a.plan))
 
 
 def _ablate(a):
-    from .config import parse_set
+    from .keys import parse_set
     from .study import run_ablation
     sys.exit(run_ablation(a.study, a.out, parse_set(a.set), a.jobs))
 

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
+from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
 from .names import NOISE_TYPES
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
 # outside the study (provenance.json beside the weights); shipped with the package.
 DEMO_ENCODER = Path(__file__).resolve().parent / "assets" / "demo_encoder"
-
-
-def key(default: Any, help: str, check: Callable[[Any], bool] | None = None, rule: str = ""):
-    """A config field: its default, what it is for (``mlkd study --list-keys`` prints it) and an
-    optional value check (``check(value)`` false: the error says ``rule``)."""
-    kind = {"default_factory": lambda: list(default)} if isinstance(default, list) else {"default": default}
-    return field(metadata={"help": help, "check": check, "rule": rule}, **kind)
-
-
-positive = (lambda v: v > 0, "must be positive")
-non_negative = (lambda v: v >= 0, "must be ≥ 0")
-fraction = (lambda v: 0.0 <= v <= 1.0, "must lie in [0, 1]")
 
 
 @dataclass
@@ -161,53 +149,8 @@ class PretrainSettings:
 
 
 
-def _element(name: str, value: Any, kind: Any) -> Any:
-    """One value as ``kind`` (bool, int, float, str or a Literal); raises naming the key."""
-    if get_origin(kind) is Literal:
-        if value in get_args(kind):
-            return value
-        raise ValueError(f"config {name}={value!r}: must be one of {', '.join(map(repr, get_args(kind)))}")
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-    elif kind in (int, float) and not isinstance(value, bool):
-        if isinstance(value, (int, float)) and (kind is float or isinstance(value, int)):
-            return kind(value)
-        if isinstance(value, str):
-            try:
-                return kind(value)
-            except ValueError:
-                pass
-    elif kind is str and isinstance(value, (str, Path)):
-        return str(value)
-    raise TypeError(f"config {name}={value!r}: expected {getattr(kind, '__name__', kind)}")
-
-
-def coerce(name: str, value: Any, kind: Any) -> Any:
-    """``value`` as the annotated type ``kind`` of key ``name``: lists from a list or from
-    "a,b,c"; ints pass for floats. Every error names the key."""
-    if get_origin(kind) is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"config {name}={value!r}: expected a list (comma-separated on the command line)")
-        return [_element(name, v, get_args(kind)[0]) for v in value]
-    return _element(name, value, kind)
-
-
 def key_types() -> dict[str, Any]:
     return get_type_hints(StudyConfig)
-
-
-def validate(cfg: StudyConfig) -> StudyConfig:
-    """Every key's own check, in one place."""
-    for f in dataclasses.fields(cfg):
-        check, value = f.metadata.get("check"), getattr(cfg, f.name)
-        if check is not None and not check(value):
-            raise ValueError(f"config {f.name}={value!r}: {f.metadata['rule']}")
-    return cfg
 
 
 def make_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
@@ -228,31 +171,12 @@ def make_config(preset: str = "demo", **overrides: Any) -> StudyConfig:
 def describe_keys(preset: str = "demo") -> str:
     """``mlkd study --list-keys``: every key with its type, the preset's value and what it is for."""
     cfg, types = make_config(preset), key_types()
-    rows = [(f.name, _type_name(types[f.name]), json.dumps(getattr(cfg, f.name)), f.metadata["help"])
+    rows = [(f.name, type_name(types[f.name]), json.dumps(getattr(cfg, f.name)), f.metadata["help"])
             for f in dataclasses.fields(StudyConfig)]
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"config keys (values of the {preset!r} preset); change one with --set KEY=VALUE"]
     lines += [f"  {n:<{width[0]}}  {t:<{width[1]}}  {v:<{width[2]}}  {h}" for n, t, v, h in rows]
     return "\n".join(lines)
-
-
-def _type_name(kind: Any) -> str:
-    if get_origin(kind) is Literal:
-        return "|".join(get_args(kind))
-    if get_origin(kind) is list:
-        return f"list[{get_args(kind)[0].__name__}]"
-    return kind.__name__
-
-
-def parse_set(pairs: list[str]) -> dict[str, str]:
-    """``["key=value", ...]`` from the command line."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--set wants key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
 
 
 def with_overrides(cfg: StudyConfig, **overrides: Any) -> StudyConfig:

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from mlkd_lib.config import PRESETS, StudyConfig, make_config, parse_set
+from mlkd_lib.config import PRESETS, StudyConfig, make_config
+from mlkd_lib.keys import parse_set
 
 
 def test_overrides_are_type_checked_and_every_error_names_its_key():
