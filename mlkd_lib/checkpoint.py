@@ -1,6 +1,7 @@
-"""Checkpoints: ``best.pt`` (the model kept for evaluation, its config travelling with the weights)
-and ``last.pt`` (everything a killed training needs to continue: model, optimiser, scheduler, RNG
-states, history), both written atomically. ``last.pt`` is dropped once its step is done."""
+"""Checkpoints: the best epoch's (the model kept for evaluation, its config travelling with the
+weights) and the resume state (everything a killed training needs to continue: model, optimiser,
+scheduler, RNG states, history), both written atomically where ``layout.ModelDir`` says; the resume
+state is dropped once its step is done."""
 
 from __future__ import annotations
 

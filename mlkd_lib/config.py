@@ -76,7 +76,7 @@ class StudyConfig:
     loader_workers: int = key(-1, "DataLoader worker processes; -1: 4 on a GPU, 0 on the CPU",
                               lambda v: v >= -1, "must be ≥ -1")
     keep_checkpoints: bool = key(False, "keep last.pt and the teacher cache after a step is done (they are "
-                                        "dropped to bound disk use; best.pt always stays)")
+                                        "dropped to bound disk use; the best checkpoint always stays)")
     # --- baseline (VAD + NMF)
     vad_aggressiveness: int = key(2, "WebRTC VAD aggressiveness, 0-3", lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3")
     nmf_speech_components: int = key(32, "NMF speech basis size (learned on clean training speech)", *positive)

@@ -117,8 +117,8 @@ def test_bad_roles_and_missing_inputs(fold, tmp_path):
         train("professor", cfg, parts["train"], parts["val"], tmp_path)
     with pytest.raises(ValueError, match="teacher"):
         train("student_sup", cfg, parts["train"], parts["val"], tmp_path, bank)
-    with pytest.raises(FileNotFoundError, match="best.pt"):
-        load_model(tmp_path / "best.pt")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_model(tmp_path / "no-such-checkpoint.pt")
 
 
 def test_bucketed_batches_cover_every_utterance_once_and_group_lengths():
