@@ -62,9 +62,11 @@ def spectrogram_png(signals: dict[str, np.ndarray], title: str) -> bytes:
     return figure_png(fig)
 
 
-def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: str = "p56") -> W.VBox:
-    """Pick an utterance, a noise type and an SNR; hear and see clean vs noisy."""
-    audio = AudioCache()
+def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: str = "p56",
+               max_seconds: float | None = None) -> W.VBox:
+    """Pick an utterance, a noise type and an SNR; hear and see clean vs noisy, cut at ``max_seconds``
+    as the models hear it (the speech level, and so the noise's gain, is that of the cut audio)."""
+    audio = AudioCache(max_seconds)
     rows = manifest.set_index("utt_id")
     utt = W.Dropdown(options=list(manifest.utt_id), description="utterance")
     noise = W.Dropdown(options=sorted(bank), description="noise")

@@ -7,6 +7,7 @@ nothing."""
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ import soundfile as sf
 import torch
 from transformers import Wav2Vec2Config
 
-from mlkd_lib import checkpoint, pipeline
-from mlkd_lib.data.dataset import AudioCache, Condition
+from mlkd_lib import checkpoint, pipeline, widgets
+from mlkd_lib.data.dataset import AudioCache, Condition, NoisyPairDataset
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.evaluate import exact_batches, predict_condition
 from mlkd_lib.layout import StudyLayout
@@ -93,6 +94,20 @@ def test_test_utterances_are_cut_at_max_seconds_like_training(fold, tmp_path):
     whole, pre_cut = (np.loadtxt(tmp_path / n / "predictions.csv", delimiter=",", skiprows=1, usecols=(5, 6, 7, 8))
                       for n in ("whole", "cut"))
     np.testing.assert_allclose(whole, pre_cut, atol=1e-6)
+
+
+def test_the_mix_player_plays_the_noisy_audio_the_models_hear(fold):
+    """01's player read utterances whole: a long one was played, and levelled (so the noise's gain set),
+    unlike the cut audio every model hears under that condition."""
+    cfg, parts, bank = fold
+    test, cond = parts["test"].head(1), Condition(sorted(bank)[0], 5.0)
+    assert test.duration_s.iloc[0] > 0.6
+    player = widgets.mix_player(test, bank, [cond.snr_db], cfg.seed, cfg.level, max_seconds=0.6)
+    heard, _ = sf.read(io.BytesIO(player.children[1].children[1].children[1].value), dtype="float32")
+    item = NoisyPairDataset(test, bank, cond, seed=cfg.seed, level=cfg.level, audio=AudioCache(0.6))[0]
+    expected = np.clip(item["noisy"] * widgets.shared_gain(item["clean"], item["noisy"]), -1, 1)
+    assert len(heard) == len(expected) == int(0.6 * 16_000)
+    np.testing.assert_allclose(heard, expected, atol=1e-4)  # 16-bit WAV
 
 
 def test_a_finished_step_drops_its_resume_state_unless_asked_to_keep_it(tmp_path):
