@@ -40,6 +40,8 @@ def _size(n_bytes: float) -> str:
 
 
 def _hours(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
@@ -111,7 +113,7 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     lines = [
         f"corpus: {len(durations)} utterances, {_hours(durations.duration_s.sum())} ({source}); cut at "
         f"{cfg.max_seconds:g} s: per fold about {_hours(train_s)} of training and {_hours(test_s)} of test audio, "
-        f"{conditions} test conditions, {n_folds} folds",
+        f"{conditions} test conditions, {n_folds} fold{'s' * (n_folds != 1)}",
         f"models: teacher {p_t / 1e6:.2f} M parameters, student {p_s / 1e6:.2f} M ({cfg.model})",
         f"time: about {_hours(total)} on the {device.type.upper()} ({_hours(total / max(1, jobs))} of wall time with "
         f"--jobs {jobs}); measured: one training step of batch {cfg.batch_size} x {seconds:.1f} s on {device} "

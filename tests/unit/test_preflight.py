@@ -71,3 +71,4 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     assert code == 0 and not (tmp_path / "study").exists()
     assert "5 steps: data, Ses01F/teacher" in out and "disk: about" in out and "time: about" in out
     assert "measured: one training step" in out
+    assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
