@@ -42,9 +42,9 @@ lab: venv
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-# both tiers: tests/unit (seconds) and tests/notebooks (the real notebooks, JupyterLab, Voila, Ray: minutes)
+# both tiers: tests/unit (seconds) and tests/integration (the real notebooks, JupyterLab, Voila, Ray: minutes)
 test: venv
-	$(BIN)/python -m pytest -q tests/unit tests/notebooks
+	$(BIN)/python -m pytest -q tests/unit tests/integration
 
 # the unit tier alone, while iterating
 test-fast: venv

@@ -1,0 +1,53 @@
+"""mlkd-ser: multi-level knowledge distillation for speech emotion recognition in noise.
+
+Where each thing lives (``module:function``; every subpackage's ``__init__`` imports nothing, so
+torch-free paths such as ``mlkd predict`` on an ONNX model stay torch-free):
+
+The vocabulary and the places
+    names                        emotions in logit order, the clean condition, model names and labels
+    config:StudyConfig           every key of a study, typed and documented; config:PRESETS
+    layout:StudyLayout           every path of a study folder, and its done.json markers
+    paths:resolve                relative paths are taken against the project root
+    device:pick_device           device, threads, autocast, loader workers
+    cli:main                     the ``mlkd`` command
+
+Data (``data/``)
+    data.iemocap:build_iemocap_manifest   IEMOCAP -> manifest (4 classes, exc merged into hap)
+    data.synthetic:make_synthetic_corpus  the demo's espeak-ng corpus
+    data.noise:write_noise_bank           NOISEX-92 or synthetic noises; data.noise:split_noise
+    data.mixing:mix_at_snr                noise scaled to an SNR against the P.56 speech level
+    data.folds:loso_folds                 leave-one-speaker-out folds
+    data.dataset:NoisyPairDataset         clean and noisy versions of each utterance
+    data.prepare:load_fold                a fold's utterances and noise, as every step reads them
+
+The method (``method/``)
+    method.models:build_student           the 6-layer student from the teacher's even layers
+    method.losses:mlkd_objective          L = α(L_KD + β·L_ML) + (1 − α)L_CE
+    method.train:train                    the training loop of every role, resumable
+    method.teacher_cache:TeacherTargets   the teacher's targets, cached or live
+    method.evaluate:evaluate_conditions   every model under every test condition
+    method.baseline:VadNmfEnhancer        the VAD + NMF baseline's front-end
+    method.pretrain:pretrain              the demo encoder's pretraining
+
+The study (``study/``)
+    study.notebook:open_step              what the notebooks call
+    study.runner:run_study                ``mlkd study``: plan, run, run.json; study.runner:run_ablation
+    study.steps:execute                   the local executor; study.executors:open_executor (local or Ray)
+    study.preflight:preflight             every problem with the inputs, before anything starts
+    study.plan:make_plan                  ``--plan``: disk and device hours
+
+Results (``analysis/``)
+    analysis.tables:table1, table2, table3   the paper's tables
+    analysis.stats:paired_differences        paired CIs and tests over folds
+    analysis.plots                           the figures; analysis.bench:bench   timing
+
+Listening (``explore/``)
+    explore.explorer:Explorer             the study explorer (05, ``mlkd listen``); explore.players
+
+The model outside the study (``deploy/``)
+    deploy.export:export_from_study       ONNX fp32 / int8
+    deploy.predict:predict_files          ``mlkd predict`` (torch-free from ONNX)
+    deploy.table3:score_study             Table 3 as deployed
+
+Our reading of the paper, and every choice it leaves open with the key that sets it: ``docs/design.md``.
+"""

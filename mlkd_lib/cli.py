@@ -35,7 +35,7 @@ def _data_noise(a):
 
 
 def _mix(a):
-    from .audio import read_audio, write_audio
+    from .data.audio import read_audio, write_audio
     from .data.mixing import mix_at_snr, rms_level_db, speech_level_db
     speech, noise = read_audio(a.speech), read_audio(a.noise, resample_to=True)
     noisy = mix_at_snr(speech, noise, a.snr, np.random.default_rng(a.seed), a.level)
@@ -47,7 +47,7 @@ def _mix(a):
 
 
 def _model_info(a):
-    from .models import model_info
+    from .method.models import model_info
     info = model_info(a.model, a.student_layers)
     if a.json:
         print(json.dumps(info, indent=2))
@@ -58,13 +58,13 @@ def _model_info(a):
 
 
 def _bench(a):
-    from .bench import bench
+    from .analysis.bench import bench
     res = bench(a.model, a.n, a.seconds, a.threads, a.distill_steps, rounds=a.rounds, onnx=not a.no_onnx)
     print(json.dumps(res, indent=2) if a.json else res["summary"])
 
 
 def _export(a):
-    from .export import export_from_study
+    from .deploy.export import export_from_study
     meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration)
     check = meta.get("int8_max_logit_diff_vs_torch", meta.get("max_logit_diff_vs_torch"))
     print(f"{a.out}: {meta['precision']} ONNX, {meta['size_mib']:.2f} MiB, max |logit - PyTorch| {check:.2e} "
@@ -72,7 +72,7 @@ def _export(a):
 
 
 def _predict(a):
-    from .predict import format_predictions, load_classifier, predict_files
+    from .deploy.predict import format_predictions, load_classifier, predict_files
     classifier = load_classifier(a.model, a.threads)
     preds = predict_files(classifier, a.paths)
     if not preds:
@@ -88,7 +88,7 @@ def _predict(a):
 
 def _pretrain(a):
     from .config import PretrainSettings
-    from .pretrain import pretrain
+    from .method.pretrain import pretrain
     settings = PretrainSettings(objective=a.objective, seed=a.seed, utterances=a.utterances, steps=a.steps,
                                 batch_size=a.batch_size, lr=a.lr, threads=a.threads)
     prov = pretrain(a.out, settings, a.corpus)
@@ -100,16 +100,16 @@ def _study(a):
     if a.list_keys:
         print(describe_keys(a.preset))
         return
-    from .executors import RaySettings
     from .keys import parse_set
-    from .study import run_study
+    from .study.executors import RaySettings
+    from .study.runner import run_study
     ray = RaySettings(a.ray_address, a.ray_cpus, a.ray_gpus, a.ray_max_retries)
     sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray, a.plan))
 
 
 def _ablate(a):
     from .keys import parse_set
-    from .study import run_ablation
+    from .study.runner import run_ablation
     sys.exit(run_ablation(a.study, a.out, parse_set(a.set), a.jobs))
 
 

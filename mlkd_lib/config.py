@@ -1,14 +1,16 @@
 """One flat, typed configuration for a study, and its presets.
 
-The presets differ only in data sources and sizes (DESIGN, "Presets"). Overrides
-from notebook parameters or ``--set key=value`` are type-checked against the
-defaults, so a string where a float belongs fails loudly.
+A preset names the data sources and sizes, the model, and the training settings that go with
+that model (the demo's tiny encoder and wav2vec2-base want different learning rates; see
+``docs/design.md``). Overrides from notebook parameters or ``--set key=value`` are type-checked
+against the defaults, so a string where a float belongs fails loudly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -25,7 +27,7 @@ DEMO_ENCODER = Path(__file__).resolve().parent / "assets" / "demo_encoder"
 @dataclass
 class StudyConfig:
     """A study's every setting. Types are enforced (``Literal`` lists the allowed values) and
-    each key says what it is for; the presets below change only data sources and sizes."""
+    each key says what it is for; ``PRESETS`` below says what each preset changes."""
     preset: str = key("demo", "the preset these settings started from (demo, micro or paper)")
     # --- data
     corpus: Literal["synthetic", "iemocap"] = key("synthetic", "the speech corpus")
@@ -105,8 +107,12 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(self.to_json(), indent=2))
+        """Written whole or not at all: another step may be reading it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2))
+        os.replace(tmp, path)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -1,16 +1,25 @@
 """Where models run: the device, CPU threads, mixed precision and loader workers, decided here
-once for training, evaluation and the benchmarks."""
+once for training, evaluation and the benchmarks. Imports torch only inside the functions that
+need it, so that the scheduler (a Ray worker deciding to skip a step) can read the thread
+settings without it."""
 
 from __future__ import annotations
 
 import os
 
-import torch
-
 from .config import StudyConfig
 
+# the variables that cap numpy's BLAS and OpenMP threads in a step's kernel (what --jobs shares out)
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-def pick_device(cfg: StudyConfig) -> torch.device:
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that gives a step's kernel ``threads`` BLAS / OpenMP threads."""
+    return {v: str(threads) for v in THREAD_ENV_VARS}
+
+
+def pick_device(cfg: StudyConfig):
+    import torch
     if cfg.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -20,15 +29,17 @@ def pick_device(cfg: StudyConfig) -> torch.device:
 
 def set_threads(cfg: StudyConfig) -> None:
     """CPU threads: ``cfg.threads`` if set, else all cores (parallel study jobs set 1 each)."""
+    import torch
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
 
 
-def autocast(device: torch.device, enabled: bool):
+def autocast(device, enabled: bool):
     """bf16 autocast on a GPU when ``enabled``; a no-op on the CPU."""
+    import torch
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
-def loader_workers(cfg: StudyConfig, device: torch.device) -> int:
+def loader_workers(cfg: StudyConfig, device) -> int:
     """DataLoader worker processes: ``cfg.loader_workers``, or with -1 four on a GPU (reading and
     mixing audio keeps up with the card) and none on the CPU (the cores are busy training)."""
     if cfg.loader_workers >= 0:

@@ -24,7 +24,7 @@ def micro_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def micro_study(tmp_path_factory):
     """One fold of the micro study, run through the real notebooks by papermill (about a minute)."""
-    from mlkd_lib.study import run_study
+    from mlkd_lib.study.runner import run_study
     root = tmp_path_factory.mktemp("study")
     study, overrides = root / "study", {"data_dir": str(root / "data")}
     code = run_study("micro", str(study), "Ses01F", overrides, jobs=2)
@@ -34,14 +34,3 @@ def micro_study(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-def speech_like(rng, seconds=1.5, sr=16_000, pause_s=0.4):
-    """Syllable-rate amplitude-modulated harmonics with silent pauses at both ends."""
-    t = np.arange(int(seconds * sr)) / sr
-    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    voiced = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / sr) / k for k in range(1, 6))
-    env = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 0.5
-    x = 0.2 * voiced * env + 0.002 * rng.standard_normal(len(t))
-    pause = np.zeros(int(pause_s * sr))
-    return np.concatenate([pause, x, pause]).astype(np.float32)

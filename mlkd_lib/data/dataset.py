@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..audio import SAMPLE_RATE, read_audio
 from ..names import CLEAN, EMOTIONS
+from .audio import SAMPLE_RATE, read_audio
 from .mixing import mix_at_snr, speech_level_db
 
 

@@ -1,4 +1,4 @@
-"""The manifest contract: one CSV row per utterance (DESIGN, "Data contracts")."""
+"""The manifest contract: one CSV row per utterance (docs/design.md, "Data contracts")."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal
+from .audio import SAMPLE_RATE, AudioError, check_signal
 
 P56_TIME_CONSTANT_S = 0.03
 P56_HANGOVER_S = 0.2

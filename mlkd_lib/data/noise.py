@@ -14,8 +14,8 @@ import numpy as np
 import scipy.io
 from scipy.signal import butter, lfilter, sosfilt
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal, read_audio, resample, to_mono, write_audio
 from ..names import NOISE_TYPES  # noqa: F401  (the noise bank is named by them)
+from .audio import SAMPLE_RATE, AudioError, check_signal, read_audio, resample, to_mono, write_audio
 
 NOISEX_RATE = 19_980
 # NOISEX file stems that serve as each type (factory1 is the NOISEX factory floor noise)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..audio import SAMPLE_RATE, write_audio
+from .audio import SAMPLE_RATE, write_audio
 from .synthetic import SPEAKERS, Prosody, render
 
 # espeak-ng voice variants that no study speaker uses (the study: f1-f5, m1-m4, m7),

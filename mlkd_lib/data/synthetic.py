@@ -21,7 +21,7 @@ import soundfile as sf
 from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
-from ..audio import SAMPLE_RATE, resample, write_audio
+from .audio import SAMPLE_RATE, resample, write_audio
 from .manifest import MANIFEST_COLUMNS, write_manifest
 
 SENTENCES = (  # short, so that the demo trains in its budget (about 1.4 s with pauses)

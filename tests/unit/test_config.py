@@ -58,7 +58,7 @@ def test_a_bad_set_on_the_command_line_names_the_key_and_exits_2(tmp_path):
 
 
 def test_a_study_folder_from_before_a_key_existed_is_not_reused_as_if_it_had_the_default(tmp_path):
-    from mlkd_lib.study import _check_same_study
+    from mlkd_lib.study.runner import _check_same_study
     cfg = make_config("micro")
     cfg.save(tmp_path / "config.json")
     _check_same_study(tmp_path / "config.json", cfg)  # the same settings: fine

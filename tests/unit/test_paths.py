@@ -10,7 +10,7 @@ import pytest
 
 from mlkd_lib.config import make_config, with_absolute_paths
 from mlkd_lib.paths import newest_study, project_root, resolve
-from mlkd_lib.pipeline import notebook_config, notebook_study, open_study
+from mlkd_lib.study.notebook import notebook_config, notebook_study, open_study
 
 
 @pytest.fixture

@@ -1,0 +1,163 @@
+"""`mlkd predict`: the emotion of your own audio files, from an exported ONNX model or a study checkpoint.
+
+The ONNX path needs only numpy, scipy, soundfile and onnxruntime — never torch — so that a
+deployed student runs where PyTorch is not installed (a test checks ``sys.modules``). Audio is
+converted as ``mlkd mix`` reads it (any rate, stereo averaged to mono), except that the
+resampler is scipy's (``audio.resample_scipy``: the torch-free one). A file that cannot be read is
+reported with its name and the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..data.audio import SAMPLE_RATE, AudioError, read_audio, resample_scipy
+from ..names import EMOTIONS
+
+MIN_SAMPLES = 400  # the CNN encoder's receptive field: shorter input yields no frame
+
+
+def load_for_model(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 at ``sample_rate``; an :class:`AudioError` names the file when it is unusable."""
+    x = read_audio(path, sample_rate, resample_to=True, resampler=resample_scipy)
+    if len(x) < MIN_SAMPLES:
+        raise AudioError(f"{path}: {len(x)} samples at {sample_rate} Hz, the model needs at least {MIN_SAMPLES} "
+                         f"({1000 * MIN_SAMPLES / sample_rate:.0f} ms)")
+    return x
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def ort_session(path: str | Path, threads: int = 0):
+    """An onnxruntime CPU session with all graph optimisations; ``threads`` intra-op threads (0: ORT's choice)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxClassifier:
+    """An exported classifier (``mlkd export``) in onnxruntime, with its sidecar JSON."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {path}")
+        meta_path = sidecar_path(path)
+        self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.labels = tuple(self.meta.get("labels", EMOTIONS))
+        self.sample_rate = int(self.meta.get("sample_rate", SAMPLE_RATE))
+        try:
+            self.session = ort_session(path, threads)
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path}: not a loadable ONNX model ({err})") from err
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, wave: np.ndarray) -> np.ndarray:
+        """Logits of one utterance (mono float32 at ``sample_rate``; normalised inside the graph)."""
+        return self.session.run(None, {self.input_name: np.asarray(wave, dtype=np.float32)[None]})[0][0]
+
+
+class TorchClassifier:
+    """A study's checkpoint (``.pt``) behind the same interface (imports torch, on purpose only here)."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        import torch
+
+        from ..method.checkpoint import load_model
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch, self.model = torch, load_model(path).eval()
+        self.labels, self.sample_rate, self.meta = EMOTIONS[: self.model.head.out_features], SAMPLE_RATE, {}
+
+    def logits(self, wave: np.ndarray) -> np.ndarray:
+        with self._torch.no_grad():
+            return self.model(self._torch.from_numpy(np.asarray(wave, dtype=np.float32))[None]).logits[0].numpy()
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def load_classifier(path: str | Path, threads: int = 0):
+    """An :class:`OnnxClassifier` for ``.onnx``, a :class:`TorchClassifier` for a ``.pt`` checkpoint."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return OnnxClassifier(path, threads)
+    if suffix in (".pt", ".pth"):
+        return TorchClassifier(path, threads)
+    raise ValueError(f"{path}: expected an exported .onnx model or a study checkpoint (.pt)")
+
+
+def audio_extensions() -> set[str]:
+    return {"." + ext.lower() for ext in sf.available_formats()} | {".wav", ".flac", ".ogg", ".mp3"}
+
+
+def expand_paths(paths) -> list[Path]:
+    """Files as given; folders searched recursively for audio files (sorted). A missing path is kept,
+    so that it is reported as an error beside the other predictions."""
+    exts, out = audio_extensions(), []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass
+class Prediction:
+    path: str
+    emotion: str | None = None
+    probabilities: dict = field(default_factory=dict)
+    seconds: float | None = None
+    error: str | None = None
+
+
+def predict_files(classifier, paths) -> list[Prediction]:
+    """One :class:`Prediction` per audio file under ``paths``; unreadable files carry ``error``."""
+    out = []
+    for path in expand_paths(paths):
+        try:
+            wave = load_for_model(path, classifier.sample_rate)
+        except (AudioError, FileNotFoundError, OSError) as err:
+            out.append(Prediction(str(path), error=str(err)))
+            continue
+        p = softmax(classifier.logits(wave).astype(np.float64))
+        probs = {lab: float(v) for lab, v in zip(classifier.labels, p)}
+        out.append(Prediction(str(path), classifier.labels[int(p.argmax())], probs, len(wave) / classifier.sample_rate))
+    return out
+
+
+def format_predictions(preds: list[Prediction], labels, fmt: str = "text") -> str:
+    """``text``: one line per file; ``json``: a list of objects; ``csv``: a header and one row per file."""
+    if fmt == "json":
+        return json.dumps([{k: v for k, v in vars(p).items() if v is not None and v != {}} for p in preds], indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "emotion", *[f"p_{lab}" for lab in labels], "seconds", "error"])
+        for p in preds:
+            w.writerow([p.path, p.emotion or "", *[f"{p.probabilities[lab]:.4f}" if p.probabilities else ""
+                                                    for lab in labels],
+                        f"{p.seconds:.2f}" if p.seconds is not None else "", p.error or ""])
+        return buf.getvalue().rstrip("\n")
+    if fmt != "text":
+        raise ValueError(f"output format must be text, json or csv, got {fmt!r}")
+    width = max([len(p.path) for p in preds] + [4])
+    return "\n".join(
+        f"{p.path:<{width}}  ERROR {p.error}" if p.error else
+        f"{p.path:<{width}}  {p.emotion}  " + "  ".join(f"{lab} {p.probabilities[lab]:.3f}" for lab in labels)
+        for p in preds)

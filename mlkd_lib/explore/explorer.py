@@ -1,0 +1,250 @@
+"""The study explorer (notebook 05, `mlkd listen`): pick a fold, an utterance, a noise and an
+SNR; hear clean, noisy and enhanced audio and see what every trained model predicts for
+exactly the noisy audio the study evaluated. Reads a study through ``layout.StudyLayout``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from ..analysis.tables import summarise
+from ..config import load_config
+from ..data.dataset import AudioCache, condition_audio
+from ..data.manifest import read_manifest
+from ..data.noise import load_noise_bank, split_noise
+from ..layout import StudyLayout
+from ..method.baseline import VadNmfEnhancer
+from ..method.checkpoint import load_model
+from ..names import BASELINE, CLEAN, EMOTIONS, MODEL_LABELS, MODELS, TEACHER
+from .players import audio_player, figure_png, shared_gain, spectrogram_png, wav_bytes
+
+
+class StudyModels:
+    """The trained models of a study's folds, loaded on first use and kept; says what is missing."""
+
+    def __init__(self, study: StudyLayout, cfg):
+        self.study, self.cfg = study, cfg
+        self._models: dict[tuple[str, str], object] = {}
+        self._enhancers: dict[str, object] = {}
+
+    def _file(self, fold: str, name: str) -> Path:
+        """What a model needs on disk: a checkpoint, or for the baseline its NMF speech basis."""
+        d = self.study.fold(fold).model(name)
+        return d.speech_basis if name == BASELINE else d.best_ckpt
+
+    def missing(self, fold: str) -> list[str]:
+        return [f"{m} ({self._file(fold, m)})" for m in MODELS if not self._file(fold, m).is_file()]
+
+    def model(self, fold: str, name: str):
+        key = (fold, name)
+        if key not in self._models:
+            self._models[key] = load_model(self._file(fold, name)).eval()
+        return self._models[key]
+
+    def enhancer(self, fold: str):
+        if fold not in self._enhancers:
+            basis = np.load(self._file(fold, BASELINE))
+            self._enhancers[fold] = VadNmfEnhancer(basis, self.cfg.nmf_noise_components, self.cfg.vad_aggressiveness,
+                                                   seed=self.cfg.seed)
+        return self._enhancers[fold]
+
+
+def class_probabilities(model, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32))[None]).logits
+    return torch.softmax(logits, -1)[0].numpy()
+
+
+def predictions_html(true_label: str, probs: dict[str, np.ndarray | None], notes: list[str]) -> str:
+    """A table: one row per model, a bar per class, the predicted class in bold."""
+    head = "".join(f"<th style='padding:2px 8px'>{e}</th>" for e in EMOTIONS)
+    rows = []
+    for name, p in probs.items():
+        if p is None:
+            rows.append(f"<tr><td>{MODEL_LABELS[name]}</td><td colspan={len(EMOTIONS)}><i>not trained</i></td></tr>")
+            continue
+        best = int(np.argmax(p))
+        cells = "".join(
+            f"<td style='padding:2px 8px'><div style='background:#4c72b0;height:10px;width:{60 * v:.0f}px'></div>"
+            f"{'<b>' if i == best else ''}{v:.2f}{'</b>' if i == best else ''}</td>" for i, v in enumerate(p))
+        mark = "✔" if EMOTIONS[best] == true_label else "✘"
+        full = ",".join(f"{v:.6f}" for v in p)  # full precision, for tests and for copying
+        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{MODEL_LABELS[name]}</td>{cells}"
+                    f"<td>{mark} {EMOTIONS[best]}</td></tr>")
+    note = "".join(f"<div style='color:#a33'>{n}</div>" for n in notes)
+    return (f"<div><b>true label: {true_label}</b>{note}<table><tr><th>model</th>{head}<th>prediction</th></tr>"
+            + "".join(rows) + "</table></div>")
+
+
+class Explorer:
+    """Filter utterances, choose a noise and an SNR, hear clean / noisy / enhanced audio, and see
+    each model's class probabilities for exactly the noisy audio the study evaluated."""
+
+    def __init__(self, study_dir: str | Path):
+        self.study_dir = Path(study_dir)
+        self.study = StudyLayout(self.study_dir)
+        self.cfg = load_config(self.study.config)
+        self.manifest = read_manifest(self.cfg.manifest_path)
+        # the test part of each recording: what the evaluation mixed
+        bank = load_noise_bank(self.cfg.noise_dir, self.cfg.noise_types)
+        self.bank = split_noise(bank, self.cfg.noise_train_fraction)[1]
+        self.folds = self.study.folds()
+        if not self.folds:
+            raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<speaker>/...): run `mlkd study`")
+        self.models = StudyModels(self.study, self.cfg)
+        self.audio = AudioCache(self.cfg.max_seconds)  # cut like the evaluation's
+        self._cache: dict[tuple, tuple] = {}
+        self.last_update_s = 0.0
+
+    def conditions(self) -> list[tuple[str, float | None]]:
+        return [(n, float(s)) for n in self.cfg.noise_types for s in self.cfg.snrs]
+
+    def compute(self, fold: str, utt_id: str, noise: str, snr: float | None):
+        """(clean, noisy, enhanced, {model: probs}, notes) for one choice; cached."""
+        key = (fold, utt_id, noise, snr)
+        if key not in self._cache:
+            row = self.manifest.set_index("utt_id").loc[utt_id]
+            clean = self.audio.get(utt_id, row.path)
+            noisy = condition_audio(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
+                                  None if noise == CLEAN else self.audio.level_db(utt_id, row.path, self.cfg.level))
+            missing = self.models.missing(fold)
+            have = {m for m in MODELS if not any(x.startswith(m + " ") for x in missing)}
+            enhanced = self.models.enhancer(fold)([noisy])[0] if BASELINE in have else None
+            probs = {}
+            for m in MODELS:
+                if m == BASELINE:  # the teacher hears the enhanced audio
+                    ok = BASELINE in have and TEACHER in have
+                    probs[m] = class_probabilities(self.models.model(fold, TEACHER), enhanced) if ok else None
+                else:
+                    probs[m] = class_probabilities(self.models.model(fold, m), noisy) if m in have else None
+            notes = [f"missing: {x}" for x in missing]
+            self._cache[key] = (clean, noisy, enhanced, probs, notes)
+        return self._cache[key]
+
+    def view(self, fold: str, utt_id: str, noise: str, snr: float | None) -> dict:
+        """Everything one choice shows (player audio, figure, prediction table), rendered once and kept."""
+        key = ("view", fold, utt_id, noise, snr)
+        if key not in self._cache:
+            cond_noise = CLEAN if snr is None else noise
+            clean, noisy, enhanced, probs, notes = self.compute(fold, utt_id, cond_noise, snr)
+            shown = {"clean": clean, "noisy": noisy} | ({"enhanced": enhanced} if enhanced is not None else {})
+            gain = shared_gain(*shown.values())
+            cond = "clean" if snr is None else f"{noise} {snr:g} dB"
+            png = spectrogram_png({"clean": clean, f"noisy ({cond})": noisy}
+                                  | ({"VAD + NMF": enhanced} if enhanced is not None else {}), utt_id)
+            true = self.manifest.set_index("utt_id").loc[utt_id, "emotion"]
+            self._cache[key] = {"wavs": {k: wav_bytes(x, gain) for k, x in shown.items()}, "cond": cond,
+                                "png": png, "html": predictions_html(true, probs, notes)}
+        return self._cache[key]
+
+    def widget(self) -> W.Tab:
+        speakers = self.folds  # a fold is named after its held-out test speaker
+        fold = W.Dropdown(options=self.folds, description="fold")
+        speaker = W.Dropdown(options=speakers, description="speaker")
+        emotion = W.Dropdown(options=["all", *EMOTIONS], description="emotion")
+        utt = W.Dropdown(description="utterance", layout=W.Layout(width="420px"))
+        noise = W.Dropdown(options=list(self.cfg.noise_types), description="noise")
+        snr_options = [(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)]
+        snr = W.SelectionSlider(options=snr_options, value=float(self.cfg.snrs[0]), description="SNR",
+                                continuous_update=False)
+        players = {k: audio_player() for k in ("clean", "noisy", "enhanced")}
+        labels = {k: W.Label(k) for k in players}
+        image = W.Image(format="png")
+        preds = W.HTML()
+        preds.add_class("mlkd-predictions")
+        status = W.HTML()
+        status.add_class("mlkd-status")
+        busy = {"on": False}
+
+        def refresh_utterances(_=None):
+            sel = self.manifest[self.manifest.speaker == speaker.value]
+            if emotion.value != "all":
+                sel = sel[sel.emotion == emotion.value]
+            utt.options = list(sel.utt_id)
+            if utt.options and utt.value not in utt.options:
+                utt.value = utt.options[0]
+
+        def sync(source):
+            def handler(change):
+                if busy["on"]:
+                    return
+                busy["on"] = True
+                (speaker if source is fold else fold).value = change["new"]
+                busy["on"] = False
+                refresh_utterances()
+            return handler
+
+        def update(_=None):
+            if not utt.value:
+                preds.value = "<i>no utterance matches the filters</i>"
+                return
+            t0 = time.perf_counter()
+            view = self.view(fold.value, utt.value, noise.value, snr.value)
+            for k, data in view["wavs"].items():
+                players[k].value = data
+            labels["noisy"].value = f"noisy: {view['cond']}"
+            labels["enhanced"].value = f"VAD + NMF enhanced: {view['cond']}"
+            image.value, preds.value = view["png"], view["html"]
+            self.last_update_s = time.perf_counter() - t0
+            ms = 1000 * self.last_update_s
+            status.value = f"<small>fold {fold.value} · {view['cond']} · updated in {ms:.0f} ms</small>"
+
+        fold.observe(sync(fold), names="value")
+        speaker.observe(sync(speaker), names="value")
+        emotion.observe(refresh_utterances, names="value")
+        for w in (utt, noise, snr):
+            w.observe(update, names="value")
+        refresh_utterances()
+        update()
+        listen = W.VBox([
+            W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]),
+            W.HBox([W.VBox([labels[k], players[k]]) for k in players]),
+            preds, status, image])
+        return W.Tab(children=[listen, self.results_panel()], titles=["Listen", "Results"])
+
+    def results_panel(self) -> W.VBox:
+        """The study's plots, and UA against SNR for a chosen model and noise type."""
+        plots_dir = self.study.plots
+        items = []
+        for name in ("ua_vs_snr", "confusion", "mlkd_minus_baseline"):
+            f = plots_dir / f"{name}.png"
+            items.append(W.Image(value=f.read_bytes(), format="png", layout=W.Layout(max_width="100%"))
+                         if f.is_file() else W.HTML(f"<i>{f} not made yet: run the analysis (04_analysis)</i>"))
+        metrics_file = self.study.metrics
+        if not metrics_file.is_file():
+            return W.VBox([W.HTML(f"<i>{metrics_file} not made yet</i>"), *items])
+        summary = summarise(pd.read_csv(metrics_file))
+        model = W.Dropdown(options=[m for m in MODELS if m in set(summary.model)], description="model")
+        noise = W.Dropdown(options=sorted(set(summary.noise) - {CLEAN}), description="noise")
+        chart = W.Image(format="png")
+
+        def draw(_=None):
+            d = summary[(summary.model == model.value) & (summary.noise == noise.value)].sort_values("snr_db")
+            fig, ax = plt.subplots(figsize=(4.5, 3))
+            ax.errorbar(d.snr_db, d.ua_mean, yerr=d.ua_std.fillna(0), marker="o", capsize=3)
+            clean = summary[(summary.model == model.value) & (summary.noise == CLEAN)]
+            if len(clean):
+                ax.axhline(clean.ua_mean.iloc[0], ls="--", c="grey", label="clean")
+                ax.legend()
+            ax.set(xlabel="SNR (dB)", ylabel="UA % (mean ± std over folds)", ylim=(0, 100),
+                   title=f"{model.value}, {noise.value}")
+            chart.value = figure_png(fig)
+
+        model.observe(draw, names="value")
+        noise.observe(draw, names="value")
+        draw()
+        return W.VBox([W.HBox([model, noise]), chart, *items])
+
+
+def explorer(study_dir: str | Path):
+    """The explorer widget, or a clear message saying what the study folder lacks."""
+    try:
+        return Explorer(study_dir).widget()
+    except FileNotFoundError as err:
+        return W.HTML(f"<div class='mlkd-status' style='color:#a33'><b>Cannot open the study:</b> {err}</div>")

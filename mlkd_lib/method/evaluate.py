@@ -1,0 +1,98 @@
+"""UA / WA, confusion matrices, and evaluation of a model under every test condition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..data.dataset import AudioCache, Condition, NoisyPairDataset, collate
+from ..names import CLEAN, EMOTIONS
+
+
+def confusion(y_true, y_pred, n: int = len(EMOTIONS)) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes."""
+    m = np.zeros((n, n), dtype=int)
+    np.add.at(m, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    return m
+
+
+def ua_wa(y_true, y_pred, n: int = len(EMOTIONS)) -> tuple[float, float]:
+    """UA: recall averaged over the classes present; WA: plain accuracy."""
+    m = confusion(y_true, y_pred, n)
+    support = m.sum(1)
+    present = support > 0
+    if not present.any():
+        raise ValueError("no samples to score")
+    ua = float(np.mean(np.diag(m)[present] / support[present]))
+    return ua, float(np.trace(m) / m.sum())
+
+
+def exact_batches(model, lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Index batches under which no prediction depends on the batch. A model that honours the
+    attention mask (layer-norm wav2vec 2.0) ignores padding: consecutive batches. One that cannot
+    (group-norm, e.g. wav2vec2-base, whose first GroupNorm and attention would see the zeros) only
+    ever shares a batch with utterances of the same length."""
+    if getattr(model, "uses_attention_mask", lambda: True)():
+        return [list(range(s, min(s + batch_size, len(lengths)))) for s in range(0, len(lengths), batch_size)]
+    batches, order = [], sorted(range(len(lengths)), key=lambda i: lengths[i])
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+@torch.no_grad()
+def predict_condition(model, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
+                      level: str = "p56", batch_size: int = 32, device="cpu",
+                      transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+                      audio: AudioCache | None = None) -> pd.DataFrame:
+    """Per-utterance predictions and class probabilities under one condition, in ``test_df``'s order.
+
+    The noisy audio depends only on (seed, utterance, noise, SNR): every model sees the
+    same. ``transform`` (e.g. the VAD + NMF enhancer) maps the list of inputs to what the model
+    hears, all at once so that it may batch its work. Batches never change a prediction
+    (``exact_batches``)."""
+    model.eval().to(device)
+    ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio)
+    if transform is not None:
+        items = [ds[i] for i in range(len(ds))]
+        items = [dict(it, noisy=x) for it, x in zip(items, transform([it["noisy"] for it in items]))]
+        item, lengths = items.__getitem__, [len(it["noisy"]) for it in items]
+    else:  # items made batch by batch: a paper-size test set of 15 s utterances would not fit in memory
+        item, lengths = ds.__getitem__, [len(ds.audio.get(r.utt_id, r.path)) for r in ds.rows.itertuples()]
+    rows = []
+    for b in (collate([item(i) for i in idx]) for idx in exact_batches(model, lengths, batch_size)):
+        probs = torch.softmax(model(b["noisy"].to(device), b["lengths"].to(device)).logits.float(), -1).cpu().numpy()
+        for i, utt in enumerate(b["utt_id"]):
+            rows.append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db, label=int(b["label"][i]),
+                             pred=int(probs[i].argmax()),
+                             **{f"p_{e}": float(probs[i, k]) for k, e in enumerate(EMOTIONS)}))
+    order = {u: k for k, u in enumerate(test_df["utt_id"])}
+    return pd.DataFrame(rows).sort_values("utt_id", key=lambda s: s.map(order), kind="stable", ignore_index=True)
+
+
+def evaluate_conditions(model, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict, seed: int,
+                        level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
+                        progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None
+                        ) -> pd.DataFrame:
+    """Predictions under every condition; each utterance cut at ``max_seconds`` as in training."""
+    audio = AudioCache(max_seconds)
+    parts = [predict_condition(model, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio)
+             for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def metrics_from_predictions(pred: pd.DataFrame, model_name: str, fold: str) -> pd.DataFrame:
+    """The long metrics rows (docs/design.md, "Outputs of a study"): model, noise, snr_db, fold, ua, wa, n."""
+    rows = []
+    for (noise, snr), g in pred.groupby(["noise", pred["snr_db"].fillna(-1.0)], sort=False):
+        ua, wa = ua_wa(g["label"], g["pred"])
+        rows.append(dict(model=model_name, noise=noise, snr_db=None if noise == CLEAN else float(snr),
+                         fold=fold, ua=ua, wa=wa, n=len(g)))
+    return pd.DataFrame(rows)

@@ -1,0 +1,236 @@
+"""What the notebooks call: one ``open_*`` per notebook sets up its step (config, the fold's data,
+the folder it writes), and the step object's methods are the notebook's moves, in order. Each step
+writes into ``<study>/folds/<fold>/<model>/`` (or the study folder) and ends with a ``done.json``
+marker, which is how a rerun knows what to skip."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import StudyConfig, load_config, make_config, with_absolute_paths, with_overrides
+from ..data.dataset import AudioCache, all_conditions, condition_audio
+from ..data.manifest import read_manifest
+from ..data.noise import load_noise_bank
+from ..data.prepare import FoldData, load_fold, prepare_data
+from ..device import pick_device
+from ..layout import ModelDir, StudyLayout, mark_done
+from ..method.checkpoint import finish_step, load_model
+from ..method.evaluate import evaluate_conditions, metrics_from_predictions
+from ..method.models import default_layer_map
+from ..method.train import TrainResult, first_batch_losses, train
+from ..names import CLEAN, TEACHER
+from ..paths import by_hand_study, newest_study, resolve
+
+STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
+
+
+def notebook_study(study_dir: str, preset: str) -> Path:
+    """The study folder a notebook works in: ``study_dir`` (set by `mlkd study`) against the project
+    root, or, when empty, the folder that notebooks run by hand share (``results/<preset>-notebooks``)."""
+    return resolve(study_dir) if study_dir else by_hand_study(preset)
+
+
+def notebook_config(study_dir: str, preset: str, **params) -> StudyConfig:
+    """The config a notebook runs with: its study's ``config.json`` when there is one, else the
+    preset; then the notebook's own non-``None`` parameters on top. What it runs with is what
+    ``config.json`` says: a notebook run by hand with other values writes them there, so that 04 and 05
+    (and a later `mlkd study` on the folder) see the settings the models were trained with.
+    Paths are absolute (``paths.resolve``)."""
+    path = notebook_study(study_dir, preset) / "config.json"
+    saved = load_config(path) if path.is_file() else None
+    base = saved or with_absolute_paths(make_config(preset))
+    cfg = with_overrides(base, **params)
+    if saved is None or cfg.to_json() != base.to_json():
+        cfg.save(path)
+    return with_absolute_paths(cfg)
+
+
+def open_study(study_dir: str = "") -> Path:
+    """The study 04 and 05 show: ``study_dir`` (else ``$MLKD_STUDY``) against the project root, or the
+    newest study under ``results/`` (named on screen, so nobody wonders which one it is)."""
+    study_dir = study_dir or os.environ.get(STUDY_ENV, "")
+    if study_dir:
+        return resolve(study_dir)
+    study = newest_study()
+    print(f"study: {study}  (the newest under {study.parent}; set study_dir to open another)")
+    return study
+
+
+def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
+                      transform=None, progress: bool = True) -> pd.DataFrame:
+    """Evaluate on the fold's test speaker under clean and every (noise, SNR) condition;
+    write ``predictions.csv`` and ``metrics.csv``; return the metrics."""
+    out_dir = Path(out_dir)
+    pred = evaluate_conditions(model, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
+                               cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
+                               progress, desc=f"evaluate {name}", max_seconds=cfg.max_seconds)
+    pred.to_csv(out_dir / "predictions.csv", index=False)
+    metrics = metrics_from_predictions(pred, name, data.fold.name)
+    metrics.to_csv(out_dir / "metrics.csv", index=False)
+    return metrics
+
+
+# ------------------------------------------------------------------ 01
+
+@dataclass
+class DataStep:
+    """What 01 shows: the config, the manifest and the noise bank, prepared (or reused)."""
+    cfg: StudyConfig
+    study: StudyLayout
+    manifest: pd.DataFrame
+    noise_bank: dict
+
+    def finish(self) -> None:
+        mark_done(self.study.data_step, utterances=len(self.manifest), speakers=int(self.manifest.speaker.nunique()))
+
+
+def open_data_step(study_dir: str, preset: str) -> DataStep:
+    """01's setup: build or reuse the corpus manifest and noise bank the config names."""
+    cfg = notebook_config(study_dir, preset)
+    paths = prepare_data(cfg)
+    step = DataStep(cfg, StudyLayout(notebook_study(study_dir, preset)), read_manifest(paths["manifest"]),
+                    load_noise_bank(paths["noise_dir"], cfg.noise_types))
+    print(f"{cfg.corpus} corpus: {len(step.manifest)} utterances, {step.manifest.speaker.nunique()} speakers; "
+          f"noise bank: {sorted(step.noise_bank)}")
+    return step
+
+
+# ------------------------------------------------------------------ 02, 02b, 03
+
+@dataclass
+class FoldStep:
+    """What a fold notebook (02, 02b, 03) works with: its config, the fold's data, the study and
+    the folder this step writes (``out``); its methods are the step's moves, in order."""
+    cfg: StudyConfig
+    study: StudyLayout
+    out: ModelDir
+    data: FoldData
+
+    @property
+    def fold(self) -> str:
+        return self.data.fold.name
+
+    def teacher(self):
+        """The fold's trained teacher (the best epoch of 02)."""
+        return load_model(self.study.fold(self.fold).model(TEACHER).best_ckpt)
+
+    def best_model(self):
+        """This step's own trained model: the epoch that model selection kept."""
+        return load_model(self.out.best_ckpt)
+
+    def test_audio(self, index: int, noise: str = CLEAN, snr_db: float | None = None) -> np.ndarray:
+        """Test utterance ``index`` as every model hears it under (``noise``, ``snr_db``)."""
+        row, audio = self.data.test.iloc[index], AudioCache(self.cfg.max_seconds)
+        clean = audio.get(row.utt_id, row.path)
+        speech_db = None if noise == CLEAN else audio.level_db(row.utt_id, row.path, self.cfg.level)
+        return condition_audio(clean, row.utt_id, noise, snr_db, self.data.noise_bank, self.cfg.seed, self.cfg.level,
+                               speech_db)
+
+    def train(self, teacher=None) -> TrainResult:
+        """Train this step's model (resuming from its last epoch checkpoint); students need the teacher."""
+        return train(self.out.name, self.cfg, self.data.train, self.data.val, self.out.path,
+                     noise_bank=self.data.train_noise, teacher=teacher)
+
+    def layer_map(self, teacher) -> dict[int, int]:
+        """Student layer k ← teacher layer: where each student layer starts and what L_ML pairs it with."""
+        return default_layer_map(self.cfg.student_layers, teacher.num_layers)
+
+    def first_batch_losses(self, teacher) -> dict[str, float]:
+        """CE, KD and ML of the untrained student on its first training batch (nothing is trained)."""
+        return first_batch_losses(self.out.name, self.cfg, self.data.train, self.data.train_noise, teacher)
+
+    def evaluate(self, model, transform=None) -> pd.DataFrame:
+        """Score ``model`` on the fold's test speaker under every condition (``transform``: what the
+        model hears instead of the noisy audio, e.g. the baseline's enhancement)."""
+        return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform)
+
+    def finish(self, **info) -> None:
+        """Mark the step complete (a rerun of the study skips it) and drop what only a resume needed
+        (``last.pt``, the teacher cache) unless ``keep_checkpoints``."""
+        finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
+
+
+def open_step(study_dir: str, preset: str, fold: str, model: str, **params) -> FoldStep:
+    """A fold notebook's setup in one call: the config (study's, then the notebook's non-``None``
+    ``params``), the fold's train / validation / test split and the step's output folder."""
+    cfg = notebook_config(study_dir, preset, **params)
+    study = StudyLayout(notebook_study(study_dir, preset))
+    out = study.fold(fold).model(model)
+    out.path.mkdir(parents=True, exist_ok=True)
+    step = FoldStep(cfg, study, out, load_fold(cfg, fold))
+    sizes = {k: len(getattr(step.data, k)) for k in ("train", "val", "test")}
+    print(f"{model}: {step.data.fold}; utterances {sizes}")
+    return step
+
+
+# ------------------------------------------------------------------ 04
+
+@dataclass
+class AnalysisStep:
+    """What 04 works with: a study folder and its config; each method writes one part of the report."""
+    study: StudyLayout
+    cfg: StudyConfig
+
+    @property
+    def synthetic(self) -> bool:
+        return self.cfg.corpus == "synthetic"
+
+    def collect(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Every step's metrics gathered into ``metrics.csv``, and their mean ± std over folds."""
+        from ..analysis.tables import collect_metrics, summarise
+        metrics = collect_metrics(self.study)
+        return metrics, summarise(metrics)
+
+    def compare(self, metrics: pd.DataFrame) -> pd.DataFrame:
+        """The paired comparisons over folds, written to ``stats.csv``."""
+        from ..analysis.stats import paired_differences
+        differences = paired_differences(metrics, seed=self.cfg.seed)
+        differences.to_csv(self.study.stats, index=False)
+        return differences
+
+    def tables(self, summary: pd.DataFrame, differences: pd.DataFrame) -> list[Path]:
+        """Tables 1 and 2 (cells marked where the paired test says so) and the enhancement table."""
+        from ..analysis import stats, tables
+        return [tables.write_table1(self.study.dir, summary, self.cfg,
+                                    stats.significant_cells(differences, stats.MLKD_VS_CE)),
+                tables.write_table2(self.study.dir, summary, self.cfg,
+                                    stats.significant_cells(differences, stats.MLKD_VS_BASELINE)),
+                tables.write_enhancement_table(self.study.dir, self.synthetic)]
+
+    def table3(self) -> Path:
+        """Size and CPU inference time of teacher vs student; with ``deploy``, the MLKD student of every
+        fold exported (ONNX fp32, int8) and scored beside PyTorch."""
+        from ..analysis.bench import study_inference
+        from ..analysis.tables import write_table3
+        from ..deploy.table3 import score_study, summarise_deployed
+        deployed = summarise_deployed(score_study(self.study, self.cfg, threads=self.cfg.threads or 1)) \
+            if self.cfg.deploy else None
+        return write_table3(self.study.dir, study_inference(self.study, self.cfg), self.synthetic, deployed)
+
+    def plots(self, summary: pd.DataFrame, differences: pd.DataFrame) -> list[Path]:
+        """UA against SNR, the paired differences, MLKD − baseline and the confusion matrices, saved."""
+        from ..analysis import plots
+        from ..analysis.tables import collect_predictions
+        figures = {"ua_vs_snr": plots.ua_vs_snr(summary, self.synthetic),
+                   "paired_differences": plots.paired_differences(differences, self.synthetic),
+                   "mlkd_minus_baseline": plots.mlkd_minus_baseline(summary, self.synthetic),
+                   "confusion": plots.confusion_grid(collect_predictions(self.study), self.synthetic)}
+        return [plots.save(fig, self.study.plots / f"{name}.png") for name, fig in figures.items()]
+
+    def finish(self, tables: list[Path], plots: list[Path]) -> Path:
+        """The study's ``README.md`` (tables, plots, notebooks), and the step marked done."""
+        from ..analysis.tables import write_study_readme
+        readme = write_study_readme(self.study.dir, tables, plots, self.synthetic)
+        mark_done(self.study.analysis_step, readme=str(readme))
+        return readme
+
+
+def open_analysis(study_dir: str = "") -> AnalysisStep:
+    """04's setup: the study (``open_study``) and its config."""
+    study = StudyLayout(open_study(study_dir))
+    return AnalysisStep(study, load_config(study.config))

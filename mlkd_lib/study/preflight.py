@@ -1,0 +1,137 @@
+"""Before a study starts: every problem with its inputs at once (``preflight``), and what it will
+cost (``plan``: steps, disk, hours). Pre-flight reads files only (no torch unless the config asks
+for a GPU), so a missing corpus, noise file or model is reported in a second or two, not after a
+notebook kernel has started."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+from ..config import StudyConfig
+from ..data.noise import NOISEX_STEMS
+from ..names import NAMED_MODELS
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+FRAMES_PER_S = 50  # wav2vec 2.0's CNN: one frame per 20 ms
+IEMOCAP_4CLASS_S = 25_200  # the 5531 utterances of the paper's 4-class set: about 7 h
+
+
+def disk_need(cfg: StudyConfig, p_teacher: float, p_student: float, hidden: int, train_s: float, n_folds: int,
+              jobs: int) -> tuple[float, float]:
+    """(peak, final) bytes of a study: each fold keeps three fp32 checkpoints; while a step runs its
+    last.pt (weights and AdamW's two moments) and, for MLKD on disk, the fp16 teacher cache of the
+    fold's training audio exist too, and stay only with ``keep_checkpoints``."""
+    final = n_folds * 4 * (p_teacher + 2 * p_student) + n_folds * 4 * 2**20  # + predictions, metrics, notebooks
+    layers = cfg.student_layers  # one teacher layer per student layer
+    cache = train_s * FRAMES_PER_S * layers * hidden * 2 if cfg.teacher_cache == "disk" else 0.0
+    running = 3 * 4 * p_teacher + cache
+    return final + (n_folds if cfg.keep_checkpoints else min(jobs, n_folds)) * running, final
+
+
+def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | None:
+    """The peak disk need of a study on a model folder, from its weights' size and config alone."""
+    folder = Path(cfg.model).expanduser()
+    weights = [folder / w for w in WEIGHT_FILES if (folder / w).is_file()]
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not weights:
+        return None
+    p_teacher = weights[0].stat().st_size / 4
+    layers = config.get("num_hidden_layers", 12)
+    p_student = p_teacher * (1 - 0.9 * (layers - cfg.student_layers) / layers)  # ~90 % of it is the transformer
+    if cfg.manifest_path.is_file():
+        import pandas as pd
+        train_s = pd.read_csv(cfg.manifest_path).duration_s.clip(upper=cfg.max_seconds).sum() * 0.8
+    else:
+        train_s = IEMOCAP_4CLASS_S * 0.8  # 8 of the 10 speakers train
+    return disk_need(cfg, p_teacher, p_student, config.get("hidden_size", 768), train_s, n_folds, jobs)[0]
+
+
+def _corpus_problems(cfg: StudyConfig) -> list[str]:
+    if cfg.corpus == "synthetic":
+        if not cfg.manifest_path.is_file() and shutil.which("espeak-ng") is None:
+            return ["espeak-ng is not installed: the synthetic corpus cannot be made (apt-get install espeak-ng)"]
+        return []
+    root = Path(cfg.iemocap_root)
+    if not cfg.iemocap_root or not root.is_dir():
+        return [f"IEMOCAP root not found: {root} (set iemocap_root to .../IEMOCAP_full_release)"]
+    missing = [f"Session{s}/{sub}" for s in range(1, 6) for sub in ("dialog/EmoEvaluation", "sentences/wav")
+               if not (root / f"Session{s}" / sub).is_dir()]
+    return [f"IEMOCAP root {root} lacks {', '.join(missing)}"] if missing else []
+
+
+def _noise_problems(cfg: StudyConfig) -> list[str]:
+    if not cfg.noisex_dir:
+        return []  # synthetic noises
+    folder = Path(cfg.noisex_dir)
+    if not folder.is_dir():
+        return [f"NOISEX-92 folder not found: {folder}"]
+    stems = {p.stem.lower() for p in folder.iterdir() if p.suffix.lower() in (".wav", ".mat")}
+    lacking = [f"{NOISEX_STEMS[k]}.wav or .mat" for k in cfg.noise_types if not {NOISEX_STEMS[k], k} & stems]
+    return [f"NOISEX-92 folder {folder} lacks {', '.join(lacking)}"] if lacking else []
+
+
+def _safetensors_readable(path: Path) -> bool:
+    """The header parses: an 8-byte little-endian length, then that much JSON."""
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            return n <= path.stat().st_size - 8 and isinstance(json.loads(fh.read(n)), dict)
+    except (OSError, ValueError, struct.error):
+        return False
+
+
+def _model_problems(cfg: StudyConfig) -> list[str]:
+    if cfg.model in NAMED_MODELS:
+        return []
+    folder = Path(cfg.model).expanduser()
+    if not folder.is_dir():
+        from huggingface_hub import try_to_load_from_cache
+        if isinstance(try_to_load_from_cache(cfg.model, "config.json"), str):
+            return []
+        return [f"model {cfg.model}: no such folder, not in the local Hugging Face cache, and not one of "
+                f"{sorted(NAMED_MODELS)}"]
+    out = []
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("model_type") != "wav2vec2":
+            out.append(f"model folder {folder}: config.json is a {config.get('model_type')!r} model, not wav2vec2")
+    except (OSError, ValueError) as err:
+        out.append(f"model folder {folder}: no readable config.json ({err.__class__.__name__})")
+    weights = [folder / w for w in WEIGHT_FILES if (folder / w).is_file()]
+    if not weights:
+        out.append(f"model folder {folder}: no weights ({' or '.join(WEIGHT_FILES)})")
+    elif weights[0].suffix == ".safetensors" and not _safetensors_readable(weights[0]):
+        out.append(f"model folder {folder}: {weights[0].name} is not a readable safetensors file")
+    return out
+
+
+def _device_problems(cfg: StudyConfig) -> list[str]:
+    if cfg.device != "cuda":
+        return []
+    import torch  # only here: the one check that needs it
+    return [] if torch.cuda.is_available() else ["device=cuda, but torch sees no GPU on this machine"]
+
+
+def _disk_problems(study_dir: Path, need_bytes: float | None) -> list[str]:
+    if need_bytes is None:
+        return []
+    where = next(p for p in [study_dir, *study_dir.parents] if p.exists())
+    free = shutil.disk_usage(where).free
+    if free < need_bytes:
+        return [f"{where}: {free / 2**30:.1f} GiB free, the study needs about {need_bytes / 2**30:.1f} GiB "
+                f"(`mlkd study --plan`; --set keep_checkpoints=false keeps it small)"]
+    return []
+
+
+def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
+    """Every problem that would stop the study, all at once (empty: good to go)."""
+    model = _model_problems(cfg)
+    need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(cfg, len(cfg.folds) or 10, jobs)
+    return (_corpus_problems(cfg) + _noise_problems(cfg) + model + _device_problems(cfg)
+            + _disk_problems(study_dir, need))

@@ -1,0 +1,139 @@
+"""A study's steps and the local executor: one notebook per step, run by papermill in a process
+of its own, its executed copy kept failed or not; ``done.json`` says a step is complete.
+
+``settle`` (skip / block) and ``Progress`` are shared with the Ray executor (executors.py), so a
+study started with one can be resumed with the other.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm.auto import tqdm
+
+from ..layout import is_done
+from ..paths import NOTEBOOKS
+
+
+@dataclass
+class Step:
+    """One notebook run of a study: which notebook with which parameters, the folder whose
+    ``done.json`` says it is complete, where its executed copy goes, and the steps it needs first."""
+    name: str  # e.g. "Ses01F/teacher"
+    notebook: str  # a file in mlkd_lib/notebooks
+    params: dict  # papermill parameters
+    done_dir: Path
+    output: Path  # the executed notebook, kept failed or not
+    deps: list[str] = field(default_factory=list)  # names of the steps that must be ok first
+    always_last: bool = False  # the analysis: runs after every other step, whatever their outcome
+    gpu: bool = False  # runs a model: an executor with GPUs gives it one (Ray's num_gpus)
+
+
+Status = Literal["ok", "skipped", "failed", "blocked"]  # skipped: already complete; blocked: a dependency failed
+
+
+@dataclass
+class Outcome:
+    status: Status
+    wall_s: float = 0.0
+    error: str = ""
+
+
+def run_notebook(step: Step, log_dir: Path, cwd: str | None = None) -> Outcome:
+    """Execute one notebook with papermill (its kernel is a process of its own); keep the
+    executed copy, which holds the error at the top when a cell fails. ``cwd``: the kernel's
+    working directory (a Ray worker's own may differ from the one the study was started in)."""
+    import papermill as pm
+    step.output.parent.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(step.output), parameters=step.params,
+                            kernel_name="python3", progress_bar=False, log_output=False, cwd=cwd,
+                            # the kernel's own log lines would clutter the progress display;
+                            # cell errors still land in the executed notebook
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    except pm.PapermillExecutionError as err:
+        return Outcome("failed", time.time() - t0, f"{err.ename}: {err.evalue}")
+    except Exception as err:  # a kernel that died, a notebook that could not be read: still one step
+        return Outcome("failed", time.time() - t0, f"{type(err).__name__}: {err}")
+    wall = time.time() - t0
+    if not is_done(step.done_dir):
+        return Outcome("failed", wall, f"notebook finished without writing {step.done_dir / 'done.json'}")
+    return Outcome("ok", wall)
+
+
+def settle(step: Step, deps: list[Outcome], force: bool) -> Outcome | None:
+    """The outcome of ``step`` that needs no notebook run, else None. ``deps``: the outcomes of
+    the steps it needs (for an ``always_last`` step: of every other step). One rule for both
+    executors, so a local run and a Ray run skip and block the same steps."""
+    if step.always_last:  # the analysis reports on whatever finished, so one failed fold loses no table
+        stale = any(o.status == "ok" for o in deps)
+        return Outcome("skipped") if not force and not stale and is_done(step.done_dir) else None
+    if any(o.status in ("failed", "blocked") for o in deps):
+        return Outcome("blocked")
+    if not force and is_done(step.done_dir):
+        return Outcome("skipped")
+    return None
+
+
+class Progress:
+    """Step k/n, elapsed and ETA, one line per finished step; ``on_done`` sees every outcome so far."""
+
+    def __init__(self, steps: list[Step], on_done=None):
+        self.total, self.on_done, self.outcomes = len(steps), on_done, {}
+        self.bar = tqdm(total=self.total, desc="study", unit="step", file=sys.stdout)
+        self.t_start = time.time()
+
+    def finish(self, step: Step, out: Outcome) -> None:
+        self.outcomes[step.name] = out
+        self.bar.update(1)
+        done, elapsed = len(self.outcomes), time.time() - self.t_start
+        eta = elapsed / done * (self.total - done)
+        msg = {"ok": f"done in {out.wall_s:.0f} s", "skipped": "already complete", "failed": f"FAILED: {out.error}",
+               "blocked": "not run: a step it needs failed"}[out.status]
+        tqdm.write(f"[{done}/{self.total}] {step.name}: {msg}  (elapsed {elapsed:.0f} s, ~{eta:.0f} s left)",
+                   file=sys.stdout)
+        if self.on_done:
+            self.on_done(self.outcomes)
+
+    def close(self) -> dict[str, Outcome]:
+        self.bar.close()
+        return self.outcomes
+
+
+def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
+    """The local executor: run ``steps`` respecting dependencies, ``jobs`` at a time in a pool of
+    threads that each wait on a papermill process; skip complete ones."""
+    progress = Progress(steps, on_done)
+    outcomes = progress.outcomes
+    pending = [s for s in steps if not s.always_last]
+    last = [s for s in steps if s.always_last]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        running = {}
+        while pending or running:
+            for s in list(pending):
+                deps = [outcomes.get(d) for d in s.deps]
+                failed = any(o is not None and o.status in ("failed", "blocked") for o in deps)
+                if failed or all(o is not None for o in deps):
+                    out = settle(s, [o for o in deps if o is not None], force)
+                    if out is not None:
+                        pending.remove(s)
+                        progress.finish(s, out)
+                    elif len(running) < max(1, jobs):
+                        pending.remove(s)
+                        running[pool.submit(run_notebook, s, log_dir)] = s
+            if running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    progress.finish(running.pop(fut), fut.result())
+    for s in last:
+        out = settle(s, list(outcomes.values()), force)
+        progress.finish(s, out or run_notebook(s, log_dir))
+    return progress.close()

@@ -1,0 +1,100 @@
+"""`mlkd listen` in a real browser: headless Chromium (Debian's) driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from helpers.browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, free_port
+
+
+@pytest.fixture
+def listen_page(micro_study):
+    study, _, _ = micro_study
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlkd_lib", "listen", "--study", str(study), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "api", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url, chromium()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def _rows(page) -> dict[str, str]:
+    rows = page.locator(".mlkd-predictions .mlkd-row")
+    return {rows.nth(i).get_attribute("data-model"): rows.nth(i).get_attribute("data-probs")
+            for i in range(rows.count())}
+
+
+@pytest.mark.slow
+def test_listen_page_plays_audio_and_updates_predictions(listen_page):
+    from playwright.sync_api import expect, sync_playwright
+    url, chromium = listen_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        page.goto(url, timeout=120_000)
+        rows = page.locator(".mlkd-predictions .mlkd-row")
+        expect(rows).to_have_count(4, timeout=120_000)  # teacher, both students, baseline
+        assert page.locator("audio").count() == 3  # clean, noisy, enhanced
+        assert all(page.locator("audio").nth(i).get_attribute("src") for i in range(3))
+        status = page.locator(".mlkd-status")
+        expect(status).to_contain_text("0 dB")
+        first = _rows(page)
+        assert set(first) == {"teacher", "student_unsup", "student_sup", "baseline"}
+
+        # another utterance, of another emotion: the true label and the predictions change
+        utterance = page.locator("select").nth(3)
+        options = utterance.locator("option").all_inner_texts()
+        other = next(o for o in options if "_sad_" in o)
+        utterance.select_option(label=other)
+        expect(status).to_contain_text("updated in")
+        expect(page.locator(".mlkd-predictions")).to_contain_text("true label: sad", timeout=30_000)
+        second = _rows(page)
+        assert second != first
+
+        # the SNR slider, moved by keyboard as a person would: 0 dB → 20 dB
+        handle = page.locator(".noUi-handle").first
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        expect(status).to_contain_text("20 dB", timeout=30_000)
+        expect(page.locator("text=noisy: babble 20 dB")).to_be_visible()
+        third = _rows(page)
+        assert third != second and all(third.values())
+        took = status.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "listen.png"), full_page=True)
+        browser.close()
+    print(f"\nexplorer page: {took}; screenshot {ARTIFACTS / 'listen.png'}")
+
+
+def test_explorer_shows_what_the_study_evaluated(micro_study):
+    """The explorer's noisy audio and teacher probabilities are the study's own (batching aside)."""
+    import numpy as np
+    import pandas as pd
+
+    from mlkd_lib.data.dataset import Condition, NoisyPairDataset
+    from mlkd_lib.explore.explorer import Explorer
+    study, _, _ = micro_study
+    ex = Explorer(study)
+    pred = pd.read_csv(study / "folds" / "Ses01F" / "teacher" / "predictions.csv")
+    row = pred[(pred.noise == "factory") & (pred.snr_db == 0.0)].iloc[1]
+    _, noisy, _, probs, notes = ex.compute("Ses01F", row.utt_id, "factory", 0.0)
+    test = ex.manifest[ex.manifest.utt_id == row.utt_id]
+    ds = NoisyPairDataset(test, ex.bank, Condition("factory", 0.0), seed=ex.cfg.seed, level=ex.cfg.level)
+    assert np.array_equal(noisy, ds[0]["noisy"])
+    np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float), atol=1e-4)
+    assert notes == [] and all(p is not None for p in probs.values())

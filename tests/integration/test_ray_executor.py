@@ -1,0 +1,109 @@
+"""``mlkd study --executor ray`` on a local ``ray.init(num_cpus=2)``: the same outcomes, markers
+and metrics as the local executor, failures isolated, a folder that is not shared refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from helpers.notebooks import failing_notebook, marking_notebook
+
+from mlkd_lib.study import executors
+from mlkd_lib.study.executors import RaySettings, open_executor
+from mlkd_lib.study.runner import run_study
+from mlkd_lib.study.steps import Step, execute
+
+ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray instance for the module (Ray's own testing advice); the executor joins it."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _ok_and_bad(tmp_path):
+    ok, bad = marking_notebook(tmp_path / "ok.ipynb"), failing_notebook(tmp_path / "bad.ipynb")
+    return [Step("a", bad, {"done_dir": str(tmp_path / "a")}, tmp_path / "a", tmp_path / "out" / "a.ipynb"),
+            Step("b", ok, {"done_dir": str(tmp_path / "b")}, tmp_path / "b", tmp_path / "out" / "b.ipynb", ["a"]),
+            Step("c", ok, {"done_dir": str(tmp_path / "c")}, tmp_path / "c", tmp_path / "out" / "c.ipynb"),
+            Step("d", ok, {"done_dir": str(tmp_path / "d")}, tmp_path / "d", tmp_path / "out" / "d.ipynb", ["c"])]
+
+
+def test_ray_isolates_a_failing_step_and_shares_markers_with_local(ray_local, tmp_path):
+    steps = _ok_and_bad(tmp_path)
+    with open_executor("ray", 2, [tmp_path], RaySettings()) as (run, info):
+        assert info["kind"] == "ray" and info["nodes"] == 1 and info["cpus_per_step"] == 1
+        out = run(steps, tmp_path, force=False)
+        assert out["a"].status == "failed" and "the corpus is on fire" in out["a"].error
+        assert out["b"].status == "blocked"  # only its dependent is held back
+        assert out["c"].status == "ok" and out["d"].status == "ok" and out["c"].wall_s > 0
+        assert (tmp_path / "out" / "a.ipynb").is_file()  # the failed notebook is kept as the record
+        assert "the corpus is on fire" in (tmp_path / "out" / "a.ipynb").read_text()
+        again = run(steps[2:], tmp_path, force=False)
+        assert {k: o.status for k, o in again.items()} == {"c": "skipped", "d": "skipped"}
+    # the markers Ray's steps wrote are the local executor's too
+    local = execute(steps, jobs=1, log_dir=tmp_path, force=False)
+    assert {k: o.status for k, o in local.items()} == {"a": "failed", "b": "blocked", "c": "skipped", "d": "skipped"}
+    assert not (tmp_path / ".mlkd-probe").exists()  # the storage probe cleans up after itself
+
+
+def test_a_study_folder_that_is_not_shared_is_refused(ray_local, tmp_path, monkeypatch):
+    def probe_elsewhere(folders, token, node_id):  # a node that sees another disk at the same path
+        import pathlib
+        import tempfile
+        (pathlib.Path(tempfile.mkdtemp()) / f"{node_id}.txt").write_text(token)
+        return {"host": "elsewhere", "notebooks": True, "notebooks_dir": ""}
+
+    monkeypatch.setattr(executors, "_probe", probe_elsewhere)
+    with pytest.raises(RuntimeError, match="must be on storage every Ray node mounts") as err:
+        with open_executor("ray", 2, [tmp_path], RaySettings()):
+            pass
+    assert str(tmp_path) in str(err.value) and "--out" in str(err.value)
+
+
+def test_unsatisfiable_resources_fail_before_anything_runs(ray_local, tmp_path):
+    with pytest.raises(RuntimeError, match="no Ray node has 1 CPUs and 1 GPUs"):
+        with open_executor("ray", 2, [tmp_path], RaySettings(gpus=1)):
+            pass
+    with pytest.raises(ValueError, match="--ray-address needs --executor ray"):
+        with open_executor("local", 2, [tmp_path], RaySettings(address="auto")):
+            pass
+
+
+def _statuses(study):
+    return {k: v["status"] for k, v in json.loads((study / "run.json").read_text())["steps"].items()}
+
+
+@pytest.mark.slow
+def test_micro_study_on_ray_equals_local_and_resumes_across_executors(ray_local, micro_study, tmp_path):
+    local, overrides, code = micro_study
+    assert code == 0
+    # the local run's thread count (a runtime key): the same arithmetic, the same bytes
+    threads = json.loads((local / "config.json").read_text())["threads"]
+    overrides = {**overrides, "threads": threads}
+    study = tmp_path / "ray"
+    assert run_study("micro", str(study), "Ses01F", overrides, jobs=2, executor="ray") == 0
+    assert (study / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
+    run = json.loads((study / "run.json").read_text())
+    assert run["executor"]["kind"] == "ray" and run["executor"]["cpus_per_step"] == 1
+    assert set(_statuses(study).values()) == {"ok"} and len(run["steps"]) == 6
+
+    # the local executor finds Ray's steps complete and runs nothing
+    stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}
+    assert run_study("micro", str(study), "Ses01F", overrides, jobs=2) == 0
+    assert {p: p.stat().st_mtime for p in study.rglob("*.ipynb")} == stamps
+    assert set(_statuses(study).values()) == {"skipped (complete)"}
+
+    # Ray resumes a local study with one step lost: it reruns that step (and the analysis) only
+    resumed = tmp_path / "resumed"
+    shutil.copytree(local, resumed)
+    shutil.rmtree(resumed / "folds" / "Ses01F" / "student_unsup")
+    assert run_study("micro", str(resumed), "Ses01F", overrides, jobs=2, executor="ray") == 0
+    statuses = _statuses(resumed)
+    assert statuses.pop("Ses01F/student_unsup") == "ok" and statuses.pop("analysis") == "ok"
+    assert set(statuses.values()) == {"skipped (complete)"}
+    assert (resumed / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()

@@ -1,0 +1,97 @@
+"""The study runner: papermill over the real notebooks, failures isolated, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.notebooks import failing_notebook, marking_notebook
+
+from mlkd_lib.analysis.bench import study_inference
+from mlkd_lib.config import load_config
+from mlkd_lib.study.runner import run_study
+from mlkd_lib.study.steps import Step, execute
+
+
+def test_a_failing_step_leaves_the_others_running(tmp_path):
+    ok, bad = marking_notebook(tmp_path / "ok.ipynb"), failing_notebook(tmp_path / "bad.ipynb")
+    steps = [Step("a", bad, {"done_dir": str(tmp_path / "a")}, tmp_path / "a", tmp_path / "out" / "a.ipynb"),
+             Step("b", ok, {"done_dir": str(tmp_path / "b")}, tmp_path / "b", tmp_path / "out" / "b.ipynb", ["a"]),
+             Step("c", ok, {"done_dir": str(tmp_path / "c")}, tmp_path / "c", tmp_path / "out" / "c.ipynb")]
+    out = execute(steps, jobs=2, log_dir=tmp_path, force=False)
+    assert out["a"].status == "failed" and "the corpus is on fire" in out["a"].error
+    assert out["b"].status == "blocked"
+    assert out["c"].status == "ok"
+    assert (tmp_path / "out" / "a.ipynb").is_file()  # the failed notebook is kept as the record
+    again = execute(steps[2:], jobs=1, log_dir=tmp_path, force=False)
+    assert again["c"].status == "skipped"
+
+
+@pytest.mark.slow
+def test_micro_study_end_to_end_and_resume(micro_study):
+    study, overrides, code = micro_study
+    assert code == 0
+    for nb in ("01_data_prep.ipynb", "04_analysis.ipynb", "folds/Ses01F/02_train_teacher.ipynb",
+               "folds/Ses01F/02b_baseline_vad_nmf.ipynb", "folds/Ses01F/03_distill_student_student_sup.ipynb",
+               "folds/Ses01F/03_distill_student_student_unsup.ipynb"):
+        assert (study / nb).is_file(), nb
+    metrics = pd.read_csv(study / "metrics.csv")
+    assert set(metrics.model) == {"teacher", "student_sup", "student_unsup", "baseline"}
+    assert len(metrics) == 4 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
+    assert metrics.ua.between(0, 1).all() and (metrics.n > 0).all()
+    # the tables hold the numbers computed from the metrics of this run
+    t1 = pd.read_csv(study / "table1.csv")
+    teacher_clean = metrics.query("model == 'teacher' and noise == 'clean'").ua.mean() * 100
+    assert t1.loc[t1.model == "Teacher", "clean speech mean"].iloc[0] == pytest.approx(teacher_clean)
+    t2 = pd.read_csv(study / "table2.csv")
+    base_0 = metrics.query("model == 'baseline' and noise == 'factory' and snr_db == 0").ua.mean() * 100
+    assert t2.loc[t2.SNR == "0 dB", "factory baseline mean"].iloc[0] == pytest.approx(base_0)
+    t3 = pd.read_csv(study / "table3.csv")
+    assert (t3.time_s > 0).all() and t3.param_mib.iloc[0] > t3.param_mib.iloc[1]
+    for f in ("table1.md", "table2.md", "table3.md", "plots/ua_vs_snr.png", "plots/mlkd_minus_baseline.png",
+              "plots/confusion.png", "README.md"):
+        assert (study / f).is_file(), f
+    assert "Synthetic speech" in (study / "table1.md").read_text()
+    run = json.loads((study / "run.json").read_text())
+    assert run["wall_s"] > 0 and all(s["status"] == "ok" and s["wall_s"] > 0 for s in run["steps"].values())
+    assert run["versions"]["torch"] and run["config"]["preset"] == "micro"
+
+    # a second run on the finished folder runs nothing
+    stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}
+    assert run_study("micro", str(study), "Ses01F", overrides, jobs=2) == 0
+    assert {p: p.stat().st_mtime for p in study.rglob("*.ipynb")} == stamps
+    run = json.loads((study / "run.json").read_text())
+    assert all(s["status"] == "skipped (complete)" for s in run["steps"].values())
+
+    # a study folder is not silently reused with other settings
+    with pytest.raises(ValueError, match="teacher_epochs"):
+        run_study("micro", str(study), "Ses01F", {**overrides, "teacher_epochs": 3})
+
+
+@pytest.mark.slow
+def test_an_ablation_retrains_only_the_mlkd_students_and_reuses_the_rest(micro_study, tmp_path):
+    from mlkd_lib.study.runner import run_ablation
+    study, _, _ = micro_study
+    with pytest.raises(ValueError, match="lr"):
+        run_ablation(study, tmp_path / "bad", {"lr": "1e-4"})
+    out = tmp_path / "beta0"
+    assert run_ablation(study, out, {"beta": "0"}, jobs=1) == 0
+    run = json.loads((out / "run.json").read_text())
+    ran = {name for name, s in run["steps"].items() if s["status"] == "ok"}
+    assert ran == {"Ses01F/student_sup", "analysis"}  # data, teacher, baseline, CE-only student: reused
+    assert run["config"]["beta"] == 0.0
+    assert (out / "folds" / "Ses01F" / "teacher").resolve() == (study / "folds" / "Ses01F" / "teacher").resolve()
+    old, new = (pd.read_csv(d / "folds/Ses01F/student_sup/predictions.csv") for d in (study, out))
+    assert not np.allclose(old[["p_neu", "p_hap"]], new[["p_neu", "p_hap"]])  # β = 0 trains another student
+
+
+@pytest.mark.slow
+def test_table3_is_timed_on_the_cpu_whatever_device_the_study_trained_on(micro_study):
+    study, _, code = micro_study
+    assert code == 0
+    cfg = dataclasses.replace(load_config(study / "config.json"), device="cuda", threads=1)  # a GPU study's config
+    res = study_inference(study, cfg, rounds=1)
+    assert res["device"] == "cpu, 1 threads" and res["teacher_s"] > 0 and res["student_s"] > 0

@@ -1,0 +1,148 @@
+"""FaNT-like mixing: the SNR hits its target, the speech is never rescaled, P.56 is P.56."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mlkd_lib.data.audio import AudioError, read_audio, speech_like
+from mlkd_lib.data.mixing import (
+    P56_HANGOVER_S,
+    P56_MARGIN_DB,
+    P56_THRESHOLDS,
+    P56_TIME_CONSTANT_S,
+    active_level_db,
+    mix_at_snr,
+    noise_segment,
+    rms_level_db,
+    speech_level_db,
+)
+
+
+def p56_reference(x, sr=16_000):
+    """ITU-T P.56 method B as the standard's flow chart states it, sample by sample."""
+    g = np.exp(-1 / (sr * P56_TIME_CONSTANT_S))
+    hang_max = int(np.ceil(sr * P56_HANGOVER_S))
+    counts = np.zeros(len(P56_THRESHOLDS))
+    hang = np.full(len(P56_THRESHOLDS), hang_max)
+    p = q = 0.0
+    for v in np.asarray(x, dtype=np.float64):
+        p = g * p + (1 - g) * abs(v)
+        q = g * q + (1 - g) * p
+        for j, c in enumerate(P56_THRESHOLDS):
+            if q >= c:
+                counts[j] += 1
+                hang[j] = 0
+            elif hang[j] < hang_max:
+                counts[j] += 1
+                hang[j] += 1
+    energy = float(np.sum(np.asarray(x, dtype=np.float64) ** 2))
+    a = 10 * np.log10(energy / np.maximum(counts, 1e-300))
+    delta = a - 20 * np.log10(P56_THRESHOLDS)
+    for j in range(1, len(counts)):
+        if counts[j] == 0 or delta[j] <= P56_MARGIN_DB:
+            t = (delta[j - 1] - P56_MARGIN_DB) / (delta[j - 1] - delta[j])
+            return a[j - 1] + t * (a[j] - a[j - 1])
+    return a[-1]
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.05])
+def test_p56_matches_the_reference_flow_chart(rng, gain):
+    x = gain * speech_like(rng, seconds=0.6, pause_s=0.3)
+    assert active_level_db(x) == pytest.approx(p56_reference(x), abs=0.05)
+
+
+def test_p56_ignores_pauses_where_rms_does_not(rng):
+    x = speech_like(rng, pause_s=0.0)
+    padded = np.concatenate([x, np.zeros(32_000, dtype=np.float32)])  # two seconds of silence
+    assert rms_level_db(x) - rms_level_db(padded) > 3.0
+    assert abs(active_level_db(x) - active_level_db(padded)) < 0.7  # only the 200 ms hangover counts
+
+
+def test_p56_of_a_continuous_tone_is_its_rms():
+    t = np.arange(32_000) / 16_000
+    x = 0.3 * np.sin(2 * np.pi * 300 * t)
+    assert active_level_db(x) == pytest.approx(rms_level_db(x), abs=0.1)
+
+
+def test_p56_scales_with_the_signal(rng):
+    x = speech_like(rng)
+    assert active_level_db(0.1 * x) - active_level_db(x) == pytest.approx(-20.0, abs=0.1)
+
+
+@pytest.mark.parametrize("level", ["p56", "rms"])
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 7.5, 20.0])
+@pytest.mark.parametrize("noise_seconds", [0.5, 5.0])  # shorter than the speech: looped
+def test_snr_hits_its_target(rng, level, snr, noise_seconds):
+    speech = speech_like(rng)
+    noise = rng.standard_normal(int(noise_seconds * 16_000)).astype(np.float32) * 0.3
+    noisy = mix_at_snr(speech, noise, snr, np.random.default_rng(7), level)
+    measured = speech_level_db(speech, level) - rms_level_db(noisy.astype(np.float64) - speech)
+    assert measured == pytest.approx(snr, abs=0.1)
+
+
+def test_speech_is_added_unchanged(rng):
+    speech = speech_like(rng)
+    noise = rng.standard_normal(48_000).astype(np.float32)
+    noisy = mix_at_snr(speech, noise, 5.0, np.random.default_rng(3))
+    segment = noise_segment(noise, len(speech), np.random.default_rng(3)).astype(np.float64)
+    residual = noisy.astype(np.float64) - speech
+    gain = residual @ segment / (segment @ segment)
+    # the residual is exactly a scaled noise segment: no rescaled speech is left in it
+    np.testing.assert_allclose(residual, gain * segment, atol=1e-6)
+
+
+def test_p56_and_rms_scale_the_noise_differently_when_speech_has_pauses(rng):
+    speech = speech_like(rng, pause_s=1.0)
+    noise = rng.standard_normal(64_000).astype(np.float32)
+    n_p56 = mix_at_snr(speech, noise, 0.0, np.random.default_rng(0), "p56") - speech
+    n_rms = mix_at_snr(speech, noise, 0.0, np.random.default_rng(0), "rms") - speech
+    assert rms_level_db(n_p56) - rms_level_db(n_rms) > 2.0  # pauses lower RMS, not the active level
+
+
+def test_same_seed_same_mixture(rng):
+    speech, noise = speech_like(rng), rng.standard_normal(40_000).astype(np.float32)
+    a = mix_at_snr(speech, noise, 0.0, np.random.default_rng(5))
+    b = mix_at_snr(speech, noise, 0.0, np.random.default_rng(5))
+    c = mix_at_snr(speech, noise, 0.0, np.random.default_rng(6))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_looping_a_short_noise():
+    noise = np.arange(10, dtype=np.float32)
+    seg = noise_segment(noise, 25, np.random.default_rng(0))
+    assert len(seg) == 25 and set(np.diff(seg)) <= {1.0, -9.0}  # continues cyclically
+
+
+def test_low_snr_mixture_is_not_clipped(rng):
+    speech = 0.9 * speech_like(rng) / np.max(np.abs(speech_like(rng)))
+    noisy = mix_at_snr(speech, rng.standard_normal(40_000).astype(np.float32), -5.0, np.random.default_rng(0))
+    assert np.max(np.abs(noisy)) > 1.0  # kept as float, documented: write as FLOAT WAV
+
+
+@pytest.mark.parametrize("bad, msg", [(np.zeros(16_000), "silent"), (np.full(16_000, np.nan), "NaN"),
+                                      (1e-5 * np.sign(np.random.default_rng(0).standard_normal(16_000)), "silent")])
+def test_bad_speech_is_a_clear_error(rng, bad, msg):
+    with pytest.raises(AudioError, match=msg):
+        mix_at_snr(bad.astype(np.float32), rng.standard_normal(16_000).astype(np.float32), 0.0, 0)
+
+
+def test_silent_noise_is_a_clear_error(rng):
+    with pytest.raises(AudioError, match="silent"):
+        mix_at_snr(speech_like(rng), np.zeros(48_000, dtype=np.float32), 0.0, 0)
+
+
+def test_reading_wrong_rate_stereo_and_corrupt_files(tmp_path, rng):
+    sf.write(tmp_path / "s8k.wav", rng.standard_normal(8000) * 0.1, 8000)
+    with pytest.raises(AudioError, match="8000 Hz"):
+        read_audio(tmp_path / "s8k.wav")
+    assert len(read_audio(tmp_path / "s8k.wav", resample_to=True)) == 16_000
+    stereo = rng.standard_normal((16_000, 2)) * 0.1
+    sf.write(tmp_path / "st.wav", stereo, 16_000, subtype="FLOAT")
+    np.testing.assert_allclose(read_audio(tmp_path / "st.wav"), stereo.mean(1), atol=1e-6)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....not a wav")
+    with pytest.raises(AudioError, match="bad.wav"):
+        read_audio(tmp_path / "bad.wav")
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        read_audio(tmp_path / "nope.wav")

@@ -1,0 +1,61 @@
+"""The VAD + NMF baseline: the objective falls, the non-speech frames are dropped, enhancement helps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlkd_lib.data.audio import speech_like
+from mlkd_lib.data.mixing import mix_at_snr
+from mlkd_lib.method.baseline import (
+    EPS,
+    VadNmfEnhancer,
+    drop_non_speech,
+    enhancement_scores,
+    kl_divergence,
+    nmf,
+    vad_decisions,
+)
+
+
+def test_multiplicative_updates_never_increase_the_kl_objective_and_keep_fixed_bases(rng):
+    V = rng.random((40, 6), dtype=np.float32) @ rng.random((6, 60), dtype=np.float32)  # rank 6: NMF can fit it
+    W0 = rng.random((40, 6), dtype=np.float32) + EPS
+    W, H, hist = nmf(V, W0, rng.random((6, 60), dtype=np.float32) + EPS, 100, fixed_cols=4, track=True)
+    assert np.all(np.diff(hist) <= 1e-6 * hist[0])  # monotone (Lee & Seung), up to float rounding
+    assert hist[-1] < 0.2 * hist[0]
+    assert hist[-1] == pytest.approx(kl_divergence(V, W @ H), rel=1e-5)
+    np.testing.assert_array_equal(W[:, :4], W0[:, :4])  # the learned (speech) bases stay as given
+    assert not np.allclose(W[:, 4:], W0[:, 4:])
+
+
+def test_the_vad_drops_the_pauses_and_keeps_the_speech(rng):
+    pause_s, sr = 0.6, 16_000
+    x = speech_like(rng, seconds=1.2, pause_s=pause_s)
+    kept = drop_non_speech(x, aggressiveness=2)
+    speech_s = len(x) / sr - 2 * pause_s
+    assert abs(len(kept) / sr - speech_s) < 0.15  # about 1.2 s of 2.4 s remain
+    assert np.sum(kept ** 2) > 0.97 * np.sum(x ** 2)  # what was dropped held almost no energy
+    decisions = vad_decisions(x, 2)
+    assert not decisions[:10].any() and not decisions[-10:].any()
+
+
+def test_with_too_little_speech_the_signal_is_kept_whole(rng):
+    x = 0.001 * rng.standard_normal(16_000).astype(np.float32)
+    assert np.array_equal(drop_non_speech(x), x)
+
+
+def test_enhancement_improves_stoi_and_pesq_of_noisy_speech(rng):
+    clean = [speech_like(rng, seconds=1.5) for _ in range(4)]
+    enhancer = VadNmfEnhancer.fit(clean, speech_components=16, noise_components=4)
+    x = speech_like(rng, seconds=1.5)
+    hum = np.sin(2 * np.pi * 90 * np.arange(48_000) / 16_000) + 0.3 * rng.standard_normal(48_000)
+    noisy = mix_at_snr(x, hum.astype(np.float32), 0.0, rng)
+    enhanced, history = enhancer.enhance(noisy, track=True)
+    assert len(enhanced) == len(noisy)
+    assert history["fit"][-1] < history["fit"][0] and history["noise basis"][-1] < history["noise basis"][0]
+    before, after = enhancement_scores(x, noisy), enhancement_scores(x, enhanced)
+    assert after["stoi"] > before["stoi"]
+    assert after["pesq_wb"] > before["pesq_wb"]
+    assert len(enhancer([noisy])[0]) < len(noisy)  # the classifier hears the enhanced speech frames only
+

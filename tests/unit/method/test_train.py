@@ -1,0 +1,131 @@
+"""Training: resume is exact, the teacher stays frozen, the teacher cache changes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from transformers import Wav2Vec2Config
+
+from mlkd_lib.data.dataset import NoisyPairDataset, collate
+from mlkd_lib.data.folds import get_fold, split
+from mlkd_lib.method.checkpoint import load_model
+from mlkd_lib.method.losses import mlkd_objective
+from mlkd_lib.method.models import MICRO, EmotionClassifier, build_student, build_teacher, default_layer_map
+from mlkd_lib.method.teacher_cache import TeacherTargets
+from mlkd_lib.method.train import train
+
+
+@pytest.fixture(scope="module")
+def fold(micro_data):
+    cfg, manifest, bank = micro_data
+    parts = split(manifest, get_fold(manifest, "Ses01F"))
+    cfg = dataclasses.replace(cfg, teacher_epochs=3, student_epochs=2, batch_size=16)
+    return cfg, parts, bank
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False)["model"]
+
+
+def test_resumed_run_ends_with_the_same_weights(fold, tmp_path):
+    cfg, parts, bank = fold
+    full = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "full", progress=False)
+    train("teacher", cfg, parts["train"], parts["val"], tmp_path / "cut", stop_after_epoch=1, progress=False)
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
+    resumed = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "cut", progress=False)
+    a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert list(full.history.loss) == list(resumed.history.loss)
+    # a finished run started again trains nothing more
+    again = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "full", progress=False)
+    assert len(again.history) == cfg.teacher_epochs and again.seconds < 5
+
+
+def test_students_resume_exactly_too(fold, tmp_path):
+    cfg, parts, bank = fold
+    torch.manual_seed(0)
+    teacher = build_teacher(cfg.model)
+    train("student_sup", cfg, parts["train"], parts["val"], tmp_path / "full", bank, teacher, progress=False)
+    train("student_sup", cfg, parts["train"], parts["val"], tmp_path / "cut", bank, teacher,
+          stop_after_epoch=1, progress=False)
+    train("student_sup", cfg, parts["train"], parts["val"], tmp_path / "cut", bank, teacher, progress=False)
+    a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_no_gradient_reaches_the_teacher(fold, tmp_path):
+    cfg, parts, bank = fold
+    torch.manual_seed(0)
+    teacher = build_teacher(cfg.model)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    res = train("student_sup", dataclasses.replace(cfg, teacher_cache="off"), parts["train"], parts["val"],
+                tmp_path / "s", bank, teacher, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert all(p.grad is None for p in teacher.parameters())
+    student = load_model(res.best_path)
+    assert student.num_layers == cfg.student_layers
+    assert res.history.ml.notna().all() and res.history.kd.notna().all()
+
+
+def _batch(cfg, parts, bank):
+    ds = NoisyPairDataset(parts["train"].head(6), bank, "random", cfg.snrs, seed=0)
+    return ds, collate([ds[i] for i in range(6)])
+
+
+@pytest.mark.parametrize("storage, tol", [("memory", 1e-5), ("disk", 2e-3)])
+def test_cached_teacher_targets_give_the_same_loss(fold, tmp_path, storage, tol):
+    cfg, parts, bank = fold
+    torch.manual_seed(0)
+    teacher = build_teacher(cfg.model).eval()
+    student = build_student(teacher, cfg.student_layers).eval()
+    mapping = default_layer_map(cfg.student_layers, teacher.num_layers)
+    ds, b = _batch(cfg, parts, bank)
+    with torch.no_grad():
+        out = student(b["noisy"], b["lengths"], output_hidden_states=True)
+        live = teacher(b["clean"], b["lengths"], output_hidden_states=True)
+        targets = TeacherTargets(teacher, list(mapping.values()), torch.device("cpu"), storage, tmp_path / "c")
+        targets.fill(((r.utt_id, ds.audio.get(r.utt_id, r.path)) for r in ds.rows.itertuples()), progress=False)
+        hidden, logits = targets.batch(b["utt_id"], out.frame_mask.shape[1])
+    args = (out.logits, b["label"], out.hidden_states)
+    loss_live, parts_live = mlkd_objective(*args, live.logits, live.hidden_states, mapping, out.frame_mask)
+    loss_cached, parts_cached = mlkd_objective(*args, logits, hidden, mapping, out.frame_mask)
+    assert parts_live["ml"] > 0 and parts_live["kd"] > 0
+    assert loss_cached.item() == pytest.approx(loss_live.item(), rel=tol)
+    assert parts_cached["ml"] == pytest.approx(parts_live["ml"], rel=tol)
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_training_with_and_without_the_cache_matches(fold, tmp_path, norm):
+    """Live targets equal cached ones, also for a group-norm teacher (wav2vec2-base's kind), which sees
+    no attention mask: its live targets are computed unpadded, one utterance at a time, like the cache."""
+    cfg, parts, bank = fold
+    cfg = dataclasses.replace(cfg, student_epochs=1)
+    torch.manual_seed(0)
+    teacher = EmotionClassifier(Wav2Vec2Config(**dict(MICRO, feat_extract_norm=norm)))
+    runs = {c: train("student_sup", dataclasses.replace(cfg, teacher_cache=c), parts["train"], parts["val"],
+                     tmp_path / c, bank, teacher, progress=False).history for c in ("memory", "off")}
+    np.testing.assert_allclose(runs["memory"][["loss", "ml", "kd"]].values, runs["off"][["loss", "ml", "kd"]].values,
+                               rtol=1e-4)
+
+
+def test_bad_roles_and_missing_inputs(fold, tmp_path):
+    cfg, parts, bank = fold
+    with pytest.raises(ValueError, match="role"):
+        train("professor", cfg, parts["train"], parts["val"], tmp_path)
+    with pytest.raises(ValueError, match="teacher"):
+        train("student_sup", cfg, parts["train"], parts["val"], tmp_path, bank)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_model(tmp_path / "no-such-checkpoint.pt")
+
+
+def test_bucketed_batches_cover_every_utterance_once_and_group_lengths():
+    from mlkd_lib.method.train import bucketed_batches
+    lengths = np.random.default_rng(0).uniform(1, 3, 100)
+    batches = bucketed_batches(lengths, 8, torch.Generator().manual_seed(0))
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) > 1])
+    assert spread < 0.5 * np.ptp(lengths)  # far less padding than random batches
+    assert batches != bucketed_batches(lengths, 8, torch.Generator().manual_seed(1))

@@ -1,0 +1,74 @@
+"""Pre-flight: every problem with a study's inputs reported at once, fast, before anything starts;
+and `--plan` says what a study will cost without starting it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers.paper_shape import make_base_shaped_model, make_iemocap, make_noisex
+
+from mlkd_lib.config import make_config
+from mlkd_lib.study.preflight import preflight
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper_inputs")
+    return (make_iemocap(root / "IEMOCAP_full_release"), make_noisex(root / "NOISEX-92"),
+            make_base_shaped_model(root / "wav2vec2-base"))
+
+
+def paper_config(tmp_path, iemocap, noisex, model, **changes):
+    return make_config("paper", iemocap_root=str(iemocap), noisex_dir=str(noisex), model=str(model),
+                       data_dir=str(tmp_path / "data"), **changes)
+
+
+def test_good_inputs_pass(inputs, tmp_path):
+    assert preflight(paper_config(tmp_path, *inputs), tmp_path / "study") == []
+
+
+def test_three_problems_together_are_all_reported_in_one_run_within_5_s_with_exit_2(inputs, tmp_path):
+    iemocap, noisex, model = inputs
+    partial_noise, no_weights = tmp_path / "noise", tmp_path / "model"
+    partial_noise.mkdir()
+    for f in noisex.iterdir():
+        if f.stem != "volvo":
+            (partial_noise / f.name).symlink_to(f)
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((model / "config.json").read_text())
+    t0 = time.perf_counter()
+    sets = [f"iemocap_root={tmp_path / 'no-such-corpus'}", f"noisex_dir={partial_noise}", f"model={no_weights}",
+            f"data_dir={tmp_path / 'data'}"]
+    run = subprocess.run([sys.executable, "-m", "mlkd_lib", "study", "--preset", "paper", "--out", str(tmp_path / "s"),
+                          *(a for s in sets for a in ("--set", s))], capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    assert run.returncode == 2 and took < 5.0, (run.returncode, took, run.stderr)
+    assert "3 problem(s)" in run.stderr and "no-such-corpus" in run.stderr
+    assert "volvo.wav or .mat" in run.stderr and "no weights" in run.stderr
+    assert not (tmp_path / "s").exists()  # nothing was started
+
+
+def test_a_cuda_study_on_a_machine_without_one_and_a_corrupt_weights_file(inputs, tmp_path):
+    iemocap, noisex, model = inputs
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((model / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"\xff" * 64)
+    problems = preflight(paper_config(tmp_path, iemocap, noisex, broken, device="cuda"), tmp_path / "s")
+    assert any("not a readable safetensors" in p for p in problems)
+    import torch
+    assert any("no GPU" in p for p in problems) is (not torch.cuda.is_available())
+
+
+def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_path, capsys):
+    from mlkd_lib.study.runner import run_study
+    cfg, _, _ = micro_data
+    code = run_study("micro", str(tmp_path / "study"), "Ses01F", {"data_dir": cfg.data_dir}, plan_only=True)
+    out = capsys.readouterr().out
+    assert code == 0 and not (tmp_path / "study").exists()
+    assert "5 steps: data, Ses01F/teacher" in out and "disk: about" in out and "time: about" in out
+    assert "measured: one training step" in out
+    assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
