@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
-from .names import NOISE_TYPES
+from .names import NOISE_TYPES, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
@@ -46,11 +46,25 @@ class StudyConfig:
                                       "the test conditions draw from the rest. 1: no split",
                                       lambda v: 0 < v <= 1, "must lie in (0, 1]")
     max_seconds: float = key(8.0, "utterances are cut to this length (s)", *positive)
-    n_val_speakers: int = key(1, "training speakers held out for validation (model selection)", *positive)
+    validation: Literal["fraction", "speaker"] = key("fraction", "model selection reads a val_fraction of every "
+                                                     "training speaker × emotion (fraction) or n_val_speakers whole "
+                                                     "training speakers (speaker: two folds of a session then train "
+                                                     "on the same speakers)")
+    val_fraction: float = key(0.2, "share of each training speaker × emotion held out for validation",
+                              lambda v: 0 < v <= 0.5, "must lie in (0, 0.5]")
+    n_val_speakers: int = key(1, "training speakers held out whole for validation (validation=speaker)", *positive)
     folds: list[str] = key([], "test speakers to run (one fold each); empty: every speaker")
     # --- models
     model: str = key("tiny", "tiny, micro, base (random weights) or a local wav2vec 2.0 folder")
     student_layers: int = key(6, "transformer layers of the student", *positive)
+    sup_init: Literal["teacher", "pretrained"] = key("teacher", "where the MLKD student's layers start: the teacher's "
+                                                     "even layers and head (paper, Sec. 2.1.2) or the pretrained "
+                                                     "encoder's even layers with a fresh head")
+    unsup_init: Literal["teacher", "pretrained"] = key("pretrained", "where the CE-only student starts: the pretrained "
+                                                       "encoder (it owes the teacher nothing: 'trained independently', "
+                                                       "Sec. 3.3) or the teacher")
+    control_arm: bool = key(True, "also train the CE-only student from the teacher's weights, the control that "
+                                  "tells the effect of the initialisation from that of the loss")
     mask_time_prob: float = key(0.0, "SpecAugment time masking while training (wav2vec2-base's own config: 0.05)",
                                 *fraction)
     mask_time_length: int = key(10, "frames per SpecAugment time mask", *positive)
@@ -58,7 +72,8 @@ class StudyConfig:
     teacher_epochs: int = key(8, "teacher training epochs", *positive)
     student_epochs: int = key(6, "student training epochs", *positive)
     batch_size: int = key(16, "training batch size", *positive)
-    lr: float = key(1e-3, "encoder learning rate (AdamW)", *positive)
+    lr: float = key(1e-3, "the teacher's encoder learning rate (AdamW)", *positive)
+    student_lr: float = key(1e-3, "the students' encoder learning rate (AdamW)", *positive)
     head_lr: float = key(1e-3, "learning rate of the classification head", *positive)
     weight_decay: float = key(0.01, "AdamW weight decay", *non_negative)
     warmup_frac: float = key(0.1, "share of steps with linear learning-rate warm-up", *fraction)
@@ -66,6 +81,10 @@ class StudyConfig:
     temperature: float = key(7.0, "distillation temperature T", *positive)
     alpha: float = key(0.7, "weight of the teacher terms: L = α(L_KD + β·L_ML) + (1 − α)L_CE", *fraction)
     beta: float = key(1.0, "weight of the layer-wise term L_ML within the teacher terms", *non_negative)
+    kd_t_squared: bool = key(True, "multiply L_KD by T² (Hinton's scaling, which keeps its gradient's size apart from "
+                                   "T; the paper's Eq. 2-4 do not show it)")
+    selection: Literal["best", "last"] = key("best", "the epoch a training keeps: best validation UA (ties to the "
+                                                     "later epoch) or the last")
     teacher_cache: Literal["memory", "disk", "off"] = key("memory", "teacher targets kept in memory, on disk "
                                                           "(fp16 memmaps) or recomputed every batch")
     seed: int = key(0, "seed of training, noise draws and test conditions")
@@ -85,6 +104,8 @@ class StudyConfig:
     nmf_noise_components: int = key(8, "NMF noise basis size (learned on the VAD's non-speech frames)", *positive)
     enhancement_per_emotion: int = key(1, "test utterances per emotion scored with PESQ / STOI in 02b (PESQ is slow)",
                                        *non_negative)
+    representation_utterances: int = key(0, "test utterances of a fold whose layer states are compared with the "
+                                             "teacher's clean ones (representation.csv); 0: all", *non_negative)
     # --- table 3
     bench_utterances: int = key(20, "test utterances timed for Table 3", *positive)
     deploy: bool = key(False, "04 also exports every fold's MLKD student (ONNX fp32 + int8) and scores it; off in "
@@ -118,6 +139,7 @@ class StudyConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # Synthetic speech, the tiny model pretrained on voices outside the study (15 utterances per
     # speaker x emotion: 60 test utterances a fold): the whole study on 2 CPU cores in < 15 minutes.
+    # lr and student_lr were chosen on validation UA (docs/design.md, "The demo's training settings").
     "demo": dict(synth_per_class=15, model=str(DEMO_ENCODER), freeze_feature_encoder=True, lr=3e-4),
     # Seconds, for tests: a smaller model, fewer utterances, two noises and SNRs.
     "micro": dict(preset="micro", data_dir="data/micro", model="micro", student_layers=2,
@@ -128,10 +150,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(preset="paper", corpus="iemocap", data_dir="data/paper",
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",
                   model="data/wav2vec2-base", teacher_epochs=200, student_epochs=200,
-                  batch_size=8, lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
+                  batch_size=8, lr=1e-5, student_lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
                   max_seconds=15.0, teacher_cache="disk", bench_utterances=507, deploy=True,
-                  # SpecAugment off, stated rather than inherited from the checkpoint's config (0.05): README
-                  mask_time_prob=0.0),
+                  # SpecAugment off, stated rather than inherited from the checkpoint's config (0.05)
+                  mask_time_prob=0.0, representation_utterances=200),
 }
 
 
@@ -153,6 +175,14 @@ class PretrainSettings:
     mask_span: int = 5
     threads: int = 0
 
+
+
+def student_arms(cfg: StudyConfig) -> dict[str, tuple[str, str]]:
+    """The student arms a study trains: model name → (loss, initialisation)."""
+    arms = {STUDENT_SUP: ("MLKD", cfg.sup_init), STUDENT_UNSUP: ("CE", cfg.unsup_init)}
+    if cfg.control_arm:
+        arms[STUDENT_CONTROL] = ("CE", "teacher")
+    return arms
 
 
 def key_types() -> dict[str, Any]:

@@ -5,10 +5,17 @@ so the data layer, the torch-free `mlkd predict` and a Ray worker can all use it
 EMOTIONS = ("neu", "hap", "ang", "sad")  # the order of every classifier's logits
 CLEAN = "clean"  # the noise name of the clean test condition (its SNR is None)
 
-TEACHER, STUDENT_SUP, STUDENT_UNSUP, BASELINE = "teacher", "student_sup", "student_unsup", "baseline"
-TRAINED = (TEACHER, STUDENT_SUP, STUDENT_UNSUP)  # the roles `train()` knows
-MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision",
-                STUDENT_SUP: "Student with supervision (MLKD)", BASELINE: "Baseline (VAD + NMF)"}
-MODELS = tuple(MODEL_LABELS)  # display order: teacher, the two students, the baseline
+TEACHER, BASELINE = "teacher", "baseline"
+# the student arms: MLKD, the paper's "student without supervision" (CE only), and the control (CE only from
+# the teacher's weights) that tells the effect of the initialisation from the effect of the loss
+STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL = "student_sup", "student_unsup", "student_unsup_from_teacher"
+STUDENTS = (STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL)
+TRAINED = (TEACHER, *STUDENTS)  # the roles `train()` knows
+MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision (CE only)",
+                STUDENT_SUP: "Student with supervision (MLKD)",
+                STUDENT_CONTROL: "Student without supervision, from the teacher (control)",
+                BASELINE: "Baseline (VAD + NMF)"}
+MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
+INITS = ("teacher", "pretrained")  # where a student's layers start: the fine-tuned teacher or the pretrained encoder
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names
 NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)

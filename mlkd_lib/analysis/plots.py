@@ -11,7 +11,7 @@ import seaborn as sns
 
 from ..data.audio import SAMPLE_RATE
 from ..method.evaluate import confusion
-from ..names import EMOTIONS, MODEL_LABELS
+from ..names import BASELINE, EMOTIONS, MODEL_LABELS, STUDENT_SUP
 
 SYNTHETIC_SUFFIX = "\n(synthetic speech — shows the pipeline, not the paper's figures)"
 
@@ -75,14 +75,46 @@ def enhancement_summary(scores: pd.DataFrame):
 
 
 def learning_curves(history: pd.DataFrame, title: str):
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    """Training losses and validation UA per epoch; for a distilled student also L_ML on training and
+    validation, to see whether the multi-level term had flattened by the epoch that was kept."""
+    ml = "ml" in history
+    fig, axes = plt.subplots(1, 3 if ml else 2, figsize=(15 if ml else 10, 3.2))
     loss_cols = [c for c in ("loss", "ce", "kd", "ml") if c in history]
-    history.plot(x="epoch", y=loss_cols, ax=a, marker="o", title="training loss")
-    history.plot(x="epoch", y=["val_ua", "val_wa"], ax=b, marker="o", title="validation (training speakers)")
-    b.axhline(0.25, ls=":", c="grey", label="chance")
-    b.set_ylim(0, 1)
+    history.plot(x="epoch", y=loss_cols, ax=axes[0], marker="o", title="training loss")
+    history.plot(x="epoch", y=["val_ua", "val_wa"], ax=axes[1], marker="o", title="validation (training speakers)")
+    axes[1].axhline(0.25, ls=":", c="grey", label="chance")
+    axes[1].set_ylim(0, 1)
+    if ml:
+        history.plot(x="epoch", y=[c for c in ("ml", "val_ml") if c in history], ax=axes[2], marker="o",
+                     title="L_ML: training and validation")
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def representation(distances: pd.DataFrame, synthetic: bool):
+    """The layer distance 1 − R² of each model's states on the test audio to the teacher's on its clean
+    version, against SNR (mean over folds and noise types; clean at the right), one panel per teacher
+    layer. If MLKD works as the paper says, its line lies below the CE-only students' at low SNR."""
+    d = distances.assign(snr=distances.snr_db.fillna(np.inf))
+    mean = d.groupby(["teacher_layer", "model", "snr"]).value.mean().reset_index()
+    layers = sorted(mean.teacher_layer.unique())
+    snrs = sorted(mean.snr.unique())
+    fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 3.2), sharey=True, squeeze=False)
+    palette = dict(zip(MODEL_LABELS, sns.color_palette("deep", len(MODEL_LABELS))))
+    for ax, t in zip(axes[0], layers):
+        for model in [m for m in MODEL_LABELS if m in set(mean.model)]:
+            g = mean[(mean.teacher_layer == t) & (mean.model == model)].sort_values("snr")
+            ax.plot([snrs.index(x) for x in g.snr], g.value, marker="o", ms=3, label=MODEL_LABELS[model],
+                    color=palette[model], ls="--" if model == "teacher" else "-")
+        ax.set_xticks(range(len(snrs)), ["clean" if np.isinf(x) else f"{x:g}" for x in snrs], fontsize=7)
+        ax.set(title=f"teacher layer {t}", xlabel="SNR (dB)")
+        ax.axhline(1, c="grey", lw=0.6, ls=":")
+    axes[0][0].set_ylabel("1 − R² to the teacher's clean states")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=7, frameon=False)
+    fig.suptitle(_title("Layer states against the teacher's on clean speech", synthetic))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -129,8 +161,8 @@ def ua_vs_snr(summary: pd.DataFrame, synthetic: bool):
 def mlkd_minus_baseline(summary: pd.DataFrame, synthetic: bool):
     piv = {m: summary[(summary.model == m) & (summary.noise != "clean")].pivot(index="noise", columns="snr_db",
                                                                                   values="ua_mean")
-           for m in ("student_sup", "baseline")}
-    diff = piv["student_sup"] - piv["baseline"]
+           for m in (STUDENT_SUP, BASELINE)}
+    diff = piv[STUDENT_SUP] - piv[BASELINE]
     fig, ax = plt.subplots(figsize=(1.2 * diff.shape[1] + 2.5, 0.6 * diff.shape[0] + 1.8))
     lim = max(5.0, float(np.nanmax(np.abs(diff.values))) if diff.size else 5.0)
     sns.heatmap(diff, annot=True, fmt="+.1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,

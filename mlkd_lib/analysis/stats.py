@@ -1,10 +1,13 @@
-"""Paired comparisons across folds: mean difference, 95 % bootstrap CI, Wilcoxon signed-rank p.
+"""Paired comparisons across folds: mean difference, 95 % bootstrap CI, Wilcoxon signed-rank p,
+the Benjamini–Hochberg q over the cells of a comparison, and the minimum detectable effect.
 
-Every model is scored on the same test speaker and the same noisy audio in a fold, so two
-models are compared fold by fold (paired). A cell's difference is in UA points; "pooled"
-first averages each fold over the noisy conditions, then compares across folds — the one
-pre-specified test per comparison. Cell-wise p-values are uncorrected; the Benjamini–Hochberg
-q over the cells of a comparison is given beside them.
+Every model is scored on the same test speaker and the same noisy audio in a fold, so two models
+are compared fold by fold (paired). The unit of replication is the fold: its held-out test speaker
+is independent of the other folds', while the training sets of two folds share eight of their nine
+speakers, so fold-level differences are not fully independent and the intervals may be somewhat
+narrow. A cell's difference is in UA points; "pooled" first averages each fold over the noisy
+conditions, then compares across folds — the one pre-specified test per comparison. A cell counts
+as significant when its Benjamini–Hochberg q (over the cells of its comparison) is below 0.05.
 """
 
 from __future__ import annotations
@@ -13,21 +16,58 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
-from ..names import BASELINE, CLEAN, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from ..names import BASELINE, CLEAN, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
 
 POOLED = "pooled"
+ALPHA, POWER = 0.05, 0.8
+MLKD_VS_BASELINE = "MLKD − baseline"
+TEACHER_VS_MLKD = "teacher − MLKD"
 
-# (name, model a, model b, conditions): the difference is a − b, per condition and pooled
-# over the noisy ones; "clean": on clean speech only
-MLKD_VS_CE, MLKD_VS_BASELINE = "MLKD − CE-only student", "MLKD − baseline"
-COMPARISONS = (
-    (MLKD_VS_CE, STUDENT_SUP, STUDENT_UNSUP, "all"),
-    (MLKD_VS_BASELINE, STUDENT_SUP, BASELINE, "all"),
-    ("baseline − teacher", BASELINE, TEACHER, "all"),
-    ("teacher − MLKD", TEACHER, STUDENT_SUP, "clean"),
-)
+
+def arm_name(arm: tuple[str, str]) -> str:
+    return f"{arm[0]} ({arm[1]} init)"
+
+
+def comparisons(arms: dict[str, tuple[str, str]]) -> list[tuple[str, str, str, str, str]]:
+    """(name, model a, model b, conditions, what it measures): the difference is a − b, per condition
+    and pooled over the noisy ones ("clean": on clean speech only). Between student arms the name says
+    each arm's loss and initialisation, and the kind what differs between them."""
+    out = []
+    pairs = [(STUDENT_SUP, STUDENT_UNSUP), (STUDENT_CONTROL, STUDENT_UNSUP), (STUDENT_SUP, STUDENT_CONTROL)]
+    for a, b in pairs:
+        if a in arms and b in arms and arms[a] != arms[b]:
+            kind = ("loss" if arms[a][1] == arms[b][1] else "initialisation" if arms[a][0] == arms[b][0]
+                    else "loss and initialisation")
+            out.append((f"{arm_name(arms[a])} − {arm_name(arms[b])}", a, b, "all", kind))
+    return out + [(MLKD_VS_BASELINE, STUDENT_SUP, BASELINE, "all", "method vs baseline"),
+                  ("baseline − teacher", BASELINE, TEACHER, "all", "front-end"),
+                  (TEACHER_VS_MLKD, TEACHER, STUDENT_SUP, "clean", "cost of the student on clean speech")]
+
+
+def paper_contrast(arms: dict[str, tuple[str, str]]) -> str:
+    """The name of MLKD − the paper's "student without supervision"."""
+    return f"{arm_name(arms[STUDENT_SUP])} − {arm_name(arms[STUDENT_UNSUP])}"
+
+
+def minimum_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true mean difference a two-sided paired t-test over ``n`` folds detects with
+    ``power``, when the fold-level differences spread with standard deviation ``sd`` (the Wilcoxon
+    test needs a few percent more)."""
+    if n < 2 or not np.isfinite(sd):
+        return np.nan
+    if sd == 0:
+        return 0.0
+    crit = stats.t.ppf(1 - alpha / 2, n - 1)
+
+    def shortfall(delta: float) -> float:
+        nc = delta * np.sqrt(n) / sd
+        far_tail = np.nan_to_num(stats.nct.cdf(-crit, n - 1, nc))  # scipy gives nan where it is ~0
+        return stats.nct.sf(crit, n - 1, nc) + far_tail - power
+
+    rough = (crit + stats.t.ppf(power, n - 1)) * sd / np.sqrt(n)  # the normal approximation, a little small
+    return float(optimize.brentq(shortfall, rough / 4, rough * 4))
 
 
 def paired_test(diffs, seed: int = 0, n_resamples: int = 10_000) -> dict:
@@ -36,7 +76,7 @@ def paired_test(diffs, seed: int = 0, n_resamples: int = 10_000) -> dict:
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     out = {"n_folds": len(d), "mean": float(np.mean(d)) if len(d) else np.nan, "ci_low": np.nan,
-           "ci_high": np.nan, "p": np.nan}
+           "ci_high": np.nan, "p": np.nan, "sd": np.nan, "mde_80": np.nan}
     if len(d) < 2:
         return out
     if np.ptp(d) == 0:  # every fold the same difference: no spread to resample
@@ -53,6 +93,8 @@ def paired_test(diffs, seed: int = 0, n_resamples: int = 10_000) -> dict:
                 lo, hi = res.confidence_interval
         out["ci_low"], out["ci_high"] = float(lo), float(hi)
     out["p"] = 1.0 if np.all(d == 0) else float(stats.wilcoxon(d).pvalue)
+    out["sd"] = float(np.std(d, ddof=1))
+    out["mde_80"] = minimum_detectable_effect(out["sd"], len(d))
     return out
 
 
@@ -61,10 +103,11 @@ def _per_fold(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
     return m.assign(snr=m.snr_db.fillna(-1.0)).set_index(["noise", "snr", "fold"]).ua
 
 
-def paired_differences(metrics: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per comparison × condition (and a pooled row per comparison), in UA points."""
+def paired_differences(metrics: pd.DataFrame, arms: dict[str, tuple[str, str]], seed: int = 0) -> pd.DataFrame:
+    """One row per comparison × condition (and a pooled row per comparison), in UA points.
+    ``arms``: each student arm's (loss, initialisation), ``config.student_arms``."""
     rows = []
-    for name, a, b, which in COMPARISONS:
+    for name, a, b, which, kind in comparisons(arms):
         if not {a, b} <= set(metrics.model):
             continue
         diff = (100 * (_per_fold(metrics, a) - _per_fold(metrics, b))).dropna().rename("d").reset_index()
@@ -72,7 +115,7 @@ def paired_differences(metrics: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             diff = diff[diff.noise == CLEAN]
         cells = []
         for (noise, snr), g in diff.groupby(["noise", "snr"], sort=True):
-            cells.append({"comparison": name, "noise": noise, "snr_db": None if snr < 0 else snr,
+            cells.append({"comparison": name, "kind": kind, "noise": noise, "snr_db": None if snr < 0 else snr,
                           **paired_test(g.d.to_numpy(), seed)})
         if cells:
             ps = np.array([c["p"] for c in cells])
@@ -86,23 +129,24 @@ def paired_differences(metrics: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         noisy = diff[diff.noise != CLEAN]
         if noisy.noise.nunique() * noisy.snr.nunique() > 1:
             pooled = noisy.groupby("fold").d.mean()
-            rows.append({"comparison": name, "noise": POOLED, "snr_db": None, **paired_test(pooled.to_numpy(), seed),
-                         "q_bh": np.nan})
+            rows.append({"comparison": name, "kind": kind, "noise": POOLED, "snr_db": None,
+                         **paired_test(pooled.to_numpy(), seed), "q_bh": np.nan})
     out = pd.DataFrame(rows)
-    if len(out):
-        out["significant"] = out.p < 0.05
+    if len(out):  # a cell by its BH q; the pooled row, one pre-specified test, by its p
+        out["significant"] = np.where(out.noise == POOLED, out.p < ALPHA, out.q_bh < ALPHA)
     return out
 
 
 def significant_cells(table: pd.DataFrame, comparison: str) -> set[tuple[str, float | None]]:
-    """{(noise, snr_db or None)} where ``comparison`` has p < 0.05 (for marking table cells)."""
+    """{(noise, snr_db or None)} where ``comparison`` has q < 0.05 (for marking table cells)."""
     if table is None or not len(table):
         return set()
-    sel = table[(table.comparison == comparison) & table.significant & (table.noise != POOLED)]
+    sel = table[(table.comparison == comparison) & table.significant.astype(bool) & (table.noise != POOLED)]
     return {(r.noise, None if pd.isna(r.snr_db) else float(r.snr_db)) for r in sel.itertuples()}
 
 
 def describe(row) -> str:
-    """'+2.1 points (95 % CI +0.4 … +3.9), Wilcoxon p = 0.02, 10 folds'."""
+    """'+2.1 points (95 % CI +0.4 … +3.9), Wilcoxon p = 0.02, 10 folds, MDE 2.5'."""
     return (f"{row['mean']:+.1f} points (95 % CI {row['ci_low']:+.1f} … {row['ci_high']:+.1f}), "
-            f"Wilcoxon p = {row['p']:.3g}, {int(row['n_folds'])} folds")
+            f"Wilcoxon p = {row['p']:.3g}, {int(row['n_folds'])} folds, detectable at 80 % power: "
+            f"{row['mde_80']:.1f} points")

@@ -51,7 +51,8 @@ class FoldData:
 
 def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
     manifest = read_manifest(cfg.manifest_path)
-    f = get_fold(manifest, fold, cfg.n_val_speakers)
+    f = get_fold(manifest, fold, validation=cfg.validation, val_fraction=cfg.val_fraction,
+                 n_val_speakers=cfg.n_val_speakers, seed=cfg.seed)
     parts = split(manifest, f)
     train_noise, test_noise = split_noise(load_noise_bank(cfg.noise_dir, cfg.noise_types), cfg.noise_train_fraction)
     return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise)

@@ -5,6 +5,7 @@ state is dropped once its step is done."""
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import shutil
@@ -38,6 +39,19 @@ def load_model(path: str | Path, map_location="cpu") -> EmotionClassifier:
     if "wav2vec2.masked_spec_embed" in ckpt["model"]:
         model.add_mask_embedding()
     model.load_state_dict(ckpt["model"])
+    model.trained_epoch = ckpt.get("epoch")  # the epoch model selection kept
+    return model
+
+
+def last_epoch_model(out: ModelDir, like: EmotionClassifier) -> EmotionClassifier | None:
+    """The last epoch's weights (the resume state, there until the step is done) in a copy of ``like``,
+    with its ``trained_epoch``; None without a resume state."""
+    if not out.last_ckpt.is_file():
+        return None
+    ckpt = torch.load(out.last_ckpt, map_location="cpu", weights_only=False)
+    model = copy.deepcopy(like)
+    model.load_state_dict(ckpt["model"])
+    model.trained_epoch = ckpt["epoch"]
     return model
 
 

@@ -32,13 +32,15 @@ def ua_wa(y_true, y_pred, n: int = len(EMOTIONS)) -> tuple[float, float]:
 
 
 def exact_batches(model, lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Index batches under which no prediction depends on the batch. A model that honours the
-    attention mask (layer-norm wav2vec 2.0) ignores padding: consecutive batches. One that cannot
+    """Index batches under which no prediction depends on the batch, utterances of similar length
+    together so that little compute goes to padding. A model that honours the attention mask
+    (layer-norm wav2vec 2.0) ignores padding: batches of up to ``batch_size``. One that cannot
     (group-norm, e.g. wav2vec2-base, whose first GroupNorm and attention would see the zeros) only
     ever shares a batch with utterances of the same length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     if getattr(model, "uses_attention_mask", lambda: True)():
-        return [list(range(s, min(s + batch_size, len(lengths)))) for s in range(0, len(lengths), batch_size)]
-    batches, order = [], sorted(range(len(lengths)), key=lambda i: lengths[i])
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    batches = []
     for i in order:
         if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
             batches[-1].append(i)
@@ -48,17 +50,21 @@ def exact_batches(model, lengths: list[int], batch_size: int) -> list[list[int]]
 
 
 @torch.no_grad()
-def predict_condition(model, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
+def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
                       level: str = "p56", batch_size: int = 32, device="cpu",
                       transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-                      audio: AudioCache | None = None) -> pd.DataFrame:
-    """Per-utterance predictions and class probabilities under one condition, in ``test_df``'s order.
+                      audio: AudioCache | None = None, distance=None) -> dict[str, pd.DataFrame]:
+    """Per-utterance predictions and class probabilities of each of ``models`` (name → model, one
+    architecture) under one condition, in ``test_df``'s order.
 
     The noisy audio depends only on (seed, utterance, noise, SNR): every model sees the
-    same. ``transform`` (e.g. the VAD + NMF enhancer) maps the list of inputs to what the model
-    hears, all at once so that it may batch its work. Batches never change a prediction
-    (``exact_batches``)."""
-    model.eval().to(device)
+    same, and it is made once for all of ``models``. ``transform`` (e.g. the VAD + NMF enhancer) maps
+    the list of inputs to what the model hears, all at once so that it may batch its work. Batches
+    never change a prediction (``exact_batches``). ``distance`` (a ``representation.LayerDistance``)
+    collects the first model's layer states."""
+    first = next(iter(models.values()))
+    for m in models.values():
+        m.eval().to(device)
     ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio)
     if transform is not None:
         items = [ds[i] for i in range(len(ds))]
@@ -66,26 +72,33 @@ def predict_condition(model, test_df: pd.DataFrame, condition: Condition, noise_
         item, lengths = items.__getitem__, [len(it["noisy"]) for it in items]
     else:  # items made batch by batch: a paper-size test set of 15 s utterances would not fit in memory
         item, lengths = ds.__getitem__, [len(ds.audio.get(r.utt_id, r.path)) for r in ds.rows.itertuples()]
-    rows = []
-    for b in (collate([item(i) for i in idx]) for idx in exact_batches(model, lengths, batch_size)):
-        probs = torch.softmax(model(b["noisy"].to(device), b["lengths"].to(device)).logits.float(), -1).cpu().numpy()
-        for i, utt in enumerate(b["utt_id"]):
-            rows.append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db, label=int(b["label"][i]),
-                             pred=int(probs[i].argmax()),
-                             **{f"p_{e}": float(probs[i, k]) for k, e in enumerate(EMOTIONS)}))
+    rows = {name: [] for name in models}
+    for b in (collate([item(i) for i in idx]) for idx in exact_batches(first, lengths, batch_size)):
+        x, n = b["noisy"].to(device), b["lengths"].to(device)
+        for k, (name, model) in enumerate(models.items()):
+            hidden = distance is not None and k == 0 and any(distance.covers(u) for u in b["utt_id"])
+            out = model(x, n, output_hidden_states=hidden)
+            if hidden:
+                distance.add(condition, b["utt_id"], out.hidden_states, out.frame_mask)
+            probs = torch.softmax(out.logits.float(), -1).cpu().numpy()
+            for i, utt in enumerate(b["utt_id"]):
+                rows[name].append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db,
+                                       label=int(b["label"][i]), pred=int(probs[i].argmax()),
+                                       **{f"p_{e}": float(probs[i, c]) for c, e in enumerate(EMOTIONS)}))
     order = {u: k for k, u in enumerate(test_df["utt_id"])}
-    return pd.DataFrame(rows).sort_values("utt_id", key=lambda s: s.map(order), kind="stable", ignore_index=True)
+    return {name: pd.DataFrame(r).sort_values("utt_id", key=lambda s: s.map(order), kind="stable", ignore_index=True)
+            for name, r in rows.items()}
 
 
-def evaluate_conditions(model, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict, seed: int,
-                        level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
-                        progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None
-                        ) -> pd.DataFrame:
-    """Predictions under every condition; each utterance cut at ``max_seconds`` as in training."""
+def evaluate_conditions(models: dict, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict,
+                        seed: int, level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
+                        progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None,
+                        distance=None) -> dict[str, pd.DataFrame]:
+    """Each model's predictions under every condition; each utterance cut at ``max_seconds`` as in training."""
     audio = AudioCache(max_seconds)
-    parts = [predict_condition(model, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio)
-             for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
-    return pd.concat(parts, ignore_index=True)
+    parts = [predict_condition(models, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio,
+                               distance) for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
+    return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in models}
 
 
 def metrics_from_predictions(pred: pd.DataFrame, model_name: str, fold: str) -> pd.DataFrame:

@@ -24,23 +24,27 @@ def multilevel_loss(student_hidden, teacher_hidden, mapping: dict[int, int], mas
     return torch.stack(losses).mean()
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 7.0) -> torch.Tensor:
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 7.0,
+            t_squared: bool = True) -> torch.Tensor:
     """L_KD = T² · KL(softmax(z_T/T) ‖ softmax(z_S/T)), averaged over the batch (Eq. 2–4).
 
-    T² keeps the gradient scale independent of T (Hinton et al.)."""
+    T² keeps the gradient scale independent of T (Hinton et al.); the paper's equations do not
+    show it, so ``t_squared=False`` drops it."""
     log_p_s = F.log_softmax(student_logits / T, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.to(student_logits.dtype) / T, dim=-1)
-    return T * T * F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+    return T * T * kl if t_squared else kl
 
 
 def mlkd_objective(student_logits, labels, student_hidden=None, teacher_logits=None, teacher_hidden=None,
-                   mapping=None, mask=None, T: float = 7.0, alpha: float = 0.7, beta: float = 1.0):
+                   mapping=None, mask=None, T: float = 7.0, alpha: float = 0.7, beta: float = 1.0,
+                   t_squared: bool = True):
     """L = α·(L_KD + β·L_ML) + (1−α)·L_CE (Eq. 5–6). Without teacher outputs: L = L_CE
     (the "student without supervision"). Returns (total, parts) with parts as floats."""
     ce = F.cross_entropy(student_logits, labels)
     if teacher_logits is None:
         return ce, {"ce": ce.item()}
-    kd = kd_loss(student_logits, teacher_logits, T)
+    kd = kd_loss(student_logits, teacher_logits, T, t_squared)
     ml = multilevel_loss(student_hidden, teacher_hidden, mapping, mask) if beta else ce.new_zeros(())
     total = alpha * (kd + beta * ml) + (1 - alpha) * ce
     return total, {"ce": ce.item(), "kd": kd.item(), "ml": ml.item()}

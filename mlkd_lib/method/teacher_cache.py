@@ -1,9 +1,9 @@
 """The frozen teacher's targets for MLKD: the hidden states of the layers the student learns from,
 and its logits, for each training utterance's clean audio.
 
-One setting, ``storage``: "memory" (computed once per utterance on its own, unpadded, kept as fp32
-tensors), "disk" (the same, one fp16 ``.npy`` per layer and utterance under ``cache_dir``, read back
-as real memory maps) or "off" (recomputed for every batch). Every mode gives the student the same
+One setting, ``storage``: "memory" (computed once per utterance and kept unpadded as fp32 tensors),
+"disk" (the same, one fp16 ``.npy`` per layer and utterance under ``cache_dir``, read back as real
+memory maps) or "off" (recomputed for every batch). Every mode gives the student the same
 targets: a group-norm teacher (wav2vec2-base) sees no attention mask, so padding would change its
 statistics, and for it the live targets are computed one utterance at a time, like the cache."""
 
@@ -47,25 +47,51 @@ class TeacherTargets:
             out = self.teacher(x, output_hidden_states=True)
         return ({t: out.hidden_states[t][0].float().cpu() for t in self.layers}, out.logits[0].float().cpu())
 
+    @torch.no_grad()
+    def compute_many(self, cleans: list[np.ndarray], batch_size: int = 16) -> list[Targets]:
+        """Each utterance's targets, unpadded. A teacher that honours the attention mask ignores padding,
+        so it runs in batches of similar length; one that cannot, one utterance at a time."""
+        if not self.teacher.uses_attention_mask():
+            return [self.compute(c) for c in cleans]
+        out: list[Targets | None] = [None] * len(cleans)
+        order = sorted(range(len(cleans)), key=lambda i: len(cleans[i]))
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            x = torch.zeros(len(idx), max(len(cleans[i]) for i in idx))
+            for j, i in enumerate(idx):
+                x[j, : len(cleans[i])] = torch.from_numpy(np.asarray(cleans[i], dtype=np.float32))
+            lengths = torch.tensor([len(cleans[i]) for i in idx])
+            with autocast(self.device, self.amp):
+                res = self.teacher(x.to(self.device), lengths.to(self.device), output_hidden_states=True)
+            frames = res.frame_mask.sum(1).tolist()
+            for j, i in enumerate(idx):
+                out[i] = ({t: res.hidden_states[t][j, : frames[j]].float().cpu() for t in self.layers},
+                          res.logits[j].float().cpu())
+        return out
+
     def fill(self, utterances, progress: bool = True) -> None:
         """Compute and keep the targets of each ``(utt_id, clean waveform)`` not cached yet (with
         storage "off", nothing: they are computed batch by batch)."""
         if self.storage == "off":
             return
-        for utt_id, clean in tqdm(utterances, desc="teacher targets", disable=not progress, leave=False):
-            if utt_id in self._mem or (self.storage == "disk" and (self._dir(utt_id) / "logits.npy").exists()):
-                continue
-            hidden, logits = self.compute(clean)
-            if self.storage == "disk":
-                d = self._dir(utt_id)
-                d.mkdir(exist_ok=True)
-                for t, h in hidden.items():
-                    np.save(d / f"h{t}.npy", h.half().numpy())
-                tmp = d / "logits.tmp.npy"
-                np.save(tmp, logits.numpy())
-                os.replace(tmp, d / "logits.npy")  # written last: its presence means the utterance is complete
-            else:
-                self._mem[utt_id] = (hidden, logits)
+        todo = [(u, c) for u, c in utterances
+                if u not in self._mem and not (self.storage == "disk" and (self._dir(u) / "logits.npy").exists())]
+        chunks = [todo[s:s + 256] for s in range(0, len(todo), 256)]  # bounded memory, progress per chunk
+        for chunk in tqdm(chunks, desc="teacher targets", disable=not progress, leave=False):
+            for (utt_id, _), (hidden, logits) in zip(chunk, self.compute_many([c for _, c in chunk])):
+                self._keep(utt_id, hidden, logits)
+
+    def _keep(self, utt_id: str, hidden: dict, logits: torch.Tensor) -> None:
+        if self.storage == "memory":
+            self._mem[utt_id] = (hidden, logits)
+            return
+        d = self._dir(utt_id)
+        d.mkdir(exist_ok=True)
+        for t, h in hidden.items():
+            np.save(d / f"h{t}.npy", h.half().numpy())
+        tmp = d / "logits.tmp.npy"
+        np.save(tmp, logits.numpy())
+        os.replace(tmp, d / "logits.npy")  # written last: its presence means the utterance is complete
 
     def get(self, utt_id: str) -> Targets:
         if self.storage == "disk":

@@ -19,11 +19,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..config import StudyConfig
+from ..config import StudyConfig, student_arms
 from ..data.dataset import AudioCache, NoisyPairDataset, collate
 from ..device import autocast, loader_workers, pick_device, set_threads
 from ..layout import ModelDir
-from ..names import STUDENT_SUP, TEACHER, TRAINED
+from ..names import TEACHER, TRAINED
 from .checkpoint import load_resume, save_best, save_resume
 from .evaluate import exact_batches, ua_wa
 from .losses import mlkd_objective
@@ -63,17 +63,22 @@ class Role:
 
     @classmethod
     def of(cls, name: str, cfg: StudyConfig, teacher: EmotionClassifier | None, noise_bank) -> Role:
+        """The role's model, freshly built: the teacher from ``cfg.model``; a student from the teacher's
+        or the pretrained encoder's even layers (``config.student_arms``)."""
         if name not in TRAINED:
             raise ValueError(f"role must be one of {TRAINED}, got {name!r}")
         if name == TEACHER:
             return cls(name, build_teacher(cfg.model), "clean", cfg.teacher_epochs, cfg.freeze_feature_encoder, False)
-        if teacher is None:
+        loss, init = student_arms(cfg).get(name, ("CE", "teacher"))
+        if teacher is None and (init == "teacher" or loss == "MLKD"):
             raise ValueError(f"{name} needs the trained teacher")
         if not noise_bank:
             raise ValueError(f"{name} trains on noisy speech and needs a noise bank")
-        # the student's CNN is always frozen: it is the teacher's, and only the transformer is distilled
-        return cls(name, build_student(teacher, cfg.student_layers), "noisy", cfg.student_epochs, True,
-                   name == STUDENT_SUP)
+        # the pretrained encoder with the random head build_teacher gives it: the student's head starts fresh
+        source = teacher if init == "teacher" else build_teacher(cfg.model)
+        # the student's CNN is always frozen: it is its source's, and only the transformer is trained
+        return cls(name, build_student(source, cfg.student_layers), "noisy", cfg.student_epochs, True,
+                   loss == "MLKD")
 
     def datasets(self, cfg: StudyConfig, train_df, val_df, noise_bank, audio: AudioCache):
         if self.input_key == "clean":
@@ -84,11 +89,11 @@ class Role:
                 NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio))
 
 
-def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, steps: int):
+def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, steps: int, lr: float):
     if freeze_cnn:
         model.wav2vec2.freeze_feature_encoder()
     enc = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    opt = torch.optim.AdamW([{"params": enc, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
+    opt = torch.optim.AdamW([{"params": enc, "lr": lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
                             weight_decay=cfg.weight_decay)
     warm = max(1, int(cfg.warmup_frac * steps))
 
@@ -99,19 +104,28 @@ def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, ste
 
 
 @torch.no_grad()
-def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device,
-             input_key: str) -> tuple[float, float]:
-    """Validation UA / WA, batched so that the batch never changes a prediction (``exact_batches``)."""
+def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device, input_key: str,
+             targets: TeacherTargets | None = None, mapping: dict | None = None) -> dict[str, float]:
+    """Validation UA / WA, batched so that the batch never changes a prediction (``exact_batches``);
+    with the teacher's ``targets``, also the objective's terms (``val_ce``, ``val_kd``, ``val_ml``)."""
     model.eval()
     lengths = [len(dataset.audio.get(r.utt_id, r.path)) for r in dataset.rows.itertuples()]
-    y, p = [], []
+    y, p, sums = [], [], {}
     for idx in exact_batches(model, lengths, cfg.eval_batch_size):
         b = collate([dataset[i] for i in idx])
         with autocast(device, cfg.amp):
-            out = model(b[input_key].to(device), b["lengths"].to(device))
+            out = model(b[input_key].to(device), b["lengths"].to(device), output_hidden_states=targets is not None)
+            if targets is not None:
+                t_hidden, t_logits = targets.batch(b["utt_id"], out.frame_mask.shape[1], b["clean"], b["lengths"])
+                _, parts = mlkd_objective(out.logits.float(), b["label"].to(device), out.hidden_states, t_logits,
+                                          t_hidden, mapping, out.frame_mask, cfg.temperature, cfg.alpha, cfg.beta,
+                                          cfg.kd_t_squared)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(idx)
         y += b["label"].tolist()
         p += out.logits.argmax(-1).tolist()
-    return ua_wa(y, p)
+    ua, wa = ua_wa(y, p)
+    return {"val_ua": ua, "val_wa": wa, **{f"val_{k}": v / len(y) for k, v in sums.items()}}
 
 
 def _seed_everything(seed: int) -> None:
@@ -140,7 +154,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
     train_ds, val_ds = r.datasets(cfg, train_df, val_df, noise_bank, audio)
     model.set_spec_augment(cfg.mask_time_prob, cfg.mask_time_length)
     model.to(device)
-    opt, sched = _optimizer(model, cfg, r.freeze_cnn, r.epochs * -(-len(train_ds) // cfg.batch_size))
+    lr = cfg.lr if role == TEACHER else cfg.student_lr
+    opt, sched = _optimizer(model, cfg, r.freeze_cnn, r.epochs * -(-len(train_ds) // cfg.batch_size), lr)
 
     mapping, targets = None, None
     if r.distils:
@@ -150,7 +165,9 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         mapping = default_layer_map(cfg.student_layers, teacher.num_layers)
         targets = TeacherTargets(teacher, list(mapping.values()), device, cfg.teacher_cache, out.teacher_cache,
                                  cfg.amp)
-        targets.fill(((u.utt_id, audio.get(u.utt_id, u.path)) for u in train_df.itertuples()), progress)
+        # validation utterances too (the two sets are disjoint): L_ML on validation shows whether it converges
+        targets.fill(((u.utt_id, audio.get(u.utt_id, u.path)) for u in pd.concat([train_df, val_df]).itertuples()),
+                     progress)
 
     start_epoch, history, best_ua = 0, [], -1.0
     if out.last_ckpt.exists():
@@ -178,7 +195,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
                     t_hidden, t_logits = targets.batch(b["utt_id"], out_s.frame_mask.shape[1], b["clean"],
                                                        b["lengths"])
                 loss, parts = mlkd_objective(out_s.logits.float(), labels, out_s.hidden_states, t_logits, t_hidden,
-                                             mapping, out_s.frame_mask, cfg.temperature, cfg.alpha, cfg.beta)
+                                             mapping, out_s.frame_mask, cfg.temperature, cfg.alpha, cfg.beta,
+                                             cfg.kd_t_squared)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -186,11 +204,12 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
             n_batches += 1
             for k, v in dict(parts, loss=loss.item()).items():
                 sums[k] = sums.get(k, 0.0) + v
-        val_ua, val_wa = validate(model, val_ds, cfg, device, r.input_key)
-        row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, "val_ua": val_ua,
-               "val_wa": val_wa, "lr": sched.get_last_lr()[0], "seconds": time.time() - t_epoch}
+        val = validate(model, val_ds, cfg, device, r.input_key, targets, mapping)
+        row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, **val,
+               "lr": sched.get_last_lr()[0], "seconds": time.time() - t_epoch}
         history.append(row)
-        if val_ua > best_ua:
+        val_ua = val["val_ua"]
+        if cfg.selection == "last" or val_ua >= best_ua:  # ties to the later epoch
             best_ua = val_ua
             save_best(model, out.best_ckpt, role, epoch + 1, val_ua)
         save_resume(out.last_ckpt, model, opt, sched, epoch + 1, history, best_ua)
@@ -224,5 +243,6 @@ def first_batch_losses(role: str, cfg: StudyConfig, train_df: pd.DataFrame, nois
         out = r.model.to(device).eval()(b["noisy"].to(device), b["lengths"].to(device), output_hidden_states=True)
         t_hidden, t_logits = targets.batch(b["utt_id"], out.frame_mask.shape[1], b["clean"], b["lengths"])
         total, parts = mlkd_objective(out.logits.float(), b["label"].to(device), out.hidden_states, t_logits,
-                                      t_hidden, mapping, out.frame_mask, cfg.temperature, cfg.alpha, cfg.beta)
+                                      t_hidden, mapping, out.frame_mask, cfg.temperature, cfg.alpha, cfg.beta,
+                                      cfg.kd_t_squared)
     return dict(parts, total=total.item(), utterances=len(first))

@@ -5,6 +5,7 @@ marker, which is how a rerun knows what to skip."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,18 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import StudyConfig, load_config, make_config, with_absolute_paths, with_overrides
+from ..config import StudyConfig, load_config, make_config, student_arms, with_absolute_paths, with_overrides
 from ..data.dataset import AudioCache, all_conditions, condition_audio
 from ..data.manifest import read_manifest
 from ..data.noise import load_noise_bank
 from ..data.prepare import FoldData, load_fold, prepare_data
 from ..device import pick_device
 from ..layout import ModelDir, StudyLayout, mark_done
-from ..method.checkpoint import finish_step, load_model
+from ..method.checkpoint import finish_step, last_epoch_model, load_model
 from ..method.evaluate import evaluate_conditions, metrics_from_predictions
 from ..method.models import default_layer_map
+from ..method.representation import LayerDistance
+from ..method.teacher_cache import TeacherTargets
 from ..method.train import TrainResult, first_batch_losses, train
-from ..names import CLEAN, TEACHER
+from ..names import CLEAN, TEACHER, TRAINED
 from ..paths import by_hand_study, newest_study, resolve
 
 STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
@@ -62,16 +65,24 @@ def open_study(study_dir: str = "") -> Path:
 
 
 def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
-                      transform=None, progress: bool = True) -> pd.DataFrame:
-    """Evaluate on the fold's test speaker under clean and every (noise, SNR) condition;
-    write ``predictions.csv`` and ``metrics.csv``; return the metrics."""
+                      transform=None, progress: bool = True, last=None, distance=None) -> pd.DataFrame:
+    """Evaluate on the fold's test speaker under clean and every (noise, SNR) condition; write
+    ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the last epoch's model when
+    selection kept another, scored on the same audio into ``metrics_last.csv`` (the selection
+    diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``."""
     out_dir = Path(out_dir)
-    pred = evaluate_conditions(model, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
-                               cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
-                               progress, desc=f"evaluate {name}", max_seconds=cfg.max_seconds)
-    pred.to_csv(out_dir / "predictions.csv", index=False)
-    metrics = metrics_from_predictions(pred, name, data.fold.name)
+    models = {"selected": model} | ({"last": last} if last is not None else {})
+    preds = evaluate_conditions(models, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
+                                cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
+                                progress, desc=f"evaluate {name}", max_seconds=cfg.max_seconds, distance=distance)
+    preds["selected"].to_csv(out_dir / "predictions.csv", index=False)
+    metrics = metrics_from_predictions(preds["selected"], name, data.fold.name)
     metrics.to_csv(out_dir / "metrics.csv", index=False)
+    if last is not None:
+        metrics_from_predictions(preds["last"], name, data.fold.name).to_csv(out_dir / "metrics_last.csv", index=False)
+    if distance is not None:
+        pd.DataFrame([dict(model=name, fold=data.fold.name, **r) for r in distance.rows()]).to_csv(
+            out_dir / "representation.csv", index=False)
     return metrics
 
 
@@ -146,8 +157,33 @@ class FoldStep:
 
     def evaluate(self, model, transform=None) -> pd.DataFrame:
         """Score ``model`` on the fold's test speaker under every condition (``transform``: what the
-        model hears instead of the noisy audio, e.g. the baseline's enhancement)."""
-        return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform)
+        model hears instead of the noisy audio, e.g. the baseline's enhancement). A model this step
+        trained is also scored at its last epoch, when selection kept an earlier one, and its layer
+        states are compared with the teacher's on clean speech (``method/representation.py``)."""
+        if transform is not None or self.out.name not in TRAINED:
+            return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform)
+        last = last_epoch_model(self.out, model)
+        if last is not None:
+            epochs = {"selected_epoch": model.trained_epoch, "last_epoch": last.trained_epoch}
+            (self.out.path / "selection.json").write_text(json.dumps(epochs))
+            if last.trained_epoch == model.trained_epoch:
+                last = None  # the selected epoch is the last one
+        return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, last=last,
+                                 distance=self.layer_distance(model))
+
+    def layer_distance(self, model) -> LayerDistance:
+        """The teacher's clean layer states of the test utterances, to which ``model``'s are compared:
+        teacher layer 2k for student layer k; for the teacher itself, its own layers on clean speech."""
+        teacher = model if self.out.name == TEACHER else self.teacher()
+        layer_map = (default_layer_map(self.cfg.student_layers, teacher.num_layers) if self.out.name != TEACHER
+                     else {t: t for t in default_layer_map(self.cfg.student_layers, teacher.num_layers).values()})
+        test, n = self.data.test, self.cfg.representation_utterances
+        rows = test if not n or n >= len(test) else test.sample(n, random_state=self.cfg.seed)
+        reference = TeacherTargets(teacher, list(layer_map.values()), pick_device(self.cfg), "memory",
+                                   amp=self.cfg.amp)
+        audio = AudioCache(self.cfg.max_seconds)
+        reference.fill(((r.utt_id, audio.get(r.utt_id, r.path)) for r in rows.itertuples()), progress=False)
+        return LayerDistance(reference, layer_map, list(rows.utt_id))
 
     def finish(self, **info) -> None:
         """Mark the step complete (a rerun of the study skips it) and drop what only a resume needed
@@ -186,18 +222,32 @@ class AnalysisStep:
         metrics = collect_metrics(self.study)
         return metrics, summarise(metrics)
 
+    @property
+    def arms(self) -> dict[str, tuple[str, str]]:
+        return student_arms(self.cfg)
+
     def compare(self, metrics: pd.DataFrame) -> pd.DataFrame:
         """The paired comparisons over folds, written to ``stats.csv``."""
         from ..analysis.stats import paired_differences
-        differences = paired_differences(metrics, seed=self.cfg.seed)
+        differences = paired_differences(metrics, self.arms, seed=self.cfg.seed)
         differences.to_csv(self.study.stats, index=False)
         return differences
+
+    def diagnostics(self) -> dict[str, pd.DataFrame]:
+        """What the answer rests on: the layer distances (``representation.csv``), the selected against the
+        last epoch (``selection.csv``), how much validation UA moves between epochs, and L_ML's convergence."""
+        from ..analysis import diagnostics as d
+        curves = d.training_curves(self.study)
+        return {"representation": d.collect_representation(self.study),
+                "selection": d.selection_diagnostic(self.study),
+                "validation_movement": d.validation_movement(curves) if len(curves) else pd.DataFrame(),
+                "multilevel_convergence": d.multilevel_convergence(curves) if len(curves) else pd.DataFrame()}
 
     def tables(self, summary: pd.DataFrame, differences: pd.DataFrame) -> list[Path]:
         """Tables 1 and 2 (cells marked where the paired test says so) and the enhancement table."""
         from ..analysis import stats, tables
         return [tables.write_table1(self.study.dir, summary, self.cfg,
-                                    stats.significant_cells(differences, stats.MLKD_VS_CE)),
+                                    stats.significant_cells(differences, stats.paper_contrast(self.arms))),
                 tables.write_table2(self.study.dir, summary, self.cfg,
                                     stats.significant_cells(differences, stats.MLKD_VS_BASELINE)),
                 tables.write_enhancement_table(self.study.dir, self.synthetic)]
@@ -212,14 +262,17 @@ class AnalysisStep:
             if self.cfg.deploy else None
         return write_table3(self.study.dir, study_inference(self.study, self.cfg), self.synthetic, deployed)
 
-    def plots(self, summary: pd.DataFrame, differences: pd.DataFrame) -> list[Path]:
-        """UA against SNR, the paired differences, MLKD − baseline and the confusion matrices, saved."""
+    def plots(self, summary: pd.DataFrame, differences: pd.DataFrame, representation: pd.DataFrame) -> list[Path]:
+        """UA against SNR, the paired differences, MLKD − baseline, the confusion matrices and the layer
+        distances, saved."""
         from ..analysis import plots
         from ..analysis.tables import collect_predictions
         figures = {"ua_vs_snr": plots.ua_vs_snr(summary, self.synthetic),
                    "paired_differences": plots.paired_differences(differences, self.synthetic),
                    "mlkd_minus_baseline": plots.mlkd_minus_baseline(summary, self.synthetic),
                    "confusion": plots.confusion_grid(collect_predictions(self.study), self.synthetic)}
+        if len(representation):
+            figures["representation"] = plots.representation(representation, self.synthetic)
         return [plots.save(fig, self.study.plots / f"{name}.png") for name, fig in figures.items()]
 
     def finish(self, tables: list[Path], plots: list[Path]) -> Path:

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import StudyConfig
+from ..config import StudyConfig, student_arms
 from ..data.iemocap import build_iemocap_manifest
 from ..data.manifest import read_manifest
 from ..data.synthetic import SPEAKERS
 from ..device import pick_device, set_threads
 from ..method.models import build_student, build_teacher, count_parameters
-from ..names import BASELINE, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from ..names import BASELINE, TEACHER
 from .preflight import disk_need
 
 SYNTHETIC_MEAN_S = 1.7  # the synthetic corpus' mean utterance (measured on the demo's 600)
@@ -78,9 +78,9 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     cut = durations.duration_s.clip(upper=cfg.max_seconds)
     per_speaker = cut.groupby(durations.speaker).sum()
     n_folds = len(folds)
-    share_train = (len(per_speaker) - 1 - cfg.n_val_speakers) / len(per_speaker)
-    train_s, val_s, test_s = (cut.sum() * f for f in (share_train, cfg.n_val_speakers / len(per_speaker),
-                                                      1 / len(per_speaker)))
+    n = len(per_speaker)
+    share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (n - 1) / n * cfg.val_fraction
+    train_s, val_s, test_s = (cut.sum() * f for f in ((n - 1) / n - share_val, share_val, 1 / n))
     conditions = 1 + len(cfg.noise_types) * len(cfg.snrs)
 
     set_threads(cfg)
@@ -97,20 +97,22 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     infer_t, infer_s = rate["teacher infer"], rate["student infer"]
     evaluate_t, evaluate_s = conditions * test_s * infer_t, conditions * test_s * infer_s
     student_s = cfg.student_epochs * (train_s * rate["student train"] + val_s * infer_s) + evaluate_s
+    arms = student_arms(cfg)
     per_fold = {
         TEACHER: cfg.teacher_epochs * (train_s * rate["teacher train"] + val_s * infer_t) + evaluate_t,
         BASELINE: evaluate_t,  # plus the NMF enhancement, on the CPU
-        STUDENT_SUP: train_s * infer_t + student_s,  # + filling the teacher cache once
-        STUDENT_UNSUP: student_s,
+        # an MLKD student first fills the teacher cache (training and validation audio) once
+        **{m: student_s + ((train_s + val_s) * infer_t if loss == "MLKD" else 0.0) for m, (loss, _) in arms.items()},
     }
     total = n_folds * sum(per_fold.values())
 
     p_t, p_s = count_parameters(teacher), count_parameters(student)
-    peak, final = disk_need(cfg, p_t, p_s, teacher.config.hidden_size, train_s, n_folds, jobs)
+    peak, final = disk_need(cfg, p_t, p_s, teacher.config.hidden_size, train_s, n_folds, jobs, len(arms))
 
-    steps = ["data", *(f"{f}/{m}" for f in folds[:2] for m in (TEACHER, BASELINE, STUDENT_SUP, STUDENT_UNSUP))]
+    fold_models = (TEACHER, BASELINE, *arms)
+    steps = ["data", *(f"{f}/{m}" for f in folds[:2] for m in fold_models)]
     if n_folds > 2:
-        steps.append(f"... ({4 * n_folds} fold steps in all)")
+        steps.append(f"... ({len(fold_models) * n_folds} fold steps in all)")
     lines = [
         f"corpus: {len(durations)} utterances, {_hours(durations.duration_s.sum())} ({source}); cut at "
         f"{cfg.max_seconds:g} s: per fold about {_hours(train_s)} of training and {_hours(test_s)} of test audio, "
@@ -121,7 +123,7 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
         f"took {rate['teacher train'] * audio_s:.2f} s (teacher), {rate['student train'] * audio_s:.2f} s (student); "
         f"{cfg.teacher_epochs} teacher and {cfg.student_epochs} student epochs; the NMF baseline's CPU time "
         f"is not counted",
-        f"disk: about {_size(peak)} at the peak, {_size(final)} when done (three fp32 checkpoints a "
+        f"disk: about {_size(peak)} at the peak, {_size(final)} when done ({1 + len(arms)} fp32 checkpoints a "
         f"fold; a step's last.pt and the teacher cache exist while it runs and "
         + ("are all kept: keep_checkpoints)" if cfg.keep_checkpoints else "are dropped when it is done)"),
         "These are estimates from one timed step on this machine; the first epochs of a run give the real pace.",

@@ -10,7 +10,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from ..config import StudyConfig
+from ..config import StudyConfig, student_arms
 from ..data.noise import NOISEX_STEMS
 from ..names import NAMED_MODELS
 
@@ -20,11 +20,11 @@ IEMOCAP_4CLASS_S = 25_200  # the 5531 utterances of the paper's 4-class set: abo
 
 
 def disk_need(cfg: StudyConfig, p_teacher: float, p_student: float, hidden: int, train_s: float, n_folds: int,
-              jobs: int) -> tuple[float, float]:
-    """(peak, final) bytes of a study: each fold keeps three fp32 checkpoints; while a step runs its
-    last.pt (weights and AdamW's two moments) and, for MLKD on disk, the fp16 teacher cache of the
-    fold's training audio exist too, and stay only with ``keep_checkpoints``."""
-    final = n_folds * 4 * (p_teacher + 2 * p_student) + n_folds * 4 * 2**20  # + predictions, metrics, notebooks
+              jobs: int, arms: int = 3) -> tuple[float, float]:
+    """(peak, final) bytes of a study: each fold keeps an fp32 checkpoint of its teacher and of each
+    student arm; while a step runs its last.pt (weights and AdamW's two moments) and, for MLKD on disk,
+    the fp16 teacher cache of the fold's training audio exist too, and stay only with ``keep_checkpoints``."""
+    final = n_folds * 4 * (p_teacher + arms * p_student) + n_folds * 4 * 2**20  # + predictions, metrics, notebooks
     layers = cfg.student_layers  # one teacher layer per student layer
     cache = train_s * FRAMES_PER_S * layers * hidden * 2 if cfg.teacher_cache == "disk" else 0.0
     running = 3 * 4 * p_teacher + cache
@@ -46,10 +46,11 @@ def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | 
     p_student = p_teacher * (1 - 0.9 * (layers - cfg.student_layers) / layers)  # ~90 % of it is the transformer
     if cfg.manifest_path.is_file():
         import pandas as pd
-        train_s = pd.read_csv(cfg.manifest_path).duration_s.clip(upper=cfg.max_seconds).sum() * 0.8
+        train_s = pd.read_csv(cfg.manifest_path).duration_s.clip(upper=cfg.max_seconds).sum() * 0.9
     else:
-        train_s = IEMOCAP_4CLASS_S * 0.8  # 8 of the 10 speakers train
-    return disk_need(cfg, p_teacher, p_student, config.get("hidden_size", 768), train_s, n_folds, jobs)[0]
+        train_s = IEMOCAP_4CLASS_S * 0.9  # 9 of the 10 speakers train (an upper bound: validation is part of them)
+    return disk_need(cfg, p_teacher, p_student, config.get("hidden_size", 768), train_s, n_folds, jobs,
+                     len(student_arms(cfg)))[0]
 
 
 def _corpus_problems(cfg: StudyConfig) -> list[str]:

@@ -20,10 +20,10 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from ..config import StudyConfig, load_config, make_config, with_absolute_paths
+from ..config import StudyConfig, load_config, make_config, student_arms, with_absolute_paths, with_overrides
 from ..device import thread_env
 from ..layout import StudyLayout
-from ..names import BASELINE, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from ..names import BASELINE, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
 from ..paths import git_commit, resolve
 from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
 from .preflight import preflight
@@ -36,16 +36,18 @@ STUDENT_NB, ANALYSIS_NB = "03_distill_student.ipynb", "04_analysis.ipynb"
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size", "loader_workers", "keep_checkpoints"}
 
 
-def plan_fold_steps(study: Path, preset: str, folds: list[str]) -> list[Step]:
+def plan_fold_steps(study: Path, cfg: StudyConfig, folds: list[str]) -> list[Step]:
+    """Per fold: the teacher, then the baseline and every student arm (each needs the fold's teacher:
+    for its weights, its targets, or as the reference of the representation measure)."""
     steps, layout = [], StudyLayout(study)
     for fold in folds:
-        base, f = dict(study_dir=str(study), preset=preset, fold=fold), layout.fold(fold)
+        base, f = dict(study_dir=str(study), preset=cfg.preset, fold=fold), layout.fold(fold)
         teacher = f"{fold}/{TEACHER}"
         steps.append(Step(teacher, TEACHER_NB, base, f.model(TEACHER).path, f.notebook(TEACHER_NB), gpu=True))
         steps.append(Step(f"{fold}/{BASELINE}", BASELINE_NB, base, f.model(BASELINE).path, f.notebook(BASELINE_NB),
                           [teacher], gpu=True))
-        for sup, model in ((True, STUDENT_SUP), (False, STUDENT_UNSUP)):
-            steps.append(Step(f"{fold}/{model}", STUDENT_NB, dict(base, supervision=sup), f.model(model).path,
+        for model in student_arms(cfg):
+            steps.append(Step(f"{fold}/{model}", STUDENT_NB, dict(base, student=model), f.model(model).path,
                               f.notebook(STUDENT_NB, model), [teacher], gpu=True))
     return steps
 
@@ -123,7 +125,7 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
         outcomes = run([data_step], log_dir, force)
         if outcomes["data"].status in ("ok", "skipped"):
             from ..data.prepare import fold_names
-            fold_steps = plan_fold_steps(study, cfg.preset, fold_names(cfg))
+            fold_steps = plan_fold_steps(study, cfg, fold_names(cfg))
             # every teacher first: their dependents then fill both job slots to the end, no idle tail
             steps += sorted(fold_steps, key=lambda s: bool(s.deps))
             # on the CPU even where GPUs are: Table 3 times CPU inference, as the paper did
@@ -170,23 +172,36 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
         "command": " ".join(sys.argv)}, indent=2))
 
 
-ABLATION_KEYS = {"alpha", "beta", "temperature"}
+# what an ablation may change, and which student arms each setting concerns; teachers and baselines are reused
+STUDENT_KEYS = {"student_epochs", "student_lr", "warmup_frac", "weight_decay"}
+ARM_KEYS = {STUDENT_SUP: STUDENT_KEYS | {"alpha", "beta", "temperature", "kd_t_squared", "sup_init"},
+            STUDENT_UNSUP: STUDENT_KEYS | {"unsup_init"}, STUDENT_CONTROL: STUDENT_KEYS}
+ABLATION_KEYS = set().union(*ARM_KEYS.values())
+
+
+def retrained_arms(changed: set[str]) -> list[str]:
+    """The student arms an ablation that changes the keys ``changed`` trains again."""
+    return [m for m, keys in ARM_KEYS.items() if changed & keys]
 
 
 def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int = 1) -> int:
-    """The MLKD student retrained with other loss settings (``alpha``, ``beta``, ``temperature``),
-    reusing a finished study's data, teachers, baselines and CE-only students (linked, not copied):
-    only the MLKD students and the analysis run, so every fold's comparison is paired."""
+    """A finished study rerun with other student settings: the arms a changed key concerns are retrained,
+    everything else (data, teachers, baselines, untouched arms) is linked from ``base``, not copied, so
+    every fold's comparison stays paired. E.g. ``beta`` retrains only the MLKD students, ``student_epochs``
+    every student arm."""
     unknown = set(overrides) - ABLATION_KEYS
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
     base, out = StudyLayout(resolve(base)), StudyLayout(resolve(out))
     cfg = load_config(base.config)
+    new = with_overrides(cfg, **overrides).to_json()
+    changed = {k for k, v in new.items() if cfg.to_json()[k] != v}
     folds = [m.fold for m in base.models(TEACHER) if m.done.is_file()]
     if not folds:
         raise FileNotFoundError(f"{base.dir}: no fold with a finished teacher to reuse")
+    reused = [TEACHER, BASELINE] + [m for m in student_arms(cfg) if m not in retrained_arms(changed)]
     shared = [(base.data_step, out.data_step)] + [(base.fold(f).model(m).path, out.fold(f).model(m).path)
-                                                  for f in folds for m in (TEACHER, BASELINE, STUDENT_UNSUP)]
+                                                  for f in folds for m in reused]
     for source, link in shared:
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists() and source.exists():

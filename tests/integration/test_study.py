@@ -34,13 +34,28 @@ def test_a_failing_step_leaves_the_others_running(tmp_path):
 def test_micro_study_end_to_end_and_resume(micro_study):
     study, overrides, code = micro_study
     assert code == 0
+    students = ("student_sup", "student_unsup", "student_unsup_from_teacher")
     for nb in ("01_data_prep.ipynb", "04_analysis.ipynb", "folds/Ses01F/02_train_teacher.ipynb",
-               "folds/Ses01F/02b_baseline_vad_nmf.ipynb", "folds/Ses01F/03_distill_student_student_sup.ipynb",
-               "folds/Ses01F/03_distill_student_student_unsup.ipynb"):
+               "folds/Ses01F/02b_baseline_vad_nmf.ipynb", *(f"folds/Ses01F/03_distill_student_{m}.ipynb"
+                                                            for m in students)):
         assert (study / nb).is_file(), nb
     metrics = pd.read_csv(study / "metrics.csv")
-    assert set(metrics.model) == {"teacher", "student_sup", "student_unsup", "baseline"}
-    assert len(metrics) == 4 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
+    assert set(metrics.model) == {"teacher", "baseline", *students}
+    assert len(metrics) == 5 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
+    # the three contrasts between the students, with room for a CI, p, q and detectable effect
+    stats = pd.read_csv(study / "stats.csv")
+    kinds = set(stats[stats.noise == "pooled"].kind)
+    assert {"loss and initialisation", "initialisation", "loss"} <= kinds
+    assert {"ci_low", "ci_high", "p", "q_bh", "mde_80"} <= set(stats.columns)  # one fold: no spread, so NaN
+    # the look inside: every trained model's layer distance to the teacher's clean states, every condition
+    rep = pd.read_csv(study / "representation.csv")
+    assert set(rep.model) == {"teacher", *students} and rep.value.between(0, 10).all()
+    assert (rep.groupby("model").size() == 5 * 2).all()  # micro: 2 student layers (teacher: 2 of its own) x 5
+    assert (study / "plots" / "representation.png").is_file()
+    selection = pd.read_csv(study / "selection.csv")
+    assert set(selection.model) == {"teacher", *students} and (selection.selected_epoch <= selection.last_epoch).all()
+    config = json.loads((study / "config.json").read_text())
+    assert (config["sup_init"], config["unsup_init"], config["control_arm"]) == ("teacher", "pretrained", True)
     assert metrics.ua.between(0, 1).all() and (metrics.n > 0).all()
     # the tables hold the numbers computed from the metrics of this run
     t1 = pd.read_csv(study / "table1.csv")
@@ -86,6 +101,13 @@ def test_an_ablation_retrains_only_the_mlkd_students_and_reuses_the_rest(micro_s
     assert (out / "folds" / "Ses01F" / "teacher").resolve() == (study / "folds" / "Ses01F" / "teacher").resolve()
     old, new = (pd.read_csv(d / "folds/Ses01F/student_sup/predictions.csv") for d in (study, out))
     assert not np.allclose(old[["p_neu", "p_hap"]], new[["p_neu", "p_hap"]])  # β = 0 trains another student
+
+
+def test_an_ablation_retrains_exactly_the_arms_its_keys_concern():
+    from mlkd_lib.study.runner import retrained_arms
+    assert retrained_arms({"beta"}) == retrained_arms({"sup_init", "temperature"}) == ["student_sup"]
+    assert retrained_arms({"unsup_init"}) == ["student_unsup"]
+    assert retrained_arms({"student_epochs"}) == ["student_sup", "student_unsup", "student_unsup_from_teacher"]
 
 
 @pytest.mark.slow

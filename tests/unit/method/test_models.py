@@ -91,3 +91,36 @@ def test_inputs_are_normalised_per_utterance_over_real_samples():
     assert float(y[0, 1000:].abs().sum()) == 0.0
     # loudness no longer changes what the model sees
     torch.testing.assert_close(normalize_waveforms(10 * x, valid), y, atol=1e-5, rtol=1e-4)
+
+
+def test_each_initialisation_reading_starts_where_it_says(micro_data, tmp_path):
+    """The paper's CE-only student owes the teacher nothing: its layers are the pretrained encoder's even
+    layers and its head is fresh; the MLKD student and the control start from the fine-tuned teacher."""
+    import dataclasses
+
+    from mlkd_lib.method.train import Role
+    from mlkd_lib.names import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
+    cfg, _, bank = micro_data
+    torch.manual_seed(2)
+    build_teacher("micro").wav2vec2.save_pretrained(tmp_path / "pretrained")
+    cfg = dataclasses.replace(cfg, model=str(tmp_path / "pretrained"), student_layers=2)
+    pretrained = build_teacher(cfg.model)
+    teacher = build_teacher(cfg.model)
+    with torch.no_grad():  # "fine-tuning" moved every weight of the teacher away from the pretrained ones
+        for p in teacher.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    roles = {m: Role.of(m, cfg, teacher, bank).model for m in (STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL)}
+    for model, source in ((STUDENT_SUP, teacher), (STUDENT_CONTROL, teacher), (STUDENT_UNSUP, pretrained)):
+        s, t = roles[model].wav2vec2, source.wav2vec2
+        for k in (1, 2):  # micro: 4 layers, so student layer k <- layer 2k
+            assert _same(s.encoder.layers[k - 1], t.encoder.layers[2 * k - 1]), (model, k)
+        assert _same(s.feature_extractor, t.feature_extractor) and _same(s.feature_projection, t.feature_projection)
+    assert _same(roles[STUDENT_SUP].head, teacher.head) and _same(roles[STUDENT_CONTROL].head, teacher.head)
+    fresh = roles[STUDENT_UNSUP].head.weight
+    assert not torch.allclose(fresh, teacher.head.weight) and not torch.allclose(fresh, pretrained.head.weight)
+    # the keys flip the readings: MLKD from the pretrained encoder (the fourth cell), CE from the teacher
+    flipped = dataclasses.replace(cfg, sup_init="pretrained", unsup_init="teacher")
+    sup = Role.of(STUDENT_SUP, flipped, teacher, bank)
+    assert sup.distils and _same(sup.model.wav2vec2.encoder.layers[0], pretrained.wav2vec2.encoder.layers[1])
+    unsup = Role.of(STUDENT_UNSUP, flipped, teacher, bank)
+    assert not unsup.distils and _same(unsup.model.head, teacher.head)

@@ -69,6 +69,7 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     code = run_study("micro", str(tmp_path / "study"), "Ses01F", {"data_dir": cfg.data_dir}, plan_only=True)
     out = capsys.readouterr().out
     assert code == 0 and not (tmp_path / "study").exists()
-    assert "5 steps: data, Ses01F/teacher" in out and "disk: about" in out and "time: about" in out
+    assert "6 steps: data, Ses01F/teacher" in out and "Ses01F/student_unsup_from_teacher" in out
+    assert "disk: about" in out and "time: about" in out
     assert "measured: one training step" in out
     assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
