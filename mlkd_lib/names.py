@@ -13,7 +13,7 @@ STUDENTS = (STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL)
 TRAINED = (TEACHER, *STUDENTS)  # the roles `train()` knows
 MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision (CE only)",
                 STUDENT_SUP: "Student with supervision (MLKD)",
-                STUDENT_CONTROL: "Student without supervision, from the teacher (control)",
+                STUDENT_CONTROL: "Student without supervision (control)",
                 BASELINE: "Baseline (VAD + NMF)"}
 MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
 INITS = ("teacher", "pretrained")  # where a student's layers start: the fine-tuned teacher or the pretrained encoder

@@ -7,17 +7,34 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from ..data.audio import SAMPLE_RATE
 from ..method.evaluate import confusion
 from ..names import BASELINE, EMOTIONS, MODEL_LABELS, STUDENT_SUP
 
+# seaborn's "deep" palette, written out: importing seaborn costs every notebook kernel half a second
+DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
 SYNTHETIC_SUFFIX = "\n(synthetic speech — shows the pipeline, not the paper's figures)"
 
 
 def _title(text: str, synthetic: bool) -> str:
     return text + (SYNTHETIC_SUFFIX if synthetic else "")
+
+
+def heatmap(ax, grid: pd.DataFrame, fmt: str, cmap: str, vmin: float, vmax: float, label: str | None = None):
+    """A table of numbers as coloured cells, each written in, the rows and columns named (a colour bar
+    when ``label`` is given)."""
+    values = grid.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    for (r, c), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            red, green, blue, _ = image.cmap(image.norm(v))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # white text on a dark cell
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(values.shape[0]), [str(i) for i in grid.index])
+    if label:
+        ax.figure.colorbar(image, ax=ax, label=label)
 
 
 def spectrogram(ax, x: np.ndarray, title: str = "") -> None:
@@ -36,6 +53,7 @@ def spectrograms(signals: dict[str, np.ndarray], seconds: float | None = None):
 
 def durations(manifest: pd.DataFrame, corpus: str):
     """Utterance durations per emotion, stacked."""
+    import seaborn as sns  # only 01 draws it
     ax = sns.histplot(manifest, x="duration_s", hue="emotion", multiple="stack", bins=30)
     ax.set(xlabel="duration (s)", title=f"{corpus}: {manifest.duration_s.sum() / 60:.1f} minutes of speech")
     return ax.figure
@@ -64,7 +82,7 @@ def enhancement_summary(scores: pd.DataFrame):
         g = scores.groupby(["noise", "snr_db"])[[f"{measure}_noisy", f"{measure}_enhanced"]].mean().reset_index()
         for i, nt in enumerate(sorted(g.noise.unique())):
             d = g[g.noise == nt]
-            color = sns.color_palette("deep")[i]
+            color = DEEP[i % len(DEEP)]
             ax.plot(d.snr_db, d[f"{measure}_noisy"], ls="--", marker="o", color=color, ms=3)
             ax.plot(d.snr_db, d[f"{measure}_enhanced"], ls="-", marker="o", color=color, ms=3, label=nt)
         ax.set(title=f"{'PESQ-WB' if measure == 'pesq_wb' else 'STOI'} (dashed: noisy, solid: enhanced)",
@@ -101,7 +119,7 @@ def representation(distances: pd.DataFrame, synthetic: bool):
     layers = sorted(mean.teacher_layer.unique())
     snrs = sorted(mean.snr.unique())
     fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 3.2), sharey=True, squeeze=False)
-    palette = dict(zip(MODEL_LABELS, sns.color_palette("deep", len(MODEL_LABELS))))
+    palette = dict(zip(MODEL_LABELS, DEEP[: len(MODEL_LABELS)]))
     for ax, t in zip(axes[0], layers):
         for model in [m for m in MODEL_LABELS if m in set(mean.model)]:
             g = mean[(mean.teacher_layer == t) & (mean.model == model)].sort_values("snr")
@@ -125,8 +143,7 @@ def condition_heatmap(metrics: pd.DataFrame, title: str):
     cols = sorted([c for c in grid.columns if c != "clean"], key=lambda c: float(c.split()[0])) + \
         (["clean"] if "clean" in grid.columns else [])
     fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2, 0.5 * len(grid) + 1.5))
-    sns.heatmap(100 * grid[cols], annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100, ax=ax,
-                cbar_kws={"label": "UA %"})
+    heatmap(ax, 100 * grid[cols], "{:.0f}", "viridis", 0, 100, "UA %")
     ax.set(title=title, xlabel="", ylabel="")
     fig.tight_layout()
     return fig
@@ -138,7 +155,7 @@ def ua_vs_snr(summary: pd.DataFrame, synthetic: bool):
     noisy = summary[summary.noise != "clean"]
     types = sorted(noisy.noise.unique())
     fig, axes = plt.subplots(1, len(types), figsize=(3.6 * len(types), 3.6), sharey=True, squeeze=False)
-    palette = dict(zip(MODEL_LABELS, sns.color_palette("deep", len(MODEL_LABELS))))
+    palette = dict(zip(MODEL_LABELS, DEEP[: len(MODEL_LABELS)]))
     for ax, nt in zip(axes[0], types):
         for model, label in MODEL_LABELS.items():
             d = noisy[(noisy.noise == nt) & (noisy.model == model)].sort_values("snr_db")
@@ -165,8 +182,7 @@ def mlkd_minus_baseline(summary: pd.DataFrame, synthetic: bool):
     diff = piv[STUDENT_SUP] - piv[BASELINE]
     fig, ax = plt.subplots(figsize=(1.2 * diff.shape[1] + 2.5, 0.6 * diff.shape[0] + 1.8))
     lim = max(5.0, float(np.nanmax(np.abs(diff.values))) if diff.size else 5.0)
-    sns.heatmap(diff, annot=True, fmt="+.1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
-                cbar_kws={"label": "UA points"})
+    heatmap(ax, diff, "{:+.1f}", "RdBu", -lim, lim, "UA points")
     ax.set(title=_title("MLKD minus baseline (UA points)", synthetic), xlabel="SNR (dB)", ylabel="")
     fig.tight_layout()
     return fig
@@ -222,8 +238,7 @@ def confusion_grid(predictions: pd.DataFrame, synthetic: bool):
                 continue
             m = confusion(d.label, d.pred).astype(float)
             m = m / np.maximum(m.sum(1, keepdims=True), 1)
-            sns.heatmap(m, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax,
-                        xticklabels=EMOTIONS, yticklabels=EMOTIONS)
+            heatmap(ax, pd.DataFrame(m, index=EMOTIONS, columns=EMOTIONS), "{:.2f}", "Blues", 0, 1)
             ax.set(title=f"{MODEL_LABELS[model]}\n{cond}", xlabel="predicted", ylabel="true")
             ax.title.set_fontsize(8)
     fig.suptitle(_title("Confusion matrices", synthetic))

@@ -8,6 +8,7 @@ RMS of the random noise segment that is added (looped when the noise is short).
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 from scipy.signal import lfilter
 
 from .audio import SAMPLE_RATE, AudioError, check_signal
@@ -35,15 +36,11 @@ def active_level_db(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     p = lfilter([1 - g], [1, -g], np.abs(x))
     q = lfilter([1 - g], [1, -g], p)
     hang = int(np.ceil(sample_rate * P56_HANGOVER_S))
-    counts = []
-    for c in P56_THRESHOLDS:
-        above = (q >= c).astype(np.int64)
-        # active[k] = any(above[k-hang .. k]): a window sum over the last hang+1 samples
-        csum = np.concatenate([[0], np.cumsum(above)])
-        k = np.arange(len(x))
-        window = csum[k + 1] - csum[np.maximum(k - hang, 0)]
-        counts.append(int(np.count_nonzero(window)))
-    counts = np.asarray(counts, dtype=np.float64)
+    # sample k is active at threshold c when the envelope reached c within q[k-hang .. k]: when the
+    # envelope's running maximum over that trailing window is at least c (one pass for all thresholds)
+    size = hang + 1
+    recent_peak = np.sort(maximum_filter1d(q, size=size, origin=(size - 1) // 2, mode="constant", cval=-np.inf))
+    counts = (len(x) - np.searchsorted(recent_peak, P56_THRESHOLDS, side="left")).astype(np.float64)
     if counts[0] == 0:
         raise AudioError("speech is (nearly) silent: its envelope never reaches the lowest P.56 threshold "
                          f"({20 * np.log10(P56_THRESHOLDS[0]):.0f} dBFS), so its level and an SNR are undefined")

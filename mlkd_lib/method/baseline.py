@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import webrtcvad
 from tqdm.auto import tqdm
 
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import AudioCache, all_conditions, condition_audio
+from ..data.vad import VAD_FRAME_MS, vad_decisions
 
 N_FFT, HOP = 512, 256  # 32 ms Hann window, 50 % overlap
-VAD_FRAME_MS = 30
 EPS = 1e-10
 NOISE_ITERS, FIT_ITERS = 200, 100
 MIN_SPEECH_S = 0.25  # keep the whole signal when the VAD hears less speech than this
@@ -43,16 +42,6 @@ def stft_mag_phase(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def istft(mag: np.ndarray, phase: np.ndarray, length: int) -> np.ndarray:
     spec = torch.polar(torch.from_numpy(mag).float(), torch.from_numpy(phase).float())
     return torch.istft(spec, N_FFT, HOP, window=torch.hann_window(N_FFT), center=True, length=length).numpy()
-
-
-def vad_decisions(x: np.ndarray, aggressiveness: int = 2) -> np.ndarray:
-    """Boolean per 30 ms frame (the last partial frame dropped): True where WebRTC VAD hears speech."""
-    vad = webrtcvad.Vad(aggressiveness)
-    n = SAMPLE_RATE * VAD_FRAME_MS // 1000
-    peak = max(float(np.max(np.abs(x))), 1e-9)
-    pcm = (np.clip(x / max(peak, 1.0), -1, 1) * 32767).astype(np.int16)  # only the VAD sees this scaled copy
-    return np.array([vad.is_speech(pcm[i:i + n].tobytes(), SAMPLE_RATE) for i in range(0, len(pcm) - n + 1, n)],
-                    dtype=bool)
 
 
 def vad_speech_frames(x: np.ndarray, aggressiveness: int = 2) -> np.ndarray:
@@ -179,10 +168,12 @@ def enhancement_scores(clean: np.ndarray, degraded: np.ndarray) -> dict[str, flo
 def score_enhancement(enhancer, cfg, data, per_emotion: int, progress: bool = True
                       ) -> pd.DataFrame:
     """PESQ-WB and STOI of the noisy and of the NMF-enhanced audio against the clean speech, for
-    ``per_emotion`` test utterances of each emotion under every noisy condition (PESQ is slow)."""
+    ``per_emotion`` test utterances of each emotion under every noise type at ``cfg.enhancement_snrs``
+    (PESQ is slow)."""
     audio = AudioCache(cfg.max_seconds)
     rows = data.test.groupby("emotion", sort=True).head(per_emotion)
-    conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None]
+    scored = set(cfg.enhancement_snrs or cfg.snrs)
+    conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None and c.snr_db in scored]
     out = []
     for c in tqdm(conditions, desc="PESQ / STOI", disable=not progress, leave=False):
         clean = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]

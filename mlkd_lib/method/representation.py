@@ -38,14 +38,18 @@ class LayerDistance:
 
     def add(self, condition, utt_ids: list[str], hidden_states, frame_mask: torch.Tensor) -> None:
         """Add a batch: ``hidden_states`` in Hugging Face indexing, ``frame_mask`` True on real frames."""
-        lengths = frame_mask.sum(1).tolist()
+        keep = [i for i, u in enumerate(utt_ids) if u in self.ref]
+        if not keep:
+            return
+        frames, layer = frame_mask.shape[1], next(iter(self.layer_map.values()))  # all layers: one frame count
+        lengths = [min(int(frame_mask[i].sum()), self.ref[utt_ids[i]][layer].shape[0], frames) for i in keep]
+        real = torch.arange(frames)[None, :] < torch.tensor(lengths)[:, None]
         for k, t in self.layer_map.items():
-            h = hidden_states[k].float().cpu()
-            for i, u in enumerate(utt_ids):
-                if u in self.ref:
-                    ref = self.ref[u][t]
-                    n = min(int(lengths[i]), ref.shape[0])
-                    self.sse[(condition, k)] += float(((h[i, :n] - ref[:n].float()) ** 2).sum())
+            h = hidden_states[k][keep].float().cpu()
+            ref = torch.zeros_like(h)
+            for j, i in enumerate(keep):
+                ref[j, : lengths[j]] = self.ref[utt_ids[i]][t][: lengths[j]].float()
+            self.sse[(condition, k)] += float((((h - ref) ** 2).sum(-1) * real).sum())
 
     def rows(self) -> list[dict]:
         """One row per condition and layer: noise, snr_db, layer, teacher_layer, value (D)."""

@@ -9,6 +9,7 @@ import shutil
 import pytest
 from helpers.notebooks import failing_notebook, marking_notebook
 
+from mlkd_lib.paths import library_fingerprint
 from mlkd_lib.study import executors
 from mlkd_lib.study.executors import RaySettings, open_executor
 from mlkd_lib.study.runner import run_study
@@ -56,13 +57,27 @@ def test_a_study_folder_that_is_not_shared_is_refused(ray_local, tmp_path, monke
         import pathlib
         import tempfile
         (pathlib.Path(tempfile.mkdtemp()) / f"{node_id}.txt").write_text(token)
-        return {"host": "elsewhere", "notebooks": True, "notebooks_dir": ""}
+        return {"host": "elsewhere", "notebooks": True, "notebooks_dir": "", "library": library_fingerprint()}
 
     monkeypatch.setattr(executors, "_probe", probe_elsewhere)
     with pytest.raises(RuntimeError, match="must be on storage every Ray node mounts") as err:
         with open_executor("ray", 2, [tmp_path], RaySettings()):
             pass
     assert str(tmp_path) in str(err.value) and "--out" in str(err.value)
+
+
+def test_a_node_with_another_version_of_the_library_is_refused_before_any_step(ray_local, tmp_path, monkeypatch):
+    """A study started before an upgrade, resumed on a cluster where one node still runs the old code: the
+    study is refused with the node named, never a pickling traceback from inside a step."""
+    real = executors._probe
+
+    def older_node(folders, token, node_id):
+        return dict(real(folders, token, node_id), library="0123456789ab")
+
+    monkeypatch.setattr(executors, "_probe", older_node)
+    with pytest.raises(RuntimeError, match="runs another version of mlkd-ser .*0123456789ab.*same checkout"):
+        with open_executor("ray", 2, [tmp_path], RaySettings()):
+            pass
 
 
 def test_unsatisfiable_resources_fail_before_anything_runs(ray_local, tmp_path):
@@ -90,7 +105,8 @@ def test_micro_study_on_ray_equals_local_and_resumes_across_executors(ray_local,
     assert (study / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
     run = json.loads((study / "run.json").read_text())
     assert run["executor"]["kind"] == "ray" and run["executor"]["cpus_per_step"] == 1
-    assert set(_statuses(study).values()) == {"ok"} and len(run["steps"]) == 6
+    # data, teacher, baseline, the three students, analysis
+    assert set(_statuses(study).values()) == {"ok"} and len(run["steps"]) == 7
 
     # the local executor finds Ray's steps complete and runs nothing
     stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}

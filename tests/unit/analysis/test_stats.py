@@ -120,3 +120,14 @@ def test_the_minimum_detectable_effect_has_80_percent_power():
     d = rng.normal(mde, 2.0, size=(4000, 10))
     power = np.mean(stats.ttest_1samp(d, 0.0, axis=1).pvalue < 0.05)
     assert power == pytest.approx(0.8, abs=0.025)
+
+
+def test_the_exact_signed_rank_p_is_scipys_with_ties_and_zeros():
+    from scipy import stats
+
+    from mlkd_lib.analysis.stats import signed_rank_p
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        d = rng.integers(-4, 5, rng.integers(2, 13)) * 100 / 48  # UA differences on 48 utterances: ties, zeros
+        if np.any(d):
+            assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d).pvalue, abs=1e-12)

@@ -7,6 +7,7 @@ import pytest
 
 from mlkd_lib.data.audio import speech_like
 from mlkd_lib.data.mixing import mix_at_snr
+from mlkd_lib.data.vad import vad_decisions
 from mlkd_lib.method.baseline import (
     EPS,
     VadNmfEnhancer,
@@ -14,7 +15,6 @@ from mlkd_lib.method.baseline import (
     enhancement_scores,
     kl_divergence,
     nmf,
-    vad_decisions,
 )
 
 
