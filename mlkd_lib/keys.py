@@ -4,7 +4,9 @@ type (``coerce``: ``list[float]``, ``Literal[...]`` ...), and every error names 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -84,3 +86,30 @@ def parse_set(pairs: list[str]) -> dict[str, str]:
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip()
     return out
+
+
+# --- the command line's numbers
+
+def number(kind, low=None, strict=False):
+    """An argparse type: ``kind`` (int or float), finite, at least ``low`` (above it with ``strict``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or (low is not None and (value <= low if strict else value < low)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'above' if strict else 'at least'} {low}"
+                                             if low is not None else f"{text!r} must be finite")
+        return value
+    return parse
+
+
+POSITIVE, COUNT, NUMBER = number(int, 1), number(int, 0), number(float)
+
+
+class Parser(argparse.ArgumentParser):
+    """The command line's parser: a usage mistake is one line naming the command and the bad value (exit 2),
+    like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")

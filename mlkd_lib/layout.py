@@ -1,19 +1,25 @@
 """Where a study keeps what: the one description of a study folder.
 
-    <study>/config.json, run.json, metrics.csv, stats.csv, table*.{csv,md}, plots/, logs/
+    <study>/config.json, run.json, metrics.csv, stats.csv, representation.csv, selection.csv,
+            table*.{csv,md}, plots/, logs/, .lock
     <study>/data/done.json, analysis/done.json               (steps without a model)
     <study>/folds/<fold>/<model>/best.pt, last.pt, history.csv, predictions.csv, metrics.csv,
-                                 done.json, teacher_cache/, speech_basis.npy, enhancement.csv
+                                 metrics_last.csv, selection.json, representation.csv, done.json,
+                                 .lock, teacher_cache/, speech_basis.npy, enhancement.csv
 
 Everything that reads or writes a study asks this module for the path, and a finished step says so
-here (``mark_done``; a rerun skips what ``is_done``). No heavy imports:
+here (``mark_done``; a rerun skips what ``is_done``); ``FolderLock`` keeps a second runner out of a
+study folder and a second process out of a step folder. No heavy imports:
 the scheduler side (a Ray worker deciding to skip a step) uses it without torch.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,3 +107,74 @@ class StudyLayout:
         """Every model folder of every fold (or only ``model``'s), sorted by fold then model."""
         dirs = sorted(p for p in self.folds_dir.glob(f"*/{model or '*'}") if p.is_dir())
         return [ModelDir(p) for p in dirs]
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds the folder's lock (the message names the folder and the holder)."""
+
+
+class FolderLock:
+    """An exclusive OS lock (``flock``) on ``<folder>/.lock`` for as long as it is held: one runner per
+    study folder, one process per step folder. The kernel releases it when its holder dies, however it
+    dies, so a stale lock never blocks a rerun; the file says who holds it (host, pid, since when).
+    On a file system without working locks the lock is skipped with a warning (docs/cluster.md)."""
+
+    _held: dict[Path, FolderLock] = {}  # what this process holds: a notebook's set-up cell run twice reuses it
+
+    def __init__(self, folder: str | Path):
+        self.folder, self.fh = Path(folder).resolve(), None
+
+    @property
+    def path(self) -> Path:
+        return self.folder / ".lock"
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        return f"host {info.get('host', '?')}, pid {info.get('pid', '?')}, since {info.get('since', '?')}"
+
+    def acquire(self, wait_s: float = 0.0) -> FolderLock:
+        import fcntl
+        mine = self._held.get(self.folder)
+        if mine is not None and mine.fh is not None:
+            return mine
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise FolderInUse(f"{self.folder} is in use by another run ({self.holder()}): wait for it to "
+                                      f"end, or stop it, before starting another on the same folder") from None
+                time.sleep(0.2)
+            except OSError as err:  # ENOLCK, EOPNOTSUPP: a file system that cannot lock
+                warnings.warn(f"{self.folder}: cannot take a lock here ({err.strerror}); nothing stops a second "
+                              f"run on this folder", stacklevel=2)
+                fh.close()
+                return self
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                             "since": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+        fh.flush()
+        self.fh = fh
+        self._held[self.folder] = self
+        return self
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.close()  # closing the file releases the lock
+            self.fh = None
+            self._held.pop(self.folder, None)
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

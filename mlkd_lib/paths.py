@@ -63,3 +63,14 @@ def git_commit() -> str | None:
                               cwd=PACKAGE).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def library_fingerprint() -> str:
+    """A short hash of this library's code and notebooks: two processes (a study's driver and a Ray
+    node) run the same version exactly when theirs agree."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(PACKAGE.rglob("*")):
+        if f.suffix in (".py", ".ipynb") and "__pycache__" not in f.parts:
+            h.update(f.relative_to(PACKAGE).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]

@@ -1,41 +1,102 @@
 """Checkpoints: the best epoch's (the model kept for evaluation, its config travelling with the
 weights) and the resume state (everything a killed training needs to continue: model, optimiser,
 scheduler, RNG states, history), both written atomically where ``layout.ModelDir`` says; the resume
-state is dropped once its step is done."""
+state is dropped once its step is done.
+
+A checkpoint is data, never code: the config is a plain dict and the RNG states are tensors and
+lists, so every file is read with ``torch.load(..., weights_only=True)``, which refuses to run
+whatever a pickle asks for. A best checkpoint written before (it held a ``Wav2Vec2Config`` object)
+is still read, with that one class allowed; anything else unexpected is refused with its file named.
+"""
 
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import Wav2Vec2Config
 
 from ..layout import ModelDir, mark_done
 from .models import EmotionClassifier
 
+FORMAT = 2  # 1: the config pickled as a Wav2Vec2Config object
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read safely (names the file and what to do)."""
+
+
+def _bytes_of(obj) -> int:
+    """About how many bytes ``obj``'s tensors take: what a save of it needs on disk."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_bytes_of(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_bytes_of(v) for v in obj)
+    return 0
+
 
 def atomic_save(obj, path: Path) -> None:
+    """Write ``obj`` to ``path`` whole or not at all: to a temporary file, then renamed over it, so a
+    kill or a full disk mid-write leaves the previous file as it was."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
+    try:
+        torch.save(obj, tmp)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as either
+        tmp.unlink(missing_ok=True)
+        full = isinstance(err, OSError) and err.errno == errno.ENOSPC or "No space left" in str(err)
+        if not full:
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(errno.ENOSPC, f"no space left on the device of {path.parent} to write {path.name}: it needs "
+                                    f"about {_bytes_of(obj) / 2**20:.0f} MiB, {free / 2**20:.0f} MiB are free. "
+                                    f"{path.name} and the other checkpoints there are unchanged; free some space "
+                                    f"and run the step again: it resumes from its last complete epoch") from err
+    os.replace(tmp, path)
+
+
+def _load(path: Path, what: str) -> dict:
+    """A checkpoint as data (``weights_only``); a format-1 best checkpoint with its config object allowed."""
+    try:
+        with torch.serialization.safe_globals([Wav2Vec2Config]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        code = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if code is None:
+            raise CheckpointError(f"{path}: not a readable checkpoint (damaged, or another kind of file)") from None
+        raise CheckpointError(
+            f"{path}: refused to load this {what}: its pickle asks to run {code.group(1)}, and a checkpoint is never "
+            f"unpickled as code; if it is a resume state (last.pt) from an earlier version of mlkd-ser, delete it and "
+            f"the step trains again from its start") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:160]})") from None
 
 
 def save_best(model: EmotionClassifier, path: Path, role: str, epoch: int, val_ua: float) -> None:
-    atomic_save({"model": model.state_dict(), "wav2vec2_config": model.config, "role": role,
+    atomic_save({"format": FORMAT, "model": model.state_dict(), "config": model.config.to_dict(), "role": role,
                  "num_labels": model.head.out_features, "epoch": epoch, "val_ua": val_ua}, path)
 
 
-def load_model(path: str | Path, map_location="cpu") -> EmotionClassifier:
-    """A trained model from its checkpoint (config travels with the weights)."""
+def load_model(path: str | Path) -> EmotionClassifier:
+    """A trained model from its checkpoint (config travels with the weights), on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    model = EmotionClassifier(ckpt["wav2vec2_config"], ckpt["num_labels"])
+    ckpt = _load(path, "checkpoint")
+    if not isinstance(ckpt, dict) or "model" not in ckpt or not ({"config", "wav2vec2_config"} & set(ckpt)):
+        raise CheckpointError(f"{path}: not a checkpoint of a trained mlkd-ser model (no weights and config)")
+    config = ckpt.get("config", ckpt.get("wav2vec2_config"))
+    config = Wav2Vec2Config.from_dict(config) if isinstance(config, dict) else config
+    model = EmotionClassifier(config, ckpt["num_labels"])
     if "wav2vec2.masked_spec_embed" in ckpt["model"]:
         model.add_mask_embedding()
     model.load_state_dict(ckpt["model"])
@@ -48,7 +109,7 @@ def last_epoch_model(out: ModelDir, like: EmotionClassifier) -> EmotionClassifie
     with its ``trained_epoch``; None without a resume state."""
     if not out.last_ckpt.is_file():
         return None
-    ckpt = torch.load(out.last_ckpt, map_location="cpu", weights_only=False)
+    ckpt = _load(out.last_ckpt, "resume state")
     model = copy.deepcopy(like)
     model.load_state_dict(ckpt["model"])
     model.trained_epoch = ckpt["epoch"]
@@ -56,21 +117,31 @@ def last_epoch_model(out: ModelDir, like: EmotionClassifier) -> EmotionClassifie
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """Every generator training draws from, as tensors and plain lists (data, not pickled objects)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+            "python": [version, list(internal), gauss_next],
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_resume(path: Path, model, optimizer, scheduler, epoch: int, history: list, best_val_ua: float) -> None:
-    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "rng": _rng_state(), "epoch": epoch, "history": history, "best_val_ua": best_val_ua}, path)
+    atomic_save({"format": FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch, "history": history,
+                 "best_val_ua": best_val_ua}, path)
 
 
 def load_resume(path: Path, model, optimizer, scheduler) -> tuple[int, list, float]:
@@ -78,7 +149,7 @@ def load_resume(path: Path, model, optimizer, scheduler) -> tuple[int, list, flo
     whatever the training device: the RNG states must stay CPU tensors (``torch.set_rng_state``
     rejects a GPU one), and ``load_state_dict`` moves weights and optimiser state to where the
     model's parameters live."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = _load(path, "resume state")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])

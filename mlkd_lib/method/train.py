@@ -172,6 +172,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
     start_epoch, history, best_ua = 0, [], -1.0
     if out.last_ckpt.exists():
         start_epoch, history, best_ua = load_resume(out.last_ckpt, model, opt, sched)
+        if progress:
+            print(f"{role}: resumed from {out.last_ckpt.name} after epoch {start_epoch} of {r.epochs}", flush=True)
 
     workers = loader_workers(cfg, device)
     if workers and r.input_key == "noisy":  # forked workers inherit what is read here; what they read dies with them

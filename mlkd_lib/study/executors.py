@@ -9,6 +9,7 @@ only when asked for, so the rest of the library does not need it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..device import THREAD_ENV_VARS
-from ..paths import NOTEBOOKS
+from ..paths import NOTEBOOKS, library_fingerprint
 from .steps import Outcome, Progress, Step, execute, run_notebook, settle
 
 EXECUTORS = ("local", "ray")
@@ -76,6 +77,26 @@ def ray_cpus_per_step(settings: RaySettings, jobs: int) -> float:
     return 1 if settings.address or running else local_cpus_per_step(jobs)
 
 
+# Ray clusters only the machines it is told to; its own switch for a machine it does not cluster (the
+# default on macOS and Windows) makes every Ray process of this machine bind 127.0.0.1
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only() -> None:
+    """Make the Ray this process starts or joins live on 127.0.0.1 only, nothing on the machine's network
+    address: a local instance nobody else can reach, and a driver that can join a loopback cluster. The
+    processes Ray starts inherit the setting."""
+    os.environ[LOOPBACK_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:  # Ray already imported by the caller: it read the variable then
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 # --- functions that run on Ray workers (module level: workers import them by name) ----------
 
 def _ray_step(step: Step, log_dir: Path, force: bool, cwd: str, *deps: Outcome) -> Outcome:
@@ -84,7 +105,14 @@ def _ray_step(step: Step, log_dir: Path, force: bool, cwd: str, *deps: Outcome) 
     out = settle(step, list(deps), force)
     if out is not None:
         return out
-    return run_notebook(step, log_dir, cwd=cwd if os.path.isdir(cwd) else None)
+    import ray
+    node = ray.get_runtime_context().get_node_id()
+    # who runs the step, for a person (or a test) who has to find the worker
+    (log_dir / f"{step.name.replace('/', '_')}.worker.json").write_text(
+        json.dumps({"pid": os.getpid(), "node": node, "host": socket.gethostname()}))
+    outcome = run_notebook(step, log_dir, cwd=cwd if os.path.isdir(cwd) else None)
+    outcome.node = node
+    return outcome
 
 
 def _probe(folders: list[str], token: str, node_id: str) -> dict:
@@ -94,7 +122,7 @@ def _probe(folders: list[str], token: str, node_id: str) -> dict:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{node_id}.txt").write_text(token)
     return {"host": socket.gethostname(), "notebooks": (NOTEBOOKS / "01_data_prep.ipynb").is_file(),
-            "notebooks_dir": str(NOTEBOOKS)}
+            "notebooks_dir": str(NOTEBOOKS), "library": library_fingerprint()}
 
 
 class RayExecutor:
@@ -105,12 +133,14 @@ class RayExecutor:
 
     def start(self, folders: list[Path]) -> None:
         """Join (or start) Ray, fix the per-step resources, probe the storage on every node."""
+        s = self.settings
+        if s.address is None or _is_loopback(s.address):
+            loopback_only()  # before Ray is imported: it reads the switch once
         try:
             import ray
         except ImportError as err:
             raise RuntimeError("--executor ray needs Ray: pip install -e '.[ray]'") from err
         self.ray = ray
-        s = self.settings
         t0 = time.time()
         cpus = ray_cpus_per_step(s, self.jobs)
         if not ray.is_initialized():  # a caller (a test, a notebook) may have started Ray already
@@ -165,6 +195,11 @@ class RayExecutor:
                 except ray.exceptions.RayError as err:
                     raise RuntimeError(f"the storage probe failed on {where} (is mlkd-ser installed there, "
                                        f"and the study folder writable?): {str(err).strip().splitlines()[-1]}") from err
+                if res.get("library") != library_fingerprint():
+                    raise RuntimeError(f"{where} ({res['host']}) runs another version of mlkd-ser (code "
+                                       f"{res.get('library')} there, {library_fingerprint()} here): install the "
+                                       f"same checkout on every node, then start the study again; its finished "
+                                       f"steps are kept")
                 if not res["notebooks"]:
                     raise RuntimeError(f"{where} ({res['host']}) has no notebooks at {res['notebooks_dir']}: "
                                        f"install mlkd-ser from a checkout (pip install -e '.[ray]') on every node")

@@ -19,7 +19,7 @@ from ..data.manifest import read_manifest
 from ..data.noise import load_noise_bank
 from ..data.prepare import FoldData, load_fold, prepare_data
 from ..device import pick_device
-from ..layout import ModelDir, StudyLayout, mark_done
+from ..layout import FolderLock, ModelDir, StudyLayout, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
 from ..method.evaluate import evaluate_conditions, metrics_from_predictions
 from ..method.models import default_layer_map
@@ -30,6 +30,7 @@ from ..names import CLEAN, TEACHER, TRAINED
 from ..paths import by_hand_study, newest_study, resolve
 
 STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
+STEP_LOCK_WAIT_S = 120.0
 
 
 def notebook_study(study_dir: str, preset: str) -> Path:
@@ -121,6 +122,7 @@ class FoldStep:
     study: StudyLayout
     out: ModelDir
     data: FoldData
+    lock: FolderLock | None = None  # held until finish(): one process per step folder
 
     @property
     def fold(self) -> str:
@@ -189,6 +191,8 @@ class FoldStep:
         """Mark the step complete (a rerun of the study skips it) and drop what only a resume needed
         (``last.pt``, the teacher cache) unless ``keep_checkpoints``."""
         finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
+        if self.lock is not None:
+            self.lock.release()
 
 
 def open_step(study_dir: str, preset: str, fold: str, model: str, **params) -> FoldStep:
@@ -197,8 +201,10 @@ def open_step(study_dir: str, preset: str, fold: str, model: str, **params) -> F
     cfg = notebook_config(study_dir, preset, **params)
     study = StudyLayout(notebook_study(study_dir, preset))
     out = study.fold(fold).model(model)
-    out.path.mkdir(parents=True, exist_ok=True)
-    step = FoldStep(cfg, study, out, load_fold(cfg, fold))
+    # a step retried after its worker died waits here until the old kernel (which exits within a
+    # second of its parent) has let go of the folder
+    lock = FolderLock(out.path).acquire(wait_s=STEP_LOCK_WAIT_S)
+    step = FoldStep(cfg, study, out, load_fold(cfg, fold), lock)
     sizes = {k: len(getattr(step.data, k)) for k in ("train", "val", "test")}
     print(f"{model}: {step.data.fold}; utterances {sizes}")
     return step

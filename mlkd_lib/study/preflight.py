@@ -130,9 +130,27 @@ def _disk_problems(study_dir: Path, need_bytes: float | None) -> list[str]:
     return []
 
 
+def corpus_speakers(cfg: StudyConfig) -> list[str]:
+    """The speakers (one fold each) of the study's corpus: from its manifest, or before the corpus is made
+    from what it will hold (the synthetic corpus' ten voices; IEMOCAP's ten speakers)."""
+    if cfg.manifest_path.is_file():
+        import pandas as pd
+        return sorted(pd.read_csv(cfg.manifest_path, usecols=["speaker"]).speaker.unique())
+    if cfg.corpus == "synthetic":
+        from ..data.synthetic import SPEAKERS
+        return sorted(f"Ses{s.session:02d}{s.gender}" for s in SPEAKERS)
+    return [f"Ses{s:02d}{g}" for s in range(1, 6) for g in "FM"]
+
+
+def _fold_problems(cfg: StudyConfig) -> list[str]:
+    unknown = sorted(set(cfg.folds) - set(corpus_speakers(cfg)))
+    return [f"folds {', '.join(unknown)}: not speakers of the corpus ({', '.join(corpus_speakers(cfg))})"] \
+        if unknown else []
+
+
 def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
     """Every problem that would stop the study, all at once (empty: good to go)."""
     model = _model_problems(cfg)
     need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(cfg, len(cfg.folds) or 10, jobs)
-    return (_corpus_problems(cfg) + _noise_problems(cfg) + model + _device_problems(cfg)
+    return (_corpus_problems(cfg) + _noise_problems(cfg) + _fold_problems(cfg) + model + _device_problems(cfg)
             + _disk_problems(study_dir, need))

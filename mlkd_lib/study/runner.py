@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import StudyConfig, load_config, make_config, student_arms, with_absolute_paths, with_overrides
 from ..device import thread_env
-from ..layout import StudyLayout
+from ..layout import FolderLock, StudyLayout
 from ..names import BASELINE, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
 from ..paths import git_commit, resolve
 from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
@@ -98,8 +98,11 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
             overrides["threads"] = local_cpus_per_step(jobs)
     cfg = with_absolute_paths(make_config(preset, **overrides))
     problems = preflight(cfg, study, jobs)
+    if len(problems) == 1:
+        print(f"mlkd study: error: {problems[0]} (nothing was started)", file=sys.stderr)
+        return 2
     if problems:
-        print(f"mlkd study: the pre-flight found {len(problems)} problem(s); nothing was started:\n"
+        print(f"mlkd study: the pre-flight found {len(problems)} problems; nothing was started:\n"
               + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
     if plan_only:
@@ -110,7 +113,13 @@ def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", 
     config_path = layout.config
     if not force:
         _check_same_study(config_path, cfg)
-    study.mkdir(parents=True, exist_ok=True)
+    with FolderLock(study).acquire():  # one runner per study folder, released however this process ends
+        return _run_locked(study, cfg, layout, jobs, force, executor, ray_settings)
+
+
+def _run_locked(study: Path, cfg: StudyConfig, layout: StudyLayout, jobs: int, force: bool, executor: str,
+                ray_settings) -> int:
+    config_path = layout.config
     cfg.save(config_path)
     log_dir = layout.logs
     log_dir.mkdir(exist_ok=True)
@@ -163,7 +172,7 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
             record[s.name] = dict(old[s.name], status="skipped (complete)")
         else:
             record[s.name] = {"status": o.status, "wall_s": round(o.wall_s, 2), "notebook": str(s.output),
-                              **({"error": o.error} if o.error else {})}
+                              **({"error": o.error} if o.error else {}), **({"node": o.node} if o.node else {})}
     work = sum(r.get("wall_s", 0.0) for r in record.values())
     path.write_text(json.dumps({
         "study": str(study), "preset": cfg.preset, "wall_s": round(wall, 2), "steps_wall_s_sum": round(work, 2),

@@ -43,6 +43,7 @@ class Outcome:
     status: Status
     wall_s: float = 0.0
     error: str = ""
+    node: str = ""  # the Ray node that ran it (empty for the local executor)
 
 
 def run_notebook(step: Step, log_dir: Path, cwd: str | None = None) -> Outcome:

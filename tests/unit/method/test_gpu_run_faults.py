@@ -150,6 +150,6 @@ def test_loader_workers_change_nothing(fold, tmp_path):
     teacher = group_norm_model()
     runs = {w: train("student_unsup", dataclasses.replace(cfg, loader_workers=w), parts["train"], parts["val"],
                      tmp_path / str(w), bank, teacher, progress=False) for w in (0, 2)}
-    a, b = (torch.load(r.best_path, weights_only=False)["model"] for r in runs.values())
+    a, b = (torch.load(r.best_path, weights_only=True)["model"] for r in runs.values())
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)

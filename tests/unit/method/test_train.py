@@ -27,14 +27,14 @@ def fold(micro_data):
 
 
 def _weights(path):
-    return torch.load(path, weights_only=False)["model"]
+    return torch.load(path, weights_only=True)["model"]
 
 
 def test_resumed_run_ends_with_the_same_weights(fold, tmp_path):
     cfg, parts, bank = fold
     full = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "full", progress=False)
     train("teacher", cfg, parts["train"], parts["val"], tmp_path / "cut", stop_after_epoch=1, progress=False)
-    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["epoch"] == 1
     resumed = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "cut", progress=False)
     a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -46,7 +46,7 @@ def test_three_problems_together_are_all_reported_in_one_run_within_5_s_with_exi
                           *(a for s in sets for a in ("--set", s))], capture_output=True, text=True)
     took = time.perf_counter() - t0
     assert run.returncode == 2 and took < 5.0, (run.returncode, took, run.stderr)
-    assert "3 problem(s)" in run.stderr and "no-such-corpus" in run.stderr
+    assert "3 problems" in run.stderr and "no-such-corpus" in run.stderr
     assert "volvo.wav or .mat" in run.stderr and "no weights" in run.stderr
     assert not (tmp_path / "s").exists()  # nothing was started
 
