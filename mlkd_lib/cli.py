@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRESETS, describe_keys
+from .keys import COUNT, NUMBER, POSITIVE, Parser, number
+from .names import STUDENT_SUP, TRAINED
 
 
 def _data_iemocap(a):
@@ -65,7 +67,11 @@ def _bench(a):
 
 def _export(a):
     from .deploy.export import export_from_study
-    meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration)
+    meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration, a.format)
+    if a.format == "hf":
+        print(f"{a.out}: Wav2Vec2ForSequenceClassification folder (config, safetensors, preprocessor, model card); "
+              f'load it with transformers.pipeline("audio-classification", model="{a.out}")')
+        return
     check = meta.get("int8_max_logit_diff_vs_torch", meta.get("max_logit_diff_vs_torch"))
     print(f"{a.out}: {meta['precision']} ONNX, {meta['size_mib']:.2f} MiB, max |logit - PyTorch| {check:.2e} "
           f"on 3 test lengths; labels and provenance in {Path(a.out).with_suffix('.json')}")
@@ -74,16 +80,32 @@ def _export(a):
 def _predict(a):
     from .deploy.predict import format_predictions, load_classifier, predict_files
     classifier = load_classifier(a.model, a.threads)
+    fmt = "json" if a.json else "csv" if a.csv else "text"
+    if a.segments:
+        return _predict_segments(a, classifier, fmt)
     preds = predict_files(classifier, a.paths)
     if not preds:
         raise FileNotFoundError(f"no audio files under {' '.join(a.paths)}")
-    fmt = "json" if a.json else "csv" if a.csv else "text"
     print(format_predictions(preds, classifier.labels, fmt))
     bad = [p.path for p in preds if p.error]
     if bad:  # each error is in the output beside the predictions; the exit status says some failed
         print(f"mlkd predict: {len(bad)} of {len(preds)} files could not be classified: {', '.join(bad)}",
               file=sys.stderr)
         sys.exit(1)
+
+
+def _predict_segments(a, classifier, fmt):
+    from .data.vad import TurnSettings
+    from .deploy.segments import format_segments, plot_timeline, segment_file
+    if len(a.paths) > 1 and a.plot:
+        raise ValueError("--plot draws one recording's timeline: give one file")
+    max_seconds = a.max_seconds or classifier.max_seconds or TurnSettings.max_seconds
+    settings = TurnSettings(a.min_turn, a.min_pause, a.padding, max_seconds, a.vad_aggressiveness)
+    found = [(path, *segment_file(classifier, path, settings)) for path in a.paths]
+    print(format_segments([s for _, segs, _ in found for s in segs], classifier.labels, fmt))
+    if a.plot:
+        path, segs, decisions = found[0]
+        print(f"timeline: {plot_timeline(segs, decisions, classifier.labels, a.plot, str(path))}", file=sys.stderr)
 
 
 def _pretrain(a):
@@ -119,15 +141,18 @@ def _listen(a):
     import subprocess
 
     from .paths import NOTEBOOKS, resolve
-    notebook = NOTEBOOKS / "05_listen.ipynb"
-    env = dict(os.environ, MLKD_STUDY=str(resolve(a.study)))
+    notebook, study = NOTEBOOKS / "05_listen.ipynb", resolve(a.study)
+    if not (study / "config.json").is_file():
+        raise FileNotFoundError(f"{study} is not a study folder (no config.json): run `mlkd study` first, or "
+                                f"name one with --study")
+    env = dict(os.environ, MLKD_STUDY=str(study))
     print(f"serving {notebook.name} for {a.study} at http://127.0.0.1:{a.port}/  (Ctrl-C stops)")
     subprocess.run([sys.executable, "-m", "voila", str(notebook), f"--port={a.port}", "--no-browser",
                     "--Voila.ip=127.0.0.1", "--theme=light"], env=env, check=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlkd", description=__doc__)
+    p = Parser(prog="mlkd", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="prepare corpora and noise").add_subparsers(dest="what", required=True)
@@ -138,19 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = data.add_parser("synth", help="the synthetic emotional corpus (espeak-ng)")
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--per-class", type=int, default=5, help="utterances per speaker and emotion")
+    d.add_argument("--per-class", type=POSITIVE, default=5, help="utterances per speaker and emotion")
     d.set_defaults(func=_data_synth)
     d = data.add_parser("noise", help="the five-type noise bank (NOISEX-92 or synthetic)")
     d.add_argument("--out", required=True)
     d.add_argument("--noisex", help="folder of NOISEX-92 .wav/.mat files; default: synthetic noises")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--seconds", type=float, default=30.0, help="length of each synthetic noise")
+    d.add_argument("--seconds", type=number(float, 1.0), default=30.0, help="length of each synthetic noise")
     d.set_defaults(func=_data_noise)
 
     m = sub.add_parser("mix", help="add noise to speech at an SNR (FaNT-like)")
     m.add_argument("--speech", required=True)
     m.add_argument("--noise", required=True)
-    m.add_argument("--snr", type=float, required=True, help="dB")
+    m.add_argument("--snr", type=NUMBER, required=True, help="dB")
     m.add_argument("--out", required=True)
     m.add_argument("--level", choices=["p56", "rms"], default="p56")
     m.add_argument("--seed", type=int, default=0)
@@ -158,18 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("model-info", help="parameters and fp32 size of teacher and student")
     i.add_argument("--model", default="base", help="base, tiny, micro or a local wav2vec 2.0 folder")
-    i.add_argument("--student-layers", type=int, default=6)
+    i.add_argument("--student-layers", type=POSITIVE, default=6)
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_model_info)
 
     b = sub.add_parser("bench", help="inference time of teacher vs student (PyTorch, ONNX fp32/int8); "
                                       "distillation step with/without cache")
     b.add_argument("--model", default="tiny")
-    b.add_argument("--n", type=int, default=20, help="utterances")
-    b.add_argument("--seconds", type=float, default=4.5, help="utterance length (IEMOCAP mean is about 4.5 s)")
-    b.add_argument("--threads", type=int, default=0, help="CPU threads (0: all)")
-    b.add_argument("--distill-steps", type=int, default=5, help="0: skip the distillation-step timing")
-    b.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (the median counts)")
+    b.add_argument("--n", type=POSITIVE, default=20, help="utterances")
+    b.add_argument("--seconds", type=number(float, 0.1), default=4.5,
+                   help="utterance length (IEMOCAP mean is about 4.5 s)")
+    b.add_argument("--threads", type=COUNT, default=0, help="CPU threads (0: all)")
+    b.add_argument("--distill-steps", type=COUNT, default=5, help="0: skip the distillation-step timing")
+    b.add_argument("--rounds", type=POSITIVE, default=3, help="interleaved timing rounds (the median counts)")
     b.add_argument("--no-onnx", action="store_true", help="PyTorch only: no export of the student")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_bench)
@@ -177,13 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="a trained model of a study as ONNX (waveform in, logits out), fp32 or int8")
     e.add_argument("--study", required=True, help="study folder (results/NAME)")
     e.add_argument("--fold", required=True, help="test speaker of the fold, e.g. Ses01F")
-    e.add_argument("--model", default="student_sup", choices=["student_sup", "student_unsup", "teacher"])
-    e.add_argument("--out", required=True, help="FILE.onnx (FILE.json beside it: labels, sample rate, provenance)")
+    e.add_argument("--model", default=STUDENT_SUP, choices=TRAINED)
+    e.add_argument("--format", choices=["onnx", "hf"], default="onnx",
+                   help="onnx: one file for `mlkd predict`; hf: a Wav2Vec2ForSequenceClassification folder")
+    e.add_argument("--out", required=True, help="FILE.onnx (FILE.json beside it: labels, sample rate, provenance), "
+                                                "or with --format hf a new folder")
     e.add_argument("--int8", action="store_true", help="int8 quantization (onnxruntime)")
     e.add_argument("--int8-scheme", default="conv+matmul", choices=["conv+matmul", "matmul"],
                    help="conv+matmul: static int8 convolutions calibrated on the fold's training speech + dynamic "
                         "int8 MatMul/Gemm; matmul: dynamic MatMul/Gemm only")
-    e.add_argument("--calibration", type=int, default=16, help="training utterances for calibration (each clean "
+    e.add_argument("--calibration", type=POSITIVE, default=16, help="training utterances for calibration (each clean "
                                                                 "and noisy)")
     e.set_defaults(func=_export)
 
@@ -193,7 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     out = pr.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="a JSON list")
     out.add_argument("--csv", action="store_true", help="CSV with one row per file")
-    pr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
+    pr.add_argument("--threads", type=COUNT, default=0, help="CPU threads (0: the runtime's default)")
+    pr.add_argument("--segments", action="store_true", help="emotion over time: one row per speech segment of each "
+                    "(long) recording, found by WebRTC VAD and cut at the model's max_seconds")
+    pr.add_argument("--plot", help="with --segments: the timeline of the recording as FILE.png")
+    pr.add_argument("--min-turn", type=number(float, 0), default=0.3, help="s; shorter speech is dropped")
+    pr.add_argument("--min-pause", type=number(float, 0), default=0.4, help="s; shorter pauses do not end a turn")
+    pr.add_argument("--padding", type=number(float, 0), default=0.1, help="s kept on each side of a turn")
+    pr.add_argument("--max-seconds", type=number(float, 0.1), help="longest segment (default: the model's study)")
+    pr.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2)
     pr.set_defaults(func=_predict)
 
     from .config import PRETRAIN_OBJECTIVES, PretrainSettings
@@ -202,11 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--out", required=True, help="folder for the encoder (save_pretrained layout)")
     pt.add_argument("--seed", type=int, default=d.seed)
     pt.add_argument("--objective", choices=PRETRAIN_OBJECTIVES, default=d.objective)
-    pt.add_argument("--steps", type=int, default=d.steps)
-    pt.add_argument("--utterances", type=int, default=d.utterances, help="size of the pretraining corpus")
-    pt.add_argument("--batch-size", type=int, default=d.batch_size)
-    pt.add_argument("--lr", type=float, default=d.lr)
-    pt.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: all); fix it for identical bytes")
+    pt.add_argument("--steps", type=POSITIVE, default=d.steps)
+    pt.add_argument("--utterances", type=POSITIVE, default=d.utterances, help="size of the pretraining corpus")
+    pt.add_argument("--batch-size", type=POSITIVE, default=d.batch_size)
+    pt.add_argument("--lr", type=number(float, 0, strict=True), default=d.lr)
+    pt.add_argument("--threads", type=COUNT, default=d.threads, help="CPU threads (0: all); fix it for identical bytes")
     pt.add_argument("--corpus", help="where the pretraining corpus is made or reused (default: beside --out)")
     pt.set_defaults(func=_pretrain)
 
@@ -219,26 +256,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="study folder (default results/<preset>)")
     s.add_argument("--folds", default="all", help="'all' or comma-separated test speakers, e.g. Ses01F,Ses01M")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    s.add_argument("--jobs", type=int, default=1, help="steps run in parallel (CPU threads are shared out)")
+    s.add_argument("--jobs", type=POSITIVE, default=1, help="steps run in parallel (CPU threads are shared out)")
     s.add_argument("--force", action="store_true", help="rerun steps that are already complete")
     s.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: papermill processes on this machine; ray: one Ray task per step (needs .[ray])")
     s.add_argument("--ray-address", help="join a running Ray cluster: 'auto' or HOST:PORT (default: a local instance)")
-    s.add_argument("--ray-cpus", type=float, help="CPUs a step asks Ray for (default: cores/--jobs, 1 on a cluster)")
-    s.add_argument("--ray-gpus", type=float, help="GPUs a model step asks for (default: 1 where the cluster has GPUs)")
-    s.add_argument("--ray-max-retries", type=int, default=3, help="re-runs of a step whose node died (not on errors)")
+    s.add_argument("--ray-cpus", type=number(float, 0, strict=True),
+                   help="CPUs a step asks Ray for (default: cores/--jobs, 1 on a cluster)")
+    s.add_argument("--ray-gpus", type=number(float, 0),
+                   help="GPUs a model step asks for (default: 1 where the cluster has GPUs)")
+    s.add_argument("--ray-max-retries", type=COUNT, default=3, help="re-runs of a step whose node died (not on errors)")
     s.set_defaults(func=_study)
 
     ab = sub.add_parser("ablate", help="retrain a study's MLKD students with other loss settings, reusing the rest")
     ab.add_argument("--study", required=True, help="a finished study (its teachers and CE-only students are reused)")
     ab.add_argument("--out", required=True)
     ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="alpha, beta or temperature")
-    ab.add_argument("--jobs", type=int, default=1)
+    ab.add_argument("--jobs", type=POSITIVE, default=1)
     ab.set_defaults(func=_ablate)
 
     li = sub.add_parser("listen", help="serve the listening explorer as a web page (Voilà, localhost)")
     li.add_argument("--study", default="results/demo")
-    li.add_argument("--port", type=int, default=8866)
+    li.add_argument("--port", type=number(int, 1), default=8866)
     li.set_defaults(func=_listen)
     return p
 
@@ -247,7 +286,8 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
         # clear one-line errors for bad input; the traceback helps nobody here
-        print(f"mlkd {args.command}: error: {err}", file=sys.stderr)
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"mlkd {args.command}: error: {' '.join(str(text).split())}", file=sys.stderr)
         sys.exit(2)

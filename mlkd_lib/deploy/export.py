@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 import warnings
@@ -172,15 +173,16 @@ def export_model(model: EmotionClassifier, out: str | Path, int8: bool = False, 
     if out.suffix != ".onnx":
         raise ValueError(f"{out}: the output file must end in .onnx")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.onnx" if int8 else out
+    with tempfile.TemporaryDirectory() as tmp:  # the file appears at ``out`` only once it is checked
+        fp32, done = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         diff = export_onnx(model, fp32)
         info = {"precision": "fp32", "max_logit_diff_vs_torch": diff}
         if int8:
-            quantize_int8(fp32, out, scheme, calibration)
+            quantize_int8(fp32, done, scheme, calibration)
             info = {"precision": "int8", "int8_scheme": scheme, "fp32_max_logit_diff_vs_torch": diff,
                     "calibration_utterances": len(calibration) if scheme == "conv+matmul" else 0,
-                    "int8_max_logit_diff_vs_torch": max_logit_difference(model, out, _check_waves())}
+                    "int8_max_logit_diff_vs_torch": max_logit_difference(model, done, _check_waves())}
+        shutil.move(done if int8 else fp32, out)
     labels = EMOTIONS[: model.head.out_features]
     return json.loads(write_sidecar(out, labels, **info, **provenance).read_text())
 
@@ -196,20 +198,29 @@ def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
 
 
 def export_from_study(study_dir: str | Path, fold: str, role: str, out: str | Path, int8: bool = False,
-                      scheme: str = "conv+matmul", calibration_n: int = 16) -> dict:
-    """`mlkd export`: the ``role`` model of ``fold`` in a study folder as ONNX (see :func:`export_model`)."""
+                      scheme: str = "conv+matmul", calibration_n: int = 16, fmt: str = "onnx") -> dict:
+    """`mlkd export`: the ``role`` model of ``fold`` in a study folder as ONNX (see :func:`export_model`), or
+    with ``fmt="hf"`` as a Hugging Face audio-classification folder (``deploy/hf.py``); returns its provenance."""
     if role not in TRAINED:
         raise ValueError(f"model must be one of {TRAINED}, got {role!r}")
+    if fmt not in ("onnx", "hf"):
+        raise ValueError(f"export format must be onnx or hf, got {fmt!r}")
     study = StudyLayout(study_dir)
     study_dir = study.dir
     ckpt = study.fold(fold).model(role).best_ckpt
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found (folds in {study_dir}: {study.folds() or 'none'})")
     cfg = load_config(study.config)
+    run = json.loads(study.run_json.read_text()) if study.run_json.is_file() else {}
+    provenance = dict(study=str(study_dir.resolve()), fold=fold, role=role, checkpoint=str(ckpt.resolve()),
+                      corpus=cfg.corpus, max_seconds=cfg.max_seconds, study_git_commit=run.get("git_commit"))
+    if fmt == "hf":
+        from .hf import write_hf_folder
+        provenance |= {"exported": time.strftime("%Y-%m-%dT%H:%M:%S"), "export_git_commit": git_commit(),
+                       "versions": {p: _version(p) for p in ("torch", "transformers")}, "config": cfg.to_json()}
+        write_hf_folder(load_model(ckpt), out, study=study_dir, fold=fold, role=role, cfg=cfg, provenance=provenance)
+        return provenance
     calibration = None
     if int8 and scheme == "conv+matmul":
         calibration = calibration_audio(cfg, load_fold(cfg, fold), calibration_n)
-    run = json.loads(study.run_json.read_text()) if study.run_json.is_file() else {}
-    return export_model(load_model(ckpt), out, int8, scheme, calibration, study=str(study_dir.resolve()),
-                        fold=fold, role=role, checkpoint=str(ckpt.resolve()), corpus=cfg.corpus,
-                        study_git_commit=run.get("git_commit"))
+    return export_model(load_model(ckpt), out, int8, scheme, calibration, **provenance)

@@ -59,6 +59,7 @@ class OnnxClassifier:
         self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         self.labels = tuple(self.meta.get("labels", EMOTIONS))
         self.sample_rate = int(self.meta.get("sample_rate", SAMPLE_RATE))
+        self.max_seconds = self.meta.get("max_seconds")  # the longest input the model trained on
         try:
             self.session = ort_session(path, threads)
         except Exception as err:  # onnxruntime raises its own exception types
@@ -81,10 +82,20 @@ class TorchClassifier:
             torch.set_num_threads(threads)
         self._torch, self.model = torch, load_model(path).eval()
         self.labels, self.sample_rate, self.meta = EMOTIONS[: self.model.head.out_features], SAMPLE_RATE, {}
+        self.max_seconds = study_max_seconds(Path(path))
 
     def logits(self, wave: np.ndarray) -> np.ndarray:
         with self._torch.no_grad():
             return self.model(self._torch.from_numpy(np.asarray(wave, dtype=np.float32))[None]).logits[0].numpy()
+
+
+def study_max_seconds(checkpoint: Path) -> float | None:
+    """``max_seconds`` of the study a ``folds/<fold>/<model>/best.pt`` belongs to, if it is in one."""
+    config = checkpoint.resolve().parent.parent.parent.parent / "config.json"
+    try:
+        return float(json.loads(config.read_text())["max_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:

@@ -11,7 +11,6 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from ..analysis.tables import summarise
 from ..config import load_config
@@ -21,8 +20,17 @@ from ..data.noise import load_noise_bank, split_noise
 from ..layout import StudyLayout
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
-from ..names import BASELINE, CLEAN, EMOTIONS, MODEL_LABELS, MODELS, TEACHER
-from .players import audio_player, figure_png, shared_gain, spectrogram_png, wav_bytes
+from ..names import BASELINE, CLEAN, EMOTIONS, MODELS, TEACHER
+from .players import (
+    audio_player,
+    class_probabilities,
+    figure_png,
+    predictions_html,
+    shared_gain,
+    spectrogram_png,
+    wav_bytes,
+)
+from .recording import recording_panel
 
 
 class StudyModels:
@@ -53,33 +61,6 @@ class StudyModels:
             self._enhancers[fold] = VadNmfEnhancer(basis, self.cfg.nmf_noise_components, self.cfg.vad_aggressiveness,
                                                    seed=self.cfg.seed)
         return self._enhancers[fold]
-
-
-def class_probabilities(model, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32))[None]).logits
-    return torch.softmax(logits, -1)[0].numpy()
-
-
-def predictions_html(true_label: str, probs: dict[str, np.ndarray | None], notes: list[str]) -> str:
-    """A table: one row per model, a bar per class, the predicted class in bold."""
-    head = "".join(f"<th style='padding:2px 8px'>{e}</th>" for e in EMOTIONS)
-    rows = []
-    for name, p in probs.items():
-        if p is None:
-            rows.append(f"<tr><td>{MODEL_LABELS[name]}</td><td colspan={len(EMOTIONS)}><i>not trained</i></td></tr>")
-            continue
-        best = int(np.argmax(p))
-        cells = "".join(
-            f"<td style='padding:2px 8px'><div style='background:#4c72b0;height:10px;width:{60 * v:.0f}px'></div>"
-            f"{'<b>' if i == best else ''}{v:.2f}{'</b>' if i == best else ''}</td>" for i, v in enumerate(p))
-        mark = "✔" if EMOTIONS[best] == true_label else "✘"
-        full = ",".join(f"{v:.6f}" for v in p)  # full precision, for tests and for copying
-        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{MODEL_LABELS[name]}</td>{cells}"
-                    f"<td>{mark} {EMOTIONS[best]}</td></tr>")
-    note = "".join(f"<div style='color:#a33'>{n}</div>" for n in notes)
-    return (f"<div><b>true label: {true_label}</b>{note}<table><tr><th>model</th>{head}<th>prediction</th></tr>"
-            + "".join(rows) + "</table></div>")
 
 
 class Explorer:
@@ -206,7 +187,8 @@ class Explorer:
             W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]),
             W.HBox([W.VBox([labels[k], players[k]]) for k in players]),
             preds, status, image])
-        return W.Tab(children=[listen, self.results_panel()], titles=["Listen", "Results"])
+        return W.Tab(children=[listen, recording_panel(self), self.results_panel()],
+                     titles=["Listen", "Your recording", "Results"])
 
     def results_panel(self) -> W.VBox:
         """The study's plots, and UA against SNR for a chosen model and noise type."""

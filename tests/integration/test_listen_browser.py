@@ -13,8 +13,9 @@ import pytest
 from helpers.browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, free_port
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def listen_page(micro_study):
+    """One `mlkd listen` server for the module's tests (it takes most of a minute to start)."""
     study, _, _ = micro_study
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlkd_lib", "listen", "--study", str(study), "--port", str(port)],
@@ -49,13 +50,12 @@ def test_listen_page_plays_audio_and_updates_predictions(listen_page):
         page = browser.new_page(viewport={"width": 1300, "height": 1400})
         page.goto(url, timeout=120_000)
         rows = page.locator(".mlkd-predictions .mlkd-row")
-        expect(rows).to_have_count(4, timeout=120_000)  # teacher, both students, baseline
-        assert page.locator("audio").count() == 3  # clean, noisy, enhanced
-        assert all(page.locator("audio").nth(i).get_attribute("src") for i in range(3))
+        expect(rows).to_have_count(5, timeout=120_000)  # teacher, the three students, baseline
+        assert all(page.locator("audio").nth(i).get_attribute("src") for i in range(3))  # clean, noisy, enhanced
         status = page.locator(".mlkd-status")
         expect(status).to_contain_text("0 dB")
         first = _rows(page)
-        assert set(first) == {"teacher", "student_unsup", "student_sup", "baseline"}
+        assert set(first) == {"teacher", "student_unsup", "student_sup", "student_unsup_from_teacher", "baseline"}
 
         # another utterance, of another emotion: the true label and the predictions change
         utterance = page.locator("select").nth(3)
@@ -98,3 +98,58 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     assert np.array_equal(noisy, ds[0]["noisy"])
     np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float), atol=1e-4)
     assert notes == [] and all(p is not None for p in probs.values())
+
+
+@pytest.mark.slow
+def test_your_own_recording_through_the_page(listen_page, micro_study, tmp_path):
+    """Upload a stereo 22.05 kHz FLAC, choose factory noise at 0 dB, read the five models' probabilities off
+    the page and check them against the library's own computation; an unreadable file gives a message and
+    the page keeps working."""
+    import numpy as np
+    import soundfile as sf
+    from playwright.sync_api import expect, sync_playwright
+
+    from mlkd_lib.config import load_config
+    from mlkd_lib.data.manifest import read_manifest
+    from mlkd_lib.explore.explorer import Explorer
+    from mlkd_lib.explore.recording import analyse, decode
+
+    url, chromium = listen_page
+    study, _, _ = micro_study
+    cfg = load_config(study / "config.json")
+    speech = read_manifest(cfg.manifest_path).path.iloc[:2]
+    x = np.concatenate([sf.read(p, dtype="float32")[0] for p in speech])
+    recording = tmp_path / "my_voice.flac"
+    from scipy.signal import resample_poly
+    y = resample_poly(x, 441, 320).astype(np.float32)
+    sf.write(recording, np.stack([y, 0.5 * y], 1), 22_050)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really")
+    explorer = Explorer(study)
+    view = analyse(explorer.models, "Ses01F", decode(recording.read_bytes(), recording.name), "factory", 0.0,
+                   explorer.bank, cfg)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1300, "height": 1200})
+        page.goto(url, timeout=120_000)
+        expect(page.locator(".mlkd-predictions .mlkd-row")).to_have_count(5, timeout=120_000)
+        page.get_by_text("Your recording").click()
+        status = page.locator(".mlkd-upload-status")
+
+        def upload(path):  # as a person does: the upload button, then the file dialog
+            with page.expect_file_chooser() as chooser:
+                page.locator(".widget-upload").click()
+            chooser.value.set_files(str(path))
+
+        upload(tmp_path / "broken.wav")
+        expect(status).to_contain_text("Cannot use this file", timeout=60_000)
+        upload(recording)
+        page.locator(".mlkd-upload select").nth(1).select_option("factory")  # fold, then noise
+        rows = page.locator(".mlkd-upload-predictions .mlkd-row")
+        expect(rows).to_have_count(5, timeout=60_000)
+        expect(status).to_contain_text("factory 0 dB")
+        shown = {rows.nth(i).get_attribute("data-model"): np.array(rows.nth(i).get_attribute("data-probs").split(","),
+                                                                   dtype=float) for i in range(5)}
+        for model, probs in view.probabilities.items():
+            np.testing.assert_allclose(shown[model], probs, atol=2e-6)
+        page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+        browser.close()

@@ -1,0 +1,64 @@
+"""The Hugging Face export is the same classifier: Wav2Vec2ForSequenceClassification, its feature
+extractor and `pipeline("audio-classification")` give our model's probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForAudioClassification, Wav2Vec2Config, pipeline
+
+from mlkd_lib.config import make_config
+from mlkd_lib.data.audio import speech_like
+from mlkd_lib.deploy.hf import feature_extractor, to_hf, write_hf_folder
+from mlkd_lib.method.models import MICRO, EmotionClassifier
+from mlkd_lib.names import EMOTIONS
+
+
+def _model(norm: str) -> EmotionClassifier:
+    torch.manual_seed(0)
+    model = EmotionClassifier(Wav2Vec2Config(**dict(MICRO, feat_extract_norm=norm))).eval()
+    with torch.no_grad():  # a head far from zero, so that the classes differ clearly
+        model.head.weight.normal_(0, 2.0)
+    return model
+
+
+def _ours(model, x):
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(x)[None]).logits, -1)[0].numpy()
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_the_hf_model_and_its_feature_extractor_are_our_classifier(norm, rng):
+    model = _model(norm)
+    hf, fe = to_hf(model), feature_extractor(model)
+    assert fe.return_attention_mask is model.uses_attention_mask()
+    for seconds in (0.7, 1.3, 2.9):
+        x = (3.0 * speech_like(rng, seconds)).astype(np.float32)  # loud: the normalisation must match too
+        inputs = fe(x, sampling_rate=16_000, return_tensors="pt")
+        with torch.no_grad():
+            theirs = torch.softmax(hf(**inputs).logits, -1)[0].numpy()
+        np.testing.assert_allclose(theirs, _ours(model, x), atol=1e-5)
+
+
+def test_the_folder_loads_offline_in_the_pipeline_and_the_auto_class(tmp_path, rng, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = _model("layer")
+    out = write_hf_folder(model, tmp_path / "hf", study=tmp_path / "study", fold="Ses01F", role="student_sup",
+                          cfg=make_config("micro"), provenance={"study": "test"})
+    for f in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "provenance.json"):
+        assert (out / f).is_file(), f
+    card = (out / "README.md").read_text()
+    assert "synthetic" in card and 'pipeline("audio-classification"' in card and "Ses01F" in card
+    auto = AutoModelForAudioClassification.from_pretrained(out)
+    assert type(auto).__name__ == "Wav2Vec2ForSequenceClassification" and auto.config.id2label[2] == "ang"
+    classify = pipeline("audio-classification", model=str(out))
+    for seconds in (0.8, 2.1):
+        x = speech_like(rng, seconds)
+        got = {r["label"]: r["score"] for r in classify(x, top_k=len(EMOTIONS))}
+        want = _ours(model, x)
+        assert set(got) == set(EMOTIONS)
+        np.testing.assert_allclose([got[e] for e in EMOTIONS], want, atol=1e-4)
+    with pytest.raises(FileExistsError):
+        write_hf_folder(model, out, study=tmp_path, fold="Ses01F", role="student_sup", cfg=make_config("micro"),
+                        provenance={})
