@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--plot", help="with --segments: the timeline of the recording as FILE.png")
     pr.add_argument("--min-turn", type=number(float, 0), default=0.3, help="s; shorter speech is dropped")
     pr.add_argument("--min-pause", type=number(float, 0), default=0.4, help="s; shorter pauses do not end a turn")
-    pr.add_argument("--padding", type=number(float, 0), default=0.1, help="s kept on each side of a turn")
+    pr.add_argument("--padding", type=number(float, 0), default=0.05, help="s kept on each side of a turn")
     pr.add_argument("--max-seconds", type=number(float, 0.1), help="longest segment (default: the model's study)")
     pr.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2)
     pr.set_defaults(func=_predict)

@@ -31,7 +31,10 @@ def to_hf(model: EmotionClassifier) -> Wav2Vec2ForSequenceClassification:
                                        "label2id": {lab: i for i, lab in enumerate(labels)},
                                        "classifier_proj_size": len(labels), "use_weighted_layer_sum": False})
     hf = Wav2Vec2ForSequenceClassification(config).eval()
-    missing, unexpected = hf.wav2vec2.load_state_dict(model.wav2vec2.state_dict(), strict=False)
+    # SpecAugment's mask vector acts only in training with masking on; HF builds it only then
+    encoder = {k: v for k, v in model.wav2vec2.state_dict().items()
+               if k != "masked_spec_embed" or hasattr(hf.wav2vec2, "masked_spec_embed")}
+    missing, unexpected = hf.wav2vec2.load_state_dict(encoder, strict=False)
     if unexpected or [k for k in missing if k != "masked_spec_embed"]:
         raise RuntimeError(f"the encoder does not map onto Wav2Vec2ForSequenceClassification: missing {missing}, "
                            f"unexpected {unexpected}")
@@ -66,8 +69,10 @@ tags: [speech-emotion-recognition, wav2vec2, knowledge-distillation{extra_tags}]
 
 ## Test UA on the held-out speaker (%)
 
-| condition | {snr_heads} |
-|---|{snr_rule}|
+Clean speech: {clean_ua}. Under noise (the study's test segments of each recording):
+
+| noise | {snr_heads} |
+|---|{snr_rule}
 {ua_rows}
 
 ## Use
@@ -91,17 +96,19 @@ REAL_LIMITS = ("Trained on acted English dyadic speech (IEMOCAP, four classes) u
                "labels as a research measurement, not a judgement about a person.")
 
 
-def _ua_table(metrics_csv: Path) -> tuple[str, str, str]:
+def _ua_table(metrics_csv: Path) -> tuple[str, str, str, str]:
+    """(clean UA, header, rule, rows) of the model card's table: UA per noise type at 0, 10 and 20 dB."""
     import pandas as pd
+    if not metrics_csv.is_file():
+        return "–", "0 dB | 10 dB | 20 dB", "---|---|---|", ""
     m = pd.read_csv(metrics_csv)
     snrs = [0.0, 10.0, 20.0]
-    heads = ["clean", *[f"{s:g} dB" for s in snrs]]
     rows = []
     for noise in sorted(set(m.noise) - {"clean"}):
-        cells = [100 * m[m.noise == "clean"].ua.mean()] + [
-            100 * m[(m.noise == noise) & (m.snr_db == s)].ua.mean() for s in snrs]
+        cells = [100 * m[(m.noise == noise) & (m.snr_db == s)].ua.mean() for s in snrs]
         rows.append(f"| {noise} | " + " | ".join("–" if c != c else f"{c:.1f}" for c in cells) + " |")
-    return " | ".join(heads), "---|" * len(heads), "\n".join(rows)
+    clean = 100 * m[m.noise == "clean"].ua.mean()
+    return f"{clean:.1f}", " | ".join(f"{s:g} dB" for s in snrs), "---|" * len(snrs), "\n".join(rows)
 
 
 def write_hf_folder(model: EmotionClassifier, out: str | Path, *, study: Path, fold: str, role: str, cfg,
@@ -114,13 +121,12 @@ def write_hf_folder(model: EmotionClassifier, out: str | Path, *, study: Path, f
     hf = to_hf(model)
     hf.save_pretrained(out, safe_serialization=True)
     feature_extractor(model).save_pretrained(out)
-    metrics = study / "folds" / fold / role / "metrics.csv"
-    heads, rule, rows = _ua_table(metrics) if metrics.is_file() else ("clean", "---|", "| – | – |")
+    clean, heads, rule, rows = _ua_table(study / "folds" / fold / role / "metrics.csv")
     synthetic = cfg.corpus == "synthetic"
     (out / "README.md").write_text(CARD.format(
         title=f"{MODEL_LABELS[role]}: speech emotion recognition in noise", extra_tags=", synthetic" if synthetic
-        else "", what=f"`{role}` of an mlkd-ser study: {MODEL_LABELS[role].lower()}, a wav2vec 2.0 with "
-                      f"{model.num_layers} transformer layers, mean pooling and one linear layer.",
+        else "", what=f"`{role}` of an mlkd-ser study ({MODEL_LABELS[role]}): a wav2vec 2.0 with "
+                      f"{model.num_layers} transformer layers, mean pooling and one linear layer.", clean_ua=clean,
         study=study.name, corpus="synthetic speech" if synthetic else cfg.corpus, fold=fold,
         max_seconds=cfg.max_seconds, labels=", ".join(EMOTIONS[: model.head.out_features]), snr_heads=heads,
         snr_rule=rule, ua_rows=rows, folder=out.name, limits=SYNTHETIC_LIMITS if synthetic else REAL_LIMITS))

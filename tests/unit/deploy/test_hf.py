@@ -18,6 +18,7 @@ from mlkd_lib.names import EMOTIONS
 def _model(norm: str) -> EmotionClassifier:
     torch.manual_seed(0)
     model = EmotionClassifier(Wav2Vec2Config(**dict(MICRO, feat_extract_norm=norm))).eval()
+    model.add_mask_embedding()  # as a pretrained encoder brings: SpecAugment's vector, unused at inference
     with torch.no_grad():  # a head far from zero, so that the classes differ clearly
         model.head.weight.normal_(0, 2.0)
     return model
