@@ -65,7 +65,7 @@ def reference(tmp_path_factory):
 def test_a_killed_study_resumes_to_the_same_metrics(reference, tmp_path):
     proc = _study(tmp_path / "study", reference / "data", start_new_session=True)
     killed_at = _wait_for_training(tmp_path / "study")
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its notebook threads, at once
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner; its kernels (own sessions) end when they see it gone
     proc.wait(timeout=30)
     rerun = _study(tmp_path / "study", reference / "data")
     out, _ = rerun.communicate(timeout=600)
