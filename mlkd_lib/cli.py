@@ -268,10 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ray-max-retries", type=COUNT, default=3, help="re-runs of a step whose node died (not on errors)")
     s.set_defaults(func=_study)
 
-    ab = sub.add_parser("ablate", help="retrain a study's MLKD students with other loss settings, reusing the rest")
-    ab.add_argument("--study", required=True, help="a finished study (its teachers and CE-only students are reused)")
+    ab = sub.add_parser("ablate", help="retrain a study's student arms with other settings, reusing the rest")
+    ab.add_argument("--study", required=True,
+                    help="a finished study (its data, teachers, baselines and untouched arms are reused)")
     ab.add_argument("--out", required=True)
-    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="alpha, beta or temperature")
+    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a student setting, e.g. beta=6, temperature=1, sup_init=pretrained, student_epochs=12")
     ab.add_argument("--jobs", type=POSITIVE, default=1)
     ab.set_defaults(func=_ablate)
 

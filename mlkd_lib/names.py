@@ -16,6 +16,5 @@ MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision 
                 STUDENT_CONTROL: "Student without supervision (control)",
                 BASELINE: "Baseline (VAD + NMF)"}
 MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
-INITS = ("teacher", "pretrained")  # where a student's layers start: the fine-tuned teacher or the pretrained encoder
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names
 NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)

@@ -14,6 +14,7 @@ from ..names import BASELINE, EMOTIONS, MODEL_LABELS, STUDENT_SUP
 
 # seaborn's "deep" palette, written out: importing seaborn costs every notebook kernel half a second
 DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+MODEL_COLORS = dict(zip(MODEL_LABELS, DEEP))  # one colour per model in every plot
 SYNTHETIC_SUFFIX = "\n(synthetic speech — shows the pipeline, not the paper's figures)"
 
 
@@ -119,12 +120,11 @@ def representation(distances: pd.DataFrame, synthetic: bool):
     layers = sorted(mean.teacher_layer.unique())
     snrs = sorted(mean.snr.unique())
     fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 3.2), sharey=True, squeeze=False)
-    palette = dict(zip(MODEL_LABELS, DEEP[: len(MODEL_LABELS)]))
     for ax, t in zip(axes[0], layers):
         for model in [m for m in MODEL_LABELS if m in set(mean.model)]:
             g = mean[(mean.teacher_layer == t) & (mean.model == model)].sort_values("snr")
             ax.plot([snrs.index(x) for x in g.snr], g.value, marker="o", ms=3, label=MODEL_LABELS[model],
-                    color=palette[model], ls="--" if model == "teacher" else "-")
+                    color=MODEL_COLORS[model], ls="--" if model == "teacher" else "-")
         ax.set_xticks(range(len(snrs)), ["clean" if np.isinf(x) else f"{x:g}" for x in snrs], fontsize=7)
         ax.set(title=f"teacher layer {t}", xlabel="SNR (dB)")
         ax.axhline(1, c="grey", lw=0.6, ls=":")
@@ -155,17 +155,16 @@ def ua_vs_snr(summary: pd.DataFrame, synthetic: bool):
     noisy = summary[summary.noise != "clean"]
     types = sorted(noisy.noise.unique())
     fig, axes = plt.subplots(1, len(types), figsize=(3.6 * len(types), 3.6), sharey=True, squeeze=False)
-    palette = dict(zip(MODEL_LABELS, DEEP[: len(MODEL_LABELS)]))
     for ax, nt in zip(axes[0], types):
         for model, label in MODEL_LABELS.items():
             d = noisy[(noisy.noise == nt) & (noisy.model == model)].sort_values("snr_db")
             if d.empty:
                 continue
             ax.errorbar(d.snr_db, d.ua_mean, yerr=d.ua_std.fillna(0), marker="o", capsize=3, label=label,
-                        color=palette[model])
+                        color=MODEL_COLORS[model])
             clean = summary[(summary.noise == "clean") & (summary.model == model)]
             if len(clean):
-                ax.axhline(clean.ua_mean.iloc[0], ls="--", lw=0.8, color=palette[model])
+                ax.axhline(clean.ua_mean.iloc[0], ls="--", lw=0.8, color=MODEL_COLORS[model])
         ax.axhline(25, ls=":", c="grey")
         ax.set(title=nt, xlabel="SNR (dB)", ylim=(0, 100))
     axes[0][0].set_ylabel("UA % (dashed: clean)")

@@ -103,6 +103,17 @@ def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, ste
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
 
+def objective(cfg: StudyConfig, out, labels: torch.Tensor, batch: dict, targets: TeacherTargets | None,
+              mapping: dict | None):
+    """The study's objective on one batch's model output: α(L_KD + β·L_ML) + (1 − α)L_CE against the
+    teacher's targets for the batch's clean audio, or L_CE alone without ``targets``."""
+    t_hidden = t_logits = None
+    if targets is not None:
+        t_hidden, t_logits = targets.batch(batch["utt_id"], out.frame_mask.shape[1], batch["clean"], batch["lengths"])
+    return mlkd_objective(out.logits.float(), labels, out.hidden_states, t_logits, t_hidden, mapping, out.frame_mask,
+                          cfg.temperature, cfg.alpha, cfg.beta, cfg.kd_t_squared)
+
+
 @torch.no_grad()
 def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device, input_key: str,
              targets: TeacherTargets | None = None, mapping: dict | None = None) -> dict[str, float]:
@@ -116,10 +127,7 @@ def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConf
         with autocast(device, cfg.amp):
             out = model(b[input_key].to(device), b["lengths"].to(device), output_hidden_states=targets is not None)
             if targets is not None:
-                t_hidden, t_logits = targets.batch(b["utt_id"], out.frame_mask.shape[1], b["clean"], b["lengths"])
-                _, parts = mlkd_objective(out.logits.float(), b["label"].to(device), out.hidden_states, t_logits,
-                                          t_hidden, mapping, out.frame_mask, cfg.temperature, cfg.alpha, cfg.beta,
-                                          cfg.kd_t_squared)
+                _, parts = objective(cfg, out, b["label"].to(device), b, targets, mapping)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
         y += b["label"].tolist()
@@ -192,13 +200,7 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
             x, lengths, labels = b[r.input_key].to(device), b["lengths"].to(device), b["label"].to(device)
             with autocast(device, cfg.amp):
                 out_s = model(x, lengths, output_hidden_states=r.distils)
-                t_hidden = t_logits = None
-                if r.distils:
-                    t_hidden, t_logits = targets.batch(b["utt_id"], out_s.frame_mask.shape[1], b["clean"],
-                                                       b["lengths"])
-                loss, parts = mlkd_objective(out_s.logits.float(), labels, out_s.hidden_states, t_logits, t_hidden,
-                                             mapping, out_s.frame_mask, cfg.temperature, cfg.alpha, cfg.beta,
-                                             cfg.kd_t_squared)
+                loss, parts = objective(cfg, out_s, labels, b, targets, mapping)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -243,8 +245,5 @@ def first_batch_losses(role: str, cfg: StudyConfig, train_df: pd.DataFrame, nois
     targets = TeacherTargets(teacher.to(device).eval(), list(mapping.values()), device, "off")
     with autocast(device, cfg.amp):
         out = r.model.to(device).eval()(b["noisy"].to(device), b["lengths"].to(device), output_hidden_states=True)
-        t_hidden, t_logits = targets.batch(b["utt_id"], out.frame_mask.shape[1], b["clean"], b["lengths"])
-        total, parts = mlkd_objective(out.logits.float(), b["label"].to(device), out.hidden_states, t_logits,
-                                      t_hidden, mapping, out.frame_mask, cfg.temperature, cfg.alpha, cfg.beta,
-                                      cfg.kd_t_squared)
+        total, parts = objective(cfg, out, b["label"].to(device), b, targets, mapping)
     return dict(parts, total=total.item(), utterances=len(first))

@@ -177,8 +177,9 @@ class FoldStep:
         """The teacher's clean layer states of the test utterances, to which ``model``'s are compared:
         teacher layer 2k for student layer k; for the teacher itself, its own layers on clean speech."""
         teacher = model if self.out.name == TEACHER else self.teacher()
-        layer_map = (default_layer_map(self.cfg.student_layers, teacher.num_layers) if self.out.name != TEACHER
-                     else {t: t for t in default_layer_map(self.cfg.student_layers, teacher.num_layers).values()})
+        layer_map = self.layer_map(teacher)
+        if self.out.name == TEACHER:
+            layer_map = {t: t for t in layer_map.values()}
         test, n = self.data.test, self.cfg.representation_utterances
         rows = test if not n or n >= len(test) else test.sample(n, random_state=self.cfg.seed)
         reference = TeacherTargets(teacher, list(layer_map.values()), pick_device(self.cfg), "memory",

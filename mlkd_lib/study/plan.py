@@ -30,7 +30,7 @@ def corpus_durations(cfg: StudyConfig) -> tuple[pd.DataFrame, str]:
     if cfg.corpus == "iemocap":
         return build_iemocap_manifest(cfg.iemocap_root, progress=False)[["speaker", "duration_s"]], cfg.iemocap_root
     n = len(SPEAKERS) * 4 * cfg.synth_per_class  # speakers x 4 emotions
-    speakers = [f"Ses{s.session:02d}{s.gender}" for s in SPEAKERS] * (n // len(SPEAKERS))
+    speakers = [s.speaker_id for s in SPEAKERS] * (n // len(SPEAKERS))
     return (pd.DataFrame({"speaker": speakers, "duration_s": SYNTHETIC_MEAN_S}),
             f"the preset's size ({n} utterances of about {SYNTHETIC_MEAN_S} s: the corpus is not made yet)")
 

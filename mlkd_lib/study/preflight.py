@@ -138,14 +138,14 @@ def corpus_speakers(cfg: StudyConfig) -> list[str]:
         return sorted(pd.read_csv(cfg.manifest_path, usecols=["speaker"]).speaker.unique())
     if cfg.corpus == "synthetic":
         from ..data.synthetic import SPEAKERS
-        return sorted(f"Ses{s.session:02d}{s.gender}" for s in SPEAKERS)
+        return sorted(s.speaker_id for s in SPEAKERS)
     return [f"Ses{s:02d}{g}" for s in range(1, 6) for g in "FM"]
 
 
 def _fold_problems(cfg: StudyConfig) -> list[str]:
-    unknown = sorted(set(cfg.folds) - set(corpus_speakers(cfg)))
-    return [f"folds {', '.join(unknown)}: not speakers of the corpus ({', '.join(corpus_speakers(cfg))})"] \
-        if unknown else []
+    speakers = corpus_speakers(cfg)
+    unknown = sorted(set(cfg.folds) - set(speakers))
+    return [f"folds {', '.join(unknown)}: not speakers of the corpus ({', '.join(speakers)})"] if unknown else []
 
 
 def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
