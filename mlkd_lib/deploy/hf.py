@@ -78,10 +78,14 @@ Clean speech: {clean_ua}. Under noise (the study's test segments of each recordi
 ## Use
 
 ```python
+import soundfile as sf
 from transformers import pipeline
 classify = pipeline("audio-classification", model="{folder}")
-classify("speech.wav")  # [{{"label": "neu", "score": ...}}, ...]
+speech, rate = sf.read("speech.wav", dtype="float32")  # mono; the pipeline resamples to 16 kHz
+classify({{"raw": speech, "sampling_rate": rate}})  # [{{"label": "neu", "score": ...}}, ...]
 ```
+
+(A file name works too where ffmpeg is installed: the pipeline decodes files with it.)
 
 ## Intended use and limits
 

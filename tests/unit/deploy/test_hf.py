@@ -56,7 +56,7 @@ def test_the_folder_loads_offline_in_the_pipeline_and_the_auto_class(tmp_path, r
     classify = pipeline("audio-classification", model=str(out))
     for seconds in (0.8, 2.1):
         x = speech_like(rng, seconds)
-        got = {r["label"]: r["score"] for r in classify(x, top_k=len(EMOTIONS))}
+        got = {r["label"]: r["score"] for r in classify({"raw": x, "sampling_rate": 16_000}, top_k=len(EMOTIONS))}
         want = _ours(model, x)
         assert set(got) == set(EMOTIONS)
         np.testing.assert_allclose([got[e] for e in EMOTIONS], want, atol=1e-4)
