@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .audio import duration_s
-from .manifest import MANIFEST_COLUMNS, write_manifest
+from ..audio import duration_s
+from ..manifest import MANIFEST_COLUMNS, write_manifest
 
 # "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]"
 TURN_LINE = re.compile(r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>Ses\d\d[FM]_\S+)\t(?P<label>\w+)\t\[")

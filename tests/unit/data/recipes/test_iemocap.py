@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mlkd_lib.data.iemocap import build_iemocap_manifest, speaker_of
+from mlkd_lib.data.recipes.iemocap import build_iemocap_manifest, speaker_of
 
 HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
 # (session, dialog, utt, label): exc must become hap; the male speaker of an F dialog;

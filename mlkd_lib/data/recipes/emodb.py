@@ -1,0 +1,30 @@
+"""EmoDB (Berlin Database of Emotional Speech) → manifest: seven classes, ten German speakers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .common import corpus_root, finish, wav_files
+
+# the German initial: Wut, Langeweile, Ekel, Angst, Freude, Trauer, neutral
+LABELS = {"W": "ang", "L": "bor", "E": "dis", "A": "fea", "F": "hap", "T": "sad", "N": "neu"}
+# wav/03a01Fa.wav: speaker, text (a01..a07, b01..b10), emotion, version
+NAME = re.compile(r"(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<emotion>[A-Z])(?P<version>[a-z])")
+GENDER = {"03": "M", "10": "M", "11": "M", "12": "M", "15": "M",  # the corpus's documentation
+          "08": "F", "09": "F", "13": "F", "14": "F", "16": "F"}
+
+
+def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    root = corpus_root(root, "EmoDB", "wav")
+    rows, odd = [], []
+    for wav in wav_files(root / "wav"):
+        m = NAME.fullmatch(wav.stem)
+        if not m or m["emotion"] not in LABELS:
+            odd.append(wav.name)
+            continue
+        rows.append(dict(utt_id=wav.stem, path=str(wav), emotion=LABELS[m["emotion"]],
+                         speaker=m["speaker"], session="", gender=GENDER.get(m["speaker"], ""), corpus="emodb"))
+    return finish(rows, root, "emodb", out, progress, skipped={"wavs not named SSTTTEv (e.g. 03a01Fa)": odd})
