@@ -7,6 +7,8 @@ RMS of the random noise segment that is added (looped when the noise is short).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 from scipy.signal import lfilter
@@ -76,8 +78,21 @@ def speech_level_db(x: np.ndarray, level: str = "p56", sample_rate: int = SAMPLE
     raise ValueError(f"level must be 'p56' or 'rms', got {level!r}")
 
 
-def noise_segment(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random length-``n`` segment of ``noise``, looped from a random start when too short."""
+def noise_segment(noise: np.ndarray | Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random length-``n`` segment of ``noise``, looped from a random start when too short.
+
+    ``noise`` may be a type's several recordings (a list): the draw first picks one, weighted by its length,
+    then a segment inside it, so a segment never spans two files. Weighting by length makes every sample of
+    the type equally likely to be heard, as if the files were one recording; a uniform pick would let a
+    two-second clip (looped) be heard as often as a five-minute recording. One array, or a list of one,
+    draws exactly as a lone recording always has.
+    """
+    if isinstance(noise, (list, tuple)):
+        if len(noise) > 1:
+            ends = np.cumsum([len(x) for x in noise])
+            noise = noise[int(np.searchsorted(ends, rng.integers(0, ends[-1]), side="right"))]
+        else:
+            noise = noise[0]
     if len(noise) >= n:
         start = int(rng.integers(0, len(noise) - n + 1))
         return noise[start:start + n]
@@ -85,22 +100,34 @@ def noise_segment(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     return np.resize(np.roll(noise, -start), n)
 
 
-def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator | int,
-               level: str = "p56", sample_rate: int = SAMPLE_RATE, speech_db: float | None = None) -> np.ndarray:
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray | Sequence[np.ndarray], snr_db: float,
+               rng: np.random.Generator | int, level: str = "p56", sample_rate: int = SAMPLE_RATE,
+               speech_db: float | None = None) -> np.ndarray:
     """``speech`` + a random segment of ``noise`` scaled so that the SNR is ``snr_db``.
 
     The result is float32 and may exceed full scale at low SNR: it is never clipped
     (write it as a float WAV). The speech samples are added unchanged. ``speech_db``:
-    the speech level if already known (it depends only on the speech, so callers cache it).
+    the speech level if already known (it depends only on the speech, so callers cache it). ``noise``: one
+    recording, or a type's several (a list; see ``noise_segment``), whose segment alone is checked for NaN
+    (checking every file on every mix would cost more than the mix).
     """
     speech = check_signal(np.asarray(speech, dtype=np.float32), "speech")
-    noise = check_signal(np.asarray(noise, dtype=np.float32), "noise")
-    if speech.ndim != 1 or noise.ndim != 1:
-        raise AudioError(f"mix wants mono 1-D signals, got speech {speech.shape}, noise {noise.shape}")
+    if isinstance(noise, (list, tuple)):
+        noise = [np.asarray(x, dtype=np.float32) for x in noise]
+        shapes = [x.shape for x in noise if x.ndim != 1 or not len(x)]
+        if not noise or shapes or speech.ndim != 1:
+            raise AudioError(f"mix wants mono 1-D signals, got speech {speech.shape}, noise recordings "
+                             f"{shapes or 'none'}")
+    else:
+        noise = check_signal(np.asarray(noise, dtype=np.float32), "noise")
+        if speech.ndim != 1 or noise.ndim != 1:
+            raise AudioError(f"mix wants mono 1-D signals, got speech {speech.shape}, noise {noise.shape}")
     if not np.isfinite(snr_db):
         raise ValueError(f"SNR must be a finite number of dB, got {snr_db!r}")
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     segment = noise_segment(noise, len(speech), rng).astype(np.float64)
+    if isinstance(noise, list):
+        check_signal(segment, "noise segment")
     s_db = speech_level_db(speech, level, sample_rate) if speech_db is None else speech_db
     try:
         n_db = rms_level_db(segment)

@@ -1,31 +1,47 @@
-"""The noise bank: one mono 16 kHz wav per noise type (NOISEX-92 names).
+"""The noise bank: a study's noise types as mono 16 kHz wavs, made from any noise collection.
 
-From NOISEX-92 (19.98 kHz ``.wav`` or SPIB ``.mat`` files) resampled to 16 kHz, or
-generated: five synthetic noises with the spectral and temporal character of
-their NOISEX namesakes, for the offline demo.
+A collection is a folder or a CSV. In a folder each audio file directly inside is a type named by its
+stem (NOISEX-92: 19.98 kHz ``.wav`` or SPIB ``.mat``; its ``factory1`` serves as type ``factory``) and each
+subfolder a type whose audio files are found recursively below it (MUSAN's ``noise/free-sound/``, DEMAND's
+``DKITCHEN/ch01.wav``); a CSV has columns ``path,type`` (paths relative to its folder). Files at any rate
+are resampled to 16 kHz, stereo averaged. Without a collection, five synthetic noises with the spectral and
+temporal character of their NOISEX namesakes serve the offline demo.
+
+A type is one recording (an array) or several (a list of arrays, in the sorted order of their source
+paths); the bank keeps them apart on disk: ``<bank>/<type>.wav`` or ``<bank>/<type>/000.wav, 001.wav, ...``.
 """
 
 from __future__ import annotations
 
-import warnings
+import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import scipy.io
+import soundfile as sf
 from scipy.signal import butter, lfilter, sosfilt
 
-from ..names import NOISE_TYPES  # noqa: F401  (the noise bank is named by them)
+from ..names import CLEAN, NOISE_TYPES
 from .audio import SAMPLE_RATE, AudioError, check_signal, read_audio, resample, to_mono, write_audio
 
 NOISEX_RATE = 19_980
 # NOISEX file stems that serve as each type (factory1 is the NOISEX factory floor noise)
 NOISEX_STEMS = {"babble": "babble", "f16": "f16", "factory": "factory1", "hfchannel": "hfchannel",
                 "volvo": "volvo"}
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mat")  # .mat: SPIB's NOISEX-92 layout only
+LISTED = 5  # files named in one problem; the rest are counted
 
 
-def read_noisex_file(path: Path) -> np.ndarray:
-    """A NOISEX-92 file as 16 kHz mono float32: ``.wav`` at any rate, or a SPIB ``.mat``
+def recordings(noise: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A type's recordings as a list, whether the bank holds one array or several."""
+    return list(noise) if isinstance(noise, (list, tuple)) else [noise]
+
+
+def read_noise_file(path: Path) -> np.ndarray:
+    """A collection's file as 16 kHz mono float32: audio at any rate, or a SPIB ``.mat`` (NOISEX-92)
     whose variable is named after the file (``babble.mat`` holds ``babble``) at 19.98 kHz."""
+    path = Path(path)
     if path.suffix.lower() == ".mat":
         try:
             mat = scipy.io.loadmat(str(path))
@@ -42,27 +58,157 @@ def read_noisex_file(path: Path) -> np.ndarray:
     return read_audio(path, SAMPLE_RATE, resample_to=True)
 
 
-def noisex_bank(noisex_dir: Path) -> dict[str, np.ndarray]:
-    noisex_dir = Path(noisex_dir)
-    if not noisex_dir.is_dir():
-        raise FileNotFoundError(f"NOISEX-92 folder not found: {noisex_dir}")
-    files = {p.stem.lower(): p for p in sorted(noisex_dir.iterdir())
-             if p.suffix.lower() in (".wav", ".mat")}
-    bank, lacking = {}, []
-    for kind, stem in NOISEX_STEMS.items():
-        path = files.get(stem) or files.get(kind)
-        if path is None:
-            lacking.append(f"{kind} ({stem}.wav or {stem}.mat)")
+# ---------------------------------------------------------------- collections
+
+def _few(items: list[str]) -> str:
+    more = len(items) - LISTED
+    return ", ".join(items[:LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _is_audio(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def _scan_folder(folder: Path) -> tuple[dict[str, list[Path]], dict[str, list[str]], list[str]]:
+    """Types by name: a file directly in ``folder`` (its stem), a subfolder (its audio files, recursively).
+    Text files (MUSAN's README, ANNOTATIONS) and hidden entries are not audio and are skipped."""
+    found: dict[str, list[Path]] = {}
+    entry: dict[str, str] = {}
+    clashes: dict[str, list[str]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            kind = p.name
+            files = sorted(f for f in p.rglob("*") if _is_audio(f)
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        elif _is_audio(p):
+            kind, files = p.stem, [p]
         else:
-            bank[kind] = read_noisex_file(path)
+            continue
+        if kind in found:
+            clashes.setdefault(kind, []).append(f"{folder}: {entry[kind]} and {p.name} both hold noise type "
+                                                f"{kind!r}: keep one")
+            continue
+        found[kind], entry[kind] = files, p.name
+    problems = [] if any(found.values()) else [
+        f"noise collection {folder} holds no audio files ({' '.join(AUDIO_SUFFIXES)}), directly or in subfolders"]
+    return dict(sorted(found.items())), clashes, problems
+
+
+def _scan_csv(path: Path) -> tuple[dict[str, list[Path]], dict[str, list[str]], list[str]]:
+    """Types by the ``type`` column; ``path`` relative to the CSV's folder (or absolute)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows, columns = list(reader), [c.strip() for c in reader.fieldnames or []]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        return {}, {}, [f"noise list {path}: not a readable CSV ({err})"]
+    lacking = [c for c in ("path", "type") if c not in columns]
     if lacking:
-        raise FileNotFoundError(f"{noisex_dir}: missing NOISEX-92 files for " + ", ".join(lacking))
-    used = {p.stem.lower() for p in files.values()} & (set(NOISEX_STEMS.values()) | set(NOISEX_STEMS))
-    ignored = sorted(set(files) - used)
-    if ignored:
-        warnings.warn(f"{noisex_dir}: ignored NOISEX files not used by the study: {', '.join(ignored)}",
-                      stacklevel=2)
-    return bank
+        return {}, {}, [f"noise list {path}: lacks the column(s) {', '.join(lacking)} (it has "
+                        f"{', '.join(columns) or 'none'}; wanted path,type)"]
+    found: dict[str, set[Path]] = {}
+    missing: dict[str, list[str]] = {}
+    blank = []
+    for line, row in enumerate(rows, start=2):  # the header is line 1
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+        rel, kind = row.get("path", ""), row.get("type", "")
+        if not rel or not kind:
+            blank.append(str(line))
+            continue
+        file = Path(rel).expanduser()
+        file = file if file.is_absolute() else path.parent / file
+        found.setdefault(kind, set())
+        if not file.is_file():
+            missing.setdefault(kind, []).append(rel)
+        elif file.suffix.lower() not in AUDIO_SUFFIXES:
+            missing.setdefault(kind, []).append(f"{rel} (not {'/'.join(AUDIO_SUFFIXES)})")
+        else:
+            found[kind].add(file)
+    problems = [f"noise list {path}: line(s) {_few(blank)} lack a path or a type"] if blank else []
+    if not rows:
+        problems.append(f"noise list {path}: lists no files")
+    per_type = {k: [f"noise list {path}: type {k!r} names missing or non-audio files: {_few(v)}"]
+                for k, v in missing.items()}
+    return {k: sorted(v) for k, v in sorted(found.items())}, per_type, problems
+
+
+def _named(found: dict, name: str) -> str | None:
+    """The type called ``name``, or the one type that differs from it only in case (``BABBLE.MAT``)."""
+    same = [k for k in found if k.lower() == name.lower()]
+    return name if name in found else same[0] if len(same) == 1 else None
+
+
+def _collection(source: str | Path, types: Sequence[str] | None) -> tuple[dict[str, list[Path]], list[str]]:
+    """The requested types' files (all types for None) and every problem found by names alone."""
+    source = Path(source).expanduser()
+    if source.is_dir():
+        found, per_type, problems = _scan_folder(source)
+    elif source.is_file() and source.suffix.lower() == ".csv":
+        found, per_type, problems = _scan_csv(source)
+    elif source.exists():
+        return {}, [f"noise collection {source}: neither a folder nor a .csv list (path,type)"]
+    else:
+        return {}, [f"noise collection not found: {source}"]
+    chosen, unknown = {}, []
+    for t in (list(found) if types is None else types):
+        # NOISEX's factory floor noise is the file factory1: it serves as type 'factory' unless one is so named
+        key = _named(found, t) or (_named(found, NOISEX_STEMS[t]) if t in NOISEX_STEMS and source.is_dir() else None)
+        if key is None:
+            unknown.append(t)
+            continue
+        chosen[t] = found[key]
+        problems += per_type.get(key, [])
+        if t == CLEAN or "/" in t or "\\" in t or t.startswith("."):
+            problems.append(f"noise collection {source}: {t!r} cannot name a noise type (it is the clean "
+                            "condition's name or not a file name): rename it")
+        elif not found[key] and key not in per_type:
+            problems.append(f"noise collection {source}: type {key!r} has no audio files "
+                            f"({' '.join(AUDIO_SUFFIXES)})")
+    if unknown and (found or not problems):  # an unreadable or empty collection is its own problem
+        wanted = [f"{t!r} ({NOISEX_STEMS.get(t, t)}.wav or .mat/.flac/.ogg, or a folder {t}/)" if source.is_dir()
+                  else repr(t) for t in unknown]
+        problems.append(f"noise collection {source} has no noise type {', '.join(wanted)}; "
+                        f"its types: {', '.join(found) or 'none'}")
+    return chosen, problems
+
+
+def collection_types(source: str | Path, types: Sequence[str] | None = None) -> dict[str, list[Path]]:
+    """The files of each of ``types`` (all the collection's types for None), by names alone: every problem
+    at once in one error (FileNotFoundError when the collection itself is not there)."""
+    chosen, problems = _collection(source, types)
+    if problems:
+        error = FileNotFoundError if not Path(source).expanduser().exists() else ValueError
+        raise error("; ".join(problems))
+    return chosen
+
+
+def _header_problems(files: list[Path]) -> list[str]:
+    """Files whose header does not read as audio with samples (nothing is decoded or resampled)."""
+    bad = []
+    for p in files:
+        try:
+            if p.suffix.lower() == ".mat":
+                ok = bool(scipy.io.whosmat(str(p)))
+            else:
+                ok = sf.info(str(p)).frames > 0
+        except Exception:  # soundfile and scipy raise several kinds for a bad file
+            ok = False
+        if not ok:
+            bad.append(str(p))
+    return [f"unreadable or empty noise files: {_few(bad)}"] if bad else []
+
+
+def noise_problems(source: str, types: Sequence[str]) -> list[str]:
+    """Everything that would stop the bank of ``types`` being made from ``source``, all at once, from file
+    names and headers alone (fast: nothing is decoded). An empty ``source`` means the synthetic noises."""
+    if not source:
+        unknown = [t for t in types if t not in GENERATORS]
+        return [f"no synthetic noise for noise_types {', '.join(map(repr, unknown))} (the synthetic ones: "
+                f"{', '.join(GENERATORS)}); set noise_dir to a noise collection that has them"] if unknown else []
+    chosen, problems = _collection(source, types)
+    return problems + _header_problems([p for files in chosen.values() for p in files])
 
 
 # ---------------------------------------------------------------- synthetic noises
@@ -143,48 +289,112 @@ def _volvo(n: int, rng: np.random.Generator) -> np.ndarray:
 GENERATORS = {"babble": _babble, "f16": _f16, "factory": _factory, "hfchannel": _hfchannel, "volvo": _volvo}
 
 
-def synthetic_bank(seconds: float = 30.0, seed: int = 0) -> dict[str, np.ndarray]:
+def synthetic_bank(seconds: float = 30.0, seed: int = 0, types: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The synthetic noises of ``types`` (all five for None); each type's own seed, so a subset sounds the same."""
+    kinds = list(types) if types is not None else list(NOISE_TYPES)
+    unknown = [k for k in kinds if k not in GENERATORS]
+    if unknown:
+        raise ValueError(f"no synthetic noise for the types {', '.join(map(repr, unknown))} (the synthetic ones: "
+                         f"{', '.join(GENERATORS)}); give a noise collection that has them")
     n = int(seconds * SAMPLE_RATE)
     bank = {}
-    for i, kind in enumerate(NOISE_TYPES):
-        x = GENERATORS[kind](n, np.random.default_rng([seed, i]))
+    for kind in kinds:
+        x = GENERATORS[kind](n, np.random.default_rng([seed, NOISE_TYPES.index(kind)]))
         bank[kind] = (0.25 * x / np.sqrt(np.mean(x ** 2))).astype(np.float32)  # -12 dBFS RMS
         bank[kind] = np.clip(bank[kind], -1, 1)  # generated, not speech: safe to bound
     return bank
 
 
-def write_noise_bank(out_dir: str | Path, noisex: str | Path | None = None, seed: int = 0,
-                     seconds: float = 30.0) -> dict[str, Path]:
-    bank = noisex_bank(Path(noisex)) if noisex else synthetic_bank(seconds, seed)
-    return {kind: write_audio(Path(out_dir) / f"{kind}.wav", x, subtype="FLOAT")
-            for kind, x in bank.items()}
+def _clear_type(out: Path, kind: str) -> None:
+    """Remove an earlier bank's copy of ``kind`` (either form), and nothing that the bank did not write."""
+    (out / f"{kind}.wav").unlink(missing_ok=True)
+    folder = out / kind
+    if folder.is_dir():
+        for p in folder.glob("*.wav"):
+            if p.stem.isdigit():
+                p.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
-def split_noise(bank: dict[str, np.ndarray], train_fraction: float) -> tuple[dict, dict]:
-    """Each recording cut in two: its first ``train_fraction`` for training (the students' training
-    and validation noise), the rest for the test conditions, so that no test segment was heard in
-    training. ``train_fraction`` 1: no cut, both draw from the whole recording."""
+def write_noise_bank(out_dir: str | Path, source: str | Path | None = None, seed: int = 0, seconds: float = 30.0,
+                     types: Sequence[str] | None = None) -> dict[str, Path]:
+    """Write the bank of ``types`` (all for None) from the collection ``source``, or from the synthetic
+    noises (``seed``, ``seconds``) without one. Returns each type's file (one recording) or folder (several).
+    A type is read and written one file at a time, so a large collection never sits in memory whole."""
+    out = Path(out_dir)
+    if not source:
+        written = {}
+        for kind, x in synthetic_bank(seconds, seed, types).items():
+            _clear_type(out, kind)
+            written[kind] = write_audio(out / f"{kind}.wav", x, subtype="FLOAT")
+        return written
+    files = collection_types(source, types)
+    inside = [p for ps in files.values() for p in ps if p.resolve().is_relative_to(out.resolve())]
+    if inside:
+        raise ValueError(f"noise bank {out} would overwrite the files of its own collection "
+                         f"({_few([str(p) for p in inside])}): write the bank elsewhere")
+    written = {}
+    for kind, paths in files.items():
+        _clear_type(out, kind)
+        if len(paths) == 1:
+            written[kind] = write_audio(out / f"{kind}.wav", read_noise_file(paths[0]), subtype="FLOAT")
+            continue
+        width = max(3, len(str(len(paths) - 1)))
+        for i, p in enumerate(paths):
+            write_audio(out / kind / f"{i:0{width}d}.wav", read_noise_file(p), subtype="FLOAT")
+        written[kind] = out / kind
+    return written
+
+
+def split_noise(bank: dict, train_fraction: float) -> tuple[dict, dict]:
+    """Each type split in two so that no test segment was heard in training. A type with several recordings
+    splits by file: the first ``round(train_fraction * n)`` of its sorted files train (at least one, and one
+    is left for the test), the rest test; a file is never cut, since its parts would sound alike. A type with
+    one recording is cut inside it: its first ``train_fraction`` for training (the students' training and
+    validation noise), the rest for the test conditions. ``train_fraction`` 1: no split, both draw from all."""
     if not 0.0 < train_fraction <= 1.0:
         raise ValueError(f"noise train_fraction must lie in (0, 1], got {train_fraction}")
     if train_fraction == 1.0:
         return dict(bank), dict(bank)
-    cut = {k: int(round(train_fraction * len(x))) for k, x in bank.items()}
-    short = [k for k, x in bank.items() if min(cut[k], len(x) - cut[k]) < SAMPLE_RATE]
+    train, test, short = {}, {}, []
+    for k, noise in bank.items():
+        xs = recordings(noise)
+        if len(xs) > 1:
+            cut = min(max(int(round(train_fraction * len(xs))), 1), len(xs) - 1)
+            train[k], test[k] = xs[:cut], xs[cut:]
+            continue
+        x = xs[0]
+        cut = int(round(train_fraction * len(x)))
+        if min(cut, len(x) - cut) < SAMPLE_RATE:
+            short.append(k)
+        train[k], test[k] = x[:cut], x[cut:]
     if short:
         raise ValueError(f"noise recordings {short} are too short to cut at {train_fraction:g}: "
                          f"each part needs at least a second")
-    return {k: x[: cut[k]] for k, x in bank.items()}, {k: x[cut[k]:] for k, x in bank.items()}
+    return train, test
 
 
-def load_noise_bank(bank_dir: str | Path, types: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
-    """Read a bank folder: any folder of 16 kHz wavs serves (noise type = file stem)."""
+def load_noise_bank(bank_dir: str | Path, types: Sequence[str] | None = None) -> dict[str, np.ndarray | list]:
+    """Read a bank folder: ``<type>.wav`` is a type's one recording, the wavs of a folder ``<type>/`` (sorted
+    by name) its several. Any folder of 16 kHz wavs serves (noise type = file stem)."""
     bank_dir = Path(bank_dir)
     if not bank_dir.is_dir():
         raise FileNotFoundError(f"noise bank folder not found: {bank_dir} (make one with `mlkd data noise`)")
-    files = {p.stem: p for p in sorted(bank_dir.glob("*.wav"))}
+    files = {p.stem: [p] for p in sorted(bank_dir.glob("*.wav"))}
+    both = []
+    for folder in sorted(p for p in bank_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        wavs = sorted(folder.glob("*.wav"))
+        if wavs and folder.name in files:
+            both.append(folder.name)
+        elif wavs:
+            files[folder.name] = wavs
     wanted = list(types) if types else sorted(files)
     lacking = [t for t in wanted if t not in files]
     if lacking or not wanted:
         raise FileNotFoundError(f"{bank_dir}: no wav for noise types {lacking or 'any'} "
                                 f"(found {sorted(files) or 'none'})")
-    return {t: read_audio(files[t]) for t in wanted}
+    clash = [t for t in wanted if t in both]
+    if clash:
+        raise ValueError(f"{bank_dir}: noise types {clash} are both a <type>.wav and a <type>/ folder: remove one")
+    return {t: read_audio(files[t][0]) if len(files[t]) == 1 else [read_audio(p) for p in files[t]] for t in wanted}

@@ -10,7 +10,7 @@ import scipy.io
 
 from mlkd_lib.data.dataset import Condition, NoisyPairDataset, collate
 from mlkd_lib.data.mixing import rms_level_db, speech_level_db
-from mlkd_lib.data.noise import NOISE_TYPES, load_noise_bank, noisex_bank, read_noisex_file, synthetic_bank
+from mlkd_lib.data.noise import NOISE_TYPES, load_noise_bank, read_noise_file, synthetic_bank, write_noise_bank
 from mlkd_lib.data.synthetic import SPEAKERS, make_synthetic_corpus
 from mlkd_lib.names import EMOTIONS
 
@@ -57,19 +57,21 @@ def test_synthetic_noise_bank_has_the_character_of_its_namesakes():
 
 def test_noisex_mat_and_wav_files_are_read_and_resampled(tmp_path, rng):
     n = 19_980  # one second at NOISEX's rate
+    noisex = tmp_path / "NOISEX-92"
+    noisex.mkdir()
     for stem in ("babble", "f16", "factory1", "hfchannel"):
-        scipy.io.savemat(tmp_path / f"{stem}.mat", {stem: (rng.standard_normal((n, 1)) * 3000).round()})
+        scipy.io.savemat(noisex / f"{stem}.mat", {stem: (rng.standard_normal((n, 1)) * 3000).round()})
     import soundfile as sf
-    sf.write(tmp_path / "volvo.wav", rng.standard_normal(n) * 0.1, n)
-    sf.write(tmp_path / "pink.wav", rng.standard_normal(n) * 0.1, n)  # not one of the five
-    with pytest.warns(UserWarning, match="pink"):
-        bank = noisex_bank(tmp_path)
-    assert sorted(bank) == sorted(NOISE_TYPES)
+    sf.write(noisex / "volvo.wav", rng.standard_normal(n) * 0.1, n)
+    sf.write(noisex / "pink.wav", rng.standard_normal(n) * 0.1, n)  # not one of the five: not written
+    written = write_noise_bank(tmp_path / "bank", noisex, types=NOISE_TYPES)
+    bank = load_noise_bank(tmp_path / "bank")
+    assert sorted(bank) == sorted(written) == sorted(NOISE_TYPES)  # factory1 serves as factory
     assert all(abs(len(x) - 16_000) <= 1 for x in bank.values())
-    assert np.max(np.abs(read_noisex_file(tmp_path / "babble.mat"))) < 1.0  # 16-bit values scaled
-    (tmp_path / "volvo.wav").unlink()
-    with pytest.raises(FileNotFoundError, match="volvo"):
-        noisex_bank(tmp_path)
+    assert np.max(np.abs(read_noise_file(noisex / "babble.mat"))) < 1.0  # 16-bit values scaled
+    (noisex / "volvo.wav").unlink()
+    with pytest.raises(ValueError, match="volvo"):
+        write_noise_bank(tmp_path / "bank", noisex, types=NOISE_TYPES)
 
 
 def test_noise_bank_folder_errors(tmp_path):
