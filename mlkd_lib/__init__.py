@@ -4,7 +4,7 @@ Where each thing lives (``module:function``; every subpackage's ``__init__`` imp
 torch-free paths such as ``mlkd predict`` on an ONNX model stay torch-free):
 
 The vocabulary and the places
-    names                        emotions in logit order, the clean condition, model names and labels
+    names                        label codes, the clean condition, model names and labels
     config:StudyConfig           every key of a study, typed and documented; config:PRESETS
     layout:StudyLayout           every path of a study folder, and its done.json markers
     paths:resolve                relative paths are taken against the project root
@@ -12,11 +12,14 @@ The vocabulary and the places
     cli:main                     the ``mlkd`` command
 
 Data (``data/``)
-    data.iemocap:build_iemocap_manifest   IEMOCAP -> manifest (4 classes, exc merged into hap)
+    data.recipes.<corpus>:build_manifest  a corpus as distributed -> manifest (cremad, ravdess, emodb,
+                                          msppodcast; iemocap:build_iemocap_manifest, exc merged into hap)
+    data.user_manifest:manifest_problems  a researcher's own manifest, checked whole; complete_manifest
+    data.prepare:study_manifest           the study's utterances: label_map merged, the emotions kept
     data.synthetic:make_synthetic_corpus  the demo's espeak-ng corpus
-    data.noise:write_noise_bank           NOISEX-92 or synthetic noises; data.noise:split_noise
+    data.noise:write_noise_bank           any noise collection, NOISEX-92 or synthetic; data.noise:split_noise
     data.mixing:mix_at_snr                noise scaled to an SNR against the P.56 speech level
-    data.folds:loso_folds                 leave-one-speaker-out folds
+    data.folds:make_folds                 leave-one-speaker-out, speaker-independent k-fold, the corpus's split
     data.dataset:NoisyPairDataset         clean and noisy versions of each utterance
     data.prepare:load_fold                a fold's utterances and noise, as every step reads them
 
@@ -33,6 +36,7 @@ The study (``study/``)
     study.notebook:open_step              what the notebooks call
     study.runner:run_study                ``mlkd study``: plan, run, run.json; study.runner:run_ablation
     study.steps:execute                   the local executor; study.executors:open_executor (local or Ray)
+    study.kernels:KernelPool              warm notebook kernels: the local executor's steps skip start-up
     study.preflight:preflight             every problem with the inputs, before anything starts
     study.plan:make_plan                  ``--plan``: disk and device hours
 

@@ -1,7 +1,5 @@
-"""The ``mlkd`` command: data preparation, mixing, model info, benchmark, study, listen, export, predict.
-
-Subcommands import their modules when they run, so that ``mlkd predict`` on an ONNX model
-never imports torch."""
+"""The ``mlkd`` command. Subcommands import their modules when they run, so that ``mlkd predict``
+on an ONNX model never imports torch."""
 
 from __future__ import annotations
 
@@ -16,12 +14,39 @@ from .config import PRESETS, describe_keys
 from .keys import COUNT, NUMBER, POSITIVE, Parser, number
 from .names import STUDENT_SUP, TRAINED
 
+USAGE = """Speech emotion recognition in noise: a clean-trained teacher distils, layer by layer, into a small
+student trained on noisy speech; the study compares it with plain noisy training and an enhancement baseline.
 
-def _data_iemocap(a):
-    from .data.iemocap import build_iemocap_manifest
-    df = build_iemocap_manifest(a.root, a.out)
+first commands:
+  mlkd study --preset demo --jobs 2            the whole demo study (synthetic speech, tiny encoder), offline
+  mlkd study --config my_setup.yaml --plan     check your corpus, noise and encoder; say what the study costs
+  mlkd data cremad --root CREMA-D --out data/cremad.csv
+                                               a corpus's manifest (also: iemocap, ravdess, emodb, msppodcast)
+  mlkd study --list-keys                       every study setting, its type and what it is for
+  mlkd listen --study results/demo             hear noisy samples and see what each model predicts
+  mlkd export ... / mlkd predict ...           a trained model outside the study (ONNX, Hugging Face)
+
+`mlkd COMMAND --help` says more about each command."""
+
+RECIPES = {  # mlkd data NAME: the corpus's recipe module (data/recipes/NAME.py) and what it writes
+    "iemocap": "IEMOCAP_full_release: neu, hap (+ exc), ang, sad; speaker from the utterance id",
+    "cremad": "CREMA-D AudioWAV/: six classes, 91 actors, gender from VideoDemographics.csv",
+    "ravdess": "RAVDESS Actor_NN/: eight classes, 24 actors, speech only (--include-song adds song)",
+    "emodb": "EmoDB wav/: seven classes, 10 speakers (German)",
+    "msppodcast": "MSP-Podcast Audios/ + Labels/labels_consensus.csv: eight classes, its own split (O, X left out)",
+}
+
+
+def _data_recipe(a):
+    from importlib import import_module
+    recipe = import_module(f".data.recipes.{a.what}", __package__)
+    options = {"include_song": True} if getattr(a, "include_song", False) else {}
+    build = recipe.build_iemocap_manifest if a.what == "iemocap" else recipe.build_manifest
+    df = build(a.root, a.out, **options)
     print(f"{len(df)} utterances, {df.speaker.nunique()} speakers → {a.out}")
     print(df.emotion.value_counts().to_string())
+    for reason, count in df.attrs.get("left_out", {}).items():
+        print(f"left out: {count} ({reason})")
 
 
 def _data_synth(a):
@@ -32,7 +57,9 @@ def _data_synth(a):
 
 def _data_noise(a):
     from .data.noise import write_noise_bank
-    for kind, path in write_noise_bank(a.out, a.noisex, a.seed, a.seconds).items():
+    from .names import NOISE_TYPES
+    types = a.types or (list(NOISE_TYPES) if a.noisex or not a.source else None)  # NOISEX: factory1 as factory
+    for kind, path in write_noise_bank(a.out, a.source or a.noisex, a.seed, a.seconds, types).items():
         print(f"{kind:10s} {path}")
 
 
@@ -55,7 +82,8 @@ def _model_info(a):
         print(json.dumps(info, indent=2))
         return
     for name, d in info.items():
-        print(f"{name:8s} {d['layers']:2d} layers  {d['parameters']:>11,d} parameters  {d['size_mib']:8.2f} MiB (fp32)")
+        print(f"{name:8s} {d['family']} {d['layers']:2d} layers  {d['parameters']:>11,d} parameters  "
+              f"{d['size_mib']:8.2f} MiB (fp32)")
     print(f"student/teacher size ratio {info['student']['parameters'] / info['teacher']['parameters']:.3f}")
 
 
@@ -69,7 +97,8 @@ def _export(a):
     from .deploy.export import export_from_study
     meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration, a.format)
     if a.format == "hf":
-        print(f"{a.out}: Wav2Vec2ForSequenceClassification folder (config, safetensors, preprocessor, model card); "
+        print(f"{a.out}: a Hugging Face ...ForSequenceClassification folder of the encoder's family (config, "
+              f"safetensors, preprocessor, model card); "
               f'load it with transformers.pipeline("audio-classification", model="{a.out}")')
         return
     check = meta.get("int8_max_logit_diff_vs_torch", meta.get("max_logit_diff_vs_torch"))
@@ -120,13 +149,14 @@ def _pretrain(a):
 
 def _study(a):
     if a.list_keys:
-        print(describe_keys(a.preset))
+        print(describe_keys(a.preset or "demo"))
         return
     from .keys import parse_set
     from .study.executors import RaySettings
     from .study.runner import run_study
     ray = RaySettings(a.ray_address, a.ray_cpus, a.ray_gpus, a.ray_max_retries)
-    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray, a.plan))
+    sys.exit(run_study(a.preset, a.out, a.folds, parse_set(a.set), a.jobs, a.force, a.executor, ray, a.plan,
+                       a.config))
 
 
 def _ablate(a):
@@ -152,22 +182,31 @@ def _listen(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="mlkd", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="mlkd", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = sub.add_parser("data", help="prepare corpora and noise").add_subparsers(dest="what", required=True)
-    d = data.add_parser("iemocap", help="IEMOCAP → manifest CSV (4 classes, exc merged into hap)")
-    d.add_argument("--root", required=True, help="path to IEMOCAP_full_release")
-    d.add_argument("--out", required=True)
-    d.set_defaults(func=_data_iemocap)
+    data = sub.add_parser("data", help="a corpus's manifest, the synthetic corpus, a noise bank").add_subparsers(
+        dest="what", required=True)
+    for name, about in RECIPES.items():
+        d = data.add_parser(name, help=f"{about} → manifest CSV")
+        d.add_argument("--root", required=True, help="the corpus as distributed")
+        d.add_argument("--out", required=True, help="the manifest CSV (use it with --set corpus=manifest "
+                                                    "--set manifest=FILE)")
+        if name == "ravdess":
+            d.add_argument("--include-song", action="store_true", help="also the sung files (vocal channel 02)")
+        d.set_defaults(func=_data_recipe)
     d = data.add_parser("synth", help="the synthetic emotional corpus (espeak-ng)")
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--per-class", type=POSITIVE, default=5, help="utterances per speaker and emotion")
     d.set_defaults(func=_data_synth)
-    d = data.add_parser("noise", help="the five-type noise bank (NOISEX-92 or synthetic)")
+    d = data.add_parser("noise", help="a noise bank: from any collection, NOISEX-92, or the five synthetic noises")
     d.add_argument("--out", required=True)
-    d.add_argument("--noisex", help="folder of NOISEX-92 .wav/.mat files; default: synthetic noises")
+    d.add_argument("--from", dest="source", help="a noise collection: a folder of files (type = stem), a folder of "
+                   "folders (type = subfolder: MUSAN, DEMAND) or a CSV of path,type; default: synthetic noises")
+    d.add_argument("--noisex", help="folder of NOISEX-92 .wav/.mat files (its five types under their study names)")
+    d.add_argument("--types", type=lambda v: [t.strip() for t in v.split(",") if t.strip()],
+                   help="comma-separated types to take (default: all of the collection's)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--seconds", type=number(float, 1.0), default=30.0, help="length of each synthetic noise")
     d.set_defaults(func=_data_noise)
@@ -205,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fold", required=True, help="test speaker of the fold, e.g. Ses01F")
     e.add_argument("--model", default=STUDENT_SUP, choices=TRAINED)
     e.add_argument("--format", choices=["onnx", "hf"], default="onnx",
-                   help="onnx: one file for `mlkd predict`; hf: a Wav2Vec2ForSequenceClassification folder")
+                   help="onnx: one file for `mlkd predict`; hf: a Hugging Face folder (Wav2Vec2ForSequenceClassification, "
+                        "HubertFor..., WavLMFor..., Data2VecAudioFor... as the encoder is)")
     e.add_argument("--out", required=True, help="FILE.onnx (FILE.json beside it: labels, sample rate, provenance), "
                                                 "or with --format hf a new folder")
     e.add_argument("--int8", action="store_true", help="int8 quantization (onnxruntime)")
@@ -248,13 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     pt.set_defaults(func=_pretrain)
 
     s = sub.add_parser("study", help="run the whole study as papermill batches")
-    s.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    s.add_argument("--preset", choices=sorted(PRESETS), help="the settings to start from (default: the setup "
+                   "file's preset, else demo)")
+    s.add_argument("--config", help="a setup file: YAML or JSON of study keys (corpus, manifest, emotions, "
+                   "noise_dir, model, ...); --set overrides it")
     s.add_argument("--plan", action="store_true", help="check the inputs, print the steps and an estimate of disk "
                    "use and device hours, and exit")
     s.add_argument("--list-keys", action="store_true", help="print every config key (type, the preset's value, "
                    "what it is for) and exit")
     s.add_argument("--out", help="study folder (default results/<preset>)")
-    s.add_argument("--folds", default="all", help="'all' or comma-separated test speakers, e.g. Ses01F,Ses01M")
+    s.add_argument("--folds", default="all", help="'all' or comma-separated folds: test speakers (leave-one-speaker-"
+                   "out, e.g. Ses01F,Ses01M), fold1,fold2 (kfold) or split")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     s.add_argument("--jobs", type=POSITIVE, default=1, help="steps run in parallel (CPU threads are shared out)")
     s.add_argument("--force", action="store_true", help="rerun steps that are already complete")

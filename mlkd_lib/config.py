@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
-from .names import NOISE_TYPES, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
+from .names import EMOTIONS, LABEL_CODES, NOISE_TYPES, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
@@ -30,15 +30,33 @@ class StudyConfig:
     each key says what it is for; ``PRESETS`` below says what each preset changes."""
     preset: str = key("demo", "the preset these settings started from (demo, micro or paper)")
     # --- data
-    corpus: Literal["synthetic", "iemocap"] = key("synthetic", "the speech corpus")
+    corpus: Literal["synthetic", "iemocap", "manifest"] = key(
+        "synthetic", "the speech corpus: the demo's synthetic one, IEMOCAP (iemocap_root), or any corpus's manifest "
+        "(manifest: a CSV / JSON Lines file with path, emotion, speaker; `mlkd data NAME` writes one)")
     data_dir: str = key("data/demo", "where generated data (manifest, synthetic corpus, noise bank) lives")
     iemocap_root: str = key("", "the IEMOCAP_full_release folder, for corpus=iemocap")
-    noisex_dir: str = key("", "folder of NOISEX-92 .wav/.mat files; empty: the five synthetic noises")
+    manifest: str = key("", "the corpus's manifest file, for corpus=manifest (paths relative to its folder)")
+    emotions: list[str] = key(list(EMOTIONS), "the classes, in logit order (three-letter codes: "
+                              + " ".join(LABEL_CODES) + "); utterances of other labels are left out",
+                              lambda v: len(v) >= 2 and len(set(v)) == len(v) and set(v) <= set(LABEL_CODES),
+                              "must name two or more distinct codes of " + ", ".join(LABEL_CODES))
+    label_map: list[str] = key([], "labels merged before the classes are picked, as RAW:CODE (IEMOCAP's recipe "
+                               "does exc:hap itself)", lambda v: all(_is_merge(m) for m in v),
+                               "each must read RAW:CODE with CODE a three-letter code")
+    protocol: Literal["loso", "kfold", "split"] = key(
+        "loso", "folds: leave-one-speaker-out (a fold a speaker), speaker-independent kfold (n_folds groups of "
+        "speakers, balanced by utterances) or split (the manifest's split column: train / development / test)")
+    n_folds: int = key(5, "folds of protocol=kfold", lambda v: v >= 2, "must be at least 2")
+    noise_dir: str = key("", "a noise collection: a folder of audio files (type = file stem; NOISEX-92 .wav/.mat), "
+                         "a folder of folders (type = subfolder, e.g. MUSAN, DEMAND) or a CSV of path,type; "
+                         "empty: noisex_dir, else the synthetic noises")
+    noisex_dir: str = key("", "folder of NOISEX-92 .wav/.mat files (the same as noise_dir)")
     synth_per_class: int = key(5, "synthetic corpus: utterances per speaker and emotion", *positive)
     synth_seed: int = key(0, "seed of the synthetic corpus and noises")
     noise_seconds: float = key(30.0, "length of each synthetic noise recording (s)", *positive)
-    noise_types: list[str] = key(list(NOISE_TYPES), "noise types of the test conditions (NOISEX-92 names)",
-                                 lambda v: bool(v) and set(v) <= set(NOISE_TYPES), f"must be some of {NOISE_TYPES}")
+    noise_types: list[str] = key(list(NOISE_TYPES), "noise types the students train on and the test conditions "
+                                 "use: names the noise collection has (the synthetic ones: NOISEX-92's five)",
+                                 bool, "must name at least one noise type")
     snrs: list[float] = key([0.0, 5.0, 10.0, 15.0, 20.0], "SNRs (dB) of training noise and the test conditions",
                             bool, "must name at least one SNR")
     level: Literal["p56", "rms"] = key("p56", "speech level for mixing: ITU-T P.56 active level or plain RMS")
@@ -115,7 +133,14 @@ class StudyConfig:
 
     @property
     def manifest_path(self) -> Path:
-        return Path(self.data_dir) / ("synthetic" if self.corpus == "synthetic" else "iemocap") / "manifest.csv"
+        """The manifest every step reads: made by the corpus's recipe, or the user's manifest checked and
+        written whole (every column filled) under ``data_dir``."""
+        return Path(self.data_dir) / self.corpus / "manifest.csv"
+
+    @property
+    def noise_source(self) -> str:
+        """The noise collection the bank is made from ("": the synthetic noises)."""
+        return self.noise_dir or self.noisex_dir
 
     @property
     def model_path(self) -> Path:
@@ -123,7 +148,8 @@ class StudyConfig:
         return Path(self.model).expanduser()
 
     @property
-    def noise_dir(self) -> Path:
+    def noise_bank_dir(self) -> Path:
+        """The study's noise bank: the collection's types as the steps read them."""
         return Path(self.data_dir) / "noise"
 
     def to_json(self) -> dict:
@@ -179,6 +205,16 @@ class PretrainSettings:
 
 
 
+def _is_merge(text: str) -> bool:
+    raw, _, code = text.partition(":")
+    return bool(raw.strip()) and code.strip() in LABEL_CODES
+
+
+def label_merges(cfg: StudyConfig) -> dict[str, str]:
+    """``label_map`` as raw label → code."""
+    return {raw.strip(): code.strip() for raw, _, code in (m.partition(":") for m in cfg.label_map)}
+
+
 def student_arms(cfg: StudyConfig) -> dict[str, tuple[str, str]]:
     """The student arms a study trains: model name → (loss, initialisation)."""
     arms = {STUDENT_SUP: ("MLKD", cfg.sup_init), STUDENT_UNSUP: ("CE", cfg.unsup_init)}
@@ -223,6 +259,26 @@ def with_overrides(cfg: StudyConfig, **overrides: Any) -> StudyConfig:
     return make_config(cfg.preset, **{k: v for k, v in merged.items() if k != "preset"})
 
 
+def read_setup(path: str | Path) -> dict[str, Any]:
+    """A setup file (``mlkd study --config FILE``, a notebook's ``config_file``): YAML or JSON, a mapping of
+    study keys to values, so that a corpus + noise + encoder setup can be shared and versioned. Its keys are
+    checked like ``--set`` ones; ``preset`` names the preset they start from."""
+    path = resolve(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"setup file not found: {path}")
+    import yaml  # a JSON file is YAML too
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"setup file {path}: not readable as YAML or JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"setup file {path}: expected a mapping of study keys to values, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(key_types()))
+    if unknown:
+        raise KeyError(f"setup file {path}: unknown config keys {unknown}; `mlkd study --list-keys` lists them")
+    return data
+
+
 def load_config(path: str | Path) -> StudyConfig:
     path = Path(path)
     if not path.is_file():
@@ -235,7 +291,8 @@ def with_absolute_paths(cfg: StudyConfig) -> StudyConfig:
     """``cfg`` with its folders taken against the project root (``paths.resolve``), so a notebook's
     working directory does not move them. ``model`` is a folder only if one exists there (else a
     named architecture such as "tiny", or an id in the Hugging Face cache)."""
-    changes = {k: str(resolve(getattr(cfg, k))) for k in ("data_dir", "iemocap_root", "noisex_dir") if getattr(cfg, k)}
+    changes = {k: str(resolve(getattr(cfg, k))) for k in ("data_dir", "iemocap_root", "manifest", "noise_dir",
+                                                          "noisex_dir") if getattr(cfg, k)}
     if resolve(cfg.model).exists():
         changes["model"] = str(resolve(cfg.model))
     return dataclasses.replace(cfg, **changes)

@@ -1,8 +1,14 @@
-"""The study's vocabulary, defined once: the emotion classes (in logit order), the clean
-condition, the models a study trains and how tables and plots name them. Imports nothing,
-so the data layer, the torch-free `mlkd predict` and a Ray worker can all use it."""
+"""The study's vocabulary, defined once: the emotion codes, the clean condition, the models a study
+trains and how tables and plots name them. Imports nothing, so the data layer, the torch-free
+`mlkd predict` and a Ray worker can all use it.
 
-EMOTIONS = ("neu", "hap", "ang", "sad")  # the order of every classifier's logits
+Which classes a study has, and their logit order, is data: the study's ``emotions`` key, stored with
+every model and export. ``EMOTIONS`` is only that key's default, the paper's IEMOCAP set."""
+
+# three-letter codes shared across corpora, so that one corpus's labels line up with another's
+LABEL_CODES = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad", "fea": "fearful",
+               "dis": "disgusted", "sur": "surprised", "cal": "calm", "bor": "bored", "con": "contempt"}
+EMOTIONS = ("neu", "hap", "ang", "sad")  # the paper's four classes, in logit order: the default of `emotions`
 CLEAN = "clean"  # the noise name of the clean test condition (its SNR is None)
 
 TEACHER, BASELINE = "teacher", "baseline"
@@ -16,5 +22,7 @@ MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision 
                 STUDENT_CONTROL: "Student without supervision (control)",
                 BASELINE: "Baseline (VAD + NMF)"}
 MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
-NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names
+NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names: the paper's five types
+# the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)
+ENCODER_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)

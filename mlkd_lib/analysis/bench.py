@@ -187,8 +187,8 @@ def bench(model: str = "tiny", n: int = 20, seconds: float = 4.5, threads: int =
     torch.manual_seed(0)
     teacher = build_teacher(model)
     student = build_student(teacher, teacher.num_layers // 2)  # 6 of 12 as in the paper (2 of 4 for micro)
-    teacher.wav2vec2.freeze_feature_encoder()
-    student.wav2vec2.freeze_feature_encoder()
+    teacher.encoder.freeze_feature_encoder()
+    student.encoder.freeze_feature_encoder()
     rng = np.random.default_rng(0)
     waves = [speech_like(rng, seconds, pause_s=0.0) for _ in range(n)]
     res = {"model": model, "device": str(device), "threads": torch.get_num_threads(), "seconds_per_utt": seconds}

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..data.audio import SAMPLE_RATE
 from ..method.evaluate import confusion
-from ..names import BASELINE, EMOTIONS, MODEL_LABELS, STUDENT_SUP
+from ..names import BASELINE, MODEL_LABELS, STUDENT_SUP
 
 # seaborn's "deep" palette, written out: importing seaborn costs every notebook kernel half a second
 DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -43,10 +43,12 @@ def spectrogram(ax, x: np.ndarray, title: str = "") -> None:
     ax.set(title=title, xlabel="time (s)", ylabel="Hz")
 
 
-def spectrograms(signals: dict[str, np.ndarray], seconds: float | None = None):
-    """One spectrogram per signal, side by side (the first ``seconds`` of each)."""
+def spectrograms(signals: dict[str, np.ndarray | list[np.ndarray]], seconds: float | None = None):
+    """One spectrogram per signal, side by side (the first ``seconds`` of each; of a noise type with several
+    recordings, its first)."""
     fig, axes = plt.subplots(1, len(signals), figsize=(3.6 * len(signals), 3), sharey=True, squeeze=False)
     for ax, (name, x) in zip(axes[0], signals.items()):
+        x = x[0] if isinstance(x, (list, tuple)) else x
         spectrogram(ax, x[: int(seconds * SAMPLE_RATE)] if seconds else x, name)
     fig.tight_layout()
     return fig
@@ -221,13 +223,16 @@ def paired_differences(table: pd.DataFrame, synthetic: bool):
     return fig
 
 
-def confusion_grid(predictions: pd.DataFrame, synthetic: bool):
-    """Row-normalised confusion matrices, pooled over folds: clean speech and the lowest SNR."""
+def confusion_grid(predictions: pd.DataFrame, labels: list[str], synthetic: bool):
+    """Row-normalised confusion matrices over the study's classes (``labels``, in logit order), pooled over
+    folds: clean speech and the lowest SNR."""
     models = [m for m in MODEL_LABELS if m in set(predictions.model)]
     low = predictions.snr_db.min()
     rows = [("clean", predictions[predictions.noise == "clean"]),
             (f"{low:g} dB, all noises", predictions[predictions.snr_db == low])]
-    fig, axes = plt.subplots(len(rows), len(models), figsize=(3.2 * len(models), 3.0 * len(rows)), squeeze=False)
+    scale = max(1.0, len(labels) / 4)  # room for each class's cell
+    fig, axes = plt.subplots(len(rows), len(models), figsize=(3.2 * scale * len(models), 3.0 * scale * len(rows)),
+                             squeeze=False)
     for r, (cond, sub) in enumerate(rows):
         for c, model in enumerate(models):
             d = sub[sub.model == model]
@@ -235,9 +240,9 @@ def confusion_grid(predictions: pd.DataFrame, synthetic: bool):
             if d.empty:
                 ax.axis("off")
                 continue
-            m = confusion(d.label, d.pred).astype(float)
+            m = confusion(d.label, d.pred, len(labels)).astype(float)
             m = m / np.maximum(m.sum(1, keepdims=True), 1)
-            heatmap(ax, pd.DataFrame(m, index=EMOTIONS, columns=EMOTIONS), "{:.2f}", "Blues", 0, 1)
+            heatmap(ax, pd.DataFrame(m, index=labels, columns=labels), "{:.2f}", "Blues", 0, 1)
             ax.set(title=f"{MODEL_LABELS[model]}\n{cond}", xlabel="predicted", ylabel="true")
             ax.title.set_fontsize(8)
     fig.suptitle(_title("Confusion matrices", synthetic))

@@ -1,12 +1,14 @@
 """Paired comparisons across folds: mean difference, 95 % bootstrap CI, Wilcoxon signed-rank p,
 the Benjamini–Hochberg q over the cells of a comparison, and the minimum detectable effect.
 
-Every model is scored on the same test speaker and the same noisy audio in a fold, so two models
-are compared fold by fold (paired). The unit of replication is the fold: its held-out test speaker
-is independent of the other folds', while the training sets of two folds share eight of their nine
+Every model is scored on the same test speakers and the same noisy audio in a fold, so two models
+are compared fold by fold (paired). The unit of replication is the fold (``n_folds`` says how many a
+comparison rests on): its held-out speakers — one under leave-one-speaker-out, a group under k-fold —
+are independent of the other folds', while the training sets of two folds share most of their
 speakers, so fold-level differences are not fully independent and the intervals may be somewhat
-narrow. A cell's difference is in UA points; "pooled" first averages each fold over the noisy
-conditions, then compares across folds — the one pre-specified test per comparison. A cell counts
+narrow. A corpus's own split (``protocol=split``) is one fold: no spread across folds, so no CI.
+A cell's difference is in UA points; "pooled" first averages each fold over the noisy conditions, then
+compares across folds — the one pre-specified test per comparison. A cell counts
 as significant when its Benjamini–Hochberg q (over the cells of its comparison) is below 0.05.
 """
 

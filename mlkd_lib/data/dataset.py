@@ -9,6 +9,7 @@ so every model compared hears the same noisy test audio.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,12 +82,13 @@ class NoisyPairDataset(Dataset):
     """Items: ``clean`` and ``noisy`` waveforms of one utterance, its label, noise and SNR.
 
     ``mode``: ``"clean"`` (noisy = clean, for the teacher), ``"random"`` (a noise type and
-    an SNR drawn per utterance and epoch, as in the paper) or a fixed ``Condition``.
+    an SNR drawn per utterance and epoch, as in the paper) or a fixed ``Condition``. ``labels``: the
+    study's classes in logit order (``emotions``); an item's label is its index there.
     """
 
     def __init__(self, manifest: pd.DataFrame, noise_bank: dict[str, np.ndarray] | None = None,
                  mode: str | Condition = "clean", snrs=(0, 5, 10, 15, 20), seed: int = 0,
-                 level: str = "p56", audio: AudioCache | None = None):
+                 level: str = "p56", audio: AudioCache | None = None, labels: Sequence[str] = EMOTIONS):
         self.rows = manifest.reset_index(drop=True)
         self.noise_bank = noise_bank or {}
         self.mode, self.snrs, self.seed, self.level = mode, [float(s) for s in snrs], seed, level
@@ -96,9 +98,10 @@ class NoisyPairDataset(Dataset):
             raise ValueError("mode='random' needs a noise bank")
         if isinstance(mode, Condition) and mode.noise != CLEAN and mode.noise not in self.noise_bank:
             raise ValueError(f"noise type {mode.noise!r} is not in the bank {sorted(self.noise_bank)}")
-        unknown = sorted(set(self.rows["emotion"]) - set(EMOTIONS))
+        self.labels = list(labels)
+        unknown = sorted(set(self.rows["emotion"]) - set(self.labels))
         if unknown:
-            raise ValueError(f"unknown emotion labels {unknown}")
+            raise ValueError(f"emotion labels {unknown} are not among the study's classes {self.labels}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -122,7 +125,7 @@ class NoisyPairDataset(Dataset):
             noisy = condition_audio(clean, row.utt_id, noise, snr, self.noise_bank, self.seed, self.level, speech_db)
         elif self.mode != "clean":
             raise ValueError(f"mode must be 'clean', 'random' or a Condition, got {self.mode!r}")
-        return dict(utt_id=row.utt_id, clean=clean, noisy=noisy, label=EMOTIONS.index(row.emotion),
+        return dict(utt_id=row.utt_id, clean=clean, noisy=noisy, label=self.labels.index(row.emotion),
                     noise=noise, snr_db=snr)
 
 

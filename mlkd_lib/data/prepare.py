@@ -1,6 +1,7 @@
 """A study's data as the steps use it: the corpus manifest and noise bank made (or reused) once,
-and each fold's training / validation / test utterances with the two parts of every noise
-recording. Torch-free: the planner, the exporter and the steps all read folds through here."""
+the study's classes picked from it (``study_manifest``), and each fold's training / validation / test
+utterances with the two parts of every noise recording. Torch-free: the planner, the exporter and the
+steps all read folds through here."""
 
 from __future__ import annotations
 
@@ -10,29 +11,35 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import StudyConfig
-from .folds import Fold, get_fold, split
-from .iemocap import build_iemocap_manifest
-from .manifest import read_manifest
+from ..config import StudyConfig, label_merges
+from .folds import Fold, get_fold, make_folds, split
+from .manifest import read_manifest, write_manifest
 from .noise import load_noise_bank, split_noise, write_noise_bank
+from .recipes.iemocap import build_iemocap_manifest
 from .synthetic import make_synthetic_corpus
 
 
 def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
     """Build (or reuse) the manifest and the noise bank named by the config."""
-    manifest_path, noise_dir = cfg.manifest_path, cfg.noise_dir
+    manifest_path, noise_dir = cfg.manifest_path, cfg.noise_bank_dir
     stamp_path = Path(cfg.data_dir) / "data_stamp.json"
-    stamp = {k: getattr(cfg, k) for k in ("corpus", "iemocap_root", "noisex_dir", "synth_per_class",
-                                          "synth_seed", "noise_seconds")}
+    stamp = {k: getattr(cfg, k) for k in ("corpus", "iemocap_root", "manifest", "noise_dir", "noisex_dir",
+                                          "noise_types", "synth_per_class", "synth_seed", "noise_seconds")}
+    if cfg.corpus == "manifest" and Path(cfg.manifest).is_file():  # an edited table is read again
+        stat = Path(cfg.manifest).stat()
+        stamp["manifest_file"] = [stat.st_size, stat.st_mtime_ns]
     old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
     if old != stamp or not manifest_path.is_file() or not noise_dir.is_dir():
         if cfg.corpus == "synthetic":
             make_synthetic_corpus(manifest_path.parent, cfg.synth_seed, cfg.synth_per_class, progress=progress)
         elif cfg.corpus == "iemocap":
             build_iemocap_manifest(cfg.iemocap_root, manifest_path, progress=progress)
+        elif cfg.corpus == "manifest":
+            from .user_manifest import complete_manifest
+            write_manifest(complete_manifest(cfg.manifest, progress), manifest_path)
         else:
-            raise ValueError(f"corpus must be 'synthetic' or 'iemocap', got {cfg.corpus!r}")
-        write_noise_bank(noise_dir, cfg.noisex_dir or None, cfg.synth_seed, cfg.noise_seconds)
+            raise ValueError(f"corpus must be 'synthetic', 'iemocap' or 'manifest', got {cfg.corpus!r}")
+        write_noise_bank(noise_dir, cfg.noise_source or None, cfg.synth_seed, cfg.noise_seconds, cfg.noise_types)
         stamp_path.write_text(json.dumps(stamp, indent=2))
     return {"manifest": manifest_path, "noise_dir": noise_dir}
 
@@ -49,20 +56,43 @@ class FoldData:
     train_noise: dict
 
 
-def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
+def study_manifest(cfg: StudyConfig) -> pd.DataFrame:
+    """The utterances the study uses: the manifest with ``label_map``'s merges applied and only the classes of
+    ``emotions`` kept (every class must have utterances)."""
     manifest = read_manifest(cfg.manifest_path)
-    f = get_fold(manifest, fold, validation=cfg.validation, val_fraction=cfg.val_fraction,
-                 n_val_speakers=cfg.n_val_speakers, seed=cfg.seed)
+    merges = label_merges(cfg)
+    if merges:
+        manifest["emotion"] = manifest["emotion"].replace(merges)
+    counts = manifest["emotion"].value_counts()
+    absent = [e for e in cfg.emotions if e not in counts]
+    if absent:
+        raise ValueError(f"{cfg.manifest_path}: no utterance of the class(es) {', '.join(absent)} of emotions="
+                         f"{','.join(cfg.emotions)}; the manifest's labels: "
+                         + ", ".join(f"{k} ({v})" for k, v in counts.items()) + " (label_map merges RAW:CODE)")
+    return manifest[manifest["emotion"].isin(cfg.emotions)].reset_index(drop=True)
+
+
+def protocol_of(cfg: StudyConfig) -> dict:
+    """The fold settings of ``make_folds`` / ``get_fold``."""
+    return dict(protocol=cfg.protocol, n_folds=cfg.n_folds, validation=cfg.validation,
+                val_fraction=cfg.val_fraction, n_val_speakers=cfg.n_val_speakers, seed=cfg.seed)
+
+
+def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
+    manifest = study_manifest(cfg)
+    f = get_fold(manifest, fold, **protocol_of(cfg))
     parts = split(manifest, f)
-    train_noise, test_noise = split_noise(load_noise_bank(cfg.noise_dir, cfg.noise_types), cfg.noise_train_fraction)
+    bank = load_noise_bank(cfg.noise_bank_dir, cfg.noise_types)
+    train_noise, test_noise = split_noise(bank, cfg.noise_train_fraction)
     return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise)
 
 
 def fold_names(cfg: StudyConfig) -> list[str]:
-    speakers = sorted(read_manifest(cfg.manifest_path)["speaker"].unique())
-    unknown = sorted(set(cfg.folds) - set(speakers))
+    """The folds the study runs: ``folds``, or all of the protocol's."""
+    names = [f.name for f in make_folds(study_manifest(cfg), **protocol_of(cfg))]
+    unknown = sorted(set(cfg.folds) - set(names))
     if unknown:
-        raise ValueError(f"folds {unknown} are not speakers of the corpus; speakers: {speakers}")
-    return list(cfg.folds) or speakers
+        raise ValueError(f"folds {unknown} are not folds of the study; its folds: {names}")
+    return list(cfg.folds) or names
 
 

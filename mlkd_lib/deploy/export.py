@@ -39,7 +39,7 @@ from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
 from ..method.models import EmotionClassifier, normalize_waveforms
-from ..names import EMOTIONS, TRAINED
+from ..names import TRAINED
 from ..paths import git_commit
 from .predict import MIN_SAMPLES, ort_session, sidecar_path
 
@@ -56,7 +56,7 @@ class Deployable(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         x = normalize_waveforms(waveform, torch.ones_like(waveform, dtype=torch.bool))
-        hidden = self.model.wav2vec2(x).last_hidden_state
+        hidden = self.model.encoder(x).last_hidden_state
         return self.model.head(hidden.mean(1))
 
 
@@ -141,7 +141,7 @@ def first_conv(path: str | Path) -> str:
     import onnx
     names = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
     if not names:
-        raise ValueError(f"{path}: no Conv node — not an exported wav2vec 2.0 classifier?")
+        raise ValueError(f"{path}: no Conv node — not an exported classifier of a CNN-front-end encoder?")
     return names[0]
 
 
@@ -152,8 +152,9 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def write_sidecar(onnx_path: str | Path, labels=EMOTIONS, **provenance) -> Path:
-    """``<name>.json`` beside the model: what ``mlkd predict`` needs, and where the model came from."""
+def write_sidecar(onnx_path: str | Path, labels, **provenance) -> Path:
+    """``<name>.json`` beside the model: what ``mlkd predict`` needs (``labels``: the model's classes in
+    logit order), and where the model came from."""
     meta = {"labels": list(labels), "sample_rate": SAMPLE_RATE, "input": INPUT, "output": OUTPUT,
             "input_note": f"(batch, samples) float32 mono at {SAMPLE_RATE} Hz, one whole utterance per row, "
                           f"at least {MIN_SAMPLES} samples; normalised inside the graph",
@@ -183,8 +184,7 @@ def export_model(model: EmotionClassifier, out: str | Path, int8: bool = False, 
                     "calibration_utterances": len(calibration) if scheme == "conv+matmul" else 0,
                     "int8_max_logit_diff_vs_torch": max_logit_difference(model, done, _check_waves())}
         shutil.move(done if int8 else fp32, out)
-    labels = EMOTIONS[: model.head.out_features]
-    return json.loads(write_sidecar(out, labels, **info, **provenance).read_text())
+    return json.loads(write_sidecar(out, model.labels, encoder=model.family, **info, **provenance).read_text())
 
 
 def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
@@ -192,7 +192,7 @@ def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
     SNR of the study: what the deployed student hears, never a test speaker or test noise segment."""
     rows = data.train.sample(min(n, len(data.train)), random_state=cfg.seed)
     ds = NoisyPairDataset(rows, data.train_noise, "random", cfg.snrs, cfg.seed + 2, cfg.level,
-                          AudioCache(cfg.max_seconds))
+                          AudioCache(cfg.max_seconds), cfg.emotions)
     items = [ds[i] for i in range(len(ds))]
     return [np.asarray(it[k], dtype=np.float32) for it in items for k in ("clean", "noisy")]
 

@@ -1,13 +1,15 @@
-"""`mlkd export --format hf`: a trained model as a Hugging Face ``Wav2Vec2ForSequenceClassification``
-folder that ``transformers.pipeline("audio-classification", model=DIR)`` and
-``AutoModelForAudioClassification.from_pretrained(DIR)`` load offline.
+"""`mlkd export --format hf`: a trained model as a Hugging Face folder of its encoder family's
+``XxxForSequenceClassification`` (``Wav2Vec2ForSequenceClassification``, ``WavLMForSequenceClassification``,
+…) that ``transformers.pipeline("audio-classification", model=DIR)`` and
+``AutoModelForAudioClassification.from_pretrained(DIR)`` load offline, with the model's own classes as labels.
 
-Our classifier is exactly expressible there: HF's model projects every frame (``projector``), takes
-the (masked) mean over frames, then classifies (``classifier``). Our head is one linear layer W, b on
-the masked mean, and since it is linear, mean(W x + b) = W mean(x) + b: our head becomes the projector
-(``classifier_proj_size`` = number of labels) and the classifier is the identity. The feature
-extractor's ``do_normalize`` is our per-utterance normalisation (zero mean, unit variance, the same
-1e-7), and it returns an attention mask exactly where our model takes one (layer-norm encoders).
+Our classifier is exactly expressible there (the four families share this head): HF's model
+projects every frame (``projector``), takes the (masked) mean over frames, then classifies
+(``classifier``). Our head is one linear layer W, b on the masked mean, and since it is linear,
+mean(W x + b) = W mean(x) + b: our head becomes the projector (``classifier_proj_size`` = number of
+labels) and the classifier is the identity. The feature extractor's ``do_normalize`` is our
+per-utterance normalisation (zero mean, unit variance, the same 1e-7), and it returns an attention
+mask exactly where our model takes one (layer-norm encoders).
 """
 
 from __future__ import annotations
@@ -16,27 +18,31 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+from transformers import PreTrainedModel, Wav2Vec2FeatureExtractor
 
 from ..data.audio import SAMPLE_RATE
-from ..method.models import EmotionClassifier
-from ..names import EMOTIONS, MODEL_LABELS
+from ..method.models import EmotionClassifier, encoder_family
+from ..names import MODEL_LABELS
+
+FAMILY_NAMES = {"wav2vec2": "wav2vec 2.0", "hubert": "HuBERT", "wavlm": "WavLM", "data2vec-audio": "data2vec-audio"}
 
 
-def to_hf(model: EmotionClassifier) -> Wav2Vec2ForSequenceClassification:
-    """The same classifier as ``Wav2Vec2ForSequenceClassification`` (weights copied, nothing retrained)."""
-    labels = EMOTIONS[: model.head.out_features]
-    config = Wav2Vec2Config.from_dict({**model.config.to_dict(), "architectures": ["Wav2Vec2ForSequenceClassification"],
-                                       "id2label": dict(enumerate(labels)),
-                                       "label2id": {lab: i for i, lab in enumerate(labels)},
-                                       "classifier_proj_size": len(labels), "use_weighted_layer_sum": False})
-    hf = Wav2Vec2ForSequenceClassification(config).eval()
+def to_hf(model: EmotionClassifier) -> PreTrainedModel:
+    """The same classifier as its family's ``XxxForSequenceClassification`` (weights copied, nothing
+    retrained), labelled with the model's classes."""
+    labels, cls = model.labels, encoder_family(model.family).classifier
+    config = type(model.config).from_dict({**model.config.to_dict(), "architectures": [cls.__name__],
+                                           "id2label": dict(enumerate(labels)),
+                                           "label2id": {lab: i for i, lab in enumerate(labels)},
+                                           "classifier_proj_size": len(labels), "use_weighted_layer_sum": False})
+    hf = cls(config).eval()
+    body = getattr(hf, cls.base_model_prefix)  # the encoder inside: hf.wav2vec2, hf.wavlm, hf.data2vec_audio, …
     # SpecAugment's mask vector acts only in training with masking on; HF builds it only then
-    encoder = {k: v for k, v in model.wav2vec2.state_dict().items()
-               if k != "masked_spec_embed" or hasattr(hf.wav2vec2, "masked_spec_embed")}
-    missing, unexpected = hf.wav2vec2.load_state_dict(encoder, strict=False)
+    encoder = {k: v for k, v in model.encoder.state_dict().items()
+               if k != "masked_spec_embed" or hasattr(body, "masked_spec_embed")}
+    missing, unexpected = body.load_state_dict(encoder, strict=False)
     if unexpected or [k for k in missing if k != "masked_spec_embed"]:
-        raise RuntimeError(f"the encoder does not map onto Wav2Vec2ForSequenceClassification: missing {missing}, "
+        raise RuntimeError(f"the encoder does not map onto {cls.__name__}: missing {missing}, "
                            f"unexpected {unexpected}")
     with torch.no_grad():
         hf.projector.weight.copy_(model.head.weight)
@@ -54,7 +60,7 @@ def feature_extractor(model: EmotionClassifier) -> Wav2Vec2FeatureExtractor:
 CARD = """---
 library_name: transformers
 pipeline_tag: audio-classification
-tags: [speech-emotion-recognition, wav2vec2, knowledge-distillation{extra_tags}]
+tags: [speech-emotion-recognition, {family}, knowledge-distillation{extra_tags}]
 ---
 
 # {title}
@@ -82,7 +88,7 @@ import soundfile as sf
 from transformers import pipeline
 classify = pipeline("audio-classification", model="{folder}")
 speech, rate = sf.read("speech.wav", dtype="float32")  # mono; the pipeline resamples to 16 kHz
-classify({{"raw": speech, "sampling_rate": rate}})  # [{{"label": "neu", "score": ...}}, ...]
+classify({{"raw": speech, "sampling_rate": rate}}, top_k=None)  # every class: [{{"label": ..., "score": ...}}, ...]
 ```
 
 (A file name works too where ffmpeg is installed: the pipeline decodes files with it.)
@@ -95,9 +101,9 @@ classify({{"raw": speech, "sampling_rate": rate}})  # [{{"label": "neu", "score"
 SYNTHETIC_LIMITS = ("A **demo model**: trained on *synthetic* espeak-ng speech of ten voices whose emotions are coded "
                     "in prosody, under synthetic noises, with a tiny wav2vec 2.0. It shows that the pipeline works; "
                     "it is not a model of emotion in real speech and must not be used as one.")
-REAL_LIMITS = ("Trained on acted English dyadic speech (IEMOCAP, four classes) under five NOISEX-92 noises. It has "
-               "not been validated on other languages, spontaneous speech, children, or clinical use; treat its "
-               "labels as a research measurement, not a judgement about a person.")
+REAL_LIMITS = ("Trained on {corpus}, {n} classes, under the noises of its study ({noises}). It has not been "
+               "validated beyond that corpus's speakers, language and speaking style, nor on children or for clinical "
+               "use; treat its labels as a research measurement, not a judgement about a person.")
 
 
 def _ua_table(metrics_csv: Path) -> tuple[str, str, str, str]:
@@ -127,12 +133,18 @@ def write_hf_folder(model: EmotionClassifier, out: str | Path, *, study: Path, f
     feature_extractor(model).save_pretrained(out)
     clean, heads, rule, rows = _ua_table(study / "folds" / fold / role / "metrics.csv")
     synthetic = cfg.corpus == "synthetic"
+    family = FAMILY_NAMES.get(model.family, model.family)
+    corpus = {"iemocap": "acted English dyadic speech (IEMOCAP)",
+              "manifest": f"the corpus of `{Path(cfg.manifest).name}`"}.get(cfg.corpus, cfg.corpus)
+    limits = SYNTHETIC_LIMITS if synthetic else REAL_LIMITS.format(corpus=corpus, n=len(model.labels),
+                                                                   noises=", ".join(cfg.noise_types))
     (out / "README.md").write_text(CARD.format(
-        title=f"{MODEL_LABELS[role]}: speech emotion recognition in noise", extra_tags=", synthetic" if synthetic
-        else "", what=f"`{role}` of an mlkd-ser study ({MODEL_LABELS[role]}): a wav2vec 2.0 with "
-                      f"{model.num_layers} transformer layers, mean pooling and one linear layer.", clean_ua=clean,
+        title=f"{MODEL_LABELS[role]}: speech emotion recognition in noise", family=model.family,
+        extra_tags=", synthetic" if synthetic else "",
+        what=f"`{role}` of an mlkd-ser study ({MODEL_LABELS[role]}): a {family} with {model.num_layers} transformer "
+             f"layers, mean pooling and one linear layer.", clean_ua=clean,
         study=study.name, corpus="synthetic speech" if synthetic else cfg.corpus, fold=fold,
-        max_seconds=cfg.max_seconds, labels=", ".join(EMOTIONS[: model.head.out_features]), snr_heads=heads,
-        snr_rule=rule, ua_rows=rows, folder=out.name, limits=SYNTHETIC_LIMITS if synthetic else REAL_LIMITS))
+        max_seconds=cfg.max_seconds, labels=", ".join(model.labels), snr_heads=heads,
+        snr_rule=rule, ua_rows=rows, folder=out.name, limits=limits))
     (out / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
     return out

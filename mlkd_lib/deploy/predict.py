@@ -19,7 +19,6 @@ import numpy as np
 import soundfile as sf
 
 from ..data.audio import SAMPLE_RATE, AudioError, read_audio, resample_scipy
-from ..names import EMOTIONS
 
 MIN_SAMPLES = 400  # the CNN encoder's receptive field: shorter input yields no frame
 
@@ -49,7 +48,8 @@ def ort_session(path: str | Path, threads: int = 0):
 
 
 class OnnxClassifier:
-    """An exported classifier (``mlkd export``) in onnxruntime, with its sidecar JSON."""
+    """An exported classifier (``mlkd export``) in onnxruntime, with its sidecar JSON: the sidecar names
+    the model's classes in logit order, so a model without one is refused rather than labelled by guess."""
 
     def __init__(self, path: str | Path, threads: int = 0):
         path = Path(path)
@@ -57,7 +57,11 @@ class OnnxClassifier:
             raise FileNotFoundError(f"ONNX model not found: {path}")
         meta_path = sidecar_path(path)
         self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        self.labels = tuple(self.meta.get("labels", EMOTIONS))
+        if not self.meta.get("labels"):
+            raise ValueError(f"{meta_path}: {'no labels in it' if self.meta else 'not found'}; this sidecar, written "
+                             f"by `mlkd export` beside {path.name}, names the model's classes in logit order: keep "
+                             f"it with the model (or export the model again)")
+        self.labels = tuple(self.meta["labels"])
         self.sample_rate = int(self.meta.get("sample_rate", SAMPLE_RATE))
         self.max_seconds = self.meta.get("max_seconds")  # the longest input the model trained on
         try:
@@ -81,7 +85,7 @@ class TorchClassifier:
         if threads:
             torch.set_num_threads(threads)
         self._torch, self.model = torch, load_model(path).eval()
-        self.labels, self.sample_rate, self.meta = EMOTIONS[: self.model.head.out_features], SAMPLE_RATE, {}
+        self.labels, self.sample_rate, self.meta = self.model.labels, SAMPLE_RATE, {}
         self.max_seconds = study_max_seconds(Path(path))
 
     def logits(self, wave: np.ndarray) -> np.ndarray:

@@ -15,12 +15,13 @@ import pandas as pd
 from ..analysis.tables import summarise
 from ..config import load_config
 from ..data.dataset import AudioCache, condition_audio
-from ..data.manifest import read_manifest
+from ..data.folds import get_fold, split
 from ..data.noise import load_noise_bank, split_noise
+from ..data.prepare import protocol_of, study_manifest
 from ..layout import StudyLayout
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
-from ..names import BASELINE, CLEAN, EMOTIONS, MODELS, TEACHER
+from ..names import BASELINE, CLEAN, MODELS, TEACHER
 from .players import (
     audio_player,
     class_probabilities,
@@ -71,13 +72,16 @@ class Explorer:
         self.study_dir = Path(study_dir)
         self.study = StudyLayout(self.study_dir)
         self.cfg = load_config(self.study.config)
-        self.manifest = read_manifest(self.cfg.manifest_path)
+        self.manifest = study_manifest(self.cfg)
         # the test part of each recording: what the evaluation mixed
-        bank = load_noise_bank(self.cfg.noise_dir, self.cfg.noise_types)
+        bank = load_noise_bank(self.cfg.noise_bank_dir, self.cfg.noise_types)
         self.bank = split_noise(bank, self.cfg.noise_train_fraction)[1]
         self.folds = self.study.folds()
         if not self.folds:
-            raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<speaker>/...): run `mlkd study`")
+            raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<fold>/...): run `mlkd study`")
+        # each fold's test utterances: what its models never heard in training
+        self.tests = {f: split(self.manifest, get_fold(self.manifest, f, **protocol_of(self.cfg)))["test"]
+                      for f in self.folds}
         self.models = StudyModels(self.study, self.cfg)
         self.audio = AudioCache(self.cfg.max_seconds)  # cut like the evaluation's
         self._cache: dict[tuple, tuple] = {}
@@ -121,14 +125,13 @@ class Explorer:
                                   | ({"VAD + NMF": enhanced} if enhanced is not None else {}), utt_id)
             true = self.manifest.set_index("utt_id").loc[utt_id, "emotion"]
             self._cache[key] = {"wavs": {k: wav_bytes(x, gain) for k, x in shown.items()}, "cond": cond,
-                                "png": png, "html": predictions_html(true, probs, notes)}
+                                "png": png, "html": predictions_html(true, probs, notes, self.cfg.emotions)}
         return self._cache[key]
 
     def widget(self) -> W.Tab:
-        speakers = self.folds  # a fold is named after its held-out test speaker
         fold = W.Dropdown(options=self.folds, description="fold")
-        speaker = W.Dropdown(options=speakers, description="speaker")
-        emotion = W.Dropdown(options=["all", *EMOTIONS], description="emotion")
+        speaker = W.Dropdown(description="speaker")  # the fold's test speakers (one under leave-one-speaker-out)
+        emotion = W.Dropdown(options=["all", *self.cfg.emotions], description="emotion")
         utt = W.Dropdown(description="utterance", layout=W.Layout(width="420px"))
         noise = W.Dropdown(options=list(self.cfg.noise_types), description="noise")
         snr_options = [(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)]
@@ -144,22 +147,23 @@ class Explorer:
         busy = {"on": False}
 
         def refresh_utterances(_=None):
-            sel = self.manifest[self.manifest.speaker == speaker.value]
+            test = self.tests[fold.value]
+            sel = test[test.speaker == speaker.value]
             if emotion.value != "all":
                 sel = sel[sel.emotion == emotion.value]
             utt.options = list(sel.utt_id)
             if utt.options and utt.value not in utt.options:
                 utt.value = utt.options[0]
 
-        def sync(source):
-            def handler(change):
-                if busy["on"]:
-                    return
-                busy["on"] = True
-                (speaker if source is fold else fold).value = change["new"]
-                busy["on"] = False
+        def refresh_speakers(_=None):
+            busy["on"] = True  # one refresh of the utterances, not one per option change
+            speaker.options = sorted(self.tests[fold.value].speaker.unique())
+            busy["on"] = False
+            refresh_utterances()
+
+        def on_speaker(_=None):
+            if not busy["on"]:
                 refresh_utterances()
-            return handler
 
         def update(_=None):
             if not utt.value:
@@ -176,12 +180,12 @@ class Explorer:
             ms = 1000 * self.last_update_s
             status.value = f"<small>fold {fold.value} · {view['cond']} · updated in {ms:.0f} ms</small>"
 
-        fold.observe(sync(fold), names="value")
-        speaker.observe(sync(speaker), names="value")
+        fold.observe(refresh_speakers, names="value")
+        speaker.observe(on_speaker, names="value")
         emotion.observe(refresh_utterances, names="value")
         for w in (utt, noise, snr):
             w.observe(update, names="value")
-        refresh_utterances()
+        refresh_speakers()
         update()
         listen = W.VBox([
             W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]),

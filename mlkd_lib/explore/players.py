@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import AudioCache, condition_audio
-from ..names import EMOTIONS, MODEL_LABELS
+from ..names import MODEL_LABELS
 
 
 def wav_bytes(x: np.ndarray, gain: float) -> bytes:
@@ -102,23 +102,24 @@ def class_probabilities(model, x: np.ndarray) -> np.ndarray:
     return torch.softmax(logits, -1)[0].numpy()
 
 
-def predictions_html(true_label: str | None, probs: dict[str, np.ndarray | None], notes: list[str]) -> str:
-    """A table: one row per model, a bar per class, the predicted class in bold (and, with a
-    ``true_label``, whether it is right)."""
-    head = "".join(f"<th style='padding:2px 8px'>{e}</th>" for e in EMOTIONS)
+def predictions_html(true_label: str | None, probs: dict[str, np.ndarray | None], notes: list[str],
+                     labels: list[str] | tuple[str, ...]) -> str:
+    """A table: one row per model, a bar per class (``labels``, the study's classes in logit order), the
+    predicted class in bold (and, with a ``true_label``, whether it is right)."""
+    head = "".join(f"<th style='padding:2px 8px'>{e}</th>" for e in labels)
     rows = []
     for name, p in probs.items():
         if p is None:
-            rows.append(f"<tr><td>{MODEL_LABELS[name]}</td><td colspan={len(EMOTIONS)}><i>not trained</i></td></tr>")
+            rows.append(f"<tr><td>{MODEL_LABELS[name]}</td><td colspan={len(labels)}><i>not trained</i></td></tr>")
             continue
         best = int(np.argmax(p))
         cells = "".join(
             f"<td style='padding:2px 8px'><div style='background:#4c72b0;height:10px;width:{60 * v:.0f}px'></div>"
             f"{'<b>' if i == best else ''}{v:.2f}{'</b>' if i == best else ''}</td>" for i, v in enumerate(p))
-        mark = "" if true_label is None else "✔" if EMOTIONS[best] == true_label else "✘"
+        mark = "" if true_label is None else "✔" if labels[best] == true_label else "✘"
         full = ",".join(f"{v:.6f}" for v in p)  # full precision, for tests and for copying
         rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{MODEL_LABELS[name]}</td>{cells}"
-                    f"<td>{mark} {EMOTIONS[best]}</td></tr>")
+                    f"<td>{mark} {labels[best]}</td></tr>")
     note = "".join(f"<div style='color:#a33'>{n}</div>" for n in notes)
     title = "your recording" if true_label is None else f"true label: {true_label}"
     return (f"<div><b>{title}</b>{note}<table><tr><th>model</th>{head}<th>prediction</th></tr>"

@@ -15,7 +15,7 @@ import soundfile as sf
 from ..data.audio import SAMPLE_RATE, AudioError, check_signal, resample, to_mono
 from ..data.mixing import mix_at_snr
 from ..data.vad import TurnSettings, speech_turns, vad_decisions
-from ..names import BASELINE, CLEAN, EMOTIONS, MODELS, TEACHER
+from ..names import BASELINE, CLEAN, MODELS, TEACHER
 from .players import audio_player, class_probabilities, predictions_html, shared_gain, wav_bytes
 
 MAX_UPLOAD_S = 120.0  # longer: `mlkd predict --segments`, which reads in blocks
@@ -76,7 +76,7 @@ def analyse(models, fold: str, x: np.ndarray, noise: str, snr: float | None, ban
         probs = np.array([class_probabilities(model, p) for p in parts])
         weights = np.array([b - a for a, b in segments])
         probabilities[m] = (probs * weights[:, None]).sum(0) / weights.sum()
-        per_segment[m] = [EMOTIONS[int(p.argmax())] for p in probs]
+        per_segment[m] = [cfg.emotions[int(p.argmax())] for p in probs]
     enhanced = enhancer.enhance(noisy) if enhancer is not None else None
     return RecordingView(x, noisy, enhanced, probabilities, segments, per_segment)
 
@@ -128,7 +128,7 @@ def recording_panel(explorer) -> W.VBox:
         gain = shared_gain(*shown.values())
         for k, x in shown.items():
             players[k].value = wav_bytes(x, gain)
-        preds.value = predictions_html(None, view.probabilities, [])
+        preds.value = predictions_html(None, view.probabilities, [], cfg.emotions)
         segs.value = segments_html(view)
         where = "clean" if noise.value == CLEAN else f"{noise.value} {snr.value:g} dB"
         seconds = len(view.clean) / SAMPLE_RATE

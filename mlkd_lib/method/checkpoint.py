@@ -7,6 +7,9 @@ A checkpoint is data, never code: the config is a plain dict and the RNG states 
 lists, so every file is read with ``torch.load(..., weights_only=True)``, which refuses to run
 whatever a pickle asks for. A best checkpoint written before (it held a ``Wav2Vec2Config`` object)
 is still read, with that one class allowed; anything else unexpected is refused with its file named.
+The config dict's ``model_type`` says which encoder class to rebuild; ``labels`` are the classes in
+logit order. Checkpoints from before the encoder was any family (weights under ``wav2vec2.``, no
+``labels``) are read as wav2vec 2.0 with the first ``num_labels`` of the paper's classes.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import torch
 from transformers import Wav2Vec2Config
 
 from ..layout import ModelDir, mark_done
-from .models import EmotionClassifier
+from ..names import EMOTIONS
+from .models import EmotionClassifier, config_from_dict
 
-FORMAT = 2  # 1: the config pickled as a Wav2Vec2Config object
+FORMAT = 3  # 1: the config pickled as a Wav2Vec2Config object; 2: the encoder's weights under wav2vec2., no labels
+OLD_PREFIX, PREFIX = "wav2vec2.", "encoder."  # where the encoder's weights were, and are, in a state dict
 
 
 class CheckpointError(ValueError):
@@ -81,9 +86,16 @@ def _load(path: Path, what: str) -> dict:
         raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:160]})") from None
 
 
+def current_keys(state: dict) -> dict:
+    """A model state dict with the encoder's weights where :class:`EmotionClassifier` keeps them now
+    (``encoder.``; checkpoints and resume states written before had them under ``wav2vec2.``)."""
+    return {PREFIX + k[len(OLD_PREFIX):] if k.startswith(OLD_PREFIX) else k: v for k, v in state.items()}
+
+
 def save_best(model: EmotionClassifier, path: Path, role: str, epoch: int, val_ua: float) -> None:
     atomic_save({"format": FORMAT, "model": model.state_dict(), "config": model.config.to_dict(), "role": role,
-                 "num_labels": model.head.out_features, "epoch": epoch, "val_ua": val_ua}, path)
+                 "labels": list(model.labels), "num_labels": len(model.labels), "epoch": epoch, "val_ua": val_ua},
+                path)
 
 
 def load_model(path: str | Path) -> EmotionClassifier:
@@ -95,11 +107,16 @@ def load_model(path: str | Path) -> EmotionClassifier:
     if not isinstance(ckpt, dict) or "model" not in ckpt or not ({"config", "wav2vec2_config"} & set(ckpt)):
         raise CheckpointError(f"{path}: not a checkpoint of a trained mlkd-ser model (no weights and config)")
     config = ckpt.get("config", ckpt.get("wav2vec2_config"))
-    config = Wav2Vec2Config.from_dict(config) if isinstance(config, dict) else config
-    model = EmotionClassifier(config, ckpt["num_labels"])
-    if "wav2vec2.masked_spec_embed" in ckpt["model"]:
+    try:
+        config = config_from_dict(config) if isinstance(config, dict) else config
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    labels = ckpt.get("labels") or EMOTIONS[: ckpt["num_labels"]]
+    model = EmotionClassifier(config, labels)
+    state = current_keys(ckpt["model"])
+    if PREFIX + "masked_spec_embed" in state:
         model.add_mask_embedding()
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(state)
     model.trained_epoch = ckpt.get("epoch")  # the epoch model selection kept
     return model
 
@@ -111,7 +128,7 @@ def last_epoch_model(out: ModelDir, like: EmotionClassifier) -> EmotionClassifie
         return None
     ckpt = _load(out.last_ckpt, "resume state")
     model = copy.deepcopy(like)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(current_keys(ckpt["model"]))
     model.trained_epoch = ckpt["epoch"]
     return model
 
@@ -150,7 +167,7 @@ def load_resume(path: Path, model, optimizer, scheduler) -> tuple[int, list, flo
     rejects a GPU one), and ``load_state_dict`` moves weights and optimiser state to where the
     model's parameters live."""
     ckpt = _load(path, "resume state")
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(current_keys(ckpt["model"]))
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     _set_rng_state(ckpt["rng"])

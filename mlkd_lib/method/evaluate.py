@@ -10,17 +10,21 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.dataset import AudioCache, Condition, NoisyPairDataset, collate
-from ..names import CLEAN, EMOTIONS
+from ..names import CLEAN
 
 
-def confusion(y_true, y_pred, n: int = len(EMOTIONS)) -> np.ndarray:
-    """Counts: rows are true classes, columns predicted classes."""
+def confusion(y_true, y_pred, n: int | None = None) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes (``n`` classes; default: as many as the
+    largest index seen)."""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if n is None:
+        n = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
     m = np.zeros((n, n), dtype=int)
-    np.add.at(m, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    np.add.at(m, (y_true, y_pred), 1)
     return m
 
 
-def ua_wa(y_true, y_pred, n: int = len(EMOTIONS)) -> tuple[float, float]:
+def ua_wa(y_true, y_pred, n: int | None = None) -> tuple[float, float]:
     """UA: recall averaged over the classes present; WA: plain accuracy."""
     m = confusion(y_true, y_pred, n)
     support = m.sum(1)
@@ -65,7 +69,8 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
     first = next(iter(models.values()))
     for m in models.values():
         m.eval().to(device)
-    ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio)
+    labels = first.labels  # the classes every model of one fold shares, in logit order
+    ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio, labels=labels)
     if transform is not None:
         items = [ds[i] for i in range(len(ds))]
         items = [dict(it, noisy=x) for it, x in zip(items, transform([it["noisy"] for it in items]))]
@@ -84,7 +89,7 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
             for i, utt in enumerate(b["utt_id"]):
                 rows[name].append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db,
                                        label=int(b["label"][i]), pred=int(probs[i].argmax()),
-                                       **{f"p_{e}": float(probs[i, c]) for c, e in enumerate(EMOTIONS)}))
+                                       **{f"p_{e}": float(probs[i, c]) for c, e in enumerate(labels)}))
     order = {u: k for k, u in enumerate(test_df["utt_id"])}
     return {name: pd.DataFrame(r).sort_values("utt_id", key=lambda s: s.map(order), kind="stable", ignore_index=True)
             for name, r in rows.items()}

@@ -63,35 +63,42 @@ class Role:
 
     @classmethod
     def of(cls, name: str, cfg: StudyConfig, teacher: EmotionClassifier | None, noise_bank) -> Role:
-        """The role's model, freshly built: the teacher from ``cfg.model``; a student from the teacher's
-        or the pretrained encoder's even layers (``config.student_arms``)."""
+        """The role's model, freshly built: the teacher from ``cfg.model`` with the study's classes
+        (``cfg.emotions``, in logit order); a student from the teacher's or the pretrained encoder's even
+        layers (``config.student_arms``), with the teacher's classes."""
         if name not in TRAINED:
             raise ValueError(f"role must be one of {TRAINED}, got {name!r}")
         if name == TEACHER:
-            return cls(name, build_teacher(cfg.model), "clean", cfg.teacher_epochs, cfg.freeze_feature_encoder, False)
+            return cls(name, build_teacher(cfg.model, cfg.emotions), "clean", cfg.teacher_epochs,
+                       cfg.freeze_feature_encoder, False)
         loss, init = student_arms(cfg).get(name, ("CE", "teacher"))
         if teacher is None and (init == "teacher" or loss == "MLKD"):
             raise ValueError(f"{name} needs the trained teacher")
+        if teacher is not None and teacher.labels != tuple(cfg.emotions):
+            raise ValueError(f"{name}: the teacher's classes {list(teacher.labels)} are not the study's emotions "
+                             f"{list(cfg.emotions)} (same codes, same order)")
         if not noise_bank:
             raise ValueError(f"{name} trains on noisy speech and needs a noise bank")
         # the pretrained encoder with the random head build_teacher gives it: the student's head starts fresh
-        source = teacher if init == "teacher" else build_teacher(cfg.model)
+        source = teacher if init == "teacher" else build_teacher(cfg.model, cfg.emotions)
         # the student's CNN is always frozen: it is its source's, and only the transformer is trained
         return cls(name, build_student(source, cfg.student_layers), "noisy", cfg.student_epochs, True,
                    loss == "MLKD")
 
     def datasets(self, cfg: StudyConfig, train_df, val_df, noise_bank, audio: AudioCache):
+        """Training and validation items, labelled by their index in the model's classes."""
+        labels = self.model.labels
         if self.input_key == "clean":
-            return (NoisyPairDataset(train_df, mode="clean", audio=audio),
-                    NoisyPairDataset(val_df, mode="clean", audio=audio))
+            return (NoisyPairDataset(train_df, mode="clean", audio=audio, labels=labels),
+                    NoisyPairDataset(val_df, mode="clean", audio=audio, labels=labels))
         # a fixed noisy validation set: the same draw every epoch, another seed than training's
-        return (NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio),
-                NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio))
+        return (NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio, labels),
+                NoisyPairDataset(val_df, noise_bank, "random", cfg.snrs, cfg.seed + 1, cfg.level, audio, labels))
 
 
 def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, steps: int, lr: float):
     if freeze_cnn:
-        model.wav2vec2.freeze_feature_encoder()
+        model.encoder.freeze_feature_encoder()
     enc = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
     opt = torch.optim.AdamW([{"params": enc, "lr": lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
                             weight_decay=cfg.weight_decay)
@@ -132,7 +139,7 @@ def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConf
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
         y += b["label"].tolist()
         p += out.logits.argmax(-1).tolist()
-    ua, wa = ua_wa(y, p)
+    ua, wa = ua_wa(y, p, len(model.labels))
     return {"val_ua": ua, "val_wa": wa, **{f"val_{k}": v / len(y) for k, v in sums.items()}}
 
 
@@ -237,7 +244,7 @@ def first_batch_losses(role: str, cfg: StudyConfig, train_df: pd.DataFrame, nois
     device = pick_device(cfg)
     r = Role.of(role, cfg, teacher, noise_bank)
     audio = AudioCache(cfg.max_seconds)
-    ds = NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio)
+    ds = NoisyPairDataset(train_df, noise_bank, "random", cfg.snrs, cfg.seed, cfg.level, audio, r.model.labels)
     first = bucketed_batches(train_df["duration_s"].to_numpy(), cfg.batch_size,
                              torch.Generator().manual_seed(cfg.seed * 100_003))[0]
     b = collate([ds[i] for i in first])

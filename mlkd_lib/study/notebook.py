@@ -13,11 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import StudyConfig, load_config, make_config, student_arms, with_absolute_paths, with_overrides
+from ..config import (
+    StudyConfig,
+    load_config,
+    make_config,
+    read_setup,
+    student_arms,
+    with_absolute_paths,
+    with_overrides,
+)
 from ..data.dataset import AudioCache, all_conditions, condition_audio
-from ..data.manifest import read_manifest
 from ..data.noise import load_noise_bank
-from ..data.prepare import FoldData, load_fold, prepare_data
+from ..data.prepare import FoldData, load_fold, prepare_data, study_manifest
 from ..device import pick_device
 from ..layout import FolderLock, ModelDir, StudyLayout, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
@@ -39,16 +46,19 @@ def notebook_study(study_dir: str, preset: str) -> Path:
     return resolve(study_dir) if study_dir else by_hand_study(preset)
 
 
-def notebook_config(study_dir: str, preset: str, **params) -> StudyConfig:
+def notebook_config(study_dir: str, preset: str, config_file: str = "", **params) -> StudyConfig:
     """The config a notebook runs with: its study's ``config.json`` when there is one, else the
-    preset; then the notebook's own non-``None`` parameters on top. What it runs with is what
-    ``config.json`` says: a notebook run by hand with other values writes them there, so that 04 and 05
-    (and a later `mlkd study` on the folder) see the settings the models were trained with.
+    preset (the setup file's ``preset`` where it names one); then the setup file's keys (``config_file``,
+    YAML or JSON, as ``mlkd study --config``) and the notebook's own non-``None`` parameters on top. What it
+    runs with is what ``config.json`` says: a notebook run by hand with other values writes them there, so
+    that 04 and 05 (and a later `mlkd study` on the folder) see the settings the models were trained with.
     Paths are absolute (``paths.resolve``)."""
+    setup = read_setup(config_file) if config_file else {}
+    preset = setup.pop("preset", preset)
     path = notebook_study(study_dir, preset) / "config.json"
     saved = load_config(path) if path.is_file() else None
     base = saved or with_absolute_paths(make_config(preset))
-    cfg = with_overrides(base, **params)
+    cfg = with_overrides(base, **setup, **params)
     if saved is None or cfg.to_json() != base.to_json():
         cfg.save(path)
     return with_absolute_paths(cfg)
@@ -101,11 +111,11 @@ class DataStep:
         mark_done(self.study.data_step, utterances=len(self.manifest), speakers=int(self.manifest.speaker.nunique()))
 
 
-def open_data_step(study_dir: str, preset: str) -> DataStep:
+def open_data_step(study_dir: str, preset: str, config_file: str = "") -> DataStep:
     """01's setup: build or reuse the corpus manifest and noise bank the config names."""
-    cfg = notebook_config(study_dir, preset)
+    cfg = notebook_config(study_dir, preset, config_file)
     paths = prepare_data(cfg)
-    step = DataStep(cfg, StudyLayout(notebook_study(study_dir, preset)), read_manifest(paths["manifest"]),
+    step = DataStep(cfg, StudyLayout(notebook_study(study_dir, cfg.preset)), study_manifest(cfg),
                     load_noise_bank(paths["noise_dir"], cfg.noise_types))
     print(f"{cfg.corpus} corpus: {len(step.manifest)} utterances, {step.manifest.speaker.nunique()} speakers; "
           f"noise bank: {sorted(step.noise_bank)}")
@@ -196,11 +206,11 @@ class FoldStep:
             self.lock.release()
 
 
-def open_step(study_dir: str, preset: str, fold: str, model: str, **params) -> FoldStep:
-    """A fold notebook's setup in one call: the config (study's, then the notebook's non-``None``
-    ``params``), the fold's train / validation / test split and the step's output folder."""
-    cfg = notebook_config(study_dir, preset, **params)
-    study = StudyLayout(notebook_study(study_dir, preset))
+def open_step(study_dir: str, preset: str, fold: str, model: str, config_file: str = "", **params) -> FoldStep:
+    """A fold notebook's setup in one call: the config (study's or the setup file's, then the notebook's
+    non-``None`` ``params``), the fold's train / validation / test split and the step's output folder."""
+    cfg = notebook_config(study_dir, preset, config_file, **params)
+    study = StudyLayout(notebook_study(study_dir, cfg.preset))
     out = study.fold(fold).model(model)
     # a step retried after its worker died waits here until the old kernel (which exits within a
     # second of its parent) has let go of the folder
@@ -277,7 +287,8 @@ class AnalysisStep:
         figures = {"ua_vs_snr": plots.ua_vs_snr(summary, self.synthetic),
                    "paired_differences": plots.paired_differences(differences, self.synthetic),
                    "mlkd_minus_baseline": plots.mlkd_minus_baseline(summary, self.synthetic),
-                   "confusion": plots.confusion_grid(collect_predictions(self.study), self.synthetic)}
+                   "confusion": plots.confusion_grid(collect_predictions(self.study), self.cfg.emotions,
+                                                     self.synthetic)}
         if len(representation):
             figures["representation"] = plots.representation(representation, self.synthetic)
         return [plots.save(fig, self.study.plots / f"{name}.png") for name, fig in figures.items()]

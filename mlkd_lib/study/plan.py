@@ -12,9 +12,11 @@ import pandas as pd
 import torch
 
 from ..config import StudyConfig, student_arms
-from ..data.iemocap import build_iemocap_manifest
-from ..data.manifest import read_manifest
+from ..data.folds import planned_fold_names, split_part
+from ..data.prepare import study_manifest
+from ..data.recipes.iemocap import build_iemocap_manifest
 from ..data.synthetic import SPEAKERS
+from ..data.user_manifest import complete_manifest
 from ..device import pick_device, set_threads
 from ..method.models import build_student, build_teacher, count_parameters
 from ..names import BASELINE, TEACHER
@@ -25,10 +27,15 @@ SYNTHETIC_MEAN_S = 1.7  # the synthetic corpus' mean utterance (measured on the 
 
 def corpus_durations(cfg: StudyConfig) -> tuple[pd.DataFrame, str]:
     """(speaker, duration_s) of every utterance, and where they came from."""
+    columns = ["speaker", "duration_s", "split"]
     if cfg.manifest_path.is_file():
-        return read_manifest(cfg.manifest_path)[["speaker", "duration_s"]], f"the manifest {cfg.manifest_path}"
+        df = study_manifest(cfg)
+        return df[[c for c in columns if c in df]], f"the manifest {cfg.manifest_path}"
     if cfg.corpus == "iemocap":
-        return build_iemocap_manifest(cfg.iemocap_root, progress=False)[["speaker", "duration_s"]], cfg.iemocap_root
+        return build_iemocap_manifest(cfg.iemocap_root, progress=False)[columns[:2]], cfg.iemocap_root
+    if cfg.corpus == "manifest":
+        df = complete_manifest(cfg.manifest, progress=False)
+        return df[[c for c in columns if c in df]], cfg.manifest
     n = len(SPEAKERS) * 4 * cfg.synth_per_class  # speakers x 4 emotions
     speakers = [s.speaker_id for s in SPEAKERS] * (n // len(SPEAKERS))
     return (pd.DataFrame({"speaker": speakers, "duration_s": SYNTHETIC_MEAN_S}),
@@ -74,19 +81,23 @@ class Plan:
 
 def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     durations, source = corpus_durations(cfg)
-    folds = list(folds) or sorted(durations.speaker.unique())
+    speakers = sorted(durations.speaker.unique())
+    folds = list(folds) or planned_fold_names(cfg.protocol, speakers, cfg.n_folds)
     cut = durations.duration_s.clip(upper=cfg.max_seconds)
-    per_speaker = cut.groupby(durations.speaker).sum()
     n_folds = len(folds)
-    n = len(per_speaker)
-    share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (n - 1) / n * cfg.val_fraction
-    train_s, val_s, test_s = (cut.sum() * f for f in ((n - 1) / n - share_val, share_val, 1 / n))
+    n = len(speakers)
+    # the share of the corpus a fold tests on: a speaker, a group of speakers, or the corpus's test sets
+    test_share = 1 / (cfg.n_folds if cfg.protocol == "kfold" else n)
+    if cfg.protocol == "split" and "split" in durations:
+        test_share = float(durations.split.map(split_part).eq("test").mean())
+    share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (1 - test_share) * cfg.val_fraction
+    train_s, val_s, test_s = (cut.sum() * f for f in (1 - test_share - share_val, share_val, test_share))
     conditions = 1 + len(cfg.noise_types) * len(cfg.snrs)
 
     set_threads(cfg)
     device = pick_device(cfg)
     torch.manual_seed(0)
-    teacher = build_teacher(cfg.model)
+    teacher = build_teacher(cfg.model, cfg.emotions)
     student = build_student(teacher, cfg.student_layers)
     seconds = float(np.clip(cut.mean(), 1.0, cfg.max_seconds))
     batch = torch.randn(cfg.batch_size, int(seconds * 16_000), device=device)

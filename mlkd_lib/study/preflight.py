@@ -10,11 +10,13 @@ import shutil
 import struct
 from pathlib import Path
 
-from ..config import StudyConfig, student_arms
-from ..data.noise import NOISEX_STEMS
-from ..names import NAMED_MODELS
+from ..config import StudyConfig, label_merges, student_arms
+from ..data.folds import planned_fold_names
+from ..data.noise import noise_problems
+from ..names import EMOTIONS, ENCODER_TYPES, NAMED_MODELS
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# config.json model_types the study's encoder may be (method.models.ENCODERS, named here without importing torch)
 FRAMES_PER_S = 50  # wav2vec 2.0's CNN: one frame per 20 ms
 IEMOCAP_4CLASS_S = 25_200  # the 5531 utterances of the paper's 4-class set: about 7 h
 
@@ -58,6 +60,11 @@ def _corpus_problems(cfg: StudyConfig) -> list[str]:
         if not cfg.manifest_path.is_file() and shutil.which("espeak-ng") is None:
             return ["espeak-ng is not installed: the synthetic corpus cannot be made (apt-get install espeak-ng)"]
         return []
+    if cfg.corpus == "manifest":
+        if not cfg.manifest:
+            return ["corpus=manifest needs manifest=FILE (a CSV or JSON Lines table: path, emotion, speaker)"]
+        from ..data.user_manifest import manifest_problems
+        return manifest_problems(cfg.manifest, progress=False)
     root = Path(cfg.iemocap_root)
     if not cfg.iemocap_root or not root.is_dir():
         return [f"IEMOCAP root not found: {root} (set iemocap_root to .../IEMOCAP_full_release)"]
@@ -66,15 +73,36 @@ def _corpus_problems(cfg: StudyConfig) -> list[str]:
     return [f"IEMOCAP root {root} lacks {', '.join(missing)}"] if missing else []
 
 
+def corpus_labels(cfg: StudyConfig) -> dict[str, int] | None:
+    """Utterances per label after ``label_map``'s merges, from the manifest (or what the corpus will hold);
+    None where the corpus cannot be read (its own problem is reported)."""
+    import pandas as pd
+    if cfg.manifest_path.is_file():
+        labels = pd.read_csv(cfg.manifest_path, usecols=["emotion"], dtype=str, keep_default_na=False).emotion
+    elif cfg.corpus == "manifest":
+        from ..data.user_manifest import read_table
+        try:
+            labels = read_table(cfg.manifest).emotion.str.strip()
+        except (OSError, ValueError, AttributeError):
+            return None
+    else:  # the synthetic corpus and IEMOCAP's recipe: the paper's four classes
+        labels = pd.Series(EMOTIONS)
+    return labels.replace(label_merges(cfg)).value_counts().to_dict()
+
+
+def _label_problems(cfg: StudyConfig) -> list[str]:
+    counts = corpus_labels(cfg)
+    absent = [e for e in cfg.emotions if counts is not None and e not in counts]
+    if not absent:
+        return []
+    have = ", ".join(f"{k} ({v})" for k, v in counts.items())
+    return [f"emotions={','.join(cfg.emotions)}: the corpus has no utterance of {', '.join(absent)}; its labels: "
+            f"{have} (label_map=RAW:CODE merges a label into a class)"]
+
+
 def _noise_problems(cfg: StudyConfig) -> list[str]:
-    if not cfg.noisex_dir:
-        return []  # synthetic noises
-    folder = Path(cfg.noisex_dir)
-    if not folder.is_dir():
-        return [f"NOISEX-92 folder not found: {folder}"]
-    stems = {p.stem.lower() for p in folder.iterdir() if p.suffix.lower() in (".wav", ".mat")}
-    lacking = [f"{NOISEX_STEMS[k]}.wav or .mat" for k in cfg.noise_types if not {NOISEX_STEMS[k], k} & stems]
-    return [f"NOISEX-92 folder {folder} lacks {', '.join(lacking)}"] if lacking else []
+    """The noise collection (or, without one, the synthetic noises) lacks none of ``noise_types``."""
+    return noise_problems(cfg.noise_source, cfg.noise_types)
 
 
 def _safetensors_readable(path: Path) -> bool:
@@ -100,8 +128,9 @@ def _model_problems(cfg: StudyConfig) -> list[str]:
     out = []
     try:
         config = json.loads((folder / "config.json").read_text())
-        if config.get("model_type") != "wav2vec2":
-            out.append(f"model folder {folder}: config.json is a {config.get('model_type')!r} model, not wav2vec2")
+        if config.get("model_type") not in ENCODER_TYPES:
+            out.append(f"model folder {folder}: config.json is a {config.get('model_type')!r} model; the study's "
+                       f"encoder is one of {', '.join(ENCODER_TYPES)}")
     except (OSError, ValueError) as err:
         out.append(f"model folder {folder}: no readable config.json ({err.__class__.__name__})")
     weights = [folder / w for w in WEIGHT_FILES if (folder / w).is_file()]
@@ -131,26 +160,44 @@ def _disk_problems(study_dir: Path, need_bytes: float | None) -> list[str]:
 
 
 def corpus_speakers(cfg: StudyConfig) -> list[str]:
-    """The speakers (one fold each) of the study's corpus: from its manifest, or before the corpus is made
-    from what it will hold (the synthetic corpus' ten voices; IEMOCAP's ten speakers)."""
+    """The corpus's speakers: from its manifest, or before the corpus is made from what it will hold (the
+    synthetic corpus' ten voices; IEMOCAP's ten speakers; a user's table)."""
+    import pandas as pd
     if cfg.manifest_path.is_file():
-        import pandas as pd
-        return sorted(pd.read_csv(cfg.manifest_path, usecols=["speaker"]).speaker.unique())
+        return sorted(pd.read_csv(cfg.manifest_path, usecols=["speaker"], dtype=str, keep_default_na=False)
+                      .speaker.unique())
     if cfg.corpus == "synthetic":
         from ..data.synthetic import SPEAKERS
         return sorted(s.speaker_id for s in SPEAKERS)
+    if cfg.corpus == "manifest":
+        from ..data.user_manifest import read_table, speaker_ids, utterance_ids
+        try:
+            table = read_table(cfg.manifest)
+            return sorted(speaker_ids(table, utterance_ids(table, table["path"])).unique())
+        except (OSError, ValueError, KeyError):
+            return []  # the manifest's own problem is reported
     return [f"Ses{s:02d}{g}" for s in range(1, 6) for g in "FM"]
 
 
 def _fold_problems(cfg: StudyConfig) -> list[str]:
     speakers = corpus_speakers(cfg)
-    unknown = sorted(set(cfg.folds) - set(speakers))
-    return [f"folds {', '.join(unknown)}: not speakers of the corpus ({', '.join(speakers)})"] if unknown else []
+    if not speakers:
+        return []
+    out = []
+    if cfg.protocol == "kfold" and len(speakers) < cfg.n_folds:
+        out.append(f"protocol=kfold with n_folds={cfg.n_folds}: the corpus has only {len(speakers)} speakers")
+    names = planned_fold_names(cfg.protocol, speakers, cfg.n_folds)
+    unknown = sorted(set(cfg.folds) - set(names))
+    if unknown:
+        out.append(f"folds {', '.join(unknown)}: not folds of the study ({', '.join(names)})")
+    return out
 
 
 def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
     """Every problem that would stop the study, all at once (empty: good to go)."""
     model = _model_problems(cfg)
-    need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(cfg, len(cfg.folds) or 10, jobs)
-    return (_corpus_problems(cfg) + _noise_problems(cfg) + _fold_problems(cfg) + model + _device_problems(cfg)
-            + _disk_problems(study_dir, need))
+    need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(
+        cfg, len(cfg.folds) or len(planned_fold_names(cfg.protocol, corpus_speakers(cfg), cfg.n_folds)) or 10, jobs)
+    corpus = _corpus_problems(cfg)
+    data = [] if corpus else _label_problems(cfg) + _fold_problems(cfg)
+    return corpus + data + _noise_problems(cfg) + model + _device_problems(cfg) + _disk_problems(study_dir, need)

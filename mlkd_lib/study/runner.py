@@ -20,7 +20,15 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from ..config import StudyConfig, load_config, make_config, student_arms, with_absolute_paths, with_overrides
+from ..config import (
+    StudyConfig,
+    load_config,
+    make_config,
+    read_setup,
+    student_arms,
+    with_absolute_paths,
+    with_overrides,
+)
 from ..device import thread_env
 from ..layout import FolderLock, StudyLayout
 from ..names import BASELINE, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
@@ -79,15 +87,19 @@ def _check_same_study(path: Path, cfg: StudyConfig) -> None:
                          f"use another --out, or --force to rerun every step with the new settings")
 
 
-def run_study(preset: str = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
+def run_study(preset: str | None = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
               jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None,
-              plan_only: bool = False) -> int:
+              plan_only: bool = False, config_file: str | None = None) -> int:
     """Check the inputs, plan and run a study; write ``run.json``; return the exit code (0: every step
     ok; 2: the pre-flight found problems and nothing started). ``executor``: "local" or "ray"
     (``executors.open_executor``; ``ray_settings``: its options). ``plan_only``: print the plan
-    (steps, disk, hours) and stop."""
+    (steps, disk, hours) and stop. ``config_file``: a setup file (YAML or JSON of study keys, its
+    ``preset`` used where ``preset`` is None); ``overrides`` go on top of it."""
+    setup = read_setup(config_file) if config_file else {}
+    preset = preset or setup.pop("preset", "demo")
+    setup.pop("preset", None)
     study = resolve(out or f"results/{preset}")
-    overrides = dict(overrides or {})
+    overrides = {**setup, **(overrides or {})}
     if folds and folds != "all":
         overrides["folds"] = folds
     if "threads" not in overrides:

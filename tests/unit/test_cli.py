@@ -16,6 +16,7 @@ def _files(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFF but not really")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     (tmp_path / "junk.onnx").write_bytes(b"not an onnx graph")
+    (tmp_path / "corpus.csv").write_text("path,emotion,speaker\nspeech.wav,ang,s1\nmissing.wav,sad,s2\n")
     return speech
 
 
@@ -25,11 +26,16 @@ CASES = [  # (arguments, what the message must name); T is the test's folder
     (["study", "--preset", "micro", "--out", "T/s", "--set", "student_epochs=0"], "student_epochs"),
     (["study", "--preset", "micro", "--out", "T/s", "--jobs", "0"], "--jobs"),
     (["study", "--preset", "micro", "--out", "T/s", "--folds", "Ses09X"], "Ses09X"),
+    (["study", "--preset", "micro", "--out", "T/s", "--set", "corpus=manifest", "--set", "manifest=T/corpus.csv"],
+     "missing.wav"),  # refused before anything trains, the file and its line named
+    (["study", "--preset", "micro", "--out", "T/s", "--set", "emotions=neu,xyz"], "emotions"),
+    (["study", "--config", "T/nosetup.yaml", "--out", "T/s"], "nosetup.yaml"),
     (["ablate", "--study", "T/nostudy", "--out", "T/a", "--set", "beta=0"], "nostudy"),
     (["ablate", "--study", "T/nostudy", "--out", "T/a", "--set", "teacher_epochs=3"], "teacher_epochs"),
     (["data", "synth", "--out", "T/corpus", "--per-class", "0"], "--per-class"),
     (["data", "noise", "--out", "T/noise", "--noisex", "T/nonoisex"], "nonoisex"),
     (["data", "iemocap", "--root", "T/noiemocap", "--out", "T/m.csv"], "noiemocap"),
+    (["data", "cremad", "--root", "T/nocremad", "--out", "T/m.csv"], "nocremad"),
     (["mix", "--speech", "T/missing.wav", "--noise", "T/speech.wav", "--snr", "5", "--out", "T/o.wav"], "missing.wav"),
     (["mix", "--speech", "T/speech.wav", "--noise", "T/junk.wav", "--snr", "5", "--out", "T/o.wav"], "junk.wav"),
     (["mix", "--speech", "T/speech.wav", "--noise", "T/speech.wav", "--snr", "nan", "--out", "T/o.wav"], "nan"),

@@ -29,7 +29,8 @@ def test_overrides_are_type_checked_and_every_error_names_its_key():
 
 @pytest.mark.parametrize("pair, rule", [("level=loud", "'p56', 'rms'"), ("teacher_cache=gpu", "'memory'"),
                                         ("alpha=1.5", r"\[0, 1\]"), ("temperature=0", "positive"),
-                                        ("noise_types=traffic", "some of"), ("vad_aggressiveness=4", "0, 1, 2 or 3")])
+                                        ("emotions=neu,xyz", "distinct codes"), ("label_map=exc", "RAW:CODE"),
+                                        ("n_folds=1", "at least 2"), ("vad_aggressiveness=4", "0, 1, 2 or 3")])
 def test_allowed_values_are_checked_with_the_rule_in_the_message(pair, rule):
     with pytest.raises(ValueError, match=rf"{pair.split('=')[0]}=.*{rule}"):
         make_config("demo", **parse_set([pair]))
@@ -67,3 +68,16 @@ def test_a_study_folder_from_before_a_key_existed_is_not_reused_as_if_it_had_the
     (tmp_path / "config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="noise_train_fraction"):
         _check_same_study(tmp_path / "config.json", cfg)
+
+
+def test_a_setup_file_gives_keys_and_preset_and_refuses_unknown_keys(tmp_path):
+    from mlkd_lib.config import read_setup
+    path = tmp_path / "setup.yaml"
+    path.write_text("preset: micro\ncorpus: manifest\nmanifest: corpus.csv\nemotions: [ang, dis, fea, hap, neu, sad]\n"
+                    "protocol: kfold\nn_folds: 3\n")
+    setup = read_setup(path)
+    cfg = make_config(setup.pop("preset"), **setup)
+    assert (cfg.preset, cfg.protocol, cfg.n_folds, cfg.emotions[1]) == ("micro", "kfold", 3, "dis")
+    (tmp_path / "setup.json").write_text('{"emotions": "neu,sad", "nosuchkey": 1}')
+    with pytest.raises(KeyError, match="nosuchkey"):
+        read_setup(tmp_path / "setup.json")

@@ -65,7 +65,7 @@ def probe_student(micro_data):
     student = build_student(build_teacher("tiny"), 2).eval()
     waves = [read_audio(p) for p in manifest.path]
     with torch.no_grad():
-        feats = torch.stack([student.wav2vec2(torch.from_numpy((w - w.mean()) / np.sqrt(w.var() + 1e-7))[None])
+        feats = torch.stack([student.encoder(torch.from_numpy((w - w.mean()) / np.sqrt(w.var() + 1e-7))[None])
                              .last_hidden_state.mean(1)[0] for w in waves])
     labels = torch.tensor([EMOTIONS.index(e) for e in manifest.emotion])
     opt = torch.optim.LBFGS(student.head.parameters(), max_iter=200)
@@ -99,6 +99,40 @@ def test_int8_predictions_agree_with_fp32(tmp_path, probe_student, one_thread):
     assert (pa == pb).mean() >= 0.95, f"int8 agrees with fp32 on {(pa == pb).mean():.1%} of {len(pa)} utterances"
 
 
+@pytest.mark.parametrize("family", ["hubert", "wavlm"])
+def test_a_student_of_another_family_exports_with_its_labels_and_matches_torch(tmp_path, family):
+    from transformers import HubertConfig, WavLMConfig
+
+    from mlkd_lib.deploy.predict import OnnxClassifier
+    small = dict(MICRO, feat_extract_norm="group", mask_time_prob=0.05)
+    config = HubertConfig(**small) if family == "hubert" else WavLMConfig(**small, num_buckets=32,
+                                                                         max_bucket_distance=64)
+    labels = ("ang", "neu", "sad", "hap", "fea", "dis")
+    torch.manual_seed(0)
+    teacher = EmotionClassifier(config, labels)
+    with torch.no_grad():
+        teacher.head.weight.normal_(0, 2.0)
+    student = build_student(teacher, 2).eval()
+    meta = export_model(student, tmp_path / "s.onnx")
+    assert meta["labels"] == list(labels) and meta["encoder"] == family
+    assert meta["max_logit_diff_vs_torch"] <= 1e-4
+    onnx = OnnxClassifier(tmp_path / "s.onnx")
+    assert onnx.labels == labels
+    rng = np.random.default_rng(2)
+    for n in LENGTHS:
+        x = (0.3 * rng.standard_normal(n)).astype(np.float32)
+        with torch.no_grad():
+            ref = student(torch.from_numpy(x)[None]).logits[0].numpy()
+        np.testing.assert_allclose(onnx.logits(x), ref, atol=1e-4, rtol=0)
+    from mlkd_lib.deploy.predict import TorchClassifier
+    from mlkd_lib.method.checkpoint import save_best
+    save_best(student, tmp_path / "best.pt", "student_sup", 1, 0.5)
+    assert TorchClassifier(tmp_path / "best.pt").labels == labels  # the checkpoint's classes, in its order
+    tmp_path.joinpath("s.json").unlink()  # without its sidecar the classes are unknown: refused, not guessed
+    with pytest.raises(ValueError, match=r"s\.json: not found.*classes"):
+        OnnxClassifier(tmp_path / "s.onnx")
+
+
 def test_int8_scheme_needs_calibration_audio(tmp_path):
     model = build_student(build_teacher("micro"), 2)
     export_onnx(model, tmp_path / "m.onnx")
@@ -118,8 +152,11 @@ def _study(tmp_path, micro_data) -> tuple[Path, EmotionClassifier]:
     model = build_student(build_teacher("micro"), 2)
     fold = StudyLayout(study).fold("Ses01F").model("student_sup")
     fold.path.mkdir(parents=True)
-    torch.save({"model": model.state_dict(), "wav2vec2_config": model.config, "role": "student_sup",
-                "num_labels": 4}, fold.best_ckpt)
+    # a checkpoint of the first format (config object, weights under "wav2vec2.", no labels): still exported
+    old_keys = {("wav2vec2." + k[len("encoder."):] if k.startswith("encoder.") else k): v
+                for k, v in model.state_dict().items()}
+    torch.save({"model": old_keys, "wav2vec2_config": model.config, "role": "student_sup", "num_labels": 4},
+               fold.best_ckpt)
     return study, model
 
 
@@ -210,6 +247,30 @@ def test_predict_text_and_csv_and_checkpoint(tmp_path, micro_data, capsys):
     lines = out.out.splitlines()
     assert lines[0].split()[1] == by_onnx[0].emotion and "missing.wav" in lines[1] and "not found" in lines[1]
     assert "1 of 2 files could not be classified" in out.err
+
+
+def test_table3_scores_against_the_models_own_label_order(tmp_path, micro_data):
+    """A study whose classes are in another order than the paper's: the deployed student's true labels are
+    indices into its own classes, so the three versions are scored in the model's logit order."""
+    import dataclasses
+
+    from mlkd_lib.deploy.table3 import score_fold
+    from mlkd_lib.method.checkpoint import save_best
+    cfg, _, _ = micro_data
+    order = ("sad", "ang", "hap", "neu")
+    cfg = dataclasses.replace(cfg, emotions=list(order))
+    study = tmp_path / "study"
+    cfg.save(study / "config.json")
+    torch.manual_seed(0)
+    student = build_student(build_teacher("micro", order), 2)
+    fold = StudyLayout(study).fold("Ses01F").model("student_sup")
+    fold.path.mkdir(parents=True)
+    save_best(student, fold.best_ckpt, "student_sup", 1, 0.5)
+    pred = score_fold(study, cfg, "Ses01F", progress=False)
+    test = pred[pred.version == "torch"].drop_duplicates("utt_id")
+    emotion = test.utt_id.map(micro_data[1].set_index("utt_id").emotion)
+    assert list(test.label) == [order.index(e) for e in emotion]
+    assert set(pred.version) == {"torch", "onnx_fp32", "onnx_int8"}
 
 
 def test_bench_reports_deployed_rows_and_table3():

@@ -1,17 +1,24 @@
-"""The Hugging Face export is the same classifier: Wav2Vec2ForSequenceClassification, its feature
-extractor and `pipeline("audio-classification")` give our model's probabilities."""
+"""The Hugging Face export is the same classifier: the family's XxxForSequenceClassification, its feature
+extractor and `pipeline("audio-classification")` give our model's probabilities, under the model's own labels."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForAudioClassification, Wav2Vec2Config, pipeline
+from transformers import (
+    AutoModelForAudioClassification,
+    Data2VecAudioConfig,
+    HubertConfig,
+    Wav2Vec2Config,
+    WavLMConfig,
+    pipeline,
+)
 
 from mlkd_lib.config import make_config
 from mlkd_lib.data.audio import speech_like
 from mlkd_lib.deploy.hf import feature_extractor, to_hf, write_hf_folder
-from mlkd_lib.method.models import MICRO, EmotionClassifier
+from mlkd_lib.method.models import MICRO, EmotionClassifier, build_student
 from mlkd_lib.names import EMOTIONS
 
 
@@ -63,3 +70,40 @@ def test_the_folder_loads_offline_in_the_pipeline_and_the_auto_class(tmp_path, r
     with pytest.raises(FileExistsError):
         write_hf_folder(model, out, study=tmp_path, fold="Ses01F", role="student_sup", cfg=make_config("micro"),
                         provenance={})
+
+
+SIX = ("sad", "fea", "neu", "dis", "ang", "hap")  # not the paper's order: the model's labels travel, not a constant
+SMALL = dict(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8, 8),
+             conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+             mask_time_prob=0.05)
+FAMILIES = {"wavlm": (lambda: WavLMConfig(**SMALL, feat_extract_norm="group", num_buckets=32, max_bucket_distance=64),
+                      "WavLMForSequenceClassification"),
+            "hubert": (lambda: HubertConfig(**SMALL, feat_extract_norm="layer"), "HubertForSequenceClassification"),
+            "data2vec-audio": (lambda: Data2VecAudioConfig(**dict(SMALL, num_conv_pos_embeddings=2),
+                                                           conv_pos_kernel_size=5),
+                               "Data2VecAudioForSequenceClassification")}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_exports_its_own_class_and_the_pipeline_gives_its_six_labels(family, tmp_path, rng, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    make, class_name = FAMILIES[family]
+    torch.manual_seed(0)
+    teacher = EmotionClassifier(make(), SIX)
+    with torch.no_grad():
+        teacher.encoder.encoder.layers[0].attention.k_proj.weight.normal_(0, 1.0)  # attention that matters
+        teacher.head.weight.normal_(0, 2.0)
+    model = build_student(teacher, 2).eval()  # the student, as deployed
+    assert model.labels == SIX
+    out = write_hf_folder(model, tmp_path / "hf", study=tmp_path / "study", fold="Ses01F", role="student_sup",
+                          cfg=make_config("micro"), provenance={})
+    card = (out / "README.md").read_text()
+    assert ", ".join(SIX) in card and f"[speech-emotion-recognition, {family}," in card
+    auto = AutoModelForAudioClassification.from_pretrained(out)
+    assert type(auto).__name__ == class_name and [auto.config.id2label[i] for i in range(6)] == list(SIX)
+    classify = pipeline("audio-classification", model=str(out))
+    for seconds in (0.8, 1.9):
+        x = speech_like(rng, seconds)
+        got = {r["label"]: r["score"] for r in classify({"raw": x, "sampling_rate": 16_000}, top_k=None)}
+        assert set(got) == set(SIX)
+        np.testing.assert_allclose([got[e] for e in SIX], _ours(model, x), atol=1e-5)

@@ -18,7 +18,7 @@ def test_student_layer_k_is_teacher_layer_2k():
     torch.manual_seed(0)
     teacher = build_teacher("tiny")
     student = build_student(teacher, 6)
-    t, s = teacher.wav2vec2, student.wav2vec2
+    t, s = teacher.encoder, student.encoder
     assert student.num_layers == 6
     for k in range(1, 7):
         assert _same(s.encoder.layers[k - 1], t.encoder.layers[2 * k - 1])
@@ -32,7 +32,7 @@ def test_student_layer_k_is_teacher_layer_2k():
 def test_layer_map_is_configurable_and_checked():
     teacher = build_teacher("micro")  # 4 layers
     student = build_student(teacher, 2, layer_map={1: 1, 2: 4})
-    assert _same(student.wav2vec2.encoder.layers[0], teacher.wav2vec2.encoder.layers[0])
+    assert _same(student.encoder.encoder.layers[0], teacher.encoder.encoder.layers[0])
     assert default_layer_map(6, 12) == {1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12}
     with pytest.raises(ValueError, match="teacher layers"):
         build_student(teacher, 2, layer_map={1: 2, 2: 9})
@@ -63,11 +63,11 @@ def test_base_sizes_match_the_papers_table_3():
 
 def test_teacher_loads_offline_from_a_local_folder(tmp_path):
     torch.manual_seed(1)
-    encoder = build_teacher("micro").wav2vec2
+    encoder = build_teacher("micro").encoder
     encoder.save_pretrained(tmp_path / "w2v")
     teacher = build_teacher(tmp_path / "w2v")
-    assert _same(teacher.wav2vec2, encoder)
-    assert isinstance(teacher.wav2vec2, Wav2Vec2Model)
+    assert _same(teacher.encoder, encoder)
+    assert isinstance(teacher.encoder, Wav2Vec2Model)
     with pytest.raises(FileNotFoundError, match="no-such-model"):
         build_teacher(tmp_path / "no-such-model")
 
@@ -102,7 +102,7 @@ def test_each_initialisation_reading_starts_where_it_says(micro_data, tmp_path):
     from mlkd_lib.names import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
     cfg, _, bank = micro_data
     torch.manual_seed(2)
-    build_teacher("micro").wav2vec2.save_pretrained(tmp_path / "pretrained")
+    build_teacher("micro").encoder.save_pretrained(tmp_path / "pretrained")
     cfg = dataclasses.replace(cfg, model=str(tmp_path / "pretrained"), student_layers=2)
     pretrained = build_teacher(cfg.model)
     teacher = build_teacher(cfg.model)
@@ -111,7 +111,7 @@ def test_each_initialisation_reading_starts_where_it_says(micro_data, tmp_path):
             p.add_(0.01 * torch.randn_like(p))
     roles = {m: Role.of(m, cfg, teacher, bank).model for m in (STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL)}
     for model, source in ((STUDENT_SUP, teacher), (STUDENT_CONTROL, teacher), (STUDENT_UNSUP, pretrained)):
-        s, t = roles[model].wav2vec2, source.wav2vec2
+        s, t = roles[model].encoder, source.encoder
         for k in (1, 2):  # micro: 4 layers, so student layer k <- layer 2k
             assert _same(s.encoder.layers[k - 1], t.encoder.layers[2 * k - 1]), (model, k)
         assert _same(s.feature_extractor, t.feature_extractor) and _same(s.feature_projection, t.feature_projection)
@@ -121,6 +121,19 @@ def test_each_initialisation_reading_starts_where_it_says(micro_data, tmp_path):
     # the keys flip the readings: MLKD from the pretrained encoder (the fourth cell), CE from the teacher
     flipped = dataclasses.replace(cfg, sup_init="pretrained", unsup_init="teacher")
     sup = Role.of(STUDENT_SUP, flipped, teacher, bank)
-    assert sup.distils and _same(sup.model.wav2vec2.encoder.layers[0], pretrained.wav2vec2.encoder.layers[1])
+    assert sup.distils and _same(sup.model.encoder.encoder.layers[0], pretrained.encoder.encoder.layers[1])
     unsup = Role.of(STUDENT_UNSUP, flipped, teacher, bank)
     assert not unsup.distils and _same(unsup.model.head, teacher.head)
+
+
+def test_labels_are_the_models_classes_in_order():
+    from transformers import Wav2Vec2Config
+
+    from mlkd_lib.method.models import MICRO, EmotionClassifier
+    model = build_teacher("micro", ["cal", "neu", "hap", "sad", "ang", "fea"])
+    assert model.labels == ("cal", "neu", "hap", "sad", "ang", "fea") and model.head.out_features == 6
+    assert build_student(model, 2).labels == model.labels
+    with pytest.raises(TypeError, match="class names"):
+        EmotionClassifier(Wav2Vec2Config(**MICRO), 4)  # a count is not the classes
+    with pytest.raises(ValueError, match="distinct"):
+        build_teacher("micro", ["neu", "neu"])

@@ -1,0 +1,147 @@
+"""Warm notebook kernels for the local executor: a step's notebook runs in a kernel that was started, and
+had the study's modules imported, while the previous step was still running.
+
+Starting a kernel and importing torch, transformers, pandas and matplotlib takes several seconds — most of a
+small step's time. A pool keeps one kernel a job: after a step that succeeded its namespace is reset (``%reset
+-f``, figures closed, torch's default generator seeded anew as a new process's is, so a step sees what it would
+in a fresh kernel and never the generator state the previous step left); after a step that failed the kernel
+is shut down and a new one started, so an error never leaks into the next step. papermill still parameterizes
+each notebook and writes each executed copy. Each kernel is a process of its own session that exits when the
+study's process dies, as before.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+# what the notebooks import: paid once a kernel, not once a step
+PRELOAD = """
+import torch, transformers, pandas, matplotlib.pyplot
+import mlkd_lib.study.notebook, mlkd_lib.analysis.plots, mlkd_lib.analysis.tables, mlkd_lib.analysis.stats
+import mlkd_lib.method.baseline, mlkd_lib.method.train, mlkd_lib.explore.players
+"""
+RESET = """
+%reset -f
+import gc, torch, matplotlib.pyplot
+matplotlib.pyplot.close("all")
+torch.seed()  # a non-deterministic seed, as a new process starts with
+gc.collect()
+"""
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]  # the kernel's own log lines would clutter the progress display
+START_TIMEOUT_S = 120
+
+
+class KernelError(RuntimeError):
+    """A warm kernel that could not start or be reset (the step then runs in a fresh one)."""
+
+
+def _manager(kernel_name: str):
+    """A kernel manager that keeps the clients papermill opens on it: papermill leaves the client of a kernel
+    it does not own open, and the pool closes it after the step."""
+    from jupyter_client import KernelManager
+
+    class TrackingKernelManager(KernelManager):
+        def client(self, **kwargs):
+            kc = super().client(**kwargs)
+            self.clients.append(kc)
+            return kc
+
+    km = TrackingKernelManager(kernel_name=kernel_name)
+    km.clients = []
+    return km
+
+
+class WarmKernel:
+    """One kernel, started and preloaded in the background; ``km`` is what papermill runs a notebook in."""
+
+    def __init__(self, kernel_name: str = "python3"):
+        self.km = _manager(kernel_name)
+        self.error: str | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._start, daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            self.km.start_kernel(extra_arguments=KERNEL_ARGS)
+            self.run(PRELOAD + RESET)
+        except Exception as err:  # a kernel that cannot start: the step says so, the study goes on
+            self.error = f"{type(err).__name__}: {err}"
+        finally:
+            self._ready.set()
+
+    def run(self, code: str) -> None:
+        """Run ``code`` in the kernel, raising ``KernelError`` if it fails."""
+        kc = self.km.blocking_client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=START_TIMEOUT_S)
+            reply = kc.execute_interactive(code, timeout=START_TIMEOUT_S, output_hook=lambda msg: None)
+        finally:
+            kc.stop_channels()
+        if reply["content"]["status"] != "ok":
+            raise KernelError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+
+    def ready(self) -> bool:
+        """Wait until started and preloaded; False if that failed."""
+        self._ready.wait()
+        return self.error is None and self.km.is_alive()
+
+    def reset(self) -> bool:
+        """The namespace of a fresh kernel, the modules kept; False if the kernel cannot be reset."""
+        for kc in self.km.clients:
+            kc.stop_channels()
+        self.km.clients.clear()
+        try:
+            self.run(RESET)
+            return True
+        except Exception:
+            return False
+
+    def shutdown(self) -> None:
+        self._ready.wait()
+        try:
+            self.km.shutdown_kernel(now=True)
+        except Exception:  # already gone
+            pass
+
+
+class KernelPool:
+    """``size`` warm kernels; ``take`` waits for one, ``give_back`` resets it (or replaces it after a failure)."""
+
+    def __init__(self, size: int):
+        self._free: queue.Queue[WarmKernel] = queue.Queue()
+        self._all: list[WarmKernel] = []
+        self._lock = threading.Lock()
+        for _ in range(size):
+            self._free.put(self._new())
+
+    def _new(self) -> WarmKernel:
+        kernel = WarmKernel()
+        with self._lock:
+            self._all.append(kernel)
+        return kernel
+
+    def take(self) -> WarmKernel | None:
+        """A ready kernel, or None when one could not be started (the step then starts its own)."""
+        kernel = self._free.get()
+        if kernel.ready():
+            return kernel
+        kernel.shutdown()
+        self._free.put(self._new())
+        return None
+
+    def give_back(self, kernel: WarmKernel | None, ok: bool) -> None:
+        if kernel is None:
+            return
+        if ok and kernel.reset():
+            self._free.put(kernel)
+            return
+        kernel.shutdown()
+        self._free.put(self._new())
+
+    def close(self) -> None:
+        with self._lock:
+            kernels = list(self._all)
+        for kernel in kernels:
+            kernel.shutdown()
