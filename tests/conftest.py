@@ -18,15 +18,20 @@ def micro_data(tmp_path_factory):
     make_synthetic_corpus(root / "synthetic", seed=0, per_class=2, progress=False)
     write_noise_bank(root / "noise", seed=0, seconds=5.0)
     cfg = make_config("micro", data_dir=str(root), threads=1)
-    return cfg, read_manifest(cfg.manifest_path), load_noise_bank(cfg.noise_dir)
+    return cfg, read_manifest(cfg.manifest_path), load_noise_bank(cfg.noise_bank_dir)
+
+
+# the shared micro study's settings: a teacher of five epochs, long enough to be killed while it trains
+MICRO_STUDY = {"teacher_epochs": 5}
 
 
 @pytest.fixture(scope="session")
 def micro_study(tmp_path_factory):
-    """One fold of the micro study, run through the real notebooks by papermill (about a minute)."""
+    """One fold of the micro study, run through the real notebooks by papermill: the reference every test of a
+    study's outputs reads, and every interrupted or Ray-run study must reproduce byte for byte."""
     from mlkd_lib.study.runner import run_study
     root = tmp_path_factory.mktemp("study")
-    study, overrides = root / "study", {"data_dir": str(root / "data")}
+    study, overrides = root / "study", {"data_dir": str(root / "data"), **MICRO_STUDY}
     code = run_study("micro", str(study), "Ses01F", overrides, jobs=2)
     return study, overrides, code
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..device import THREAD_ENV_VARS
 from ..paths import NOTEBOOKS, library_fingerprint
+from .kernels import KernelPool
 from .steps import Outcome, Progress, Step, execute, run_notebook, settle
 
 EXECUTORS = ("local", "ray")
@@ -40,17 +41,25 @@ class RaySettings:
 
 
 @contextmanager
-def open_executor(kind: str, jobs: int, folders: list[Path], ray_settings: RaySettings | None = None):
+def open_executor(kind: str, jobs: int, folders: list[Path], ray_settings: RaySettings | None = None,
+                  warm_kernels: bool = True):
     """The one place the executor is chosen. Yields ``(run, info)``: ``run(steps, log_dir, force,
-    on_done)`` returns the outcomes by step name; ``info`` goes into ``run.json``."""
+    on_done)`` returns the outcomes by step name; ``info`` goes into ``run.json``. ``warm_kernels``: the
+    local executor runs its steps in kernels kept warm between steps (``kernels.py``)."""
     if kind == "local":
         if ray_settings is not None and ray_settings.address:
             raise ValueError("--ray-address needs --executor ray")
 
-        def run(steps, log_dir, force, on_done=None):
-            return execute(steps, jobs, log_dir, force, on_done)
+        kernels = KernelPool(jobs) if warm_kernels else None
 
-        yield run, {"kind": "local", "jobs": jobs}
+        def run(steps, log_dir, force, on_done=None):
+            return execute(steps, jobs, log_dir, force, on_done, kernels)
+
+        try:
+            yield run, {"kind": "local", "jobs": jobs, "warm_kernels": warm_kernels}
+        finally:
+            if kernels is not None:
+                kernels.close()
     elif kind == "ray":
         ex = RayExecutor(ray_settings or RaySettings(), jobs)
         try:

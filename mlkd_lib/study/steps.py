@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..layout import is_done
 from ..paths import NOTEBOOKS
+from .kernels import KERNEL_ARGS, KernelPool
 
 
 @dataclass
@@ -46,20 +47,21 @@ class Outcome:
     node: str = ""  # the Ray node that ran it (empty for the local executor)
 
 
-def run_notebook(step: Step, log_dir: Path, cwd: str | None = None) -> Outcome:
-    """Execute one notebook with papermill (its kernel is a process of its own); keep the
-    executed copy, which holds the error at the top when a cell fails. ``cwd``: the kernel's
-    working directory (a Ray worker's own may differ from the one the study was started in)."""
+def run_notebook(step: Step, log_dir: Path, cwd: str | None = None, kernel=None) -> Outcome:
+    """Execute one notebook with papermill (its kernel is a process of its own: a new one, or ``kernel``,
+    a warm one from ``kernels.KernelPool``); keep the executed copy, which holds the error at the top when
+    a cell fails. ``cwd``: a new kernel's working directory (a Ray worker's own may differ from the one
+    the study was started in)."""
     import papermill as pm
     step.output.parent.mkdir(parents=True, exist_ok=True)
     (log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
     t0 = time.time()
+    warm = {"km": kernel.km} if kernel is not None else {}
     try:
         pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(step.output), parameters=step.params,
                             kernel_name="python3", progress_bar=False, log_output=False, cwd=cwd,
-                            # the kernel's own log lines would clutter the progress display;
-                            # cell errors still land in the executed notebook
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+                            # cell errors land in the executed notebook, not in the progress display
+                            extra_arguments=KERNEL_ARGS, **warm)
     except pm.PapermillExecutionError as err:
         return Outcome("failed", time.time() - t0, f"{err.ename}: {err.evalue}")
     except Exception as err:  # a kernel that died, a notebook that could not be read: still one step
@@ -109,9 +111,20 @@ class Progress:
         return self.outcomes
 
 
-def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
+def _run_warm(pool: KernelPool | None, step: Step, log_dir: Path) -> Outcome:
+    """``step`` in a warm kernel of ``pool`` (a new kernel without one), the kernel reset or replaced after."""
+    kernel = pool.take() if pool is not None else None
+    out = run_notebook(step, log_dir, kernel=kernel)
+    if pool is not None:
+        pool.give_back(kernel, out.status == "ok")
+    return out
+
+
+def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None,
+            kernels: KernelPool | None = None) -> dict[str, Outcome]:
     """The local executor: run ``steps`` respecting dependencies, ``jobs`` at a time in a pool of
-    threads that each wait on a papermill process; skip complete ones."""
+    threads that each wait on a papermill process (in a warm kernel of ``kernels`` where given); skip
+    complete ones."""
     progress = Progress(steps, on_done)
     outcomes = progress.outcomes
     pending = [s for s in steps if not s.always_last]
@@ -129,12 +142,12 @@ def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=No
                         progress.finish(s, out)
                     elif len(running) < max(1, jobs):
                         pending.remove(s)
-                        running[pool.submit(run_notebook, s, log_dir)] = s
+                        running[pool.submit(_run_warm, kernels, s, log_dir)] = s
             if running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     progress.finish(running.pop(fut), fut.result())
     for s in last:
         out = settle(s, list(outcomes.values()), force)
-        progress.finish(s, out or run_notebook(s, log_dir))
+        progress.finish(s, out or _run_warm(kernels, s, log_dir))
     return progress.close()

@@ -1,86 +1,41 @@
-"""The failures a real user meets, each tried for real: a study killed mid-training (the whole process
-group, and a Ray worker on a two-node loopback cluster) resumes to the same metrics.csv as an
-uninterrupted run; a second runner on a study folder is stopped at once; a local Ray instance listens on
-127.0.0.1 only."""
+"""The failures a real user meets, each tried for real: a Ray worker killed mid-training on a two-node
+loopback cluster is retried and the study ends with the same metrics.csv as the shared micro study
+(uninterrupted, local), and the local executor then finds it complete; a second runner on a study folder is
+stopped at once; a local Ray instance listens on 127.0.0.1 only. A whole study killed mid-training and
+resumed: test_paper_shape.py, on the group-norm path."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-import torch
+from conftest import MICRO_STUDY
+from helpers.studies import resumed_after, wait_for_training
 
 from mlkd_lib.study.executors import loopback_only
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' (make test installs it)")
 
-# a micro study with a teacher long enough to be killed while it trains; one fold, the paper's two arms
-SETTINGS = {"teacher_epochs": "5", "control_arm": "false"}
 
 
 def _study(out, data_dir, *extra, **popen):
-    sets = [a for k, v in {**SETTINGS, "data_dir": str(data_dir)}.items() for a in ("--set", f"{k}={v}")]
+    """The shared micro study's command, as a process of its own."""
+    sets = [a for k, v in {**MICRO_STUDY, "data_dir": str(data_dir)}.items() for a in ("--set", f"{k}={v}")]
     cmd = [sys.executable, "-m", "mlkd_lib", "study", "--preset", "micro", "--folds", "Ses01F", "--out", str(out),
            "--jobs", "2", *sets, *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def _wait_for_training(study, timeout_s=240):
-    """Block until the teacher has written a resume state but not finished; return the epoch it holds."""
-    teacher = study / "folds" / "Ses01F" / "teacher"
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if (teacher / "last.pt").is_file() and not (teacher / "done.json").is_file():
-            try:
-                return torch.load(teacher / "last.pt", weights_only=True)["epoch"]
-            except Exception:  # caught mid-rename: look again
-                pass
-        time.sleep(0.05)
-    pytest.fail(f"the teacher of {study} never reached an epoch checkpoint")
-
-
-def _resumed_after(study) -> int:
-    text = (study / "folds" / "Ses01F" / "02_train_teacher.ipynb").read_text()
-    marker = "teacher: resumed from last.pt after epoch "
-    assert marker in text, "the rerun did not resume the teacher"
-    return int(text.split(marker, 1)[1].split()[0])
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The same micro study, never interrupted."""
-    root = tmp_path_factory.mktemp("reference")
-    proc = _study(root / "study", root / "data")
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-3000:]
-    return root
-
-
-def test_a_killed_study_resumes_to_the_same_metrics(reference, tmp_path):
-    proc = _study(tmp_path / "study", reference / "data", start_new_session=True)
-    killed_at = _wait_for_training(tmp_path / "study")
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner; its kernels (own sessions) end when they see it gone
-    proc.wait(timeout=30)
-    rerun = _study(tmp_path / "study", reference / "data")
-    out, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, out[-3000:]
-    resumed = _resumed_after(tmp_path / "study")
-    print(f"local: killed with last.pt at epoch {killed_at}, resumed after epoch {resumed}")  # -s shows it
-    assert 1 <= killed_at < int(SETTINGS["teacher_epochs"])
-    assert resumed >= killed_at
-    assert (tmp_path / "study" / "metrics.csv").read_bytes() == (reference / "study" / "metrics.csv").read_bytes()
-
-
-def test_a_second_runner_on_a_study_folder_stops_at_once_naming_the_holder(reference, tmp_path):
+def test_a_second_runner_on_a_study_folder_stops_at_once_naming_the_holder(micro_study, tmp_path):
     from mlkd_lib.layout import FolderLock
     with FolderLock(tmp_path / "study"):
-        second = _study(tmp_path / "study", reference / "data")
+        second = _study(tmp_path / "study", micro_study[1]["data_dir"])
         out, _ = second.communicate(timeout=120)
     assert second.returncode == 2
     assert f"{tmp_path / 'study'} is in use" in out and f"pid {os.getpid()}" in out and "host " in out
@@ -98,23 +53,49 @@ def loopback_cluster():
     cluster.shutdown()
 
 
+def _statuses(study):
+    return {k: v["status"] for k, v in json.loads((study / "run.json").read_text())["steps"].items()}
+
+
 def test_a_killed_ray_worker_is_retried_and_the_study_on_two_nodes_matches_the_local_one(
-        reference, loopback_cluster, tmp_path):
-    assert loopback_cluster.address.startswith("127.0.0.1:")
+        micro_study, loopback_cluster, tmp_path):
+    local, overrides, code = micro_study
+    assert code == 0 and loopback_cluster.address.startswith("127.0.0.1:")
     study = tmp_path / "study"
-    proc = _study(study, reference / "data", "--executor", "ray", "--ray-address", loopback_cluster.address,
-                  "--ray-cpus", "1")
-    killed_at = _wait_for_training(study)
+    ray_args = ("--executor", "ray", "--ray-address", loopback_cluster.address, "--ray-cpus", "1")
+    proc = _study(study, overrides["data_dir"], *ray_args)
+    killed_at = wait_for_training(study)
     worker = json.loads((study / "logs" / "Ses01F_teacher.worker.json").read_text())
     os.kill(worker["pid"], signal.SIGKILL)  # the Ray worker running the teacher's notebook
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
-    resumed = _resumed_after(study)
+    resumed = resumed_after(study)
     print(f"ray: worker killed with last.pt at epoch {killed_at}, resumed after epoch {resumed}")
     assert resumed >= killed_at
-    assert (study / "metrics.csv").read_bytes() == (reference / "study" / "metrics.csv").read_bytes()
-    nodes = {s["node"] for s in json.loads((study / "run.json").read_text())["steps"].values() if "node" in s}
-    assert len(nodes) == 2  # steps ran on both nodes
+    # fresh Ray kernels, a kill and a retry give the bytes of the local run in warm kernels
+    assert (study / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
+    run = json.loads((study / "run.json").read_text())
+    assert run["executor"]["kind"] == "ray" and len(run["steps"]) == 7  # data, teacher, baseline, 3 students, analysis
+    assert len({s["node"] for s in run["steps"].values() if "node" in s}) == 2  # steps ran on both nodes
+
+    # the local executor finds Ray's steps complete and runs nothing
+    stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}
+    again = _study(study, overrides["data_dir"])
+    assert again.wait(timeout=300) == 0
+    assert {p: p.stat().st_mtime for p in study.rglob("*.ipynb")} == stamps
+    assert set(_statuses(study).values()) == {"skipped (complete)"}
+
+    # Ray resumes a local study with one step lost: it reruns that step (and the analysis) only
+    resumed_study = tmp_path / "resumed"
+    shutil.copytree(local, resumed_study)
+    shutil.rmtree(resumed_study / "folds" / "Ses01F" / "student_unsup")
+    rerun = _study(resumed_study, overrides["data_dir"], *ray_args)
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out[-3000:]
+    statuses = _statuses(resumed_study)
+    assert statuses.pop("Ses01F/student_unsup") == "ok" and statuses.pop("analysis") == "ok"
+    assert set(statuses.values()) == {"skipped (complete)"}
+    assert (resumed_study / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
 
 
 def test_a_local_ray_instance_listens_on_loopback_only(tmp_path):

@@ -1,10 +1,8 @@
-"""``mlkd study --executor ray`` on a local ``ray.init(num_cpus=2)``: the same outcomes, markers
-and metrics as the local executor, failures isolated, a folder that is not shared refused."""
+"""``mlkd study --executor ray`` on a local ``ray.init(num_cpus=2)``: the same outcomes and markers as the
+local executor, failures isolated, a folder that is not shared refused. A whole study on Ray, killed, retried
+and resumed across executors: test_failures.py."""
 
 from __future__ import annotations
-
-import json
-import shutil
 
 import pytest
 from helpers.notebooks import failing_notebook, marking_notebook
@@ -12,7 +10,6 @@ from helpers.notebooks import failing_notebook, marking_notebook
 from mlkd_lib.paths import library_fingerprint
 from mlkd_lib.study import executors
 from mlkd_lib.study.executors import RaySettings, open_executor
-from mlkd_lib.study.runner import run_study
 from mlkd_lib.study.steps import Step, execute
 
 ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' (make test installs it)")
@@ -87,39 +84,3 @@ def test_unsatisfiable_resources_fail_before_anything_runs(ray_local, tmp_path):
     with pytest.raises(ValueError, match="--ray-address needs --executor ray"):
         with open_executor("local", 2, [tmp_path], RaySettings(address="auto")):
             pass
-
-
-def _statuses(study):
-    return {k: v["status"] for k, v in json.loads((study / "run.json").read_text())["steps"].items()}
-
-
-@pytest.mark.slow
-def test_micro_study_on_ray_equals_local_and_resumes_across_executors(ray_local, micro_study, tmp_path):
-    local, overrides, code = micro_study
-    assert code == 0
-    # the local run's thread count (a runtime key): the same arithmetic, the same bytes
-    threads = json.loads((local / "config.json").read_text())["threads"]
-    overrides = {**overrides, "threads": threads}
-    study = tmp_path / "ray"
-    assert run_study("micro", str(study), "Ses01F", overrides, jobs=2, executor="ray") == 0
-    assert (study / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
-    run = json.loads((study / "run.json").read_text())
-    assert run["executor"]["kind"] == "ray" and run["executor"]["cpus_per_step"] == 1
-    # data, teacher, baseline, the three students, analysis
-    assert set(_statuses(study).values()) == {"ok"} and len(run["steps"]) == 7
-
-    # the local executor finds Ray's steps complete and runs nothing
-    stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}
-    assert run_study("micro", str(study), "Ses01F", overrides, jobs=2) == 0
-    assert {p: p.stat().st_mtime for p in study.rglob("*.ipynb")} == stamps
-    assert set(_statuses(study).values()) == {"skipped (complete)"}
-
-    # Ray resumes a local study with one step lost: it reruns that step (and the analysis) only
-    resumed = tmp_path / "resumed"
-    shutil.copytree(local, resumed)
-    shutil.rmtree(resumed / "folds" / "Ses01F" / "student_unsup")
-    assert run_study("micro", str(resumed), "Ses01F", overrides, jobs=2, executor="ray") == 0
-    statuses = _statuses(resumed)
-    assert statuses.pop("Ses01F/student_unsup") == "ok" and statuses.pop("analysis") == "ok"
-    assert set(statuses.values()) == {"skipped (complete)"}
-    assert (resumed / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
