@@ -88,6 +88,11 @@ def _model_info(a):
 
 
 def _bench(a):
+    if a.study_steps:
+        from .analysis.bench_steps import bench_study_steps
+        res = bench_study_steps(a.study, a.preset, a.jobs)
+        print(json.dumps({k: v for k, v in res.items() if k != "summary"}, indent=2) if a.json else res["summary"])
+        return
     from .analysis.bench import bench
     res = bench(a.model, a.n, a.seconds, a.threads, a.distill_steps, rounds=a.rounds, onnx=not a.no_onnx)
     print(json.dumps(res, indent=2) if a.json else res["summary"])
@@ -227,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_model_info)
 
     b = sub.add_parser("bench", help="inference time of teacher vs student (PyTorch, ONNX fp32/int8); "
-                                      "distillation step with/without cache")
+                                      "distillation step with/without cache; --study-steps: a study's step times")
     b.add_argument("--model", default="tiny")
     b.add_argument("--n", type=POSITIVE, default=20, help="utterances")
     b.add_argument("--seconds", type=number(float, 0.1), default=4.5,
@@ -237,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rounds", type=POSITIVE, default=3, help="interleaved timing rounds (the median counts)")
     b.add_argument("--no-onnx", action="store_true", help="PyTorch only: no export of the student")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--study-steps", action="store_true", help="instead: where a study's time goes — wall time per "
+                   "kind of step, import and kernel start times (runs a new --preset study unless --study names one)")
+    b.add_argument("--study", help="with --study-steps: a finished study folder to read")
+    b.add_argument("--preset", default="micro", choices=sorted(PRESETS), help="with --study-steps: the study to run")
+    b.add_argument("--jobs", type=POSITIVE, default=2, help="with --study-steps: steps in parallel")
     b.set_defaults(func=_bench)
 
     e = sub.add_parser("export", help="a trained model of a study as ONNX (waveform in, logits out), fp32 or int8")

@@ -7,30 +7,25 @@ import pytest
 import soundfile as sf
 
 from mlkd_lib.data.audio import AudioError, read_audio, speech_like
-from mlkd_lib.data.mixing import (
-    P56_HANGOVER_S,
-    P56_MARGIN_DB,
-    P56_THRESHOLDS,
-    P56_TIME_CONSTANT_S,
-    active_level_db,
-    mix_at_snr,
-    noise_segment,
-    rms_level_db,
-    speech_level_db,
-)
+from mlkd_lib.data.mixing import active_level_db, mix_at_snr, noise_segment, rms_level_db, speech_level_db
+
+# ITU-T P.56's constants, written here from the standard (not imported from the code under test): time constant
+# 0.03 s, hangover 0.2 s, margin 15.9 dB, 16 thresholds c_j = 2^-15 ... 2^0 of full scale
+TIME_CONSTANT_S, HANGOVER_S, MARGIN_DB = 0.03, 0.2, 15.9
+THRESHOLDS = np.array([2.0 ** -j for j in range(15, -1, -1)])
 
 
 def p56_reference(x, sr=16_000):
     """ITU-T P.56 method B as the standard's flow chart states it, sample by sample."""
-    g = np.exp(-1 / (sr * P56_TIME_CONSTANT_S))
-    hang_max = int(np.ceil(sr * P56_HANGOVER_S))
-    counts = np.zeros(len(P56_THRESHOLDS))
-    hang = np.full(len(P56_THRESHOLDS), hang_max)
+    g = np.exp(-1 / (sr * TIME_CONSTANT_S))
+    hang_max = int(np.ceil(sr * HANGOVER_S))
+    counts = np.zeros(len(THRESHOLDS))
+    hang = np.full(len(THRESHOLDS), hang_max)
     p = q = 0.0
     for v in np.asarray(x, dtype=np.float64):
         p = g * p + (1 - g) * abs(v)
         q = g * q + (1 - g) * p
-        for j, c in enumerate(P56_THRESHOLDS):
+        for j, c in enumerate(THRESHOLDS):
             if q >= c:
                 counts[j] += 1
                 hang[j] = 0
@@ -39,10 +34,10 @@ def p56_reference(x, sr=16_000):
                 hang[j] += 1
     energy = float(np.sum(np.asarray(x, dtype=np.float64) ** 2))
     a = 10 * np.log10(energy / np.maximum(counts, 1e-300))
-    delta = a - 20 * np.log10(P56_THRESHOLDS)
+    delta = a - 20 * np.log10(THRESHOLDS)
     for j in range(1, len(counts)):
-        if counts[j] == 0 or delta[j] <= P56_MARGIN_DB:
-            t = (delta[j - 1] - P56_MARGIN_DB) / (delta[j - 1] - delta[j])
+        if counts[j] == 0 or delta[j] <= MARGIN_DB:
+            t = (delta[j - 1] - MARGIN_DB) / (delta[j - 1] - delta[j])
             return a[j - 1] + t * (a[j] - a[j - 1])
     return a[-1]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from helpers.paper_shape import make_base_shaped_model, make_iemocap, make_noisex
@@ -30,7 +29,7 @@ def test_good_inputs_pass(inputs, tmp_path):
     assert preflight(paper_config(tmp_path, *inputs), tmp_path / "study") == []
 
 
-def test_three_problems_together_are_all_reported_in_one_run_within_5_s_with_exit_2(inputs, tmp_path):
+def test_three_problems_together_are_all_reported_in_one_run_with_exit_2_without_torch(inputs, tmp_path):
     iemocap, noisex, model = inputs
     partial_noise, no_weights = tmp_path / "noise", tmp_path / "model"
     partial_noise.mkdir()
@@ -39,13 +38,16 @@ def test_three_problems_together_are_all_reported_in_one_run_within_5_s_with_exi
             (partial_noise / f.name).symlink_to(f)
     no_weights.mkdir()
     (no_weights / "config.json").write_text((model / "config.json").read_text())
-    t0 = time.perf_counter()
     sets = [f"iemocap_root={tmp_path / 'no-such-corpus'}", f"noisex_dir={partial_noise}", f"model={no_weights}",
             f"data_dir={tmp_path / 'data'}"]
-    run = subprocess.run([sys.executable, "-m", "mlkd_lib", "study", "--preset", "paper", "--out", str(tmp_path / "s"),
+    # the pre-flight reads files only, so it answers in a second or two: torch is never imported
+    # (`mlkd bench --study-steps` times the imports)
+    code = ("import sys\nfrom mlkd_lib.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", code, "study", "--preset", "paper", "--out", str(tmp_path / "s"),
                           *(a for s in sets for a in ("--set", s))], capture_output=True, text=True)
-    took = time.perf_counter() - t0
-    assert run.returncode == 2 and took < 5.0, (run.returncode, took, run.stderr)
+    assert run.returncode == 2, (run.returncode, run.stderr)
+    assert run.stderr.strip().endswith("torch imported: False"), run.stderr
     assert "3 problems" in run.stderr and "no-such-corpus" in run.stderr
     assert "volvo.wav or .mat" in run.stderr and "no weights" in run.stderr
     assert not (tmp_path / "s").exists()  # nothing was started
