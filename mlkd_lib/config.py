@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
-from .names import EMOTIONS, LABEL_CODES, NOISE_TYPES, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
+from .names import (
+    EMOTIONS,
+    LABEL_CODES,
+    NOISE_TYPES,
+    NOISEX_UNSEEN,
+    STUDENT_CONTROL,
+    STUDENT_SUP,
+    STUDENT_UNSUP,
+    TEST_ONLY,
+)
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
@@ -59,6 +68,16 @@ class StudyConfig:
                                  bool, "must name at least one noise type")
     snrs: list[float] = key([0.0, 5.0, 10.0, 15.0, 20.0], "SNRs (dB) of training noise and the test conditions",
                             bool, "must name at least one SNR")
+    # --- test-only conditions: scored for every trained model, never trained on (data/robustness.py)
+    conditions: list[str] = key(list(TEST_ONLY), "test-only condition families beyond the training noise: "
+                                + ", ".join(TEST_ONLY), lambda v: set(v) <= set(TEST_ONLY),
+                                "must be some of " + ", ".join(TEST_ONLY))
+    unseen_noise_types: list[str] = key([], "noise types no model trains on, tested at the study's SNRs "
+                                            "(unseen_noise); the demo's: music, traffic")
+    rir_dir: str = key("", "a folder of real room impulse responses (wav) for reverb; empty: simulated shoebox rooms")
+    rir_rooms: int = key(8, "simulated rooms per RT60 (each test utterance hears one, drawn by its seed)", *positive)
+    reverb_noise_snr: float = key(10.0, "SNR (dB) of the far-field condition: reverberant speech plus the study's "
+                                        "reference noise (factory where the study has it)")
     level: Literal["p56", "rms"] = key("p56", "speech level for mixing: ITU-T P.56 active level or plain RMS")
     noise_train_fraction: float = key(2 / 3, "share of each noise recording the students train on (its start); "
                                       "the test conditions draw from the rest. 1: no split",
@@ -168,12 +187,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Synthetic speech, the tiny model pretrained on voices outside the study (12 utterances per
     # speaker x emotion: 48 test utterances a fold): the whole study on 2 CPU cores in < 15 minutes.
     # lr and student_lr were chosen on validation UA (docs/design.md, "The demo's training settings").
-    "demo": dict(synth_per_class=12, model=str(DEMO_ENCODER), freeze_feature_encoder=True, lr=3e-4),
+    "demo": dict(synth_per_class=12, model=str(DEMO_ENCODER), freeze_feature_encoder=True, lr=3e-4,
+                 unseen_noise_types=["music", "traffic"]),
     # Seconds, for tests: a smaller model, fewer utterances, two noises and SNRs.
     "micro": dict(preset="micro", data_dir="data/micro", model="micro", student_layers=2,
                   synth_per_class=2, noise_seconds=5.0, noise_types=["babble", "factory"],
                   snrs=[0.0, 20.0], teacher_epochs=1, student_epochs=1, batch_size=8,
-                  bench_utterances=2, nmf_speech_components=8, nmf_noise_components=4),
+                  bench_utterances=2, nmf_speech_components=8, nmf_noise_components=4,
+                  unseen_noise_types=["music"], rir_rooms=2),
     # The paper: IEMOCAP + NOISEX-92 + wav2vec2-base from a local path, on a GPU.
     "paper": dict(preset="paper", corpus="iemocap", data_dir="data/paper",
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",
@@ -181,7 +202,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                   batch_size=8, lr=1e-5, student_lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
                   max_seconds=15.0, teacher_cache="disk", bench_utterances=507, deploy=True, eval_batch_size=32,
                   # SpecAugment off, stated rather than inherited from the checkpoint's config (0.05)
-                  mask_time_prob=0.0, representation_utterances=200, enhancement_snrs=[]),
+                  mask_time_prob=0.0, representation_utterances=200, enhancement_snrs=[],
+                  unseen_noise_types=list(NOISEX_UNSEEN)),
 }
 
 

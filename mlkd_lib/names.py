@@ -10,6 +10,10 @@ LABEL_CODES = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad", "
                "dis": "disgusted", "sur": "surprised", "cal": "calm", "bor": "bored", "con": "contempt"}
 EMOTIONS = ("neu", "hap", "ang", "sad")  # the paper's four classes, in logit order: the default of `emotions`
 CLEAN = "clean"  # the noise name of the clean test condition (its SNR is None)
+NOISE = "noise"  # the condition of the noise types the students train on (their test part), at the study's SNRs
+# test-only condition families, scored for every trained model without retraining (data/robustness.py)
+UNSEEN_NOISE, REVERB, REVERB_NOISE = "unseen_noise", "reverb", "reverb_noise"
+TEST_ONLY = (UNSEEN_NOISE, REVERB, REVERB_NOISE, "telephone", "codec", "clipping")
 
 TEACHER, BASELINE = "teacher", "baseline"
 # the student arms: MLKD, the paper's "student without supervision" (CE only), and the control (CE only from
@@ -23,6 +27,15 @@ MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision 
                 BASELINE: "Baseline (VAD + NMF)"}
 MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names: the paper's five types
+# NOISEX-92's other ten recordings: the paper preset's unseen noise
+NOISEX_UNSEEN = ("white", "pink", "buccaneer1", "buccaneer2", "destroyerengine", "destroyerops", "factory2", "leopard",
+                 "m109", "machinegun")
+
+
+def reference_noise(noise_types) -> str:
+    """The noise of Table 1 and of the far-field condition: factory, as in the paper, when the study has it; else
+    its first noise type."""
+    return "factory" if "factory" in noise_types else noise_types[0]
 # the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)
 ENCODER_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)

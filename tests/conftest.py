@@ -17,7 +17,7 @@ def micro_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("micro")
     make_synthetic_corpus(root / "synthetic", seed=0, per_class=2, progress=False)
     write_noise_bank(root / "noise", seed=0, seconds=5.0)
-    cfg = make_config("micro", data_dir=str(root), threads=1)
+    cfg = make_config("micro", data_dir=str(root), threads=1, conditions=[])  # the trained noise only
     return cfg, read_manifest(cfg.manifest_path), load_noise_bank(cfg.noise_bank_dir)
 
 

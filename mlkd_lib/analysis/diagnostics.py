@@ -13,18 +13,21 @@ import pandas as pd
 
 from ..layout import StudyLayout
 from ..names import CLEAN, TRAINED
+from .tables import trained_conditions, with_conditions
 
 
 def collect_representation(study_dir: str | Path) -> pd.DataFrame:
     """Every trained model's ``representation.csv``, gathered into ``<study>/representation.csv``:
-    model, fold, layer, teacher_layer, noise, snr_db, value (1 − R², see ``method/representation.py``)."""
+    model, fold, layer, teacher_layer, condition, severity, noise, snr_db, value (1 − R², see
+    ``method/representation.py``)."""
     study = StudyLayout(study_dir)
     files = [m.path / "representation.csv" for m in study.models() if (m.path / "representation.csv").is_file()]
+    columns = ["model", "fold", "layer", "teacher_layer", "condition", "severity", "noise", "snr_db", "value"]
     if not files:
-        return pd.DataFrame(columns=["model", "fold", "layer", "teacher_layer", "noise", "snr_db", "value"])
-    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    df = df[["model", "fold", "layer", "teacher_layer", "noise", "snr_db", "value"]]
-    df = df.sort_values(["model", "fold", "teacher_layer", "noise", "snr_db"], ignore_index=True)
+        return pd.DataFrame(columns=columns)
+    df = with_conditions(pd.concat([pd.read_csv(f) for f in files], ignore_index=True))[columns]
+    df = df.sort_values(["model", "fold", "teacher_layer", "condition", "noise", "snr_db", "severity"],
+                        ignore_index=True)
     df.to_csv(study.dir / "representation.csv", index=False)
     return df
 
@@ -47,8 +50,9 @@ def selection_diagnostic(study_dir: str | Path) -> pd.DataFrame:
         if m.name not in TRAINED or not m.metrics.is_file() or not record.is_file():
             continue
         epochs = json.loads(record.read_text())
-        kept = pd.read_csv(m.metrics)
-        last = pd.read_csv(m.path / "metrics_last.csv") if (m.path / "metrics_last.csv").is_file() else kept
+        kept = trained_conditions(pd.read_csv(m.metrics))
+        last = trained_conditions(pd.read_csv(m.path / "metrics_last.csv")) \
+            if (m.path / "metrics_last.csv").is_file() else kept
         (sel_noisy, sel_clean), (last_noisy, last_clean) = _pooled(kept), _pooled(last)
         rows.append(dict(model=m.name, fold=m.fold, **epochs, noisy_ua_selected=sel_noisy, noisy_ua_last=last_noisy,
                          clean_ua_selected=sel_clean, clean_ua_last=last_clean))

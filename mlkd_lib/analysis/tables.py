@@ -13,7 +13,17 @@ import pandas as pd
 
 from ..config import student_arms
 from ..layout import StudyLayout
-from ..names import BASELINE, MODEL_LABELS, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from ..names import (
+    BASELINE,
+    CLEAN,
+    MODEL_LABELS,
+    NOISE,
+    STUDENT_CONTROL,
+    STUDENT_SUP,
+    STUDENT_UNSUP,
+    TEACHER,
+    reference_noise,
+)
 
 # The paper's own figures (UA %), shown beside ours for the paper preset.
 PAPER_TABLE1 = {  # factory noise
@@ -38,14 +48,32 @@ SYNTHETIC_NOTE = ("Synthetic speech (demo preset): these numbers show that the p
                   "they are not the paper's figures.")
 
 
+METRICS_COLUMNS = ["model", "condition", "severity", "noise", "snr_db", "fold", "ua", "wa", "n"]
+
+
+def with_conditions(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Metrics rows with ``condition`` and ``severity``, also from a study made before the test-only conditions."""
+    if "condition" in metrics:
+        return metrics
+    return metrics.assign(condition=np.where(metrics.noise == CLEAN, CLEAN, NOISE), severity=metrics.snr_db)
+
+
+def trained_conditions(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The paper's conditions only — clean speech and the noise types the students trained on — for Tables
+    1–2, the statistics and every figure of the paper's question; the test-only ones go to Table 4."""
+    metrics = with_conditions(metrics)
+    return metrics[metrics.condition.isin([CLEAN, NOISE])].reset_index(drop=True)
+
+
 def collect_metrics(study_dir: str | Path) -> pd.DataFrame:
-    """Concatenate every step's ``metrics.csv`` into ``<study>/metrics.csv`` (long format)."""
+    """Concatenate every step's ``metrics.csv`` into ``<study>/metrics.csv`` (long format, every condition)."""
     study = StudyLayout(study_dir)
     files = [m.metrics for m in study.models() if m.metrics.is_file()]
     if not files:
         raise FileNotFoundError(f"{study.dir}: no model of any fold has metrics.csv yet — run the training notebooks")
-    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    df = df[["model", "noise", "snr_db", "fold", "ua", "wa", "n"]].sort_values(["model", "noise", "snr_db", "fold"])
+    df = with_conditions(pd.concat([pd.read_csv(f) for f in files], ignore_index=True))
+    df = df[METRICS_COLUMNS].sort_values(["model", "condition", "noise", "snr_db", "severity", "fold"],
+                                         ignore_index=True)
     df.to_csv(study.metrics, index=False)
     return df
 
@@ -191,13 +219,8 @@ TABLE3_CAPTION = ("Parameters: fp32 MiB (ONNX rows: file MiB). Time: seconds to 
                   "(deployed.csv).")
 
 
-def table1_noise(noise_types) -> str:
-    """Table 1's noise: factory, as in the paper, when the study has it; else its first noise type."""
-    return "factory" if "factory" in noise_types else noise_types[0]
-
-
 def write_table1(study_dir: Path, summary: pd.DataFrame, cfg, marked: set) -> Path:
-    noise = table1_noise(cfg.noise_types)
+    noise = reference_noise(cfg.noise_types)
     synthetic = cfg.corpus == "synthetic"
     t1 = table1(summary, cfg.snrs, noise, paper=not synthetic, marked=marked, labels=arm_labels(student_arms(cfg)))
     return save_table(t1, study_dir, "table1", f"Table 1 — UA on {noise} noise", synthetic, TABLE1_CAPTION)

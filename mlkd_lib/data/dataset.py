@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..names import CLEAN, EMOTIONS
+from ..names import CLEAN, EMOTIONS, NOISE, UNSEEN_NOISE
 from .audio import SAMPLE_RATE, read_audio
 from .mixing import mix_at_snr, speech_level_db
 
@@ -27,7 +27,7 @@ def stable_hash(text: str) -> int:
 
 
 def condition_rng(seed: int, utt_id: str, noise: str, snr_db: float) -> np.random.Generator:
-    """The generator for the one noisy test version of ``utt_id`` under (noise, SNR)."""
+    """The generator for the one noisy test version of ``utt_id`` under (noise, SNR) — or (family, severity)."""
     return np.random.default_rng([seed, stable_hash(utt_id), stable_hash(noise), int(round(snr_db * 100)) + 10_000])
 
 
@@ -43,12 +43,29 @@ def condition_audio(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | 
 
 @dataclass(frozen=True)
 class Condition:
-    """A test condition: a noise type at an SNR, or clean speech (noise 'clean', snr None)."""
+    """A test condition: clean speech (noise 'clean', snr None), a trained noise type at an SNR, or a test-only
+    ``family`` (data/robustness.py) at a ``severity``: an unseen noise type (noise and SNR as for the trained
+    ones), or a signal corruption (noise: the family's name, or the reference noise of the far field)."""
     noise: str
     snr_db: float | None = None
+    family: str | None = None
+    severity: float | None = None
+
+    @property
+    def condition(self) -> str:
+        """metrics.csv's ``condition``: clean, noise, or the test-only family."""
+        return self.family or (CLEAN if self.noise == CLEAN else NOISE)
+
+    @property
+    def level(self) -> float | None:
+        """metrics.csv's ``severity``: the SNR of a noise, the family's severity, none for clean speech."""
+        return self.severity if self.family else self.snr_db
 
     @property
     def label(self) -> str:
+        if self.family and self.family != UNSEEN_NOISE:
+            where = "" if self.noise == self.family else f" + {self.noise} {self.snr_db:g} dB"
+            return f"{self.family} {self.severity:g}{where}"
         return CLEAN if self.noise == CLEAN else f"{self.noise} {self.snr_db:g} dB"
 
 
@@ -88,15 +105,17 @@ class NoisyPairDataset(Dataset):
 
     def __init__(self, manifest: pd.DataFrame, noise_bank: dict[str, np.ndarray] | None = None,
                  mode: str | Condition = "clean", snrs=(0, 5, 10, 15, 20), seed: int = 0,
-                 level: str = "p56", audio: AudioCache | None = None, labels: Sequence[str] = EMOTIONS):
+                 level: str = "p56", audio: AudioCache | None = None, labels: Sequence[str] = EMOTIONS,
+                 rirs: dict | None = None):
         self.rows = manifest.reset_index(drop=True)
         self.noise_bank = noise_bank or {}
         self.mode, self.snrs, self.seed, self.level = mode, [float(s) for s in snrs], seed, level
+        self.rirs = rirs  # {RT60: [RIR]}: what a reverberant test condition draws from
         self.audio = audio or AudioCache()
         self.epoch = 0
         if mode == "random" and not self.noise_bank:
             raise ValueError("mode='random' needs a noise bank")
-        if isinstance(mode, Condition) and mode.noise != CLEAN and mode.noise not in self.noise_bank:
+        if isinstance(mode, Condition) and mode.noise not in (CLEAN, mode.family) and mode.noise not in self.noise_bank:
             raise ValueError(f"noise type {mode.noise!r} is not in the bank {sorted(self.noise_bank)}")
         self.labels = list(labels)
         unknown = sorted(set(self.rows["emotion"]) - set(self.labels))
@@ -119,6 +138,10 @@ class NoisyPairDataset(Dataset):
             snr = self.snrs[int(rng.integers(len(self.snrs)))]
             noisy = mix_at_snr(clean, self.noise_bank[noise], snr, rng, self.level,
                                speech_db=self.audio.level_db(row.utt_id, row.path, self.level))
+        elif isinstance(self.mode, Condition) and self.mode.family not in (None, UNSEEN_NOISE):
+            from .robustness import corrupt
+            noise, snr = self.mode.noise, self.mode.snr_db
+            noisy = corrupt(clean, row.utt_id, self.mode, self.noise_bank, self.rirs, self.seed, self.level)
         elif isinstance(self.mode, Condition):
             noise, snr = self.mode.noise, self.mode.snr_db
             speech_db = None if noise == CLEAN else self.audio.level_db(row.utt_id, row.path, self.level)

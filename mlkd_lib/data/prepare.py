@@ -6,25 +6,39 @@ steps all read folds through here."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import StudyConfig, label_merges
+from ..names import REVERB, UNSEEN_NOISE
 from .folds import Fold, get_fold, make_folds, split
 from .manifest import read_manifest, write_manifest
 from .noise import load_noise_bank, split_noise, write_noise_bank
 from .recipes.iemocap import build_iemocap_manifest
+from .robustness import family_module, load_rir_bank, needs_rirs, write_rir_bank
 from .synthetic import make_synthetic_corpus
 
 
+def bank_types(cfg: StudyConfig) -> list[str]:
+    """The noise bank's types: those the students train on, then the test-only unseen ones."""
+    unseen = cfg.unseen_noise_types if UNSEEN_NOISE in cfg.conditions else []
+    return list(cfg.noise_types) + [t for t in unseen if t not in cfg.noise_types]
+
+
+def rir_bank_dir(cfg: StudyConfig) -> Path:
+    return Path(cfg.data_dir) / "rirs"
+
+
 def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
-    """Build (or reuse) the manifest and the noise bank named by the config."""
+    """Build (or reuse) the manifest, the noise bank and the room impulse responses named by the config."""
     manifest_path, noise_dir = cfg.manifest_path, cfg.noise_bank_dir
     stamp_path = Path(cfg.data_dir) / "data_stamp.json"
     stamp = {k: getattr(cfg, k) for k in ("corpus", "iemocap_root", "manifest", "noise_dir", "noisex_dir",
-                                          "noise_types", "synth_per_class", "synth_seed", "noise_seconds")}
+                                          "synth_per_class", "synth_seed", "noise_seconds")}
+    stamp["noise_types"] = bank_types(cfg)
     if cfg.corpus == "manifest" and Path(cfg.manifest).is_file():  # an edited table is read again
         stat = Path(cfg.manifest).stat()
         stamp["manifest_file"] = [stat.st_size, stat.st_mtime_ns]
@@ -39,21 +53,31 @@ def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
             write_manifest(complete_manifest(cfg.manifest, progress), manifest_path)
         else:
             raise ValueError(f"corpus must be 'synthetic', 'iemocap' or 'manifest', got {cfg.corpus!r}")
-        write_noise_bank(noise_dir, cfg.noise_source or None, cfg.synth_seed, cfg.noise_seconds, cfg.noise_types)
+        write_noise_bank(noise_dir, cfg.noise_source or None, cfg.synth_seed, cfg.noise_seconds, bank_types(cfg))
         stamp_path.write_text(json.dumps(stamp, indent=2))
+    if needs_rirs(cfg):
+        rir_stamp = {"rir_dir": cfg.rir_dir, "rooms": cfg.rir_rooms, "seed": cfg.synth_seed}
+        stamp_file = rir_bank_dir(cfg) / "stamp.json"
+        if not stamp_file.is_file() or json.loads(stamp_file.read_text()) != rir_stamp:
+            shutil.rmtree(rir_bank_dir(cfg), ignore_errors=True)
+            write_rir_bank(rir_bank_dir(cfg), family_module(REVERB).SEVERITIES, cfg.rir_rooms, cfg.synth_seed,
+                           cfg.rir_dir)
+            stamp_file.write_text(json.dumps(rir_stamp))
     return {"manifest": manifest_path, "noise_dir": noise_dir}
 
 
 @dataclass
 class FoldData:
     """A fold's utterances and noise: ``noise_bank`` is the test part of each recording (every
-    evaluation mixes from it), ``train_noise`` the part the students train and validate on."""
+    evaluation mixes from it, unseen types included), ``train_noise`` the part of the trained types the students
+    train and validate on; ``rirs`` the rooms of the reverberant test conditions."""
     fold: Fold
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
     noise_bank: dict
     train_noise: dict
+    rirs: dict
 
 
 def study_manifest(cfg: StudyConfig) -> pd.DataFrame:
@@ -82,9 +106,11 @@ def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
     manifest = study_manifest(cfg)
     f = get_fold(manifest, fold, **protocol_of(cfg))
     parts = split(manifest, f)
-    bank = load_noise_bank(cfg.noise_bank_dir, cfg.noise_types)
+    bank = load_noise_bank(cfg.noise_bank_dir, bank_types(cfg))
     train_noise, test_noise = split_noise(bank, cfg.noise_train_fraction)
-    return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise)
+    train_noise = {k: v for k, v in train_noise.items() if k in cfg.noise_types}  # never an unseen type
+    rirs = load_rir_bank(rir_bank_dir(cfg)) if needs_rirs(cfg) else {}
+    return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise, rirs)
 
 
 def fold_names(cfg: StudyConfig) -> list[str]:

@@ -15,13 +15,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..analysis.tables import table1_noise
 from ..data.dataset import AudioCache, condition_audio
 from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
 from ..method.evaluate import ua_wa
-from ..names import CLEAN, STUDENT_SUP
+from ..names import CLEAN, STUDENT_SUP, reference_noise
 from .export import export_from_study
 from .predict import ort_session
 
@@ -42,7 +41,7 @@ def export_fold(study_dir: str | Path, fold: str, role: str = STUDENT_SUP, reuse
 
 
 def conditions_of(cfg) -> list[tuple[str, float | None]]:
-    noise = table1_noise(cfg.noise_types)
+    noise = reference_noise(cfg.noise_types)
     return [(CLEAN, None)] + [(noise, s) for s in DEPLOY_SNRS if any(np.isclose(s, x) for x in cfg.snrs)]
 
 

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.dataset import AudioCache, Condition, NoisyPairDataset, collate
-from ..names import CLEAN
+from ..names import CLEAN, NOISE
 
 
 def confusion(y_true, y_pred, n: int | None = None) -> np.ndarray:
@@ -57,7 +57,8 @@ def exact_batches(model, lengths: list[int], batch_size: int) -> list[list[int]]
 def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
                       level: str = "p56", batch_size: int = 32, device="cpu",
                       transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-                      audio: AudioCache | None = None, distance=None) -> dict[str, pd.DataFrame]:
+                      audio: AudioCache | None = None, distance=None, rirs: dict | None = None
+                      ) -> dict[str, pd.DataFrame]:
     """Per-utterance predictions and class probabilities of each of ``models`` (name → model, one
     architecture) under one condition, in ``test_df``'s order.
 
@@ -70,7 +71,8 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
     for m in models.values():
         m.eval().to(device)
     labels = first.labels  # the classes every model of one fold shares, in logit order
-    ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio, labels=labels)
+    ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio, labels=labels,
+                          rirs=rirs)
     if transform is not None:
         items = [ds[i] for i in range(len(ds))]
         items = [dict(it, noisy=x) for it, x in zip(items, transform([it["noisy"] for it in items]))]
@@ -87,7 +89,8 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
                 distance.add(condition, b["utt_id"], out.hidden_states, out.frame_mask)
             probs = torch.softmax(out.logits.float(), -1).cpu().numpy()
             for i, utt in enumerate(b["utt_id"]):
-                rows[name].append(dict(utt_id=utt, noise=condition.noise, snr_db=condition.snr_db,
+                rows[name].append(dict(utt_id=utt, condition=condition.condition, severity=condition.level,
+                                       noise=condition.noise, snr_db=condition.snr_db,
                                        label=int(b["label"][i]), pred=int(probs[i].argmax()),
                                        **{f"p_{e}": float(probs[i, c]) for c, e in enumerate(labels)}))
     order = {u: k for k, u in enumerate(test_df["utt_id"])}
@@ -98,19 +101,24 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
 def evaluate_conditions(models: dict, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict,
                         seed: int, level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
                         progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None,
-                        distance=None) -> dict[str, pd.DataFrame]:
+                        distance=None, rirs: dict | None = None) -> dict[str, pd.DataFrame]:
     """Each model's predictions under every condition; each utterance cut at ``max_seconds`` as in training."""
     audio = AudioCache(max_seconds)
     parts = [predict_condition(models, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio,
-                               distance) for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
+                               distance, rirs) for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
     return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in models}
 
 
 def metrics_from_predictions(pred: pd.DataFrame, model_name: str, fold: str) -> pd.DataFrame:
-    """The long metrics rows (docs/design.md, "Outputs of a study"): model, noise, snr_db, fold, ua, wa, n."""
+    """The long metrics rows (docs/design.md, "Outputs of a study"): model, condition, severity, noise, snr_db,
+    fold, ua, wa, n. ``condition`` is clean, noise (the trained types) or a test-only family; ``severity`` its
+    level (the SNR of a noise)."""
+    if "condition" not in pred:  # predictions of a study made before the test-only conditions
+        pred = pred.assign(condition=np.where(pred.noise == CLEAN, CLEAN, NOISE), severity=pred.snr_db)
     rows = []
-    for (noise, snr), g in pred.groupby(["noise", pred["snr_db"].fillna(-1.0)], sort=False):
+    keys = [pred["condition"], pred["noise"], pred["snr_db"].fillna(-1.0), pred["severity"].fillna(-1.0)]
+    for (condition, noise, snr, severity), g in pred.groupby(keys, sort=False):
         ua, wa = ua_wa(g["label"], g["pred"])
-        rows.append(dict(model=model_name, noise=noise, snr_db=None if noise == CLEAN else float(snr),
-                         fold=fold, ua=ua, wa=wa, n=len(g)))
+        rows.append(dict(model=model_name, condition=condition, severity=None if severity == -1.0 else severity,
+                         noise=noise, snr_db=None if snr == -1.0 else float(snr), fold=fold, ua=ua, wa=wa, n=len(g)))
     return pd.DataFrame(rows)

@@ -52,6 +52,7 @@ class LayerDistance:
             self.sse[(condition, k)] += float((((h - ref) ** 2).sum(-1) * real).sum())
 
     def rows(self) -> list[dict]:
-        """One row per condition and layer: noise, snr_db, layer, teacher_layer, value (D)."""
-        return [dict(noise=c.noise, snr_db=c.snr_db, layer=k, teacher_layer=self.layer_map[k],
+        """One row per condition and layer: condition, severity, noise, snr_db, layer, teacher_layer, value (D)."""
+        return [dict(condition=c.condition, severity=c.level, noise=c.noise, snr_db=c.snr_db, layer=k,
+                     teacher_layer=self.layer_map[k],
                      value=sse / self.spread[self.layer_map[k]]) for (c, k), sse in self.sse.items()]

@@ -25,6 +25,7 @@ from ..config import (
 from ..data.dataset import AudioCache, all_conditions, condition_audio
 from ..data.noise import load_noise_bank
 from ..data.prepare import FoldData, load_fold, prepare_data, study_manifest
+from ..data.robustness import extra_conditions
 from ..device import pick_device
 from ..layout import FolderLock, ModelDir, StudyLayout, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
@@ -33,7 +34,7 @@ from ..method.models import default_layer_map
 from ..method.representation import LayerDistance
 from ..method.teacher_cache import TeacherTargets
 from ..method.train import TrainResult, first_batch_losses, train
-from ..names import CLEAN, TEACHER, TRAINED
+from ..names import CLEAN, REVERB, TEACHER, TRAINED, UNSEEN_NOISE
 from ..paths import by_hand_study, newest_study, resolve
 
 STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
@@ -75,17 +76,38 @@ def open_study(study_dir: str = "") -> Path:
     return study
 
 
+def looked_inside(extra: list) -> list:
+    """The test-only conditions whose layer states are compared too: the first unseen noise at its lowest SNR
+    and the middle reverberation (more would cost an evaluation pass with hidden states each)."""
+    unseen = [c for c in extra if c.family == UNSEEN_NOISE]
+    reverb = [c for c in extra if c.family == REVERB]
+    return ([min(unseen, key=lambda c: c.snr_db)] if unseen else []) + ([reverb[len(reverb) // 2]] if reverb else [])
+
+
 def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
                       transform=None, progress: bool = True, last=None, distance=None) -> pd.DataFrame:
-    """Evaluate on the fold's test speaker under clean and every (noise, SNR) condition; write
-    ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the last epoch's model when
-    selection kept another, scored on the same audio into ``metrics_last.csv`` (the selection
-    diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``."""
+    """Evaluate on the fold's test speakers under clean, every (noise, SNR) condition and every test-only one
+    (``data/robustness.py``); write ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the
+    last epoch's model when selection kept another, scored on the trained conditions into ``metrics_last.csv``
+    (the selection diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``."""
     out_dir = Path(out_dir)
-    models = {"selected": model} | ({"last": last} if last is not None else {})
-    preds = evaluate_conditions(models, data.test, all_conditions(cfg.noise_types, cfg.snrs), data.noise_bank,
-                                cfg.seed, cfg.level, cfg.eval_batch_size, pick_device(cfg), transform,
-                                progress, desc=f"evaluate {name}", max_seconds=cfg.max_seconds, distance=distance)
+    extra = extra_conditions(cfg, sorted(data.rirs) or None)
+    inside = looked_inside(extra) if distance is not None else []
+
+    def run(models, conditions, dist):
+        return evaluate_conditions(models, data.test, conditions, data.noise_bank, cfg.seed, cfg.level,
+                                   cfg.eval_batch_size, pick_device(cfg), transform, progress, desc=f"evaluate {name}",
+                                   max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs)
+
+    preds = run({"selected": model} | ({"last": last} if last is not None else {}),
+                all_conditions(cfg.noise_types, cfg.snrs), distance)
+    parts = [preds["selected"]]
+    if inside:
+        parts.append(run({"selected": model}, inside, distance)["selected"])
+    rest = [c for c in extra if c not in inside]
+    if rest:
+        parts.append(run({"selected": model}, rest, None)["selected"])
+    preds["selected"] = pd.concat(parts, ignore_index=True)
     preds["selected"].to_csv(out_dir / "predictions.csv", index=False)
     metrics = metrics_from_predictions(preds["selected"], name, data.fold.name)
     metrics.to_csv(out_dir / "metrics.csv", index=False)
@@ -234,9 +256,10 @@ class AnalysisStep:
         return self.cfg.corpus == "synthetic"
 
     def collect(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Every step's metrics gathered into ``metrics.csv``, and their mean ± std over folds."""
-        from ..analysis.tables import collect_metrics, summarise
-        metrics = collect_metrics(self.study)
+        """Every step's metrics gathered into ``metrics.csv`` (every condition); returned are the paper's — clean
+        and the trained noise types — and their mean ± std over folds (the test-only ones: ``robustness``)."""
+        from ..analysis.tables import collect_metrics, summarise, trained_conditions
+        metrics = trained_conditions(collect_metrics(self.study))
         return metrics, summarise(metrics)
 
     @property
@@ -244,11 +267,26 @@ class AnalysisStep:
         return student_arms(self.cfg)
 
     def compare(self, metrics: pd.DataFrame) -> pd.DataFrame:
-        """The paired comparisons over folds, written to ``stats.csv``."""
+        """The paired comparisons over folds, written to ``stats.csv``: per trained condition and pooled, and
+        pooled over the test-only conditions (``analysis/robustness.py``)."""
+        from ..analysis.robustness import unseen_differences
         from ..analysis.stats import paired_differences
-        differences = paired_differences(metrics, self.arms, seed=self.cfg.seed)
+        differences = pd.concat([paired_differences(metrics, self.arms, seed=self.cfg.seed),
+                                 unseen_differences(pd.read_csv(self.study.metrics), self.arms, self.cfg.seed)],
+                                ignore_index=True)
         differences.to_csv(self.study.stats, index=False)
         return differences
+
+    def robustness(self) -> tuple[Path | None, Path | None]:
+        """Table 4 (UA per family × severity × model, CE and mCE) and UA against severity, from every condition of
+        ``metrics.csv``; (None, None) when the study has no test-only condition."""
+        from ..analysis import plots, robustness
+        metrics = pd.read_csv(self.study.metrics)
+        if set(metrics.get("condition", pd.Series(dtype=str))) <= {CLEAN, "noise"}:
+            return None, None
+        md = robustness.write_table4(self.study.dir, metrics, self.synthetic)
+        png = plots.save(robustness.ua_against_severity(metrics, self.synthetic), self.study.plots / "robustness.png")
+        return md, png
 
     def diagnostics(self) -> dict[str, pd.DataFrame]:
         """What the answer rests on: the layer distances (``representation.csv``), the selected against the
@@ -283,20 +321,22 @@ class AnalysisStep:
         """UA against SNR, the paired differences, MLKD − baseline, the confusion matrices and the layer
         distances, saved."""
         from ..analysis import plots
-        from ..analysis.tables import collect_predictions
+        from ..analysis.robustness import UNSEEN_KIND
+        from ..analysis.tables import collect_predictions, trained_conditions
         figures = {"ua_vs_snr": plots.ua_vs_snr(summary, self.synthetic),
-                   "paired_differences": plots.paired_differences(differences, self.synthetic),
+                   "paired_differences": plots.paired_differences(differences[differences.kind != UNSEEN_KIND],
+                                                                    self.synthetic),
                    "mlkd_minus_baseline": plots.mlkd_minus_baseline(summary, self.synthetic),
-                   "confusion": plots.confusion_grid(collect_predictions(self.study), self.cfg.emotions,
-                                                     self.synthetic)}
+                   "confusion": plots.confusion_grid(trained_conditions(collect_predictions(self.study)),
+                                                     self.cfg.emotions, self.synthetic)}
         if len(representation):
-            figures["representation"] = plots.representation(representation, self.synthetic)
+            figures["representation"] = plots.representation(trained_conditions(representation), self.synthetic)
         return [plots.save(fig, self.study.plots / f"{name}.png") for name, fig in figures.items()]
 
     def finish(self, tables: list[Path], plots: list[Path]) -> Path:
         """The study's ``README.md`` (tables, plots, notebooks), and the step marked done."""
         from ..analysis.tables import write_study_readme
-        readme = write_study_readme(self.study.dir, tables, plots, self.synthetic)
+        readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic)
         mark_done(self.study.analysis_step, readme=str(readme))
         return readme
 

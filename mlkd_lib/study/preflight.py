@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config import StudyConfig, label_merges, student_arms
 from ..data.folds import planned_fold_names
 from ..data.noise import noise_problems
-from ..names import EMOTIONS, ENCODER_TYPES, NAMED_MODELS
+from ..names import EMOTIONS, ENCODER_TYPES, NAMED_MODELS, REVERB, REVERB_NOISE, UNSEEN_NOISE
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # config.json model_types the study's encoder may be (method.models.ENCODERS, named here without importing torch)
@@ -101,8 +101,17 @@ def _label_problems(cfg: StudyConfig) -> list[str]:
 
 
 def _noise_problems(cfg: StudyConfig) -> list[str]:
-    """The noise collection (or, without one, the synthetic noises) lacks none of ``noise_types``."""
-    return noise_problems(cfg.noise_source, cfg.noise_types)
+    """The noise collection (or, without one, the synthetic noises) lacks none of ``noise_types`` nor of the unseen
+    types; no type is both; a folder of real room impulse responses is there."""
+    from ..data.prepare import bank_types
+    out = noise_problems(cfg.noise_source, bank_types(cfg))
+    both = sorted(set(cfg.noise_types) & set(cfg.unseen_noise_types))
+    if both and UNSEEN_NOISE in cfg.conditions:
+        out.append(f"unseen_noise_types {', '.join(both)} are also noise_types the students train on: an unseen "
+                   f"type must be one no model hears in training")
+    if cfg.rir_dir and {REVERB, REVERB_NOISE} & set(cfg.conditions) and not Path(cfg.rir_dir).is_dir():
+        out.append(f"rir_dir {cfg.rir_dir}: no such folder (of room impulse response wavs)")
+    return out
 
 
 def _safetensors_readable(path: Path) -> bool:

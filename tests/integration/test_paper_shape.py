@@ -26,7 +26,8 @@ def paper_runs(tmp_path_factory):
     sets = {"iemocap_root": make_iemocap(root / "IEMOCAP_full_release"), "noisex_dir": make_noisex(root / "NOISEX-92"),
             "model": make_base_shaped_model(root / "wav2vec2-base"), "data_dir": root / "data",
             "teacher_epochs": 5, "student_epochs": 1, "batch_size": 4, "bench_utterances": 2,
-            "control_arm": False}  # the control trains as the CE-only student does: the micro study runs it
+            "control_arm": False,  # the control trains as the CE-only student does: the micro study runs it
+            "conditions": ""}  # the test-only conditions: the micro study scores them all
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
     command = [sys.executable, "-m", "mlkd_lib", "study", "--preset", "paper", "--folds", "Ses01F", *args]

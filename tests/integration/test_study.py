@@ -41,16 +41,27 @@ def test_micro_study_end_to_end_and_resume(micro_study):
         assert (study / nb).is_file(), nb
     metrics = pd.read_csv(study / "metrics.csv")
     assert set(metrics.model) == {"teacher", "baseline", *students}
-    assert len(metrics) == 5 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
+    trained = metrics[metrics.condition.isin(["clean", "noise"])]
+    assert len(trained) == 5 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
+    # beyond the training noise, every model: music at 2 SNRs, reverb, far field, codec and clipping at 3
+    # severities each, the telephone channel
+    extra = metrics[~metrics.condition.isin(["clean", "noise"])]
+    assert extra.groupby("model").size().eq(2 + 3 + 3 + 1 + 3 + 3).all() and len(extra) == 5 * 15
+    assert set(extra[extra.condition == "unseen_noise"].noise) == {"music"}
+    assert (study / "table4.md").is_file() and (study / "plots" / "robustness.png").is_file()
     # the three contrasts between the students, with room for a CI, p, q and detectable effect
     stats = pd.read_csv(study / "stats.csv")
+    unseen = stats[stats.noise == "pooled unseen"]
+    assert set(unseen.comparison) >= {"MLKD − baseline"} and len(unseen) == 3  # both CE readings, the baseline
     kinds = set(stats[stats.noise == "pooled"].kind)
     assert {"loss and initialisation", "initialisation", "loss"} <= kinds
     assert {"ci_low", "ci_high", "p", "q_bh", "mde_80"} <= set(stats.columns)  # one fold: no spread, so NaN
     # the look inside: every trained model's layer distance to the teacher's clean states, every condition
     rep = pd.read_csv(study / "representation.csv")
     assert set(rep.model) == {"teacher", *students} and rep.value.between(0, 10).all()
-    assert (rep.groupby("model").size() == 5 * 2).all()  # micro: 2 student layers (teacher: 2 of its own) x 5
+    # micro: 2 student layers (teacher: 2 of its own) x 5 trained conditions, + music 0 dB and reverb 0.6 s
+    assert (rep.groupby("model").size() == 7 * 2).all()
+    assert set(rep[~rep.condition.isin(["clean", "noise"])].condition) == {"unseen_noise", "reverb"}
     assert (study / "plots" / "representation.png").is_file()
     selection = pd.read_csv(study / "selection.csv")
     assert set(selection.model) == {"teacher", *students} and (selection.selected_epoch <= selection.last_epoch).all()

@@ -52,7 +52,7 @@ def test_a_fold_trains_on_the_start_and_tests_on_the_end_of_each_recording(micro
     for kind in cfg.noise_types:
         write_audio(noise_dir / f"{kind}.wav", ramp(5.0) / 1e6, subtype="FLOAT")  # positions, scaled into range
     corpus = cfg.manifest_path.parent
-    cfg = dataclasses.replace(cfg, data_dir=str(tmp_path))
+    cfg = dataclasses.replace(cfg, data_dir=str(tmp_path), conditions=[])  # the trained noise only
     (tmp_path / "synthetic").symlink_to(corpus)  # the same corpus, with the ramp noises
     data = prepare.load_fold(cfg, "Ses01F")
     cut = int(round(cfg.noise_train_fraction * 5 * SAMPLE_RATE))

@@ -1,0 +1,205 @@
+"""Robustness beyond the training noise, scored the way the field scores corruption (ImageNet-C; ROBUSER for
+speech emotion): Table 4, the corruption errors and the plot of UA against severity.
+
+Per model, family and severity, error = 1 − UA averaged over the folds (and over the family's noise types). With
+the clean-trained teacher as the reference model:
+
+    CE_f        = Σ_severity error(model) / Σ_severity error(teacher)
+    relative CE = Σ_severity (error(model) − error_clean(model)) / Σ_severity (error(teacher) − error_clean(teacher))
+
+mCE and relative mCE are their means over every family but clean. The trained noise types are a family too
+(``noise``, the only one a student has heard); every other family is unseen by every model. CE below 1: fewer
+errors than the teacher under that corruption; relative CE: a smaller drop from its own clean UA.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..names import (
+    CLEAN,
+    MODEL_LABELS,
+    NOISE,
+    STUDENT_CONTROL,
+    STUDENT_SUP,
+    STUDENT_UNSUP,
+    TEACHER,
+    TEST_ONLY,
+    UNSEEN_NOISE,
+)
+from .tables import save_table, with_conditions
+
+FAMILY_ORDER = (NOISE, *TEST_ONLY)
+
+
+def family_ua(metrics: pd.DataFrame) -> pd.DataFrame:
+    """UA per model × family × severity × fold (a family's noise types averaged within the fold), clean included."""
+    m = with_conditions(metrics)
+    m = m.assign(severity=m.severity.where(m.condition != CLEAN, np.nan))
+    keys = ["model", "condition", m.severity.fillna(-1.0).rename("sev"), "fold"]
+    out = m.groupby(keys).ua.mean().reset_index()
+    out["severity"] = out.pop("sev").replace(-1.0, np.nan)
+    return out
+
+
+def table4(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Long Table 4: model, condition, severity, seen (the students trained on it), ua_mean, ua_std, n_folds."""
+    per_fold = family_ua(metrics)
+    g = per_fold.groupby(["model", "condition", per_fold.severity.fillna(-1.0).rename("sev")]).ua
+    out = g.agg(ua_mean="mean", ua_std="std", n_folds="count").reset_index()
+    out["severity"] = out.pop("sev").replace(-1.0, np.nan)
+    out["seen"] = out.condition.isin([CLEAN, NOISE])
+    order = {f: i for i, f in enumerate((CLEAN, *FAMILY_ORDER))}
+    out = out.sort_values(["condition", "severity", "model"], key=lambda s: s.map(order) if s.name == "condition"
+                          else s).reset_index(drop=True)
+    return out[["model", "condition", "severity", "seen", "ua_mean", "ua_std", "n_folds"]]
+
+
+def corruption_errors(metrics: pd.DataFrame, reference: str = TEACHER) -> pd.DataFrame:
+    """CE and relative CE per model × family, with the ``reference`` model (the clean-trained teacher) as 1,
+    and rows ``mCE`` (the mean over families; ``seen`` False: over the unseen ones only)."""
+    t = table4(metrics)
+    error = t.assign(error=1 - t.ua_mean).set_index(["model", "condition", "severity"]).error
+    clean = t[t.condition == CLEAN].set_index("model").ua_mean.rsub(1)
+    if reference not in clean.index:
+        raise ValueError(f"the reference model {reference!r} has no clean UA in the metrics")
+    rows = []
+    for family in [f for f in FAMILY_ORDER if f in set(t.condition)]:
+        ref = error.xs((reference, family), level=("model", "condition"))
+        for model in sorted(set(t.model), key=list(MODEL_LABELS).index):
+            if (model, family) not in error.index.droplevel("severity") or model not in clean.index:
+                continue
+            e = error.xs((model, family), level=("model", "condition")).reindex(ref.index)
+            drop = float((ref - clean[reference]).sum())  # no drop of the reference: a relative CE means nothing
+            rows.append(dict(model=model, family=family, seen=family == NOISE,
+                             ce=float(e.sum() / ref.sum()) if ref.sum() > 0 else np.nan,
+                             relative_ce=float((e - clean[model]).sum() / drop) if drop > 0 else np.nan))
+    ce = pd.DataFrame(rows)
+    means = []
+    for model, g in ce.groupby("model", sort=False):
+        means.append(dict(model=model, family="mCE", seen=True, ce=g.ce.mean(), relative_ce=g.relative_ce.mean()))
+        unseen = g[~g.seen]
+        if len(unseen):
+            means.append(dict(model=model, family="mCE", seen=False, ce=unseen.ce.mean(),
+                              relative_ce=unseen.relative_ce.mean()))
+    return pd.concat([ce, pd.DataFrame(means)], ignore_index=True)
+
+
+def shown_name(family: str) -> str:
+    """How a table names a family: the trained noise, or an unseen family."""
+    return {CLEAN: "clean", NOISE: "noise (trained)"}.get(family, f"{family.replace('_', ' ')} (unseen)")
+
+
+def unit_of(family: str) -> str:
+    if family in (CLEAN, NOISE):
+        return "" if family == CLEAN else "dB SNR"
+    from ..data.robustness import severity_unit
+    return severity_unit(family)
+
+
+def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) -> Path:
+    """``table4.csv`` (long UA, then the corruption errors) and ``table4.md``: UA % (mean ± std over folds) per
+    family × severity × model, seen / unseen marked; CE and relative CE per family, mCE."""
+    t = table4(metrics)
+    ce = corruption_errors(metrics)
+    study_dir = Path(study_dir)
+    models = [m for m in MODEL_LABELS if m in set(t.model)]
+    cells = t.assign(cell=[f"{100 * m:.1f} ± {100 * s:.1f}" if np.isfinite(s) else f"{100 * m:.1f}"
+                           for m, s in zip(t.ua_mean, t.ua_std)])
+    rows = []
+    for (family, severity), g in cells.groupby(["condition", cells.severity.fillna(-1.0)], sort=False):
+        level = "" if severity == -1.0 else f"{severity:g} {unit_of(family)}"
+        row = {"condition": shown_name(family), "severity": level}
+        row.update({MODEL_LABELS[m]: g.set_index("model").cell.get(m, "") for m in models})
+        rows.append(row)
+    ce_rows = []
+    for (family, seen), g in ce.groupby(["family", "seen"], sort=False):
+        cells = {MODEL_LABELS[m]: f"{v:.2f} (rel. {'–' if np.isnan(r) else f'{r:.2f}'})"
+                 for m, v, r in zip(g.model, g.ce, g.relative_ce)}
+        name = ("mCE, every family" if seen else "mCE, unseen families") if family == "mCE" else shown_name(family)
+        ce_rows.append({"condition": f"CE: {name}", "severity": "", **cells})
+    table = pd.DataFrame(rows + ce_rows)
+    caption = ("UA in % (mean ± std over the folds; a family's noise types averaged), every trained model under every "
+               "condition; unseen: no model trained on it. CE = Σ error / Σ error of the teacher over a family's "
+               "severities (relative CE: of the drop from clean UA); mCE their mean over families. Below 1: more "
+               "robust than the clean-trained teacher.")
+    md = save_table(table, study_dir, "table4", "Table 4 — robustness beyond the training noise", synthetic, caption)
+    # the csv holds the numbers: UA rows (kind ua) and the corruption errors (kind ce), long
+    pd.concat([t.assign(kind="ua"), ce.assign(kind="ce")], ignore_index=True).to_csv(study_dir / "table4.csv",
+                                                                                     index=False)
+    return md
+
+
+def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
+    """UA against severity, one panel a family, a line a model (mean ± std over folds)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import MODEL_COLORS, _title
+    t = table4(metrics)
+    families = [f for f in FAMILY_ORDER if f in set(t.condition)]
+    cols = min(4, len(families))
+    rows = -(-len(families) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(families):]:
+        ax.axis("off")
+    for ax, family in zip(axes.flat, families):
+        for model, g in t[t.condition == family].groupby("model", sort=False):
+            ax.errorbar(g.severity, 100 * g.ua_mean, yerr=100 * g.ua_std.fillna(0), marker="o", capsize=2, ms=3,
+                        color=MODEL_COLORS.get(model), label=MODEL_LABELS[model])
+            clean = t[(t.condition == CLEAN) & (t.model == model)]
+            if len(clean):
+                ax.axhline(100 * clean.ua_mean.iloc[0], color=MODEL_COLORS.get(model), ls=":", lw=0.8)
+        ax.set(title=shown_name(family), xlabel=unit_of(family))
+        ax.title.set_fontsize(9)
+        if family in (NOISE, UNSEEN_NOISE, "codec"):
+            ax.invert_xaxis()  # worse to the right: a lower SNR, a lower bitrate
+    for row in axes:
+        row[0].set_ylabel("UA % (mean ± std over folds)\ndotted: clean")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(_title("UA against severity, beyond the training noise", synthetic))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+UNSEEN_POOLED = "pooled unseen"
+UNSEEN_KIND = "unseen"  # stats.csv's kind of these contrasts
+
+
+def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.DataFrame:
+    """The contrasts that answer "does MLKD keep its edge where no model has trained?": MLKD − CE-only (each
+    reading) and MLKD − baseline, pooled over every unseen condition (one pre-specified test) and per unseen
+    family (BH q over the families), paired over the folds, in UA points."""
+    from scipy import stats as sps
+
+    from .stats import MLKD_VS_BASELINE, arm_name, paired_test
+    per_fold = family_ua(metrics)
+    unseen = per_fold[~per_fold.condition.isin([CLEAN, NOISE])]
+    if unseen.empty:
+        return pd.DataFrame()
+    pairs = [(f"{arm_name(arms[STUDENT_SUP])} − {arm_name(arms[b])}", STUDENT_SUP, b, UNSEEN_KIND)
+             for b in (STUDENT_UNSUP, STUDENT_CONTROL) if b in arms and arms[b] != arms[STUDENT_SUP]]
+    pairs.append((MLKD_VS_BASELINE, STUDENT_SUP, "baseline", UNSEEN_KIND))
+    rows = []
+    for name, a, b, kind in pairs:
+        if not {a, b} <= set(unseen.model):
+            continue
+        ua = unseen.set_index(["model", "condition", "severity", "fold"]).ua
+        d = (100 * (ua.xs(a, level="model") - ua.xs(b, level="model"))).dropna().rename("d").reset_index()
+        rows.append({"comparison": name, "kind": kind, "noise": UNSEEN_POOLED, "snr_db": None,
+                     **paired_test(d.groupby("fold").d.mean().to_numpy(), seed), "q_bh": np.nan})
+        cells = [{"comparison": name, "kind": kind, "noise": f"pooled {family}", "snr_db": None,
+                  **paired_test(g.groupby("fold").d.mean().to_numpy(), seed)} for family, g in d.groupby("condition")]
+        ps = np.array([c["p"] for c in cells])
+        ok = np.isfinite(ps)
+        qs = np.full(len(ps), np.nan)
+        if ok.any():
+            qs[ok] = sps.false_discovery_control(ps[ok])
+        rows += [dict(c, q_bh=float(q)) for c, q in zip(cells, qs)]
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["significant"] = np.where(out.noise == UNSEEN_POOLED, out.p < 0.05, out.q_bh < 0.05)
+    return out
