@@ -59,3 +59,14 @@ def test_enhancement_improves_stoi_and_pesq_of_noisy_speech(rng):
     assert after["pesq_wb"] > before["pesq_wb"]
     assert len(enhancer([noisy])[0]) < len(noisy)  # the classifier hears the enhanced speech frames only
 
+
+
+def test_utterances_enhanced_together_are_enhanced_as_each_alone(rng):
+    """Padding frames stay zero: the batched factorisations give each utterance what it gets alone."""
+    clean = [speech_like(rng, seconds=s) for s in (0.6, 1.1, 0.8)]
+    enhancer = VadNmfEnhancer.fit(clean, speech_components=8, noise_components=4, iters=20)
+    noisy = [mix_at_snr(x, rng.standard_normal(16_000).astype(np.float32), 5.0, rng) for x in clean]
+    together = enhancer.enhance_many(noisy)
+    for x, y in zip(noisy, together):
+        alone = enhancer.enhance(x)
+        assert len(y) == len(x) and np.max(np.abs(y - alone)) < 1e-5 * max(1.0, np.max(np.abs(alone)))
