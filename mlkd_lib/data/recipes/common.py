@@ -41,6 +41,17 @@ def wav_files(folder: Path, recursive: bool = False) -> list[Path]:
                   and "__MACOSX" not in p.parts and p.is_file())
 
 
+def named_wavs(folder: Path, name, labels: dict, odd: list[str], relative_to: Path | None = None):
+    """(wav, match) for each wav of ``folder`` whose stem ``name`` (a compiled pattern with an ``emotion`` group)
+    matches with a known label; the names of the others go to ``odd`` (left out, with a warning)."""
+    for wav in wav_files(folder):
+        m = name.fullmatch(wav.stem)
+        if m and m["emotion"] in labels:
+            yield wav, m
+        else:
+            odd.append(str(wav.relative_to(relative_to)) if relative_to else wav.name)
+
+
 def shortlist(names: list[str]) -> str:
     return ", ".join(names[:SHOWN]) + (", ..." if len(names) > SHOWN else "")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import corpus_root, finish, wav_files
+from .common import corpus_root, finish, named_wavs
 
 LABELS = {"ANG": "ang", "DIS": "dis", "FEA": "fea", "HAP": "hap", "NEU": "neu", "SAD": "sad"}
 # AudioWAV/1001_DFA_ANG_XX.wav: actor, sentence (12 of them), emotion, level (LO MD HI, XX unspecified)
@@ -34,11 +34,7 @@ def build_manifest(root: str | Path, out: str | Path | None = None, progress: bo
         raise FileNotFoundError(f"CREMA-D demographics file not found: {csv}")
     genders = read_genders(csv) if csv.is_file() else {}
     rows, odd = [], []
-    for wav in wav_files(root / "AudioWAV"):
-        m = NAME.fullmatch(wav.stem)
-        if not m or m["emotion"] not in LABELS:
-            odd.append(wav.name)
-            continue
+    for wav, m in named_wavs(root / "AudioWAV", NAME, LABELS, odd):
         rows.append(dict(utt_id=wav.stem, path=str(wav), emotion=LABELS[m["emotion"]],
                          speaker=m["actor"], session="", gender=genders.get(m["actor"], ""), corpus="cremad"))
     return finish(rows, root, "cremad", out, progress, skipped={"wavs not named ACTOR_SENTENCE_EMOTION_LEVEL": odd})

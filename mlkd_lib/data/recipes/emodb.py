@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import corpus_root, finish, wav_files
+from .common import corpus_root, finish, named_wavs
 
 # the German initial: Wut, Langeweile, Ekel, Angst, Freude, Trauer, neutral
 LABELS = {"W": "ang", "L": "bor", "E": "dis", "A": "fea", "F": "hap", "T": "sad", "N": "neu"}
@@ -20,11 +20,7 @@ GENDER = {"03": "M", "10": "M", "11": "M", "12": "M", "15": "M",  # the corpus's
 def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
     root = corpus_root(root, "EmoDB", "wav")
     rows, odd = [], []
-    for wav in wav_files(root / "wav"):
-        m = NAME.fullmatch(wav.stem)
-        if not m or m["emotion"] not in LABELS:
-            odd.append(wav.name)
-            continue
+    for wav, m in named_wavs(root / "wav", NAME, LABELS, odd):
         rows.append(dict(utt_id=wav.stem, path=str(wav), emotion=LABELS[m["emotion"]],
                          speaker=m["speaker"], session="", gender=GENDER.get(m["speaker"], ""), corpus="emodb"))
     return finish(rows, root, "emodb", out, progress, skipped={"wavs not named SSTTTEv (e.g. 03a01Fa)": odd})

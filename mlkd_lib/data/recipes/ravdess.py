@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import corpus_root, finish, not_the_corpus, wav_files
+from .common import corpus_root, finish, named_wavs, not_the_corpus
 
 LABELS = {"01": "neu", "02": "cal", "03": "hap", "04": "sad", "05": "ang", "06": "fea", "07": "dis", "08": "sur"}
 # Actor_12/03-01-05-01-02-01-12.wav: modality (01 audio-video, 03 audio only; 02 video only has no sound),
@@ -29,11 +29,7 @@ def build_manifest(root: str | Path, out: str | Path | None = None, progress: bo
         raise not_the_corpus(root, "RAVDESS", "Actor_01 .. Actor_24 folder")
     rows, odd, song = [], [], 0
     for folder in actors:
-        for wav in wav_files(folder):
-            m = NAME.fullmatch(wav.stem)
-            if not m:
-                odd.append(str(wav.relative_to(root)))
-                continue
+        for wav, m in named_wavs(folder, NAME, LABELS, odd, relative_to=root):
             if m["channel"] == "02" and not include_song:
                 song += 1
                 continue
