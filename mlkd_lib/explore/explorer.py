@@ -17,11 +17,12 @@ from ..config import load_config
 from ..data.dataset import AudioCache, condition_audio
 from ..data.folds import get_fold, split
 from ..data.noise import load_noise_bank, split_noise
-from ..data.prepare import protocol_of, study_manifest
+from ..data.prepare import bank_types, protocol_of, rir_bank_dir, study_manifest
+from ..data.robustness import corrupt, extra_conditions, load_rir_bank, needs_rirs
 from ..layout import StudyLayout
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
-from ..names import BASELINE, CLEAN, MODELS, TEACHER
+from ..names import BASELINE, CLEAN, MODELS, TEACHER, UNSEEN_NOISE
 from .players import (
     audio_player,
     class_probabilities,
@@ -73,9 +74,13 @@ class Explorer:
         self.study = StudyLayout(self.study_dir)
         self.cfg = load_config(self.study.config)
         self.manifest = study_manifest(self.cfg)
-        # the test part of each recording: what the evaluation mixed
-        bank = load_noise_bank(self.cfg.noise_bank_dir, self.cfg.noise_types)
+        # the test part of each recording, unseen types too: what the evaluation mixed
+        bank = load_noise_bank(self.cfg.noise_bank_dir, bank_types(self.cfg))
         self.bank = split_noise(bank, self.cfg.noise_train_fraction)[1]
+        self.rirs = load_rir_bank(rir_bank_dir(self.cfg)) if needs_rirs(self.cfg) else {}
+        # the test-only signal conditions (reverberation, far field, telephone, codec, clipping) the study scored
+        self.beyond = [c for c in extra_conditions(self.cfg, sorted(self.rirs) or None)
+                       if c.family not in (None, UNSEEN_NOISE)]
         self.folds = self.study.folds()
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<fold>/...): run `mlkd study`")
@@ -87,17 +92,19 @@ class Explorer:
         self._cache: dict[tuple, tuple] = {}
         self.last_update_s = 0.0
 
-    def conditions(self) -> list[tuple[str, float | None]]:
-        return [(n, float(s)) for n in self.cfg.noise_types for s in self.cfg.snrs]
-
-    def compute(self, fold: str, utt_id: str, noise: str, snr: float | None):
-        """(clean, noisy, enhanced, {model: probs}, notes) for one choice; cached."""
-        key = (fold, utt_id, noise, snr)
+    def compute(self, fold: str, utt_id: str, noise: str, snr: float | None, beyond=None):
+        """(clean, noisy, enhanced, {model: probs}, notes) for one choice — (noise, SNR), or ``beyond``, a test-only
+        signal condition — exactly as the evaluation made it; cached."""
+        key = (fold, utt_id, noise, snr, beyond)
         if key not in self._cache:
             row = self.manifest.set_index("utt_id").loc[utt_id]
             clean = self.audio.get(utt_id, row.path)
-            noisy = condition_audio(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
-                                  None if noise == CLEAN else self.audio.level_db(utt_id, row.path, self.cfg.level))
+            if beyond is not None:
+                noisy = corrupt(clean, utt_id, beyond, self.bank, self.rirs, self.cfg.seed, self.cfg.level)
+            else:
+                noisy = condition_audio(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
+                                        None if noise == CLEAN else self.audio.level_db(utt_id, row.path,
+                                                                                        self.cfg.level))
             missing = self.models.missing(fold)
             have = {m for m in MODELS if not any(x.startswith(m + " ") for x in missing)}
             enhanced = self.models.enhancer(fold)([noisy])[0] if BASELINE in have else None
@@ -112,15 +119,15 @@ class Explorer:
             self._cache[key] = (clean, noisy, enhanced, probs, notes)
         return self._cache[key]
 
-    def view(self, fold: str, utt_id: str, noise: str, snr: float | None) -> dict:
+    def view(self, fold: str, utt_id: str, noise: str, snr: float | None, beyond=None) -> dict:
         """Everything one choice shows (player audio, figure, prediction table), rendered once and kept."""
-        key = ("view", fold, utt_id, noise, snr)
+        key = ("view", fold, utt_id, noise, snr, beyond)
         if key not in self._cache:
             cond_noise = CLEAN if snr is None else noise
-            clean, noisy, enhanced, probs, notes = self.compute(fold, utt_id, cond_noise, snr)
+            clean, noisy, enhanced, probs, notes = self.compute(fold, utt_id, cond_noise, snr, beyond)
             shown = {"clean": clean, "noisy": noisy} | ({"enhanced": enhanced} if enhanced is not None else {})
             gain = shared_gain(*shown.values())
-            cond = "clean" if snr is None else f"{noise} {snr:g} dB"
+            cond = beyond.label if beyond is not None else "clean" if snr is None else f"{noise} {snr:g} dB"
             png = spectrogram_png({"clean": clean, f"noisy ({cond})": noisy}
                                   | ({"VAD + NMF": enhanced} if enhanced is not None else {}), utt_id)
             true = self.manifest.set_index("utt_id").loc[utt_id, "emotion"]
@@ -133,7 +140,12 @@ class Explorer:
         speaker = W.Dropdown(description="speaker")  # the fold's test speakers (one under leave-one-speaker-out)
         emotion = W.Dropdown(options=["all", *self.cfg.emotions], description="emotion")
         utt = W.Dropdown(description="utterance", layout=W.Layout(width="420px"))
-        noise = W.Dropdown(options=list(self.cfg.noise_types), description="noise")
+        unseen = [t for t in bank_types(self.cfg) if t not in self.cfg.noise_types]
+        noise = W.Dropdown(options=[(n, n) for n in self.cfg.noise_types] + [(f"{n} (unseen)", n) for n in unseen],
+                           description="noise")
+        beyond = W.Dropdown(options=[("— (the noise and SNR)", -1)] + [(f"{c.label} (unseen)", i)
+                                                                      for i, c in enumerate(self.beyond)],
+                            description="instead")
         snr_options = [(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)]
         snr = W.SelectionSlider(options=snr_options, value=float(self.cfg.snrs[0]), description="SNR",
                                 continuous_update=False)
@@ -170,7 +182,8 @@ class Explorer:
                 preds.value = "<i>no utterance matches the filters</i>"
                 return
             t0 = time.perf_counter()
-            view = self.view(fold.value, utt.value, noise.value, snr.value)
+            view = self.view(fold.value, utt.value, noise.value, snr.value,
+                             self.beyond[beyond.value] if beyond.value >= 0 else None)
             for k, data in view["wavs"].items():
                 players[k].value = data
             labels["noisy"].value = f"noisy: {view['cond']}"
@@ -183,12 +196,12 @@ class Explorer:
         fold.observe(refresh_speakers, names="value")
         speaker.observe(on_speaker, names="value")
         emotion.observe(refresh_utterances, names="value")
-        for w in (utt, noise, snr):
+        for w in (utt, noise, snr, beyond):
             w.observe(update, names="value")
         refresh_speakers()
         update()
         listen = W.VBox([
-            W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]),
+            W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]), W.HBox([beyond]),
             W.HBox([W.VBox([labels[k], players[k]]) for k in players]),
             preds, status, image])
         return W.Tab(children=[listen, recording_panel(self), self.results_panel()],

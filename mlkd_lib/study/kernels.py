@@ -59,6 +59,8 @@ class WarmKernel:
         self.km = _manager(kernel_name)
         self.error: str | None = None
         self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._cancelled = False
         threading.Thread(target=self._start, daemon=True).start()
 
     def _start(self) -> None:
@@ -68,7 +70,11 @@ class WarmKernel:
         except Exception as err:  # a kernel that cannot start: the step says so, the study goes on
             self.error = f"{type(err).__name__}: {err}"
         finally:
-            self._ready.set()
+            with self._lock:
+                self._ready.set()
+                cancelled = self._cancelled
+            if cancelled:  # shut down while it was starting: nobody waited for it
+                self._stop()
 
     def run(self, code: str) -> None:
         """Run ``code`` in the kernel, raising ``KernelError`` if it fails."""
@@ -99,7 +105,14 @@ class WarmKernel:
             return False
 
     def shutdown(self) -> None:
-        self._ready.wait()
+        """Stop the kernel; one still starting stops itself when it is up, so nobody waits for it."""
+        with self._lock:
+            if not self._ready.is_set():
+                self._cancelled = True
+                return
+        self._stop()
+
+    def _stop(self) -> None:
         try:
             self.km.shutdown_kernel(now=True)
         except Exception:  # already gone
@@ -107,28 +120,34 @@ class WarmKernel:
 
 
 class KernelPool:
-    """``size`` warm kernels; ``take`` waits for one, ``give_back`` resets it (or replaces it after a failure)."""
+    """Up to ``size`` warm kernels, started when the first step asks for one (a run whose steps are all complete
+    starts none); ``take`` waits for one, ``give_back`` resets it (or replaces it after a failure)."""
 
     def __init__(self, size: int):
+        self.size = size
         self._free: queue.Queue[WarmKernel] = queue.Queue()
         self._all: list[WarmKernel] = []
         self._lock = threading.Lock()
-        for _ in range(size):
-            self._free.put(self._new())
+        self._started = False
 
-    def _new(self) -> WarmKernel:
+    def _add(self) -> None:
         kernel = WarmKernel()
         with self._lock:
             self._all.append(kernel)
-        return kernel
+        self._free.put(kernel)
 
     def take(self) -> WarmKernel | None:
         """A ready kernel, or None when one could not be started (the step then starts its own)."""
+        with self._lock:
+            start, self._started = not self._started, True
+        if start:
+            for _ in range(self.size):
+                self._add()
         kernel = self._free.get()
         if kernel.ready():
             return kernel
         kernel.shutdown()
-        self._free.put(self._new())
+        self._add()
         return None
 
     def give_back(self, kernel: WarmKernel | None, ok: bool) -> None:
@@ -138,7 +157,7 @@ class KernelPool:
             self._free.put(kernel)
             return
         kernel.shutdown()
-        self._free.put(self._new())
+        self._add()
 
     def close(self) -> None:
         with self._lock:
