@@ -24,6 +24,8 @@ first commands:
                                                a corpus's manifest (also: iemocap, ravdess, emodb, msppodcast)
   mlkd study --list-keys                       every study setting, its type and what it is for
   mlkd listen --study results/demo             hear noisy samples and see what each model predicts
+  mlkd sweep --study results/demo --out results/demo-sweep --set student_layers=2,4
+                                               students of other depths: accuracy, size and speed on one plot
   mlkd export ... / mlkd predict ...           a trained model outside the study (ONNX, Hugging Face)
 
 `mlkd COMMAND --help` says more about each command."""
@@ -170,6 +172,14 @@ def _ablate(a):
     sys.exit(run_ablation(a.study, a.out, parse_set(a.set), a.jobs))
 
 
+def _sweep(a):
+    from .keys import parse_set
+    from .study.executors import RaySettings
+    from .study.sweep import parse_depths, run_sweep
+    sys.exit(run_sweep(a.study, a.out, parse_depths(parse_set(a.set)), a.jobs, a.executor, RaySettings(),
+                       a.int8_ua, a.rounds))
+
+
 def _listen(a):
     """Serve notebook 05 as a page with Voilà on localhost (no code shown)."""
     import os
@@ -254,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fold", required=True, help="test speaker of the fold, e.g. Ses01F")
     e.add_argument("--model", default=STUDENT_SUP, choices=TRAINED)
     e.add_argument("--format", choices=["onnx", "hf"], default="onnx",
-                   help="onnx: one file for `mlkd predict`; hf: a Hugging Face folder (Wav2Vec2ForSequenceClassification, "
-                        "HubertFor..., WavLMFor..., Data2VecAudioFor... as the encoder is)")
+                   help="onnx: one file for `mlkd predict`; hf: a Hugging Face folder (Wav2Vec2For..., HubertFor..., "
+                        "WavLMFor..., Data2VecAudioForSequenceClassification, as the encoder is)")
     e.add_argument("--out", required=True, help="FILE.onnx (FILE.json beside it: labels, sample rate, provenance), "
                                                 "or with --format hf a new folder")
     e.add_argument("--int8", action="store_true", help="int8 quantization (onnxruntime)")
@@ -327,9 +337,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a finished study (its data, teachers, baselines and untouched arms are reused)")
     ab.add_argument("--out", required=True)
     ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a student setting, e.g. beta=6, temperature=1, sup_init=pretrained, student_epochs=12")
+                    help="a student setting, e.g. beta=6, temperature=1, sup_init=pretrained, student_epochs=12, "
+                         "student_layers=3")
     ab.add_argument("--jobs", type=POSITIVE, default=1)
     ab.set_defaults(func=_ablate)
+
+    sw = sub.add_parser("sweep", help="how small can the student be? MLKD and CE-only students retrained at other "
+                                      "depths; frontier.csv / .png of noisy UA against CPU latency and size")
+    sw.add_argument("--study", required=True, help="a finished study (data, folds, teachers and baselines reused)")
+    sw.add_argument("--out", required=True, help="the sweep folder: depth-N/ per depth, frontier.* (docs/frontier.md)")
+    sw.add_argument("--set", action="append", default=[], metavar="student_layers=N,M,...",
+                    help="the depths, each dividing the teacher's layers (12: 1,2,3,4,6); the study's own depth is "
+                         "always added (it reuses the study's students)")
+    sw.add_argument("--jobs", type=POSITIVE, default=1, help="steps in parallel within a depth")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="where the students train (the frontier is always timed here)")
+    sw.add_argument("--int8-ua", choices=["deploy", "all", "off"], default="deploy",
+                    help="int8 exports scored under Table 3's conditions (clean, Table 1's noise at 0 and 10 dB), "
+                         "every training condition, or not at all (latency and size are always measured)")
+    sw.add_argument("--rounds", type=POSITIVE, default=5, help="interleaved timing rounds (the median counts)")
+    sw.set_defaults(func=_sweep)
 
     li = sub.add_parser("listen", help="serve the listening explorer as a web page (Voilà, localhost)")
     li.add_argument("--study", default="results/demo")

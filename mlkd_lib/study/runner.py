@@ -193,10 +193,11 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
         "command": " ".join(sys.argv)}, indent=2))
 
 
-# what an ablation may change, and which student arms each setting concerns; teachers and baselines are reused
-STUDENT_KEYS = {"student_epochs", "student_lr", "warmup_frac", "weight_decay"}
+# what an ablation may change, and which student arms each setting concerns; teachers and baselines are reused.
+# student_layers: every arm at another depth (the sweep's frontier); control_arm: that arm trained or left out
+STUDENT_KEYS = {"student_epochs", "student_lr", "warmup_frac", "weight_decay", "student_layers"}
 ARM_KEYS = {STUDENT_SUP: STUDENT_KEYS | {"alpha", "beta", "temperature", "kd_t_squared", "sup_init"},
-            STUDENT_UNSUP: STUDENT_KEYS | {"unsup_init"}, STUDENT_CONTROL: STUDENT_KEYS}
+            STUDENT_UNSUP: STUDENT_KEYS | {"unsup_init"}, STUDENT_CONTROL: STUDENT_KEYS | {"control_arm"}}
 ABLATION_KEYS = set().union(*ARM_KEYS.values())
 
 
@@ -205,11 +206,13 @@ def retrained_arms(changed: set[str]) -> list[str]:
     return [m for m, keys in ARM_KEYS.items() if changed & keys]
 
 
-def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int = 1) -> int:
+def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int = 1, executor: str = "local",
+                 ray_settings=None) -> int:
     """A finished study rerun with other student settings: the arms a changed key concerns are retrained,
     everything else (data, teachers, baselines, untouched arms) is linked from ``base``, not copied, so
     every fold's comparison stays paired. E.g. ``beta`` retrains only the MLKD students, ``student_epochs``
-    every student arm."""
+    every student arm, ``student_layers`` every arm at another depth. ``executor``, ``ray_settings``: as
+    :func:`run_study`'s."""
     unknown = set(overrides) - ABLATION_KEYS
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
@@ -228,4 +231,5 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
         if not link.exists() and source.exists():
             link.symlink_to(source, target_is_directory=True)
     settings = {k: v for k, v in cfg.to_json().items() if k not in ("preset", "folds")}
-    return run_study(cfg.preset, str(out.dir), ",".join(folds), {**settings, **overrides}, jobs)
+    return run_study(cfg.preset, str(out.dir), ",".join(folds), {**settings, **overrides}, jobs,
+                     executor=executor, ray_settings=ray_settings)

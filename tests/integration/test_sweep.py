@@ -1,0 +1,144 @@
+"""`mlkd sweep`: the depth frontier of a finished study — students retrained at other depths, paired by fold,
+timed and sized as exported, and a rerun that trains nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkd_lib.analysis.frontier import condition_kinds, fold_scores, frontier_contrasts
+from mlkd_lib.config import make_config, student_arms
+from mlkd_lib.names import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, STUDENTS
+from mlkd_lib.study.runner import ARM_KEYS, retrained_arms
+from mlkd_lib.study.sweep import check_depths, parse_depths
+
+
+def test_depth_is_an_ablation_key_of_every_student_arm():
+    assert all("student_layers" in ARM_KEYS[m] for m in STUDENTS)
+    assert retrained_arms({"student_layers"}) == list(STUDENTS)
+    assert retrained_arms({"control_arm"}) == [STUDENT_CONTROL]  # the sweep leaves the control out
+
+
+def test_the_depths_are_read_and_checked_against_the_teachers_layers():
+    assert parse_depths({"student_layers": "4, 1,2,2"}) == [1, 2, 4]
+    with pytest.raises(ValueError, match="only student_layers"):
+        parse_depths({"student_layers": "1", "beta": "0"})
+    with pytest.raises(ValueError, match="'x' is not a whole number"):
+        parse_depths({"student_layers": "1,x"})
+    assert check_depths([1, 2, 3, 4, 6, 12], 12) == [1, 2, 3, 4, 6, 12]
+    with pytest.raises(ValueError, match=r"\[5\] do not divide the teacher's 12 layers: choose among \[1, 2, 3, 4, 6"):
+        check_depths([1, 5], 12)
+
+
+def test_pooled_noisy_ua_leaves_unseen_conditions_to_their_own_column():
+    cfg = make_config("micro")  # babble and factory at 0 and 20 dB
+    rows = [("clean", "clean", None, 0.5), ("noise", "babble", 0.0, 0.2), ("noise", "factory", 20.0, 0.4),
+            ("reverb", "reverb", None, 0.9), ("unseen_noise", "music", 0.0, 0.7)]
+    m = pd.DataFrame([dict(model="student_sup", condition=c, noise=n, snr_db=s, fold="f1", ua=u, wa=u, n=8)
+                      for c, n, s, u in rows])
+    assert list(condition_kinds(m, cfg)) == ["clean", "seen", "seen", "unseen", "unseen"]
+    scores = fold_scores(m, "student_sup", cfg)
+    assert scores.loc["f1"].tolist() == pytest.approx([50.0, 30.0, 80.0])
+    assert np.isnan(fold_scores(m.drop(columns="condition").iloc[:3], "student_sup", cfg).loc["f1", "unseen"])
+
+
+def test_the_contrast_is_paired_by_fold_with_a_ci_and_bh_over_depths():
+    rng = np.random.default_rng(0)
+    rows = []
+    for depth, gain in ((1, 8.0), (2, 4.0), (4, 0.0)):
+        for k in range(6):
+            ce, fold = 50 + 5 * rng.standard_normal(), f"f{k}"
+            rows += [dict(depth=depth, model=STUDENT_SUP, precision="fp32", fold=fold, noisy=ce + gain + rng.normal()),
+                     dict(depth=depth, model=STUDENT_UNSUP, precision="fp32", fold=fold, noisy=ce)]
+    table = frontier_contrasts(pd.DataFrame(rows), 2, student_arms(make_config("micro")))
+    assert table.depth.tolist() == [1, 2, 4] and table.study_depth.tolist() == [False, True, False]
+    assert table["mean"].iloc[0] > table["mean"].iloc[2] and (table.n_folds == 6).all()
+    assert (table.ci_low <= table["mean"]).all() and (table["mean"] <= table.ci_high).all()
+    assert (table.q_bh >= table.p).all() and table.p.iloc[0] < 0.05
+    assert table.comparison.iloc[0] == "MLKD (teacher init) − CE (pretrained init)"
+
+
+def _files(folder):
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_depth_sweep_of_the_micro_study_and_its_rerun(micro_study, tmp_path):
+    from mlkd_lib.study.sweep import run_sweep
+    study, _, code = micro_study
+    assert code == 0
+    before, out = _files(study), tmp_path / "sweep"
+    t0 = time.time()
+    assert run_sweep(study, out, [1, 4], jobs=2, rounds=1, progress=False) == 0
+    first_s = time.time() - t0
+    assert _files(study) == before  # the sweep reads the shared study and never writes there
+
+    # every depth × arm × precision, the teacher, and the study's own depth (2 of 4) reused as it is
+    frontier = pd.read_csv(out / "frontier.csv")
+    students = frontier[frontier.arm != "teacher"]
+    assert sorted(zip(students.depth, students.arm, students.precision)) == sorted(
+        (n, a, p) for n in (1, 2, 4) for a in ("MLKD", "CE-only") for p in ("fp32", "int8"))
+    teacher = frontier[frontier.arm == "teacher"]
+    assert len(teacher) == 1 and (teacher.depth.iloc[0], teacher.precision.iloc[0]) == (4, "fp32")
+    assert (students.study_depth == (students.depth == 2)).all() and not teacher.study_depth.any()
+    assert (out / "depth-2").resolve() == study.resolve()
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["study_depth"] == 2 and sweep["teacher_layers"] == 4 and sweep["depths"]["2"]["reused_study"]
+
+    # measured here: time, size and parameters, growing with depth
+    assert (frontier.latency_ms_per_s > 0).all() and (frontier.file_mib > 0).all()
+    assert (frontier.latency_threads == 1).all() and (frontier.latency_utterances > 0).all()
+    for _, g in students.groupby(["arm", "precision"]):
+        g = g.sort_values("depth")
+        assert g.parameters.is_monotonic_increasing and g.parameters.is_unique
+        assert g.file_mib.is_monotonic_increasing and g.file_mib.is_unique
+    full = students[(students.depth == 4) & (students.precision == "fp32")]
+    assert (full.parameters == teacher.parameters.iloc[0]).all()  # 4 of 4 layers: the teacher's architecture
+    for row in frontier.itertuples():  # each size is its own export's
+        name = row.model + ("_int8" if row.precision == "int8" else "") + ".onnx"
+        where = "teacher" if row.arm == "teacher" else f"depth-{row.depth}"
+        path = out / "exports" / where / row.latency_fold / name
+        assert row.file_mib == pytest.approx(path.stat().st_size / 2**20)
+
+    # fp32 UA: what each depth folder's metrics.csv says (one fold: no spread)
+    for row in frontier[frontier.precision == "fp32"].itertuples():
+        m = pd.read_csv(out / f"depth-{row.depth}" / "metrics.csv" if row.arm != "teacher" else study / "metrics.csv")
+        m = m[m.model == row.model]
+        clean = m[m.noise == "clean"]
+        noisy = m[m.condition == "noise"] if "condition" in m else m[m.noise != "clean"]
+        assert row.clean_ua_mean == pytest.approx(100 * clean.ua.mean())
+        assert row.noisy_ua_mean == pytest.approx(100 * noisy.groupby("fold").ua.mean().mean())
+        assert row.n_folds == 1 and np.isnan(row.noisy_ua_std)
+    # int8 UA: the int8 export scored here on clean speech and factory 0 dB
+    int8 = frontier[frontier.precision == "int8"]
+    assert (int8.ua_source == "int8 ONNX").all() and int8.ua_conditions.str.contains("factory 0 dB").all()
+    assert int8.clean_ua_mean.between(0, 100).all() and int8.noisy_ua_mean.between(0, 100).all()
+    assert int8.fp32_noisy_ua_same_conditions_mean.notna().all()
+
+    # the contrast at every depth, and the plot
+    contrasts = pd.read_csv(out / "frontier_contrasts.csv")
+    assert contrasts.depth.tolist() == [1, 2, 4]
+    assert {"mean", "ci_low", "ci_high", "p", "q_bh", "n_folds", "mde_80"} <= set(contrasts.columns)
+    fp32 = students[students.precision == "fp32"].pivot(index="depth", columns="arm", values="noisy_ua_mean")
+    assert contrasts["mean"].tolist() == pytest.approx((fp32["MLKD"] - fp32["CE-only"]).tolist())
+    assert (out / "frontier.png").stat().st_size > 10_000
+
+    # a rerun trains nothing: every step of every depth is found done, every export reused
+    for n in (1, 4):
+        steps = json.loads((out / f"depth-{n}" / "run.json").read_text())["steps"]
+        assert {name for name, s in steps.items() if s["status"] == "ok"} == {
+            "Ses01F/student_sup", "Ses01F/student_unsup", "analysis"}, n  # data, teacher, baseline: the study's
+    depths = {p: p.stat().st_mtime_ns for n in (1, 4) for p in (out / f"depth-{n}").rglob("*") if p.is_file()}
+    exports = {p: p.stat().st_mtime_ns for p in (out / "exports").rglob("*.onnx")}
+    t0 = time.time()
+    assert run_sweep(study, out, [1, 4], jobs=2, rounds=1, progress=False) == 0
+    print(f"micro sweep: {first_s:.0f} s, its rerun {time.time() - t0:.0f} s")
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert [sweep["depths"][n]["status"] for n in ("1", "4")] == ["complete (skipped)"] * 2
+    assert {p: p.stat().st_mtime_ns for n in (1, 4) for p in (out / f"depth-{n}").rglob("*") if p.is_file()} == depths
+    assert {p: p.stat().st_mtime_ns for p in (out / "exports").rglob("*.onnx")} == exports
+    assert _files(study) == before
