@@ -170,6 +170,8 @@ class Explorer:
         def refresh_speakers(_=None):
             busy["on"] = True  # one refresh of the utterances, not one per option change
             speaker.options = sorted(self.tests[fold.value].speaker.unique())
+            if speaker.value not in speaker.options:  # ipywidgets leaves a new list unselected
+                speaker.value = speaker.options[0]
             busy["on"] = False
             refresh_utterances()
 

@@ -70,6 +70,7 @@ protocol: kfold
 n_folds: 3
 noise_dir: {root / 'musan' / 'noise'}
 noise_types: [free-sound, sound-bible]
+conditions: [codec]
 model: {root / 'wavlm'}
 control_arm: false
 data_dir: {root / 'data'}
@@ -90,7 +91,8 @@ def test_six_classes_kfold_musan_and_wavlm_run_end_to_end(cremad_study):
     metrics = pd.read_csv(study / "metrics.csv")
     assert set(metrics.fold) == {"fold1"}
     assert set(metrics.model) == {"teacher", "baseline", "student_sup", "student_unsup"}
-    assert set(metrics.noise) == {"clean", "free-sound", "sound-bible"}
+    assert set(metrics.noise) == {"clean", "free-sound", "sound-bible", "codec"}
+    assert sorted(metrics[metrics.condition == "codec"].severity.unique()) == [8, 16, 32]  # a test-only family too
     # fold1's test speakers (two of six) never trained: their utterances are the test set, all six classes
     pred = pd.read_csv(study / "folds" / "fold1" / "student_sup" / "predictions.csv")
     assert [c for c in pred.columns if c.startswith("p_")] == [f"p_{e}" for e in SIX]
