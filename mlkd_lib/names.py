@@ -31,11 +31,12 @@ NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 na
 NOISEX_UNSEEN = ("white", "pink", "buccaneer1", "buccaneer2", "destroyerengine", "destroyerops", "factory2", "leopard",
                  "m109", "machinegun")
 
+# the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)
+ENCODER_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)
+
 
 def reference_noise(noise_types) -> str:
     """The noise of Table 1 and of the far-field condition: factory, as in the paper, when the study has it; else
     its first noise type."""
     return "factory" if "factory" in noise_types else noise_types[0]
-# the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)
-ENCODER_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
-NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)
