@@ -135,6 +135,8 @@ class StudyConfig:
                               lambda v: v >= -1, "must be ≥ -1")
     keep_checkpoints: bool = key(False, "keep last.pt and the teacher cache after a step is done (they are "
                                         "dropped to bound disk use; the best checkpoint always stays)")
+    keep_test_audio: bool = key(True, "keep a fold's test audio under the signal conditions while its steps run, "
+                                      "made by the first and read by the rest (data/kept_audio.py)")
     # --- baseline (VAD + NMF)
     vad_aggressiveness: int = key(2, "WebRTC VAD aggressiveness, 0-3", lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3")
     nmf_speech_components: int = key(32, "NMF speech basis size (learned on clean training speech)", *positive)

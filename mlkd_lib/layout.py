@@ -6,6 +6,7 @@
     <study>/folds/<fold>/<model>/best.pt, last.pt, history.csv, predictions.csv, metrics.csv,
                                  metrics_last.csv, selection.json, representation.csv, done.json,
                                  .lock, teacher_cache/, speech_basis.npy, enhancement.csv
+    <study>/folds/<fold>/test_audio/         (while the fold's steps run: data/kept_audio.py)
 
 Everything that reads or writes a study asks this module for the path, and a finished step says so
 here (``mark_done``; a rerun skips what ``is_done``); ``FolderLock`` keeps a second runner out of a
@@ -65,6 +66,8 @@ class ModelDir:
 class FoldDir:
     """One fold's folder, ``<study>/folds/<fold>/`` (a fold is named after its test speaker)."""
     path: Path
+
+    test_audio = property(lambda self: self.path / "test_audio")  # made once, heard by every model of the fold
 
     def model(self, model: str) -> ModelDir:
         return ModelDir(self.path / model)

@@ -8,6 +8,8 @@ import pytest
 from mlkd_lib.config import make_config
 from mlkd_lib.data.manifest import read_manifest
 from mlkd_lib.data.noise import load_noise_bank, write_noise_bank
+from mlkd_lib.data.prepare import bank_types, load_fold, rir_bank_dir
+from mlkd_lib.data.robustness import write_rir_bank
 from mlkd_lib.data.synthetic import make_synthetic_corpus
 
 
@@ -19,6 +21,18 @@ def micro_data(tmp_path_factory):
     write_noise_bank(root / "noise", seed=0, seconds=5.0)
     cfg = make_config("micro", data_dir=str(root), threads=1, conditions=[])  # the trained noise only
     return cfg, read_manifest(cfg.manifest_path), load_noise_bank(cfg.noise_bank_dir)
+
+
+@pytest.fixture(scope="session")
+def study_data(micro_data, tmp_path_factory):
+    """The micro corpus with the micro preset's test-only conditions: one unseen type (music), one room per RT60."""
+    corpus_cfg = micro_data[0]
+    root = tmp_path_factory.mktemp("robust")
+    (root / "synthetic").symlink_to(corpus_cfg.manifest_path.parent, target_is_directory=True)
+    cfg = make_config("micro", data_dir=str(root), threads=1, rir_rooms=1)
+    write_noise_bank(cfg.noise_bank_dir, None, cfg.synth_seed, cfg.noise_seconds, bank_types(cfg))
+    write_rir_bank(rir_bank_dir(cfg), (0.3, 0.6, 0.9), cfg.rir_rooms, cfg.synth_seed)
+    return cfg, load_fold(cfg, "Ses01F")
 
 
 # the shared micro study's settings: a teacher of five epochs, long enough to be killed while it trains

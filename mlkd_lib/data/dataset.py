@@ -106,11 +106,12 @@ class NoisyPairDataset(Dataset):
     def __init__(self, manifest: pd.DataFrame, noise_bank: dict[str, np.ndarray] | None = None,
                  mode: str | Condition = "clean", snrs=(0, 5, 10, 15, 20), seed: int = 0,
                  level: str = "p56", audio: AudioCache | None = None, labels: Sequence[str] = EMOTIONS,
-                 rirs: dict | None = None):
+                 rirs: dict | None = None, made: list[np.ndarray] | None = None):
         self.rows = manifest.reset_index(drop=True)
         self.noise_bank = noise_bank or {}
         self.mode, self.snrs, self.seed, self.level = mode, [float(s) for s in snrs], seed, level
         self.rirs = rirs  # {RT60: [RIR]}: what a reverberant test condition draws from
+        self.made = made  # a fixed condition's audio made before (data/kept_audio.py), in the manifest's order
         self.audio = audio or AudioCache()
         self.epoch = 0
         if mode == "random" and not self.noise_bank:
@@ -138,6 +139,8 @@ class NoisyPairDataset(Dataset):
             snr = self.snrs[int(rng.integers(len(self.snrs)))]
             noisy = mix_at_snr(clean, self.noise_bank[noise], snr, rng, self.level,
                                speech_db=self.audio.level_db(row.utt_id, row.path, self.level))
+        elif isinstance(self.mode, Condition) and self.made is not None:
+            noise, snr, noisy = self.mode.noise, self.mode.snr_db, self.made[index]
         elif isinstance(self.mode, Condition) and self.mode.family not in (None, UNSEEN_NOISE):
             from .robustness import corrupt
             noise, snr = self.mode.noise, self.mode.snr_db

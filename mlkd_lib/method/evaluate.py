@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.dataset import AudioCache, Condition, NoisyPairDataset, collate
+from ..data.kept_audio import KeptAudio, keeps
 from ..names import CLEAN, NOISE
 
 
@@ -57,8 +58,8 @@ def exact_batches(model, lengths: list[int], batch_size: int) -> list[list[int]]
 def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition, noise_bank: dict, seed: int,
                       level: str = "p56", batch_size: int = 32, device="cpu",
                       transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-                      audio: AudioCache | None = None, distance=None, rirs: dict | None = None
-                      ) -> dict[str, pd.DataFrame]:
+                      audio: AudioCache | None = None, distance=None, rirs: dict | None = None,
+                      kept: KeptAudio | None = None) -> dict[str, pd.DataFrame]:
     """Per-utterance predictions and class probabilities of each of ``models`` (name → model, one
     architecture) under one condition, in ``test_df``'s order.
 
@@ -66,19 +67,31 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
     same, and it is made once for all of ``models``. ``transform`` (e.g. the VAD + NMF enhancer) maps
     the list of inputs to what the model hears, all at once so that it may batch its work. Batches
     never change a prediction (``exact_batches``). ``distance`` (a ``representation.LayerDistance``)
-    collects the first model's layer states."""
+    collects the first model's layer states. ``kept``: where a signal condition's audio is read from when an earlier
+    step of the fold made it, and kept when this is the first (``data/kept_audio.py``)."""
     first = next(iter(models.values()))
     for m in models.values():
         m.eval().to(device)
     labels = first.labels  # the classes every model of one fold shares, in logit order
+    utt_ids = list(test_df["utt_id"])
+    keep = kept is not None and keeps(condition)
+    made = kept.load(condition, utt_ids) if keep else None
     ds = NoisyPairDataset(test_df, noise_bank, condition, seed=seed, level=level, audio=audio, labels=labels,
-                          rirs=rirs)
+                          rirs=rirs, made=made)
+    heard = {}  # index → the audio made here, to keep for the fold's other steps
+
+    def make(i: int) -> dict:
+        it = ds[i]
+        if keep and made is None:
+            heard[i] = it["noisy"]
+        return it
+
     if transform is not None:
-        items = [ds[i] for i in range(len(ds))]
+        items = [make(i) for i in range(len(ds))]
         items = [dict(it, noisy=x) for it, x in zip(items, transform([it["noisy"] for it in items]))]
         item, lengths = items.__getitem__, [len(it["noisy"]) for it in items]
-    else:  # items made batch by batch: a paper-size test set of 15 s utterances would not fit in memory
-        item, lengths = ds.__getitem__, [len(ds.audio.get(r.utt_id, r.path)) for r in ds.rows.itertuples()]
+    else:  # items made batch by batch, so that only one batch's padded tensors exist at a time
+        item, lengths = make, [len(ds.audio.get(r.utt_id, r.path)) for r in ds.rows.itertuples()]
     rows = {name: [] for name in models}
     for b in (collate([item(i) for i in idx]) for idx in exact_batches(first, lengths, batch_size)):
         x, n = b["noisy"].to(device), b["lengths"].to(device)
@@ -93,7 +106,9 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
                                        noise=condition.noise, snr_db=condition.snr_db,
                                        label=int(b["label"][i]), pred=int(probs[i].argmax()),
                                        **{f"p_{e}": float(probs[i, c]) for c, e in enumerate(labels)}))
-    order = {u: k for k, u in enumerate(test_df["utt_id"])}
+    if heard:
+        kept.save(condition, utt_ids, [heard[i] for i in range(len(ds))])
+    order = {u: k for k, u in enumerate(utt_ids)}
     return {name: pd.DataFrame(r).sort_values("utt_id", key=lambda s: s.map(order), kind="stable", ignore_index=True)
             for name, r in rows.items()}
 
@@ -101,11 +116,13 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
 def evaluate_conditions(models: dict, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict,
                         seed: int, level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
                         progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None,
-                        distance=None, rirs: dict | None = None) -> dict[str, pd.DataFrame]:
+                        distance=None, rirs: dict | None = None, kept: KeptAudio | None = None
+                        ) -> dict[str, pd.DataFrame]:
     """Each model's predictions under every condition; each utterance cut at ``max_seconds`` as in training."""
     audio = AudioCache(max_seconds)
     parts = [predict_condition(models, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio,
-                               distance, rirs) for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
+                               distance, rirs, kept)
+             for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
     return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in models}
 
 

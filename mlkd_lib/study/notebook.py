@@ -23,18 +23,19 @@ from ..config import (
     with_overrides,
 )
 from ..data.dataset import AudioCache, all_conditions, condition_audio
+from ..data.kept_audio import KeptAudio, drop_kept_audio
 from ..data.noise import load_noise_bank
 from ..data.prepare import FoldData, load_fold, prepare_data, study_manifest
 from ..data.robustness import extra_conditions
 from ..device import pick_device
-from ..layout import FolderLock, ModelDir, StudyLayout, mark_done
+from ..layout import FolderLock, ModelDir, StudyLayout, is_done, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
 from ..method.evaluate import evaluate_conditions, metrics_from_predictions
 from ..method.models import default_layer_map
 from ..method.representation import LayerDistance
 from ..method.teacher_cache import TeacherTargets
 from ..method.train import TrainResult, first_batch_losses, train
-from ..names import CLEAN, REVERB, TEACHER, TRAINED, UNSEEN_NOISE
+from ..names import BASELINE, CLEAN, REVERB, TEACHER, TRAINED, UNSEEN_NOISE
 from ..paths import by_hand_study, newest_study, resolve
 
 STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
@@ -85,11 +86,13 @@ def looked_inside(extra: list) -> list:
 
 
 def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
-                      transform=None, progress: bool = True, last=None, distance=None) -> pd.DataFrame:
+                      transform=None, progress: bool = True, last=None, distance=None,
+                      kept: KeptAudio | None = None) -> pd.DataFrame:
     """Evaluate on the fold's test speakers under clean, every (noise, SNR) condition and every test-only one
     (``data/robustness.py``); write ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the
     last epoch's model when selection kept another, scored on the trained conditions into ``metrics_last.csv``
-    (the selection diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``."""
+    (the selection diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``; ``kept``: the fold's
+    test audio made by an earlier step (``data/kept_audio.py``)."""
     out_dir = Path(out_dir)
     extra = extra_conditions(cfg, sorted(data.rirs) or None)
     inside = looked_inside(extra) if distance is not None else []
@@ -97,7 +100,7 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
     def run(models, conditions, dist):
         return evaluate_conditions(models, data.test, conditions, data.noise_bank, cfg.seed, cfg.level,
                                    cfg.eval_batch_size, pick_device(cfg), transform, progress, desc=f"evaluate {name}",
-                                   max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs)
+                                   max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs, kept=kept)
 
     preds = run({"selected": model} | ({"last": last} if last is not None else {}),
                 all_conditions(cfg.noise_types, cfg.snrs), distance)
@@ -194,8 +197,9 @@ class FoldStep:
         model hears instead of the noisy audio, e.g. the baseline's enhancement). A model this step
         trained is also scored at its last epoch, when selection kept an earlier one, and its layer
         states are compared with the teacher's on clean speech (``method/representation.py``)."""
+        kept = self.kept_audio()
         if transform is not None or self.out.name not in TRAINED:
-            return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform)
+            return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform, kept=kept)
         last = last_epoch_model(self.out, model)
         if last is not None:
             epochs = {"selected_epoch": model.trained_epoch, "last_epoch": last.trained_epoch}
@@ -203,7 +207,13 @@ class FoldStep:
             if last.trained_epoch == model.trained_epoch:
                 last = None  # the selected epoch is the last one
         return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, last=last,
-                                 distance=self.layer_distance(model))
+                                 distance=self.layer_distance(model), kept=kept)
+
+    def kept_audio(self) -> KeptAudio | None:
+        """Where this fold's test audio under the signal conditions is kept between its steps (None: not kept)."""
+        if not self.cfg.keep_test_audio:
+            return None
+        return KeptAudio(self.study.fold(self.fold).test_audio, self.cfg.seed, self.cfg.level, self.cfg.max_seconds)
 
     def layer_distance(self, model) -> LayerDistance:
         """The teacher's clean layer states of the test utterances, to which ``model``'s are compared:
@@ -224,6 +234,9 @@ class FoldStep:
         """Mark the step complete (a rerun of the study skips it) and drop what only a resume needed
         (``last.pt``, the teacher cache) unless ``keep_checkpoints``."""
         finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
+        fold = self.study.fold(self.fold)
+        if all(is_done(fold.model(m).path) for m in (TEACHER, BASELINE, *student_arms(self.cfg))):
+            drop_kept_audio(fold.test_audio)  # the fold's last step: no one will hear it again
         if self.lock is not None:
             self.lock.release()
 
@@ -337,6 +350,8 @@ class AnalysisStep:
         """The study's ``README.md`` (tables, plots, notebooks), and the step marked done."""
         from ..analysis.tables import write_study_readme
         readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic)
+        for fold in self.study.folds():  # what two steps finishing a fold at once both left
+            drop_kept_audio(self.study.fold(fold).test_audio)
         mark_done(self.study.analysis_step, readme=str(readme))
         return readme
 

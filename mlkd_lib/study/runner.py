@@ -41,7 +41,8 @@ DATA_NB, TEACHER_NB, BASELINE_NB = "01_data_prep.ipynb", "02_train_teacher.ipynb
 STUDENT_NB, ANALYSIS_NB = "03_distill_student.ipynb", "04_analysis.ipynb"
 
 # keys that may change between runs of one study without invalidating finished steps
-RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size", "loader_workers", "keep_checkpoints"}
+RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size", "loader_workers", "keep_checkpoints",
+                "keep_test_audio"}
 
 
 def plan_fold_steps(study: Path, cfg: StudyConfig, folds: list[str]) -> list[Step]:

@@ -6,25 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 
-from mlkd_lib.config import make_config
 from mlkd_lib.data.dataset import Condition, NoisyPairDataset
-from mlkd_lib.data.noise import write_noise_bank
-from mlkd_lib.data.prepare import bank_types, load_fold, rir_bank_dir
-from mlkd_lib.data.robustness import corrupt, extra_conditions, write_rir_bank
-
-
-@pytest.fixture(scope="module")
-def study_data(micro_data, tmp_path_factory):
-    """The micro corpus with the micro preset's test-only conditions: one unseen type (music), one room per RT60."""
-    corpus_cfg = micro_data[0]
-    root = tmp_path_factory.mktemp("robust")
-    (root / "synthetic").symlink_to(corpus_cfg.manifest_path.parent, target_is_directory=True)
-    cfg = make_config("micro", data_dir=str(root), threads=1, rir_rooms=1)
-    write_noise_bank(cfg.noise_bank_dir, None, cfg.synth_seed, cfg.noise_seconds, bank_types(cfg))
-    write_rir_bank(rir_bank_dir(cfg), (0.3, 0.6, 0.9), cfg.rir_rooms, cfg.synth_seed)
-    return cfg, load_fold(cfg, "Ses01F")
+from mlkd_lib.data.prepare import bank_types
+from mlkd_lib.data.robustness import corrupt, extra_conditions
 
 
 def test_the_study_scores_every_family_at_its_severities(study_data):

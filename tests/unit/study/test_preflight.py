@@ -3,6 +3,7 @@ and `--plan` says what a study will cost without starting it."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 from helpers.paper_shape import make_base_shaped_model, make_iemocap, make_noisex
 
 from mlkd_lib.config import make_config
-from mlkd_lib.study.preflight import preflight
+from mlkd_lib.study.preflight import disk_need, preflight
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,12 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     assert "disk: about" in out and "time: about" in out
     assert "measured: one training step" in out
     assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
+
+
+def test_the_disk_estimate_counts_the_kept_test_audio_of_every_fold():
+    """Every teacher runs first, so each fold's test audio under the 13 signal conditions may exist at once."""
+    cfg = make_config("paper")
+    args = (1e8, 5e7, 768, 20_000.0, 10, 1, 3)
+    on, final = disk_need(cfg, *args, test_s=2_500.0)
+    off, final_off = disk_need(dataclasses.replace(cfg, keep_test_audio=False), *args, test_s=2_500.0)
+    assert on - off == 10 * 13 * 2_500 * 16_000 * 4 and final == final_off  # gone when the study is done
