@@ -9,9 +9,11 @@ learnable, not trivial, task). Deterministic: the same seed gives the same bytes
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,16 +155,23 @@ def make_synthetic_corpus(out_dir: str | Path, seed: int = 0, per_class: int = 6
     out_dir = Path(out_dir)
     rows = []
     jobs = [(spk, emo, i) for spk in speakers for emo in EMOTION_PROSODY for i in range(per_class)]
-    for n, (spk, emo, i) in enumerate(tqdm(jobs, desc="synthetic corpus", disable=not progress)):
-        rng = np.random.default_rng([seed, n])
+
+    def utterance(n: int) -> np.ndarray:  # seeded by its place in the corpus: the same whichever thread makes it
+        spk, emo, i = jobs[n]
         text = SENTENCES[(i + spk.session) % len(SENTENCES)]
-        x = synth_utterance(text, spk, emo, rng)
-        utt_id = f"{spk.speaker_id}_synth_{emo}_{i:03d}"
-        rel = Path("wav") / spk.speaker_id / f"{utt_id}.wav"
-        write_audio(out_dir / rel, x)
-        rows.append(dict(utt_id=utt_id, path=str(rel), emotion=emo, speaker=spk.speaker_id,
-                         session=spk.session, gender=spk.gender,
-                         duration_s=round(len(x) / SAMPLE_RATE, 4), corpus="synthetic"))
+        return synth_utterance(text, spk, emo, np.random.default_rng([seed, n]))
+
+    # a thread per core: most of an utterance's time is espeak-ng's process, which holds no lock of ours
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        waves = tqdm(pool.map(utterance, range(len(jobs))), total=len(jobs), desc="synthetic corpus",
+                     disable=not progress)
+        for (spk, emo, i), x in zip(jobs, waves):
+            utt_id = f"{spk.speaker_id}_synth_{emo}_{i:03d}"
+            rel = Path("wav") / spk.speaker_id / f"{utt_id}.wav"
+            write_audio(out_dir / rel, x)
+            rows.append(dict(utt_id=utt_id, path=str(rel), emotion=emo, speaker=spk.speaker_id,
+                             session=spk.session, gender=spk.gender,
+                             duration_s=round(len(x) / SAMPLE_RATE, 4), corpus="synthetic"))
     df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     write_manifest(df, out_dir / "manifest.csv")
     return df
