@@ -85,28 +85,24 @@ def nmf(V: np.ndarray, W: np.ndarray, H: np.ndarray, iters: int, fixed_cols: int
     nothing to any update."""
     V, W, H = (torch.from_numpy(np.array(a, dtype=np.float32)) for a in (V, W, H))
     learn_w = fixed_cols < W.shape[-1]
-    # the updates' arrays are made once and overwritten: a new V-sized array every update cost a third of the time
-    ratio, h_step = torch.empty_like(V), torch.empty_like(H)
-    w_step = torch.empty_like(W) if learn_w else None
     w_sum = W.sum(-2).unsqueeze(-1) + EPS
     history = []
     for _ in range(iters):
-        _ratio(V, W, H, ratio)
-        H.mul_(torch.matmul(W.transpose(-1, -2), ratio, out=h_step).div_(w_sum))
+        H.mul_((W.transpose(-1, -2) @ _ratio(V, W, H)).div_(w_sum))
         if learn_w:
-            _ratio(V, W, H, ratio)
-            torch.matmul(ratio, H.transpose(-1, -2), out=w_step).div_(H.sum(-1).unsqueeze(-2) + EPS)
-            W[..., fixed_cols:] *= w_step[..., fixed_cols:]
+            step = (_ratio(V, W, H) @ H.transpose(-1, -2)).div_(H.sum(-1).unsqueeze(-2) + EPS)
+            W[..., fixed_cols:] *= step[..., fixed_cols:]
             w_sum = W.sum(-2).unsqueeze(-1) + EPS
         if track:
             history.append(kl_divergence(V.numpy(), (W @ H).numpy()))
     return W.numpy(), H.numpy(), history
 
 
-def _ratio(V: torch.Tensor, W: torch.Tensor, H: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """V / (W H + ε), written into ``out``."""
-    torch.matmul(W, H, out=out)
-    return torch.div(V, out.add_(EPS), out=out)
+def _ratio(V: torch.Tensor, W: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """V / (W H + ε), the sum and the quotient written over W H: a new V-sized array for each cost a third of the
+    time. (The products themselves get new arrays: a matrix product written into a given one may round differently.)"""
+    wh = W @ H
+    return torch.div(V, wh.add_(EPS), out=wh)
 
 
 def _stack(parts: list[np.ndarray]) -> np.ndarray:
