@@ -116,10 +116,11 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
 def evaluate_conditions(models: dict, test_df: pd.DataFrame, conditions: list[Condition], noise_bank: dict,
                         seed: int, level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
                         progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None,
-                        distance=None, rirs: dict | None = None, kept: KeptAudio | None = None
-                        ) -> dict[str, pd.DataFrame]:
-    """Each model's predictions under every condition; each utterance cut at ``max_seconds`` as in training."""
-    audio = AudioCache(max_seconds)
+                        distance=None, rirs: dict | None = None, kept: KeptAudio | None = None,
+                        audio: AudioCache | None = None) -> dict[str, pd.DataFrame]:
+    """Each model's predictions under every condition; each utterance cut at ``max_seconds`` as in training
+    (``audio``: the utterances and speech levels already read, to share between calls)."""
+    audio = audio or AudioCache(max_seconds)
     parts = [predict_condition(models, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio,
                                distance, rirs, kept)
              for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]

@@ -96,11 +96,13 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
     out_dir = Path(out_dir)
     extra = extra_conditions(cfg, sorted(data.rirs) or None)
     inside = looked_inside(extra) if distance is not None else []
+    audio = AudioCache(cfg.max_seconds)  # read and levelled once for the three passes
 
     def run(models, conditions, dist):
         return evaluate_conditions(models, data.test, conditions, data.noise_bank, cfg.seed, cfg.level,
                                    cfg.eval_batch_size, pick_device(cfg), transform, progress, desc=f"evaluate {name}",
-                                   max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs, kept=kept)
+                                   max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs, kept=kept,
+                                   audio=audio)
 
     preds = run({"selected": model} | ({"last": last} if last is not None else {}),
                 all_conditions(cfg.noise_types, cfg.snrs), distance)
