@@ -1,7 +1,7 @@
 """`mlkd bench --study-steps`: where a study's time goes — the wall time of each kind of step (data, teacher,
-baseline, each student arm, analysis), the import time a new kernel would pay, and a kernel's start — so that a
-change that slows the study shows here, measured, never in a timed test. Torch-free itself: the imports are
-timed in fresh interpreters."""
+baseline, each student arm, analysis) and of each notebook cell that takes time, the import time a new kernel
+would pay, and a kernel's start — so that a change that slows the study shows here, measured, never in a timed
+test. Torch-free itself: the imports are timed in fresh interpreters."""
 
 from __future__ import annotations
 
@@ -28,6 +28,26 @@ def step_times(run_json: str | Path) -> pd.DataFrame:
         raise ValueError(f"{run_json}: no step with a wall time (did the study run?)")
     out = pd.DataFrame(rows).groupby("kind", sort=False).wall_s.agg(["count", "mean", "max", "sum"])
     return out.round(2)
+
+
+def cell_times(run_json: str | Path, at_least_s: float = 0.5) -> pd.DataFrame:
+    """Per kind of step, the mean seconds of each code cell that takes ``at_least_s`` or more (papermill's record
+    in the executed notebooks that ``run.json`` names), the cell named by its first line of code."""
+    rows = []
+    for name, step in json.loads(Path(run_json).read_text())["steps"].items():
+        path = Path(step.get("notebook", ""))
+        if not path.is_file():
+            continue
+        for cell in json.loads(path.read_text())["cells"]:
+            seconds = cell.get("metadata", {}).get("papermill", {}).get("duration")
+            code = [line for line in "".join(cell["source"]).splitlines()
+                    if line.strip() and not line.startswith(("#", "from ", "import "))]
+            if cell["cell_type"] == "code" and seconds is not None and code:
+                rows.append(dict(kind=name.split("/")[-1], cell=code[0][:60], seconds=seconds))
+    if not rows:
+        return pd.DataFrame(columns=["kind", "cell", "mean_s"])
+    out = pd.DataFrame(rows).groupby(["kind", "cell"], sort=False).seconds.mean().rename("mean_s").reset_index()
+    return out[out.mean_s >= at_least_s].round(2).reset_index(drop=True)
 
 
 def import_seconds(module: str) -> float:
@@ -70,6 +90,7 @@ def bench_study_steps(study: str | Path | None = None, preset: str = "micro", jo
     else:
         wall = json.loads((Path(study) / "run.json").read_text())["wall_s"]
     steps = step_times(Path(study) / "run.json")
+    cells = cell_times(Path(study) / "run.json")
     imports = {m: round(import_seconds(m), 2) for m in IMPORTS}
     kernel = round(kernel_start_seconds(), 2)
     executor = json.loads((Path(study) / "run.json").read_text()).get("executor", {})
@@ -78,7 +99,9 @@ def bench_study_steps(study: str | Path | None = None, preset: str = "micro", jo
         f"({executor.get('kind', '?')} executor, jobs {executor.get('jobs', '?')}, warm kernels "
         f"{executor.get('warm_kernels', False)})",
         "step wall time by kind (s):", steps.to_string(),
+        "where a step's time goes (mean s of each cell of 0.5 s or more):", cells.to_string(index=False),
         "import time in a new interpreter (s): " + ", ".join(f"{m} {s}" for m, s in imports.items()),
         f"a new kernel answers in {kernel} s (warm kernels pay it and the imports once a job, not once a step)"])
     return {"study": str(study), "wall_s": wall, "steps": steps.reset_index().to_dict("records"),
+            "cells": cells.to_dict("records"),
             "imports_s": imports, "kernel_start_s": kernel, "summary": summary}

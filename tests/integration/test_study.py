@@ -11,6 +11,7 @@ import pytest
 from helpers.notebooks import failing_notebook, marking_notebook
 
 from mlkd_lib.analysis.bench import study_inference
+from mlkd_lib.analysis.bench_steps import cell_times
 from mlkd_lib.config import load_config
 from mlkd_lib.study.runner import run_study
 from mlkd_lib.study.steps import Step, execute
@@ -84,6 +85,12 @@ def test_micro_study_end_to_end_and_resume(micro_study):
     run = json.loads((study / "run.json").read_text())
     assert run["wall_s"] > 0 and all(s["status"] == "ok" and s["wall_s"] > 0 for s in run["steps"].values())
     assert run["versions"]["torch"] and run["config"]["preset"] == "micro"
+    # where the time went, cell by cell, from the executed notebooks (`mlkd bench --study-steps`)
+    cells = cell_times(study / "run.json", at_least_s=0.0)
+    assert {"result = step.train()", "metrics = step.evaluate(step.best_model())"} <= set(
+        cells[cells.kind == "teacher"].cell)
+    assert set(cells.kind) == {"data", "teacher", "baseline", *students, "analysis"} and (cells.mean_s >= 0).all()
+    assert not list(study.glob("folds/*/test_audio"))  # the fold's kept test audio went with its last step
 
     # a second run on the finished folder runs nothing
     stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}
