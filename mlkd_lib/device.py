@@ -45,3 +45,16 @@ def loader_workers(cfg: StudyConfig, device) -> int:
     if cfg.loader_workers >= 0:
         return cfg.loader_workers
     return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
+def reset_peak_memory(device) -> None:
+    """Start a new peak-memory count (CUDA only), so each epoch reports its own."""
+    import torch
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device) -> dict[str, float]:
+    """The GPU memory PyTorch held at most since the last reset, in GiB ({} on the CPU): what a card must have."""
+    import torch
+    return {"peak_gib": torch.cuda.max_memory_allocated(device) / 2**30} if device.type == "cuda" else {}

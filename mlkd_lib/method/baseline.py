@@ -219,11 +219,15 @@ def enhancement_scores(clean: np.ndarray, degraded: np.ndarray) -> dict[str, flo
     return {"pesq_wb": p, "stoi": float(stoi(clean, degraded, SAMPLE_RATE, extended=False))}
 
 
+ENHANCEMENT_COLUMNS = ["utt_id", "noise", "snr_db", "pesq_wb_noisy", "stoi_noisy", "pesq_wb_enhanced",
+                       "stoi_enhanced"]
+
+
 def score_enhancement(enhancer, cfg, data, per_emotion: int, progress: bool = True
                       ) -> pd.DataFrame:
     """PESQ-WB and STOI of the noisy and of the NMF-enhanced audio against the clean speech, for
     ``per_emotion`` test utterances of each emotion under every noise type at ``cfg.enhancement_snrs``
-    (PESQ is slow)."""
+    (PESQ is slow; 0 scores none and gives the columns alone)."""
     audio = AudioCache(cfg.max_seconds)
     rows = data.test.groupby("emotion", sort=True).head(per_emotion)
     scored = set(cfg.enhancement_snrs or cfg.snrs)
@@ -238,7 +242,7 @@ def score_enhancement(enhancer, cfg, data, per_emotion: int, progress: bool = Tr
             out.append(dict(utt_id=r.utt_id, noise=c.noise, snr_db=c.snr_db,
                             **{f"{k}_noisy": v for k, v in before.items()},
                             **{f"{k}_enhanced": v for k, v in after.items()}))
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=ENHANCEMENT_COLUMNS)
 
 
 def clean_training_audio(data, cfg, limit: int = 200) -> list[np.ndarray]:

@@ -28,7 +28,8 @@ class TeacherTargets:
                  storage: str = "memory", cache_dir: Path | None = None, amp: bool = False):
         if storage not in STORAGES:
             raise ValueError(f"teacher cache storage must be one of {STORAGES}, got {storage!r}")
-        self.teacher, self.layers, self.device, self.amp = teacher, sorted(set(layers)), device, amp
+        self.teacher = teacher.to(device).eval()  # its targets are computed where the inputs are sent
+        self.layers, self.device, self.amp = sorted(set(layers)), device, amp
         self.storage, self.cache_dir = storage, cache_dir
         self._mem: dict[str, Targets] = {}
         if storage == "disk":

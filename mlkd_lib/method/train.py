@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..config import StudyConfig, student_arms
 from ..data.dataset import AudioCache, NoisyPairDataset, collate
-from ..device import autocast, loader_workers, pick_device, set_threads
+from ..device import autocast, loader_workers, peak_memory, pick_device, reset_peak_memory, set_threads
 from ..layout import ModelDir
 from ..names import TEACHER, TRAINED
 from .checkpoint import load_resume, save_best, save_resume
@@ -203,6 +203,7 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         batches = bucketed_batches(train_df["duration_s"].to_numpy(), cfg.batch_size, order)
         loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate, num_workers=workers)
         sums, n_batches, t_epoch = {}, 0, time.time()
+        reset_peak_memory(device)
         for b in tqdm(loader, desc=f"{role} epoch {epoch + 1}/{r.epochs}", disable=not progress, leave=False):
             x, lengths, labels = b[r.input_key].to(device), b["lengths"].to(device), b["label"].to(device)
             with autocast(device, cfg.amp):
@@ -215,9 +216,10 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
             n_batches += 1
             for k, v in dict(parts, loss=loss.item()).items():
                 sums[k] = sums.get(k, 0.0) + v
+        step_s = (time.time() - t_epoch) / n_batches  # loss.item() waits for the device: these are real step times
         val = validate(model, val_ds, cfg, device, r.input_key, targets, mapping)
         row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, **val,
-               "lr": sched.get_last_lr()[0], "seconds": time.time() - t_epoch}
+               "lr": sched.get_last_lr()[0], "seconds": time.time() - t_epoch, "step_s": step_s, **peak_memory(device)}
         history.append(row)
         val_ua = val["val_ua"]
         if cfg.selection == "last" or val_ua >= best_ua:  # ties to the later epoch
@@ -227,7 +229,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         pd.DataFrame(history).to_csv(out.history, index=False)
         if progress:
             print(f"{role} epoch {epoch + 1}/{r.epochs}: loss {row['loss']:.3f} val UA {val_ua:.3f} "
-                  f"({row['seconds']:.1f} s)", flush=True)
+                  f"({row['seconds']:.1f} s, {step_s:.3f} s a step"
+                  + (f", peak {row['peak_gib']:.1f} GiB" if "peak_gib" in row else "") + ")", flush=True)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     return TrainResult(out.best_ckpt, pd.DataFrame(history), best_ua, time.time() - t0)

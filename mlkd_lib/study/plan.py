@@ -15,6 +15,7 @@ from ..config import StudyConfig, student_arms
 from ..data.folds import planned_fold_names, split_part
 from ..data.prepare import study_manifest
 from ..data.recipes.iemocap import build_iemocap_manifest
+from ..data.robustness import extra_conditions
 from ..data.synthetic import SPEAKERS
 from ..data.user_manifest import complete_manifest
 from ..device import pick_device, set_threads
@@ -92,7 +93,7 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
         test_share = float(durations.split.map(split_part).eq("test").mean())
     share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (1 - test_share) * cfg.val_fraction
     train_s, val_s, test_s = (cut.sum() * f for f in (1 - test_share - share_val, share_val, test_share))
-    conditions = 1 + len(cfg.noise_types) * len(cfg.snrs)
+    conditions = 1 + len(cfg.noise_types) * len(cfg.snrs) + len(extra_conditions(cfg))  # the test-only ones too
 
     set_threads(cfg)
     device = pick_device(cfg)
@@ -137,6 +138,7 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
         f"disk: about {_size(peak)} at the peak, {_size(final)} when done ({1 + len(arms)} fp32 checkpoints a "
         f"fold; a step's last.pt and the teacher cache exist while it runs and "
         + ("are all kept: keep_checkpoints)" if cfg.keep_checkpoints else "are dropped when it is done)"),
-        "These are estimates from one timed step on this machine; the first epochs of a run give the real pace.",
+        "These are estimates from one timed forward and backward pass on this machine; a real step also waits for its "
+        "batch and the optimizer: the first epochs of a run give the real pace (history.csv: step_s, peak_gib).",
     ]
     return Plan(steps, lines, peak)

@@ -17,10 +17,10 @@ EMOTION_CODES = ("neu", "exc", "ang", "sad", "hap")  # exc is merged into hap
 NOISEX_RATE = 19_980
 
 
-def make_iemocap(root: Path, per_speaker: int = 5, seed: int = 0) -> Path:
-    """Every speaker of the five sessions, ``per_speaker`` labelled turns each (plus turns outside
-    the four classes), with the corpus' quirks: each dialog led by one gender holds both speakers'
-    turns, dialog names with suffixes, exc, per-evaluator sub-folders and macOS '._' files."""
+def make_iemocap(root: Path, per_speaker: int = 5, seed: int = 0, seconds: tuple[float, float] = (0.8, 2.0)) -> Path:
+    """Every speaker of the five sessions, ``2 * per_speaker`` labelled turns each (plus turns outside
+    the four classes) of ``seconds`` (a uniform range), with the corpus' quirks: each dialog led by one gender
+    holds both speakers' turns, dialog names with suffixes, exc, per-evaluator sub-folders and macOS '._' files."""
     rng = np.random.default_rng(seed)
     for session in range(1, 6):
         sess = root / f"Session{session}"
@@ -33,12 +33,12 @@ def make_iemocap(root: Path, per_speaker: int = 5, seed: int = 0) -> Path:
                 for i in range(per_speaker + 1):
                     utt = f"{dialog}_{speaker}{i:03d}"
                     label = EMOTION_CODES[i % len(EMOTION_CODES)] if i < per_speaker else "fru"
-                    seconds = rng.uniform(0.8, 2.0)
-                    lines.append(f"[{i}.0000 - {i + seconds:.4f}]\t{utt}\t{label}\t[2.5000, 3.0000, 2.5000]\n")
+                    length = rng.uniform(*seconds)
+                    lines.append(f"[{i}.0000 - {i + length:.4f}]\t{utt}\t{label}\t[2.5000, 3.0000, 2.5000]\n")
                     lines.append("C-E1:\tNeutral;\t()\n\n")
                     wav = sess / "sentences" / "wav" / dialog / f"{utt}.wav"
                     wav.parent.mkdir(parents=True, exist_ok=True)
-                    t = np.arange(int(seconds * 16_000)) / 16_000
+                    t = np.arange(int(length * 16_000)) / 16_000
                     pitch = 120 + 40 * (speaker == "F") + 30 * (i % 4)
                     x = (0.1 * np.sin(2 * np.pi * pitch * t) * (1 + np.sin(2 * np.pi * 3 * t))
                          + 0.01 * rng.standard_normal(len(t)))
@@ -62,11 +62,15 @@ def make_noisex(folder: Path, seconds: float = 4.0, seed: int = 0) -> Path:
     return folder
 
 
-def make_base_shaped_model(folder: Path, seed: int = 0) -> Path:
+def make_base_shaped_model(folder: Path, seed: int = 0, full_size: bool = False) -> Path:
     """wav2vec2-base's layout (group-norm CNN of 7 layers, 12 transformer layers, no stable layer
-    norm, SpecAugment 0.05 in its config as the real one ships) at width 32, saved like a download."""
+    norm, SpecAugment 0.05 in its config as the real one ships) at width 32, saved like a download;
+    ``full_size``: wav2vec2-base itself (768 wide, 95 M parameters), random weights."""
     import torch
     torch.manual_seed(seed)
+    if full_size:
+        Wav2Vec2Model(Wav2Vec2Config(mask_time_prob=0.05)).save_pretrained(folder)
+        return folder
     config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=12, num_attention_heads=2, intermediate_size=64,
                             conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
                             feat_extract_norm="group", do_stable_layer_norm=False, mask_time_prob=0.05)

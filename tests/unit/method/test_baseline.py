@@ -9,12 +9,14 @@ from mlkd_lib.data.audio import speech_like
 from mlkd_lib.data.mixing import mix_at_snr
 from mlkd_lib.data.vad import vad_decisions
 from mlkd_lib.method.baseline import (
+    ENHANCEMENT_COLUMNS,
     EPS,
     VadNmfEnhancer,
     drop_non_speech,
     enhancement_scores,
     kl_divergence,
     nmf,
+    score_enhancement,
 )
 
 
@@ -70,3 +72,27 @@ def test_utterances_enhanced_together_are_enhanced_as_each_alone(rng):
     for x, y in zip(noisy, together):
         alone = enhancer.enhance(x)
         assert len(y) == len(x) and np.max(np.abs(y - alone)) < 1e-5 * max(1.0, np.max(np.abs(alone)))
+
+
+def test_no_enhancement_scoring_gives_an_empty_table_the_analysis_reads(tmp_path):
+    """enhancement_per_emotion=0 (no PESQ / STOI) is a valid setting: 02b writes the columns alone and the analysis'
+    enhancement table comes out empty instead of failing on a file without columns."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from mlkd_lib.analysis.tables import enhancement_table
+    from mlkd_lib.config import make_config
+    from mlkd_lib.layout import StudyLayout
+
+    cfg = make_config("micro", data_dir=str(tmp_path / "data"))
+    test = pd.DataFrame({"utt_id": ["a", "b"], "path": ["a.wav", "b.wav"], "emotion": ["neu", "sad"]})
+    data = SimpleNamespace(test=test, noise_bank={})
+    never = SimpleNamespace(enhance=lambda y: pytest.fail("nothing is to be enhanced"))
+    scores = score_enhancement(never, cfg, data, per_emotion=0, progress=False)
+    assert scores.empty and list(scores.columns) == ENHANCEMENT_COLUMNS
+    csv = StudyLayout(tmp_path / "study").fold("Ses01F").model("baseline").enhancement
+    csv.parent.mkdir(parents=True)
+    scores.to_csv(csv, index=False)
+    table = enhancement_table(tmp_path / "study")
+    assert table.empty and {"utterances", "pesq_wb Δ", "stoi Δ"} <= set(table.columns)

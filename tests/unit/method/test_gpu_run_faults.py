@@ -153,3 +153,11 @@ def test_loader_workers_change_nothing(fold, tmp_path):
     a, b = (torch.load(r.best_path, weights_only=True)["model"] for r in runs.values())
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+
+
+def test_the_teacher_goes_where_its_targets_are_computed():
+    """A teacher loaded from its checkpoint sits on the CPU; targets computed on the GPU (the representation
+    diagnostic's reference) need it there, in eval mode, or the first convolution meets a CUDA input."""
+    teacher = group_norm_model().train()
+    targets = TeacherTargets(teacher, [1, 2], torch.device("meta"), "memory")
+    assert next(targets.teacher.parameters()).device.type == "meta" and not targets.teacher.training
