@@ -137,6 +137,9 @@ class StudyConfig:
                                         "dropped to bound disk use; the best checkpoint always stays)")
     keep_test_audio: bool = key(True, "keep a fold's test audio under the signal conditions while its steps run, "
                                       "made by the first and read by the rest (data/kept_audio.py)")
+    share_cnn_features: bool = key(False, "share a frozen CNN's outputs between a fold's models while its steps run: "
+                                          "computed by the first, read by the rest (method/cnn_features.py; disk "
+                                          "grows with the CNN's channels: on for the small demo encoder)")
     # --- baseline (VAD + NMF)
     vad_aggressiveness: int = key(2, "WebRTC VAD aggressiveness, 0-3", lambda v: 0 <= v <= 3, "must be 0, 1, 2 or 3")
     nmf_speech_components: int = key(32, "NMF speech basis size (learned on clean training speech)", *positive)
@@ -190,13 +193,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # speaker x emotion: 48 test utterances a fold): the whole study on 2 CPU cores in < 15 minutes.
     # lr and student_lr were chosen on validation UA (docs/design.md, "The demo's training settings").
     "demo": dict(synth_per_class=12, model=str(DEMO_ENCODER), freeze_feature_encoder=True, lr=3e-4,
-                 unseen_noise_types=["music", "traffic"]),
+                 unseen_noise_types=["music", "traffic"], share_cnn_features=True),
     # Seconds, for tests: a smaller model, fewer utterances, two noises and SNRs.
     "micro": dict(preset="micro", data_dir="data/micro", model="micro", student_layers=2,
                   synth_per_class=2, noise_seconds=5.0, noise_types=["babble", "factory"],
                   snrs=[0.0, 20.0], teacher_epochs=1, student_epochs=1, batch_size=8,
                   bench_utterances=2, nmf_speech_components=8, nmf_noise_components=4,
-                  unseen_noise_types=["music"], rir_rooms=2),
+                  unseen_noise_types=["music"], rir_rooms=2, share_cnn_features=True),
     # The paper: IEMOCAP + NOISEX-92 + wav2vec2-base from a local path, on a GPU.
     "paper": dict(preset="paper", corpus="iemocap", data_dir="data/paper",
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",

@@ -7,6 +7,7 @@
                                  metrics_last.csv, selection.json, representation.csv, done.json,
                                  .lock, teacher_cache/, speech_basis.npy, enhancement.csv
     <study>/folds/<fold>/test_audio/         (while the fold's steps run: data/kept_audio.py)
+    <study>/folds/<fold>/cnn_features/       (the same: method/cnn_features.py)
 
 Everything that reads or writes a study asks this module for the path, and a finished step says so
 here (``mark_done``; a rerun skips what ``is_done``); ``FolderLock`` keeps a second runner out of a
@@ -68,6 +69,8 @@ class FoldDir:
     path: Path
 
     test_audio = property(lambda self: self.path / "test_audio")  # made once, heard by every model of the fold
+    cnn_features = property(lambda self: self.path / "cnn_features")  # a frozen CNN's outputs, shared the same way
+    shared = property(lambda self: (self.test_audio, self.cnn_features))  # gone with the fold's last step
 
     def model(self, model: str) -> ModelDir:
         return ModelDir(self.path / model)

@@ -65,5 +65,6 @@ class KeptAudio:
         os.replace(tmp, path)
 
 
-def drop_kept_audio(folder: str | Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+def drop_kept_audio(*folders: str | Path) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import AudioCache, Condition, NoisyPairDataset, collate
 from ..data.kept_audio import KeptAudio, keeps
 from ..names import CLEAN, NOISE
+from .cnn_features import CnnFeatures
 
 
 def confusion(y_true, y_pred, n: int | None = None) -> np.ndarray:
@@ -117,13 +119,16 @@ def evaluate_conditions(models: dict, test_df: pd.DataFrame, conditions: list[Co
                         seed: int, level: str = "p56", batch_size: int = 32, device="cpu", transform=None,
                         progress: bool = True, desc: str = "evaluate", max_seconds: float | None = None,
                         distance=None, rirs: dict | None = None, kept: KeptAudio | None = None,
-                        audio: AudioCache | None = None) -> dict[str, pd.DataFrame]:
+                        audio: AudioCache | None = None, features: CnnFeatures | None = None
+                        ) -> dict[str, pd.DataFrame]:
     """Each model's predictions under every condition; each utterance cut at ``max_seconds`` as in training
-    (``audio``: the utterances and speech levels already read, to share between calls)."""
+    (``audio``: the utterances and speech levels already read, to share between calls; ``features``: where a frozen
+    CNN's outputs are shared with the fold's other models, ``cnn_features.py``)."""
     audio = audio or AudioCache(max_seconds)
-    parts = [predict_condition(models, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio,
-                               distance, rirs, kept)
-             for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
+    with features.attached(*models.values()) if features is not None else nullcontext():
+        parts = [predict_condition(models, test_df, c, noise_bank, seed, level, batch_size, device, transform, audio,
+                                   distance, rirs, kept)
+                 for c in tqdm(conditions, desc=desc, disable=not progress, leave=False)]
     return {name: pd.concat([p[name] for p in parts], ignore_index=True) for name in models}
 
 

@@ -25,6 +25,7 @@ from ..device import autocast, loader_workers, peak_memory, pick_device, reset_p
 from ..layout import ModelDir
 from ..names import TEACHER, TRAINED
 from .checkpoint import load_resume, save_best, save_resume
+from .cnn_features import CnnFeatures
 from .evaluate import exact_batches, ua_wa
 from .losses import mlkd_objective
 from .models import EmotionClassifier, build_student, build_teacher, default_layer_map
@@ -151,12 +152,14 @@ def _seed_everything(seed: int) -> None:
 
 def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir: str | Path,
           noise_bank: dict | None = None, teacher: EmotionClassifier | None = None,
-          stop_after_epoch: int | None = None, progress: bool = True) -> TrainResult:
+          stop_after_epoch: int | None = None, progress: bool = True,
+          features: CnnFeatures | None = None) -> TrainResult:
     """Train one model of ``role`` into ``out_dir`` (its best checkpoint, resume state and history).
 
     Resumes from the resume state when present. ``teacher`` (trained) is required for the
     students: they are initialised from its even layers. ``stop_after_epoch`` ends the run after
-    that epoch's checkpoint, as a kill would (for tests).
+    that epoch's checkpoint, as a kill would (for tests). ``features``: where a frozen CNN's outputs are shared
+    with the fold's other models (``cnn_features.py``).
     """
     out = ModelDir(Path(out_dir))
     out.path.mkdir(parents=True, exist_ok=True)
@@ -169,6 +172,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
     train_ds, val_ds = r.datasets(cfg, train_df, val_df, noise_bank, audio)
     model.set_spec_augment(cfg.mask_time_prob, cfg.mask_time_length)
     model.to(device)
+    if features is not None:
+        features.attach(model)  # for good: the model is this function's own
     lr = cfg.lr if role == TEACHER else cfg.student_lr
     opt, sched = _optimizer(model, cfg, r.freeze_cnn, r.epochs * -(-len(train_ds) // cfg.batch_size), lr)
 

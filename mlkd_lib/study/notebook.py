@@ -30,6 +30,7 @@ from ..data.robustness import extra_conditions
 from ..device import pick_device
 from ..layout import FolderLock, ModelDir, StudyLayout, is_done, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
+from ..method.cnn_features import CnnFeatures
 from ..method.evaluate import evaluate_conditions, metrics_from_predictions
 from ..method.models import default_layer_map
 from ..method.representation import LayerDistance
@@ -87,12 +88,13 @@ def looked_inside(extra: list) -> list:
 
 def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
                       transform=None, progress: bool = True, last=None, distance=None,
-                      kept: KeptAudio | None = None) -> pd.DataFrame:
+                      kept: KeptAudio | None = None, features: CnnFeatures | None = None) -> pd.DataFrame:
     """Evaluate on the fold's test speakers under clean, every (noise, SNR) condition and every test-only one
     (``data/robustness.py``); write ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the
     last epoch's model when selection kept another, scored on the trained conditions into ``metrics_last.csv``
     (the selection diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``; ``kept``: the fold's
-    test audio made by an earlier step (``data/kept_audio.py``)."""
+    test audio made by an earlier step (``data/kept_audio.py``); ``features``: its models' shared frozen-CNN outputs
+    (``method/cnn_features.py``)."""
     out_dir = Path(out_dir)
     extra = extra_conditions(cfg, sorted(data.rirs) or None)
     inside = looked_inside(extra) if distance is not None else []
@@ -102,7 +104,7 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
         return evaluate_conditions(models, data.test, conditions, data.noise_bank, cfg.seed, cfg.level,
                                    cfg.eval_batch_size, pick_device(cfg), transform, progress, desc=f"evaluate {name}",
                                    max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs, kept=kept,
-                                   audio=audio)
+                                   audio=audio, features=features)
 
     preds = run({"selected": model} | ({"last": last} if last is not None else {}),
                 all_conditions(cfg.noise_types, cfg.snrs), distance)
@@ -184,7 +186,8 @@ class FoldStep:
     def train(self, teacher=None) -> TrainResult:
         """Train this step's model (resuming from its last epoch checkpoint); students need the teacher."""
         return train(self.out.name, self.cfg, self.data.train, self.data.val, self.out.path,
-                     noise_bank=self.data.train_noise, teacher=teacher)
+                     noise_bank=self.data.train_noise, teacher=teacher,
+                     features=None if self.out.name == TEACHER else self.cnn_features())  # the arms' batches agree
 
     def layer_map(self, teacher) -> dict[int, int]:
         """Student layer k ← teacher layer: where each student layer starts and what L_ML pairs it with."""
@@ -199,9 +202,10 @@ class FoldStep:
         model hears instead of the noisy audio, e.g. the baseline's enhancement). A model this step
         trained is also scored at its last epoch, when selection kept an earlier one, and its layer
         states are compared with the teacher's on clean speech (``method/representation.py``)."""
-        kept = self.kept_audio()
+        kept, features = self.kept_audio(), None if transform is not None else self.cnn_features()
         if transform is not None or self.out.name not in TRAINED:
-            return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform, kept=kept)
+            return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform, kept=kept,
+                                     features=features)
         last = last_epoch_model(self.out, model)
         if last is not None:
             epochs = {"selected_epoch": model.trained_epoch, "last_epoch": last.trained_epoch}
@@ -209,13 +213,17 @@ class FoldStep:
             if last.trained_epoch == model.trained_epoch:
                 last = None  # the selected epoch is the last one
         return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, last=last,
-                                 distance=self.layer_distance(model), kept=kept)
+                                 distance=self.layer_distance(model), kept=kept, features=features)
 
     def kept_audio(self) -> KeptAudio | None:
         """Where this fold's test audio under the signal conditions is kept between its steps (None: not kept)."""
         if not self.cfg.keep_test_audio:
             return None
         return KeptAudio(self.study.fold(self.fold).test_audio, self.cfg.seed, self.cfg.level, self.cfg.max_seconds)
+
+    def cnn_features(self) -> CnnFeatures | None:
+        """Where the fold's models share what a frozen CNN computes of the same input (None: not shared)."""
+        return CnnFeatures(self.study.fold(self.fold).cnn_features) if self.cfg.share_cnn_features else None
 
     def layer_distance(self, model) -> LayerDistance:
         """The teacher's clean layer states of the test utterances, to which ``model``'s are compared:
@@ -238,7 +246,7 @@ class FoldStep:
         finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
         fold = self.study.fold(self.fold)
         if all(is_done(fold.model(m).path) for m in (TEACHER, BASELINE, *student_arms(self.cfg))):
-            drop_kept_audio(fold.test_audio)  # the fold's last step: no one will hear it again
+            drop_kept_audio(*fold.shared)  # the fold's last step: no one will read them again
         if self.lock is not None:
             self.lock.release()
 
@@ -353,7 +361,7 @@ class AnalysisStep:
         from ..analysis.tables import write_study_readme
         readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic)
         for fold in self.study.folds():  # what two steps finishing a fold at once both left
-            drop_kept_audio(self.study.fold(fold).test_audio)
+            drop_kept_audio(*self.study.fold(fold).shared)
         mark_done(self.study.analysis_step, readme=str(readme))
         return readme
 

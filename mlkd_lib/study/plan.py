@@ -119,7 +119,8 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     total = n_folds * sum(per_fold.values())
 
     p_t, p_s = count_parameters(teacher), count_parameters(student)
-    peak, final = disk_need(cfg, p_t, p_s, teacher.config.hidden_size, train_s, n_folds, jobs, len(arms), test_s)
+    peak, final = disk_need(cfg, p_t, p_s, teacher.config.hidden_size, train_s, n_folds, jobs, len(arms), test_s,
+                            teacher.config.conv_dim[-1])
 
     fold_models = (TEACHER, BASELINE, *arms)
     steps = ["data", *(f"{f}/{m}" for f in folds[:2] for m in fold_models)]

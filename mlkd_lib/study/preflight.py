@@ -22,17 +22,18 @@ IEMOCAP_4CLASS_S = 25_200  # the 5531 utterances of the paper's 4-class set: abo
 
 
 def disk_need(cfg: StudyConfig, p_teacher: float, p_student: float, hidden: int, train_s: float, n_folds: int,
-              jobs: int, arms: int = 3, test_s: float = 0.0) -> tuple[float, float]:
+              jobs: int, arms: int = 3, test_s: float = 0.0, cnn_channels: int = 0) -> tuple[float, float]:
     """(peak, final) bytes of a study: each fold keeps an fp32 checkpoint of its teacher and of each
     student arm; while a step runs its last.pt (weights and AdamW's two moments) and, for MLKD on disk,
     the fp16 teacher cache of the fold's training audio exist too, and stay only with ``keep_checkpoints``.
-    A fold's test audio under the signal conditions (``test_s`` seconds each, float32) stays until the fold is
-    done; every teacher runs first, so every fold's may exist at once."""
+    A fold's test audio under the signal conditions (``test_s`` seconds each, float32) and its shared CNN outputs
+    (``cnn_channels``: the CNN's) stay until the fold is done; every teacher runs first, so every fold's may exist
+    at once."""
     final = n_folds * 4 * (p_teacher + arms * p_student) + n_folds * 4 * 2**20  # + predictions, metrics, notebooks
     layers = cfg.student_layers  # one teacher layer per student layer
     cache = train_s * FRAMES_PER_S * layers * hidden * 2 if cfg.teacher_cache == "disk" else 0.0
     running = 3 * 4 * p_teacher + cache
-    kept = kept_audio_bytes(cfg, test_s) * n_folds
+    kept = (kept_audio_bytes(cfg, test_s) + cnn_feature_bytes(cfg, cnn_channels, test_s, train_s)) * n_folds
     return final + kept + (n_folds if cfg.keep_checkpoints else min(jobs, n_folds)) * running, final
 
 
@@ -44,6 +45,16 @@ def kept_audio_bytes(cfg: StudyConfig, test_s: float) -> float:
     from ..data.kept_audio import keeps
     from ..data.robustness import extra_conditions
     return sum(map(keeps, extra_conditions(cfg))) * test_s * SAMPLE_RATE * 4
+
+
+def cnn_feature_bytes(cfg: StudyConfig, channels: int, test_s: float, train_s: float) -> float:
+    """A fold's shared frozen-CNN outputs (``method/cnn_features.py``): float32 frames of its test audio under every
+    condition, and of the students' training audio (``train_s``, validation included) each epoch."""
+    if not cfg.share_cnn_features:
+        return 0.0
+    from ..data.robustness import extra_conditions
+    conditions = 1 + len(cfg.noise_types) * len(cfg.snrs) + len(extra_conditions(cfg))
+    return FRAMES_PER_S * channels * 4 * (conditions * test_s + cfg.student_epochs * train_s)
 
 
 def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | None:
@@ -65,7 +76,8 @@ def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | 
     else:
         train_s = IEMOCAP_4CLASS_S * 0.9  # 9 of the 10 speakers train (an upper bound: validation is part of them)
     return disk_need(cfg, p_teacher, p_student, config.get("hidden_size", 768), train_s, n_folds, jobs,
-                     len(student_arms(cfg)), test_s=train_s / 0.9 / max(1, n_folds))[0]
+                     len(student_arms(cfg)), test_s=train_s / 0.9 / max(1, n_folds),
+                     cnn_channels=config.get("conv_dim", [512])[-1])[0]
 
 
 def _corpus_problems(cfg: StudyConfig) -> list[str]:

@@ -42,7 +42,7 @@ STUDENT_NB, ANALYSIS_NB = "03_distill_student.ipynb", "04_analysis.ipynb"
 
 # keys that may change between runs of one study without invalidating finished steps
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size", "loader_workers", "keep_checkpoints",
-                "keep_test_audio"}
+                "keep_test_audio", "share_cnn_features"}
 
 
 def plan_fold_steps(study: Path, cfg: StudyConfig, folds: list[str]) -> list[Step]:

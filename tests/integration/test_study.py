@@ -90,7 +90,8 @@ def test_micro_study_end_to_end_and_resume(micro_study):
     assert {"result = step.train()", "metrics = step.evaluate(step.best_model())"} <= set(
         cells[cells.kind == "teacher"].cell)
     assert set(cells.kind) == {"data", "teacher", "baseline", *students, "analysis"} and (cells.mean_s >= 0).all()
-    assert not list(study.glob("folds/*/test_audio"))  # the fold's kept test audio went with its last step
+    # the fold's kept test audio and shared CNN outputs went with its last step
+    assert not list(study.glob("folds/*/test_audio")) and not list(study.glob("folds/*/cnn_features"))
 
     # a second run on the finished folder runs nothing
     stamps = {p: p.stat().st_mtime for p in study.rglob("*.ipynb")}

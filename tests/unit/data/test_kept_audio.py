@@ -96,10 +96,11 @@ def test_the_fold_s_kept_audio_goes_with_its_last_step(study_data, tmp_path):
     models = [TEACHER, BASELINE, *student_arms(cfg)]
     data = SimpleNamespace(fold=SimpleNamespace(name="Ses01F"))
     for k, name in enumerate(models):
-        fold.test_audio.mkdir(parents=True, exist_ok=True)
-        (fold.test_audio / "codec_8.npz").write_bytes(b"x")
+        for folder in fold.shared:  # the kept audio and the shared CNN outputs
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "x.npz").write_bytes(b"x")
         FoldStep(cfg, study, fold.model(name), data).finish()
         assert is_done(fold.model(name).path)
-        assert fold.test_audio.exists() is (k < len(models) - 1), name
+        assert fold.test_audio.exists() is fold.cnn_features.exists() is (k < len(models) - 1), name
     off = dataclasses.replace(cfg, keep_test_audio=False)
     assert FoldStep(off, study, fold.model(TEACHER), data).kept_audio() is None

@@ -12,7 +12,7 @@ from mlkd_lib.data import mixing, prepare
 from mlkd_lib.data.audio import SAMPLE_RATE, write_audio
 from mlkd_lib.data.dataset import NoisyPairDataset, condition_audio
 from mlkd_lib.data.noise import split_noise
-from mlkd_lib.layout import ModelDir
+from mlkd_lib.layout import ModelDir, StudyLayout
 from mlkd_lib.study import notebook
 
 
@@ -72,8 +72,9 @@ def test_a_fold_trains_on_the_start_and_tests_on_the_end_of_each_recording(micro
 
 def test_a_students_step_trains_on_the_training_part(micro_data, tmp_path, monkeypatch):
     cfg, _, _ = micro_data
-    step = notebook.FoldStep(cfg, None, ModelDir(tmp_path / "student_unsup"), prepare.load_fold(cfg, "Ses01F"))
+    step = notebook.FoldStep(cfg, StudyLayout(tmp_path), ModelDir(tmp_path / "student_unsup"),
+                             prepare.load_fold(cfg, "Ses01F"))
     seen = {}
-    monkeypatch.setattr(notebook, "train", lambda *a, noise_bank=None, teacher=None: seen.update(bank=noise_bank))
+    monkeypatch.setattr(notebook, "train", lambda *a, noise_bank=None, teacher=None, **_: seen.update(bank=noise_bank))
     step.train(teacher="a teacher")
     assert seen["bank"] is step.data.train_noise and seen["bank"] is not step.data.noise_bank

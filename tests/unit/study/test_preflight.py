@@ -88,3 +88,15 @@ def test_the_disk_estimate_counts_the_kept_test_audio_of_every_fold():
     on, final = disk_need(cfg, *args, test_s=2_500.0)
     off, final_off = disk_need(dataclasses.replace(cfg, keep_test_audio=False), *args, test_s=2_500.0)
     assert on - off == 10 * 13 * 2_500 * 16_000 * 4 and final == final_off  # gone when the study is done
+
+
+def test_the_disk_estimate_counts_the_shared_cnn_outputs_when_shared():
+    """Frames of 50 a second, float32, per CNN channel: the test audio under each of the demo's 49 conditions and
+    the students' training audio each epoch, for every fold."""
+    cfg = make_config("demo")
+    args = (1e5, 5e4, 32, 1_000.0, 10, 2, 3)
+    on, final = disk_need(cfg, *args, test_s=100.0, cnn_channels=16)
+    off, final_off = disk_need(dataclasses.replace(cfg, share_cnn_features=False), *args, test_s=100.0,
+                               cnn_channels=16)
+    assert on - off == 10 * 50 * 16 * 4 * (49 * 100.0 + 6 * 1_000.0) and final == final_off
+    assert not make_config("paper").share_cnn_features  # wav2vec2-base's 512 channels: not worth the disk
