@@ -42,13 +42,14 @@ lab: venv
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-# both tiers: tests/unit (seconds) and tests/integration (the real notebooks, JupyterLab, Voila, Ray: minutes)
-test: venv
-	$(BIN)/python -m pytest -q tests/unit tests/integration
+# both tiers: tests/unit (seconds, on two workers) and tests/integration (the real notebooks, JupyterLab, Voila,
+# Ray: minutes; one process, since its studies already run two jobs)
+test: test-fast
+	$(BIN)/python -m pytest -q tests/integration
 
-# the unit tier alone, while iterating
+# the unit tier alone, while iterating: one pytest worker a core (pytest-xdist)
 test-fast: venv
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -n 2 tests/unit
 
 # the library, its notebooks (mlkd_lib/notebooks: ruff reads .ipynb) and the tests
 lint: venv
