@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the helpers
 from helpers.paper_shape import make_base_shaped_model, make_iemocap, make_noisex  # noqa: E402
-from helpers.studies import resumed_after  # noqa: E402
+from helpers.studies import resumed_after, teacher_saved_epoch  # noqa: E402
 
 from mlkd_lib.data.manifest import write_manifest  # noqa: E402
 from mlkd_lib.data.recipes.iemocap import build_iemocap_manifest  # noqa: E402
@@ -55,16 +54,11 @@ def iemocap_shaped_manifest(tree: Path, out: Path, seed: int = 0) -> Path:
 
 def teacher_epoch_saved(study: Path, process: subprocess.Popen, log: Path) -> int:
     """Wait until the running study's teacher has saved an epoch and not finished; the epoch saved."""
-    teacher = study / "folds" / "Ses01F" / "teacher"
-    while process.poll() is None:
-        if (teacher / "last.pt").is_file() and not (teacher / "done.json").is_file():
-            try:
-                return torch.load(teacher / "last.pt", weights_only=True)["epoch"]
-            except Exception:  # caught mid-rename: look again
-                pass
-        time.sleep(0.05)
-    sys.exit(f"the study ended (status {process.returncode}) before its teacher saved an epoch:\n"
-             + log.read_text()[-3000:])
+    epoch = teacher_saved_epoch(study, alive=lambda: process.poll() is None, timeout_s=3600)
+    if epoch is None:
+        sys.exit(f"the study ended (status {process.returncode}) before its teacher saved an epoch:\n"
+                 + log.read_text()[-3000:])
+    return epoch
 
 
 def plan(command: list[str], inputs: dict, out: Path) -> dict:

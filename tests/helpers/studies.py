@@ -9,18 +9,27 @@ import pytest
 import torch
 
 
-def wait_for_training(study, timeout_s=240):
-    """Block until the teacher has written a resume state but not finished; return the epoch it holds."""
+def teacher_saved_epoch(study, alive=lambda: True, timeout_s=240) -> int | None:
+    """Block until the teacher has written a resume state but not finished; the epoch it holds, or None once
+    ``alive()`` is false or the time is up."""
     teacher = study / "folds" / "Ses01F" / "teacher"
     deadline = time.time() + timeout_s
-    while time.time() < deadline:
+    while time.time() < deadline and alive():
         if (teacher / "last.pt").is_file() and not (teacher / "done.json").is_file():
             try:
                 return torch.load(teacher / "last.pt", weights_only=True)["epoch"]
             except Exception:  # caught mid-rename: look again
                 pass
         time.sleep(0.05)
-    pytest.fail(f"the teacher of {study} never reached an epoch checkpoint")
+    return None
+
+
+def wait_for_training(study, timeout_s=240):
+    """``teacher_saved_epoch``, or the test fails."""
+    epoch = teacher_saved_epoch(study, timeout_s=timeout_s)
+    if epoch is None:
+        pytest.fail(f"the teacher of {study} never reached an epoch checkpoint")
+    return epoch
 
 
 def resumed_after(study) -> int:
