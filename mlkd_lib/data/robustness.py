@@ -54,6 +54,11 @@ def extra_conditions(cfg, rir_severities=None) -> list:
     return out
 
 
+def condition_count(cfg) -> int:
+    """What each model is scored under: clean, every trained noise at every SNR, and the test-only conditions."""
+    return 1 + len(cfg.noise_types) * len(cfg.snrs) + len(extra_conditions(cfg))
+
+
 def corrupt(clean: np.ndarray, utt_id: str, condition, noise_bank: dict, rirs: dict | None, seed: int,
             level: str = "p56") -> np.ndarray:
     """The one test version of ``utt_id`` under a test-only signal condition (reverb, far field, telephone,

@@ -15,7 +15,7 @@ from ..config import StudyConfig, student_arms
 from ..data.folds import planned_fold_names, split_part
 from ..data.prepare import study_manifest
 from ..data.recipes.iemocap import build_iemocap_manifest
-from ..data.robustness import extra_conditions
+from ..data.robustness import condition_count
 from ..data.synthetic import SPEAKERS
 from ..data.user_manifest import complete_manifest
 from ..device import pick_device, set_threads
@@ -93,7 +93,7 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
         test_share = float(durations.split.map(split_part).eq("test").mean())
     share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (1 - test_share) * cfg.val_fraction
     train_s, val_s, test_s = (cut.sum() * f for f in (1 - test_share - share_val, share_val, test_share))
-    conditions = 1 + len(cfg.noise_types) * len(cfg.snrs) + len(extra_conditions(cfg))  # the test-only ones too
+    conditions = condition_count(cfg)
 
     set_threads(cfg)
     device = pick_device(cfg)

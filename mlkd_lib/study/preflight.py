@@ -52,9 +52,8 @@ def cnn_feature_bytes(cfg: StudyConfig, channels: int, test_s: float, train_s: f
     condition, and of the students' training audio (``train_s``, validation included) each epoch."""
     if not cfg.share_cnn_features:
         return 0.0
-    from ..data.robustness import extra_conditions
-    conditions = 1 + len(cfg.noise_types) * len(cfg.snrs) + len(extra_conditions(cfg))
-    return FRAMES_PER_S * channels * 4 * (conditions * test_s + cfg.student_epochs * train_s)
+    from ..data.robustness import condition_count
+    return FRAMES_PER_S * channels * 4 * (condition_count(cfg) * test_s + cfg.student_epochs * train_s)
 
 
 def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | None:
