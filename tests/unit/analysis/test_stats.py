@@ -127,7 +127,10 @@ def test_the_exact_signed_rank_p_is_scipys_with_ties_and_zeros():
 
     from mlkd_lib.analysis.stats import signed_rank_p
     rng = np.random.default_rng(0)
-    for _ in range(40):
-        d = rng.integers(-4, 5, rng.integers(2, 13)) * 100 / 48  # UA differences on 48 utterances: ties, zeros
+    for _ in range(20):  # up to nine folds: scipy's permutation test with ties takes seconds beyond
+        d = rng.integers(-4, 5, rng.integers(2, 10)) * 100 / 48  # UA differences on 48 utterances: ties, zeros
         if np.any(d):
             assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d).pvalue, abs=1e-12)
+    for n in (11, 14, 16):  # more folds, distinct differences: scipy's exact distribution
+        d = rng.permutation(np.arange(1, n + 1)) * rng.choice([-1, 1], n) * 0.37
+        assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d).pvalue, abs=1e-12)

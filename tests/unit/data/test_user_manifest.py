@@ -92,7 +92,8 @@ def test_labels_are_merged_then_picked_by_the_study(tmp_path):
         for e in ("ang", "exc", "hap", "fru", "sad"):
             rows.append(dict(path=str(wav(tmp_path / f"{s}_{e}.wav")), emotion=e, speaker=f"s{s}"))
     cfg = make_config("micro", corpus="manifest", manifest=str(table(tmp_path, rows)),
-                      data_dir=str(tmp_path / "data"), emotions=["sad", "hap", "ang"], label_map=["exc:hap"])
+                      data_dir=str(tmp_path / "data"), emotions=["sad", "hap", "ang"], label_map=["exc:hap"],
+                      conditions=[])  # the labels alone: no test-only banks
     prepare_data(cfg, progress=False)
     df = study_manifest(cfg)
     assert df.emotion.value_counts().to_dict() == {"hap": 8, "ang": 4, "sad": 4}  # fru left out, exc is hap

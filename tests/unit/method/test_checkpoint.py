@@ -106,7 +106,7 @@ def test_a_checkpoint_of_an_unsupported_encoder_is_refused_naming_it(tmp_path):
 def test_a_full_disk_mid_save_keeps_the_previous_checkpoints_and_a_rerun_resumes(micro_data, tmp_path, monkeypatch):
     cfg, manifest, _ = micro_data
     parts = split(manifest, get_fold(manifest, "Ses01F"))
-    cfg = dataclasses.replace(cfg, teacher_epochs=3)
+    cfg = dataclasses.replace(cfg, teacher_epochs=2)
     reference = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "reference", progress=False)
     out = tmp_path / "run"
     real_save, calls = torch.save, {"n": 0}
