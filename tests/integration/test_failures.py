@@ -1,14 +1,14 @@
 """The failures a real user meets, each tried for real: a Ray worker killed mid-training on a two-node
 loopback cluster is retried and the study ends with the same metrics.csv as the shared micro study
 (uninterrupted, local), and the local executor then finds it complete; a second runner on a study folder is
-stopped at once; a local Ray instance listens on 127.0.0.1 only. A whole study killed mid-training and
-resumed: test_paper_shape.py, on the group-norm path."""
+stopped at once; a local Ray instance listens on 127.0.0.1 only. A local study resumed on Ray:
+test_ray_executor.py. A whole study killed mid-training and resumed: test_paper_shape.py, on the group-norm
+path."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -84,18 +84,6 @@ def test_a_killed_ray_worker_is_retried_and_the_study_on_two_nodes_matches_the_l
     assert again.wait(timeout=300) == 0
     assert {p: p.stat().st_mtime for p in study.rglob("*.ipynb")} == stamps
     assert set(_statuses(study).values()) == {"skipped (complete)"}
-
-    # Ray resumes a local study with one step lost: it reruns that step (and the analysis) only
-    resumed_study = tmp_path / "resumed"
-    shutil.copytree(local, resumed_study)
-    shutil.rmtree(resumed_study / "folds" / "Ses01F" / "student_unsup")
-    rerun = _study(resumed_study, overrides["data_dir"], *ray_args)
-    out, _ = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, out[-3000:]
-    statuses = _statuses(resumed_study)
-    assert statuses.pop("Ses01F/student_unsup") == "ok" and statuses.pop("analysis") == "ok"
-    assert set(statuses.values()) == {"skipped (complete)"}
-    assert (resumed_study / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
 
 
 def test_a_local_ray_instance_listens_on_loopback_only(tmp_path):
