@@ -27,7 +27,8 @@ def paper_runs(tmp_path_factory):
             "model": make_base_shaped_model(root / "wav2vec2-base"), "data_dir": root / "data",
             "teacher_epochs": 5, "student_epochs": 1, "batch_size": 4, "bench_utterances": 2,
             "control_arm": False,  # the control trains as the CE-only student does: the micro study runs it
-            "conditions": ""}  # the test-only conditions: the micro study scores them all
+            "conditions": "",  # the test-only conditions: the micro study scores them all
+            "enhancement_snrs": "0"}  # PESQ / STOI at one SNR: the scoring path, not its cost five times
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
     command = [sys.executable, "-m", "mlkd_lib", "study", "--preset", "paper", "--folds", "Ses01F", *args]
@@ -55,6 +56,8 @@ def test_the_paper_preset_runs_end_to_end_on_paper_shaped_inputs(paper_runs):
     assert set(metrics.model) == {"teacher", "student_sup", "student_unsup", "baseline"}
     assert len(metrics) == 4 * (1 + 5 * 5)  # clean + five NOISEX noises at five SNRs, for each model
     assert "Student ONNX int8" in (study.dir / "table3.md").read_text()  # the paper preset deploys
+    scores = pd.read_csv(study.dir / "folds" / "Ses01F" / "baseline" / "enhancement.csv")  # PESQ-WB / STOI
+    assert len(scores) == 4 * 5 and set(scores.snr_db) == {0.0} and scores.notna().all().all()  # an emotion each
 
 
 def test_a_finished_study_leaves_no_resume_state_behind(paper_runs):
