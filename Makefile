@@ -44,8 +44,10 @@ lab: venv
 
 # both tiers: tests/unit (seconds, on two workers) and tests/integration (the real notebooks, JupyterLab, Voila,
 # Ray: minutes; one process, since its studies already run two jobs)
+# the integration tier on two workers, in the two groups tests/conftest.py names (its studies wait on kernels,
+# Ray and browsers: one process left a core idle much of the time)
 test: test-fast
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope tests/integration
 
 # the unit tier alone, while iterating: one pytest worker a core (pytest-xdist)
 test-fast: venv

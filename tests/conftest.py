@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,31 @@ def micro_study(tmp_path_factory):
     study, overrides = root / "study", {"data_dir": str(root / "data"), **MICRO_STUDY}
     code = run_study("micro", str(study), "Ses01F", overrides, jobs=2)
     return study, overrides, code
+
+
+# `make test` runs the integration tier on two pytest-xdist workers (--dist loadscope), in two groups of about
+# equal time, a group on a worker. These modules read the shared micro study in place (one reruns it, one checks
+# that a sweep never writes there), so they share a worker; the other group holds every Ray test (so that no two
+# Ray instances start at once) and the paper-shaped runs, and makes its own micro study.
+READ_THE_MICRO_STUDY_IN_PLACE = {"test_deploy", "test_kernels", "test_lab_browser", "test_listen_browser",
+                                 "test_study", "test_sweep", "test_your_data"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """loadscope with the two groups above as the integration tier's scopes (xdist's own ``xdist_group`` marks
+    are lost under pytest 9.2, whose node ids no longer take xdist's suffix)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TwoGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if "/integration/" not in path:
+                return super()._split_scope(nodeid)
+            return "micro study in place" if Path(path).stem in READ_THE_MICRO_STUDY_IN_PLACE else "ray, own studies"
+
+    return TwoGroups(config, log)
 
 
 @pytest.fixture

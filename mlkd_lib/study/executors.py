@@ -101,6 +101,19 @@ def loopback_only() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def start_local_ray(ray, **kw) -> None:
+    """A local Ray instance on every core. Ray gives a new node 30 s to register (a fixed limit), which a machine
+    busy with other work can miss: a start that timed out is tried once more."""
+    try:
+        ray.init(num_cpus=os.cpu_count() or 1, **kw)
+    except Exception as err:
+        if "timed out during startup" not in str(err):
+            raise
+        print(f"Ray: the local instance did not start in time ({err}); starting it once more", flush=True)
+        ray.shutdown()
+        ray.init(num_cpus=os.cpu_count() or 1, **kw)
+
+
 def _is_loopback(address: str) -> bool:
     host = address.rsplit(":", 1)[0].strip("[]")
     return host in ("localhost", "::1") or host.startswith("127.")
@@ -161,7 +174,7 @@ class RayExecutor:
                     raise RuntimeError(f"no Ray cluster at --ray-address {s.address} ({err}): start one with "
                                        f"`ray start --head`, or leave --ray-address out for a local instance") from err
             else:
-                ray.init(num_cpus=os.cpu_count() or 1, **kw)
+                start_local_ray(ray, **kw)
             self.own_instance = True
         self.info["startup_s"] = round(time.time() - t0, 2)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
