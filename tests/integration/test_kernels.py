@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.notebooks import failing_notebook, tiny_notebook
+from helpers.notebooks import tiny_notebook
 
 from mlkd_lib.study.kernels import KernelPool
 from mlkd_lib.study.steps import Step, execute
@@ -17,7 +17,9 @@ leftover = 'secret' in globals()
 secret = 1
 (p / 'probe.json').write_text(json.dumps({'pid': os.getpid(), 'seed': torch.initial_seed(), 'leftover': leftover}))
 torch.manual_seed(0)  # a step that seeds: the next step must not start from it
-(p / 'done.json').write_text('{}')"""
+"""
+DONE = "\n(p / 'done.json').write_text('{}')"
+FAIL = "\nraise RuntimeError('the corpus is on fire')"
 
 
 def _steps(tmp_path, names, notebook):
@@ -27,16 +29,21 @@ def _steps(tmp_path, names, notebook):
 
 @pytest.mark.slow
 def test_a_reused_kernel_looks_new_and_a_failed_one_is_replaced(tmp_path):
-    probe, bad = tiny_notebook(tmp_path / "probe.ipynb", PROBE), failing_notebook(tmp_path / "bad.ipynb")
-    steps = _steps(tmp_path, ["a", "b"], probe) + _steps(tmp_path, ["bad"], bad) + _steps(tmp_path, ["c"], probe)
-    pool = KernelPool(1)
+    probe = tiny_notebook(tmp_path / "probe.ipynb", PROBE + DONE)
+    bad = tiny_notebook(tmp_path / "bad.ipynb", PROBE + FAIL)
+    names = ["a", "b", "bad", "c", "d"]
+    steps = [s for n in names for s in _steps(tmp_path, [n], bad if n == "bad" else probe)]
+    pool = KernelPool(1)  # a job's kernel and a spare: a step starts in one while the other is reset
     try:
         out = execute(steps, 1, tmp_path, force=False, kernels=pool)
     finally:
         pool.close()
-    assert {k: o.status for k, o in out.items()} == {"a": "ok", "b": "ok", "bad": "failed", "c": "ok"}
-    seen = {n: json.loads((tmp_path / n / "probe.json").read_text()) for n in "abc"}
-    assert seen["a"]["pid"] == seen["b"]["pid"] != seen["c"]["pid"]  # reused; replaced after the failure
+    assert {k: o.status for k, o in out.items()} == {"a": "ok", "b": "ok", "bad": "failed", "c": "ok", "d": "ok"}
+    seen = {n: json.loads((tmp_path / n / "probe.json").read_text()) for n in names}
+    pids = {n: s["pid"] for n, s in seen.items()}
+    assert pids["a"] != pids["b"] and pids["bad"] in (pids["a"], pids["b"])  # the spare, then a kernel reset
+    assert pids["bad"] not in (pids["c"], pids["d"])  # replaced after the failure
+    assert {pids["c"], pids["d"]} & {pids["a"], pids["b"]}  # the other one reused
     assert not any(s["leftover"] for s in seen.values())  # the namespace of a new kernel
-    assert len({s["seed"] for s in seen.values()} | {0}) == 4  # seeded anew each time, as a new process is
+    assert len({s["seed"] for s in seen.values()} | {0}) == 6  # seeded anew each time, as a new process is
     assert "the corpus is on fire" in (tmp_path / "out" / "bad.ipynb").read_text()  # papermill's record stays
