@@ -42,10 +42,9 @@ lab: venv
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-# both tiers: tests/unit (seconds, on two workers) and tests/integration (the real notebooks, JupyterLab, Voila,
-# Ray: minutes; one process, since its studies already run two jobs)
-# the integration tier on two workers, in the two groups tests/conftest.py names (its studies wait on kernels,
-# Ray and browsers: one process left a core idle much of the time)
+# both tiers: tests/unit (seconds) and tests/integration (the real notebooks, JupyterLab, Voila, Ray: minutes),
+# each on two workers; the integration tier in the two groups tests/conftest.py names (its studies wait on
+# kernels, Ray and browsers: one process left a core idle much of the time)
 test: test-fast
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope tests/integration
 

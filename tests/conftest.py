@@ -53,11 +53,12 @@ def micro_study(tmp_path_factory):
 
 
 # `make test` runs the integration tier on two pytest-xdist workers (--dist loadscope), in two groups of about
-# equal time, a group on a worker. These modules read the shared micro study in place (one reruns it, one checks
-# that a sweep never writes there), so they share a worker; the other group holds every Ray test (so that no two
-# Ray instances start at once) and the paper-shaped runs, and makes its own micro study.
-READ_THE_MICRO_STUDY_IN_PLACE = {"test_deploy", "test_kernels", "test_lab_browser", "test_listen_browser",
-                                 "test_study", "test_sweep", "test_your_data"}
+# equal time, a group on a worker. The modules that read the shared micro study in place (one reruns it, one
+# checks that a sweep never writes there) share a worker, with two that need no study of it (kernels, your data)
+# to even the groups out; the other group holds every Ray test (so that no two Ray instances start at once) and
+# the paper-shaped runs, and makes its own micro study.
+WITH_THE_SHARED_MICRO_STUDY = {"test_deploy", "test_lab_browser", "test_listen_browser", "test_study", "test_sweep",
+                               "test_kernels", "test_your_data"}
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -72,7 +73,7 @@ def pytest_xdist_make_scheduler(config, log):
             path = nodeid.split("::", 1)[0]
             if "/integration/" not in path:
                 return super()._split_scope(nodeid)
-            return "micro study in place" if Path(path).stem in READ_THE_MICRO_STUDY_IN_PLACE else "ray, own studies"
+            return "shared micro study" if Path(path).stem in WITH_THE_SHARED_MICRO_STUDY else "ray, own studies"
 
     return TwoGroups(config, log)
 

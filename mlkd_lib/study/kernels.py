@@ -6,9 +6,8 @@ small step's time. A pool keeps one kernel a job and a spare: after a step that 
 (``%reset -f``, figures closed, torch's default generator seeded anew as a new process's is, so a step sees what
 it would in a fresh kernel and never the generator state the previous step left) while the next step runs in
 another; after a step that failed the kernel is shut down and a new one started, so an error never leaks into
-the next step. papermill still parameterizes
-each notebook and writes each executed copy. Each kernel is a process of its own session that exits when the
-study's process dies, as before.
+the next step. papermill still parameterizes each notebook and writes each executed copy. Each kernel is a
+process of its own session that exits when the study's process dies, as before.
 """
 
 from __future__ import annotations
