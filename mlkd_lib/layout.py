@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -71,6 +72,11 @@ class FoldDir:
     test_audio = property(lambda self: self.path / "test_audio")  # made once, heard by every model of the fold
     cnn_features = property(lambda self: self.path / "cnn_features")  # a frozen CNN's outputs, shared the same way
     shared = property(lambda self: (self.test_audio, self.cnn_features))  # gone with the fold's last step
+
+    def drop_shared(self) -> None:
+        """The fold's last step is done: no one will read what its models shared again."""
+        for folder in self.shared:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def model(self, model: str) -> ModelDir:
         return ModelDir(self.path / model)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +62,3 @@ class KeptAudio:
         np.savez(tmp, stamp=self._stamp(condition), utt_id=np.array(utt_ids, dtype=str),
                  **{f"a{i}": w for i, w in enumerate(waves)})
         os.replace(tmp, path)
-
-
-def drop_kept_audio(*folders: str | Path) -> None:
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -132,8 +132,10 @@ class KernelPool:
         self._started = self._closed = False
 
     def _add(self) -> None:
-        kernel = WarmKernel()
         with self._lock:
+            if self._closed:  # a failed step's kernel replaced after the study ended: not needed
+                return
+            kernel = WarmKernel()
             self._all.append(kernel)
         self._free.put(kernel)
 
@@ -160,10 +162,7 @@ class KernelPool:
             self._free.put(kernel)
             return
         kernel.shutdown()
-        with self._lock:
-            closed = self._closed
-        if not closed:
-            self._add()
+        self._add()
 
     def close(self) -> None:
         with self._lock:

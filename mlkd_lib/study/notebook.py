@@ -23,7 +23,7 @@ from ..config import (
     with_overrides,
 )
 from ..data.dataset import AudioCache, all_conditions, condition_audio
-from ..data.kept_audio import KeptAudio, drop_kept_audio
+from ..data.kept_audio import KeptAudio
 from ..data.noise import load_noise_bank
 from ..data.prepare import FoldData, load_fold, prepare_data, study_manifest
 from ..data.robustness import extra_conditions
@@ -246,7 +246,7 @@ class FoldStep:
         finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
         fold = self.study.fold(self.fold)
         if all(is_done(fold.model(m).path) for m in (TEACHER, BASELINE, *student_arms(self.cfg))):
-            drop_kept_audio(*fold.shared)  # the fold's last step: no one will read them again
+            fold.drop_shared()
         if self.lock is not None:
             self.lock.release()
 
@@ -361,7 +361,7 @@ class AnalysisStep:
         from ..analysis.tables import write_study_readme
         readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic)
         for fold in self.study.folds():  # what two steps finishing a fold at once both left
-            drop_kept_audio(*self.study.fold(fold).shared)
+            self.study.fold(fold).drop_shared()
         mark_done(self.study.analysis_step, readme=str(readme))
         return readme
 
