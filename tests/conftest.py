@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,23 +43,43 @@ MICRO_STUDY = {"teacher_epochs": 5}
 
 
 @pytest.fixture(scope="session")
-def micro_study(tmp_path_factory):
+def micro_study(tmp_path_factory, worker_id):
     """One fold of the micro study, run through the real notebooks by papermill: the reference every test of a
-    study's outputs reads, and every interrupted or Ray-run study must reproduce byte for byte."""
+    study's outputs reads, and every interrupted or Ray-run study must reproduce byte for byte. Made once a
+    session: on pytest-xdist workers, the first worker to ask runs it and the others wait for it."""
+    from filelock import FileLock
+
     from mlkd_lib.study.runner import run_study
-    root = tmp_path_factory.mktemp("study")
+    if worker_id == "master":  # no workers: this session's own
+        root = tmp_path_factory.mktemp("study")
+    else:  # every worker's base folder lies in the session's
+        root = tmp_path_factory.getbasetemp().parent / "shared_micro_study"
+        root.mkdir(exist_ok=True)
     study, overrides = root / "study", {"data_dir": str(root / "data"), **MICRO_STUDY}
-    code = run_study("micro", str(study), "Ses01F", overrides, jobs=2)
-    return study, overrides, code
+    made = root / "exit_code.json"
+    with FileLock(root / "made.lock"):
+        if not made.is_file():
+            made.write_text(json.dumps(run_study("micro", str(study), "Ses01F", overrides, jobs=2)))
+    return study, overrides, json.loads(made.read_text())
 
 
 # `make test` runs the integration tier on two pytest-xdist workers (--dist loadscope), in two groups of about
 # equal time, a group on a worker. The modules that read the shared micro study in place (one reruns it, one
-# checks that a sweep never writes there) share a worker, with two that need no study of it (kernels, your data)
-# to even the groups out; the other group holds every Ray test (so that no two Ray instances start at once) and
-# the paper-shaped runs, and makes its own micro study.
+# checks that a sweep never writes there) share a worker, which makes that study first, with one that needs
+# no study of it (kernels) to even the groups out; the other group holds every Ray test (so that no two Ray
+# instances start at once), the paper-shaped runs and your-data's study, and reads the shared study last.
 WITH_THE_SHARED_MICRO_STUDY = {"test_deploy", "test_lab_browser", "test_listen_browser", "test_study", "test_sweep",
-                               "test_kernels", "test_your_data"}
+                               "test_kernels"}
+
+
+def _module(item) -> str:
+    return Path(item.nodeid.split("::", 1)[0]).stem
+
+
+def pytest_collection_modifyitems(config, items):
+    """The other group's tests that read the shared micro study run after the rest of it, by when the first
+    group's worker has made the study (they wait on it otherwise)."""
+    items.sort(key=lambda item: "micro_study" in item.fixturenames and _module(item) not in WITH_THE_SHARED_MICRO_STUDY)
 
 
 def pytest_xdist_make_scheduler(config, log):
