@@ -1,5 +1,5 @@
-"""Watching a study run from outside: when its teacher is mid-training (to kill it there), and after which
-epoch a rerun resumed."""
+"""Watching a study run from outside: when a step is done, when its teacher is mid-training (to kill it there), and
+after which epoch a rerun resumed."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ def teacher_saved_epoch(study, alive=lambda: True, timeout_s=240) -> int | None:
                 pass
         time.sleep(0.05)
     return None
+
+
+def wait_until(ready, timeout_s=240) -> bool:
+    """Block until ``ready()`` is true (True) or the time is up (False)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if ready():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def wait_for_training(study, timeout_s=240):

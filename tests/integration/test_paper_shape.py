@@ -1,7 +1,7 @@
 """The paper preset end to end on paper-shaped inputs: a generated IEMOCAP tree, NOISEX-92 .mat
 files at 19.98 kHz and a group-norm, 12-layer wav2vec2-base-shaped model folder, one fold, through the real
-notebooks; twice, into two study folders: the second run is killed (the whole process group) while its teacher
-trains and started again, and must resume to the same metrics as the first."""
+notebooks; twice, side by side, into two study folders: the second run is killed (the whole process group) while
+its teacher trains and started again, and must resume to the same metrics as the first."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import sys
 import pandas as pd
 import pytest
 from helpers.paper_shape import make_base_shaped_model, make_iemocap, make_noisex
-from helpers.studies import resumed_after, wait_for_training
+from helpers.studies import resumed_after, wait_for_training, wait_until
 
-from mlkd_lib.layout import StudyLayout
+from mlkd_lib.layout import StudyLayout, is_done
 
 pytestmark = pytest.mark.slow
 
@@ -33,17 +33,35 @@ def paper_runs(tmp_path_factory):
 
     command = [sys.executable, "-m", "mlkd_lib", "study", "--preset", "paper", "--folds", "Ses01F", *args]
 
-    def study(*extra):
-        return subprocess.run([*command, *extra], capture_output=True, text=True)
+    def start(out, **popen):
+        return subprocess.Popen([*command, "--out", str(root / out), "--jobs", "2"], **popen)
 
-    runs = {"a": study("--out", str(root / "a"), "--jobs", "2")}
-    killed = subprocess.Popen([*command, "--out", str(root / "b"), "--jobs", "2"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    def logged(out):  # a run's output in files: two runs at once, neither blocked on a full pipe
+        logs = {s: (root / f"{out}.{s}.log").open("w+") for s in ("stdout", "stderr")}
+        return start(out, **logs), logs
+
+    def finished(run):
+        proc, logs = run
+        proc.wait(timeout=900)
+        text = {s: (f.seek(0), f.read())[1] for s, f in logs.items()}
+        return subprocess.CompletedProcess(proc.args, proc.returncode, text["stdout"], text["stderr"])
+
+    # the two studies run side by side, b once its data step finds what a's made (they share data_dir)
+    runs, first = {}, logged("a")
+    def data_made():
+        return is_done(StudyLayout(root / "a").data_step)
+
+    if not (wait_until(lambda: data_made() or first[0].poll() is not None, timeout_s=300) and data_made()):
+        first[0].kill()
+        pytest.fail("the first paper-shaped study made no data: " + finished(first).stderr[-3000:])
+    killed = start("b", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     runs["killed_at"] = wait_for_training(root / "b")
     os.killpg(killed.pid, signal.SIGKILL)  # the runner; its kernels (own sessions) end when they see it gone
     killed.wait(timeout=30)
-    runs["b"] = study("--out", str(root / "b"), "--jobs", "2")
-    return root, runs, study("--out", str(root / "planned"), "--plan")
+    second = logged("b")
+    runs["a"], runs["b"] = finished(first), finished(second)
+    plan = subprocess.run([*command, "--out", str(root / "planned"), "--plan"], capture_output=True, text=True)
+    return root, runs, plan
 
 
 def test_the_paper_preset_runs_end_to_end_on_paper_shaped_inputs(paper_runs):
