@@ -120,9 +120,9 @@ class WarmKernel:
 
 class KernelPool:
     """Warm kernels for ``size`` jobs and ``spare`` more, started when the first step asks for one (a run whose
-    steps are all complete starts none); ``take`` waits for a ready one, ``give_back`` resets it (or replaces it
-    after a failure) in the background, so that the job's next step starts at once in a spare instead of waiting
-    the second or so a reset takes."""
+    steps are all complete starts none; the spares once the jobs' kernels are ready); ``take`` waits for a ready
+    one, ``give_back`` resets it (or replaces it after a failure) in the background, so that the job's next step
+    starts at once in a spare instead of waiting the second or so a reset takes."""
 
     def __init__(self, size: int, spare: int = 1):
         self.size, self.spare = size, spare
@@ -131,21 +131,31 @@ class KernelPool:
         self._lock = threading.Lock()
         self._started = self._closed = False
 
-    def _add(self) -> None:
+    def _add(self) -> WarmKernel | None:
         with self._lock:
             if self._closed:  # a failed step's kernel replaced after the study ended: not needed
-                return
+                return None
             kernel = WarmKernel()
             self._all.append(kernel)
         self._free.put(kernel)
+        return kernel
+
+    def _add_spares(self, first: list[WarmKernel | None]) -> None:
+        """The spares, once the jobs' kernels are up: started beside them, they would share the cores with the
+        imports the first steps wait for."""
+        for kernel in first:
+            if kernel is not None:
+                kernel.ready()
+        for _ in range(self.spare):
+            self._add()
 
     def take(self) -> WarmKernel | None:
         """A ready kernel, or None when one could not be started (the step then starts its own)."""
         with self._lock:
             start, self._started = not self._started, True
         if start:
-            for _ in range(self.size + self.spare):
-                self._add()
+            first = [self._add() for _ in range(self.size)]
+            threading.Thread(target=self._add_spares, args=(first,), daemon=True).start()
         kernel = self._free.get()
         if kernel.ready():
             return kernel
