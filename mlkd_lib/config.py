@@ -199,7 +199,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   synth_per_class=2, noise_seconds=5.0, noise_types=["babble", "factory"],
                   snrs=[0.0, 20.0], teacher_epochs=1, student_epochs=1, batch_size=8,
                   bench_utterances=2, nmf_speech_components=8, nmf_noise_components=4,
-                  unseen_noise_types=["music"], rir_rooms=2, share_cnn_features=True),
+                  unseen_noise_types=["music"], rir_rooms=2, share_cnn_features=True, enhancement_snrs=[0.0]),
     # The paper: IEMOCAP + NOISEX-92 + wav2vec2-base from a local path, on a GPU.
     "paper": dict(preset="paper", corpus="iemocap", data_dir="data/paper",
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",

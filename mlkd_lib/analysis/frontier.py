@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from ..config import load_config, student_arms
 from ..layout import StudyLayout
 from ..names import CLEAN, STUDENT_SUP, STUDENT_UNSUP, TEACHER
-from .plots import MODEL_COLORS, SYNTHETIC_SUFFIX
+from .plots import MODEL_COLORS, SYNTHETIC_SUFFIX, save
 from .stats import paired_test, paper_contrast
 
 ARMS = {STUDENT_SUP: "MLKD", STUDENT_UNSUP: "CE-only"}
@@ -442,6 +442,6 @@ def write_frontier(out: str | Path, int8_ua: str = "deploy", rounds: int = 5, pr
     per_fold.to_csv(paths[1], index=False)
     contrasts.to_csv(paths[2], index=False)
     fig = plot_frontier(frontier, contrasts, cfg.corpus == "synthetic")
-    fig.savefig(paths[3], dpi=110, bbox_inches="tight")
+    save(fig, paths[3])
     plt.close(fig)
     return paths

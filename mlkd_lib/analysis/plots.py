@@ -253,5 +253,5 @@ def confusion_grid(predictions: pd.DataFrame, labels: list[str], synthetic: bool
 def save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)  # laid out already (tight_layout): a "tight" bounding box would draw it twice
     return path
