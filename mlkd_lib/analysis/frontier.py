@@ -443,5 +443,4 @@ def write_frontier(out: str | Path, int8_ua: str = "deploy", rounds: int = 5, pr
     contrasts.to_csv(paths[2], index=False)
     fig = plot_frontier(frontier, contrasts, cfg.corpus == "synthetic")
     save(fig, paths[3])
-    plt.close(fig)
     return paths

@@ -251,7 +251,10 @@ def confusion_grid(predictions: pd.DataFrame, labels: list[str], synthetic: bool
 
 
 def save(fig, path: str | Path) -> Path:
+    """``fig`` written to ``path`` and closed: a notebook shows the file (``IPython.display.Image``) instead of
+    drawing the figure again, which took as long as writing it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)  # laid out already (tight_layout): a "tight" bounding box would draw it twice
+    plt.close(fig)
     return path
