@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -15,7 +16,7 @@ from helpers.browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, free_port
 
 @pytest.fixture(scope="module")
 def listen_page(micro_study):
-    """One `mlkd listen` server for the module's tests (it takes most of a minute to start)."""
+    """One `mlkd listen` server for the module's tests."""
     study, _, _ = micro_study
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlkd_lib", "listen", "--study", str(study), "--port", str(port)],
@@ -25,6 +26,8 @@ def listen_page(micro_study):
         for _ in range(120):
             try:
                 urllib.request.urlopen(url + "api", timeout=1)
+                break
+            except urllib.error.HTTPError:  # the server answers (voila forbids its /api): it is up
                 break
             except OSError:
                 time.sleep(0.5)
