@@ -72,14 +72,17 @@ WITH_THE_SHARED_MICRO_STUDY = {"test_deploy", "test_lab_browser", "test_listen_b
                                "test_kernels", "test_your_data"}
 
 
-def _module(item) -> str:
-    return Path(item.nodeid.split("::", 1)[0]).stem
+def _module(nodeid: str) -> str:
+    return Path(nodeid.split("::", 1)[0]).stem
 
 
 def pytest_collection_modifyitems(config, items):
     """The other group's tests that read the shared micro study run after the rest of it, by when the first
     group's worker has made the study (they wait on it otherwise)."""
-    items.sort(key=lambda item: "micro_study" in item.fixturenames and _module(item) not in WITH_THE_SHARED_MICRO_STUDY)
+    def waits(item):
+        return "micro_study" in item.fixturenames and _module(item.nodeid) not in WITH_THE_SHARED_MICRO_STUDY
+
+    items.sort(key=waits)
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -91,10 +94,9 @@ def pytest_xdist_make_scheduler(config, log):
 
     class TwoGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            if "/integration/" not in path:
+            if "/integration/" not in nodeid.split("::", 1)[0]:
                 return super()._split_scope(nodeid)
-            return "shared micro study" if Path(path).stem in WITH_THE_SHARED_MICRO_STUDY else "ray, own studies"
+            return "shared micro study" if _module(nodeid) in WITH_THE_SHARED_MICRO_STUDY else "ray, own studies"
 
     return TwoGroups(config, log)
 

@@ -43,7 +43,11 @@ def paper_runs(tmp_path_factory):
     def finished(run):
         proc, logs = run
         proc.wait(timeout=900)
-        text = {s: (f.seek(0), f.read())[1] for s, f in logs.items()}
+        text = {}
+        for name, f in logs.items():
+            with f:
+                f.seek(0)
+                text[name] = f.read()
         return subprocess.CompletedProcess(proc.args, proc.returncode, text["stdout"], text["stderr"])
 
     # the two studies run side by side, b once its data step finds what a's made (they share data_dir)
