@@ -51,11 +51,8 @@ def paper_runs(tmp_path_factory):
         return subprocess.CompletedProcess(proc.args, proc.returncode, text["stdout"], text["stderr"])
 
     # the two studies run side by side, b once its data step finds what a's made (they share data_dir)
-    runs, first = {}, logged("a")
-    def data_made():
-        return is_done(StudyLayout(root / "a").data_step)
-
-    if not (wait_until(lambda: data_made() or first[0].poll() is not None, timeout_s=300) and data_made()):
+    runs, first, data = {}, logged("a"), StudyLayout(root / "a").data_step
+    if not (wait_until(lambda: is_done(data) or first[0].poll() is not None, timeout_s=300) and is_done(data)):
         first[0].kill()
         pytest.fail("the first paper-shaped study made no data: " + finished(first).stderr[-3000:])
     killed = start("b", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
