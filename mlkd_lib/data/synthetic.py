@@ -23,7 +23,7 @@ import soundfile as sf
 from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
-from .audio import SAMPLE_RATE, resample, write_audio
+from .audio import SAMPLE_RATE, resample_sinc, write_audio
 from .manifest import MANIFEST_COLUMNS, write_manifest
 
 SENTENCES = (  # short, so that the demo trains in its budget (about 1.4 s with pauses)
@@ -98,7 +98,7 @@ def _speak(text: str, voice: str, pitch: int, rate: int, amp: int, pitch_range: 
                "-a", str(amp), "-w", str(out), ssml]
         subprocess.run(cmd, check=True, capture_output=True)
         x, sr = sf.read(str(out), dtype="float32")
-    return resample(x, sr, SAMPLE_RATE)
+    return resample_sinc(x, sr, SAMPLE_RATE)
 
 
 def _voice_quality(x: np.ndarray, breath: float, tense: float, rng: np.random.Generator) -> np.ndarray:

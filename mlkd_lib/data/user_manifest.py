@@ -3,9 +3,9 @@ trains, then completed into the study's manifest (``data/manifest.py``).
 
 The table is CSV (``.csv``, ``.tsv``) or JSON Lines (``.jsonl``, ``.json``), one utterance a row: ``path, emotion,
 speaker`` required; ``utt_id, session, gender, duration_s, split`` optional. Paths are taken against the table's
-folder; ``utt_id`` defaults to the file's stem. A speaker written ``Unknown`` (MSP-Podcast's word for it) is no
-one speaker: each such utterance gets a speaker id of its own, so that it never joins a fold's training as
-somebody's voice it also tests on.
+folder; ``utt_id`` defaults to the file's stem (its path where stems repeat). A speaker written ``Unknown``
+(MSP-Podcast's word for it) is no one speaker: each such utterance gets a speaker id of its own, so that it never
+joins a fold's training as somebody's voice it also tests on.
 """
 
 from __future__ import annotations
@@ -61,8 +61,12 @@ def resolved_paths(df: pd.DataFrame, path: Path) -> pd.Series:
 
 
 def utterance_ids(df: pd.DataFrame, audio: pd.Series) -> pd.Series:
-    ids = df["utt_id"] if "utt_id" in df.columns else pd.Series("", index=df.index)
-    return ids.where(ids.str.strip() != "", audio.map(lambda p: Path(p).stem))
+    """The ``utt_id`` column where given; else the file's stem, or, where two files share a stem (``ann/anger_0.wav``,
+    ``bob/anger_0.wav``), its path as the table writes it, without the suffix and with ``-`` for ``/``."""
+    given = df["utt_id"] if "utt_id" in df.columns else pd.Series("", index=df.index)
+    stems = audio.map(lambda p: Path(p).stem)
+    written = df["path"].map(lambda p: str(Path(p.strip()).with_suffix("")).strip("/").replace("/", "-"))
+    return given.where(given.str.strip() != "", stems.where(~stems.duplicated(keep=False), written))
 
 
 def speaker_ids(df: pd.DataFrame, utt_ids: pd.Series) -> pd.Series:

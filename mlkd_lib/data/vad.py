@@ -24,6 +24,16 @@ def vad_decisions(x: np.ndarray, aggressiveness: int = 2) -> np.ndarray:
                      for i in range(0, len(pcm) - FRAME + 1, FRAME)], dtype=bool)
 
 
+MIN_SPEECH_S = 0.3  # less speech than this in a recording: no emotion is given for it (`mlkd predict`, the explorer)
+
+
+def speech_seconds(x: np.ndarray, aggressiveness: int = 2) -> float:
+    """Seconds of ``x`` (16 kHz) that WebRTC VAD hears as speech: what a recording must hold, ``MIN_SPEECH_S`` at
+    least, before a model's emotion for it means anything. Digital silence, a click or faint noise hold none; loud
+    broadband noise can pass for speech (the VAD weighs energy and spectral shape, not words)."""
+    return float(vad_decisions(x, aggressiveness).sum()) * VAD_FRAME_MS / 1000
+
+
 @dataclass(frozen=True)
 class TurnSettings:
     """How speech frames become turns, and turns segments (seconds)."""

@@ -2,9 +2,12 @@
 
 The ONNX path needs only numpy, scipy, soundfile and onnxruntime — never torch — so that a
 deployed student runs where PyTorch is not installed (a test checks ``sys.modules``). Audio is
-converted as ``mlkd mix`` reads it (any rate, stereo averaged to mono), except that the
-resampler is scipy's (``audio.resample_scipy``: the torch-free one). A file that cannot be read is
-reported with its name and the others are still predicted.
+converted as the study's data step converts a corpus (any rate, stereo averaged to mono; ``audio.resample``,
+torch-free). A file that cannot be read is reported with its name and the others are still predicted.
+
+No speech, no emotion: a recording in which the study's VAD (WebRTC, ``data/vad.py``) hears less than
+``min_speech_s`` of speech (0.3 s by default) gets no class, only its ``speech_s``. A model trained to pick one of
+its classes picks one for anything — silence, a click, a fan — and says it with confidence.
 """
 
 from __future__ import annotations
@@ -18,18 +21,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..data.audio import SAMPLE_RATE, AudioError, read_audio, resample_scipy
+from ..data.audio import SAMPLE_RATE, AudioError, read_audio
+from ..data.vad import MIN_SPEECH_S, speech_seconds
 
 MIN_SAMPLES = 400  # the CNN encoder's receptive field: shorter input yields no frame
-
-
-def load_for_model(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32 at ``sample_rate``; an :class:`AudioError` names the file when it is unusable."""
-    x = read_audio(path, sample_rate, resample_to=True, resampler=resample_scipy)
-    if len(x) < MIN_SAMPLES:
-        raise AudioError(f"{path}: {len(x)} samples at {sample_rate} Hz, the model needs at least {MIN_SAMPLES} "
-                         f"({1000 * MIN_SAMPLES / sample_rate:.0f} ms)")
-    return x
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -135,24 +130,35 @@ def expand_paths(paths) -> list[Path]:
 @dataclass
 class Prediction:
     path: str
-    emotion: str | None = None
+    emotion: str | None = None  # "" where the recording holds no speech
     probabilities: dict = field(default_factory=dict)
     seconds: float | None = None
+    speech_s: float | None = None  # what the VAD heard as speech
     error: str | None = None
 
+    @property
+    def no_speech(self) -> bool:
+        return self.emotion == ""
 
-def predict_files(classifier, paths) -> list[Prediction]:
-    """One :class:`Prediction` per audio file under ``paths``; unreadable files carry ``error``."""
+
+def predict_files(classifier, paths, min_speech_s: float = MIN_SPEECH_S, aggressiveness: int = 2
+                  ) -> list[Prediction]:
+    """One :class:`Prediction` per audio file under ``paths``: unreadable files carry ``error``, files with less
+    than ``min_speech_s`` of speech (WebRTC VAD at ``aggressiveness``) an empty emotion."""
     out = []
     for path in expand_paths(paths):
         try:
-            wave = load_for_model(path, classifier.sample_rate)
+            wave = read_audio(path, classifier.sample_rate, resample_to=True)
         except (AudioError, FileNotFoundError, OSError) as err:
             out.append(Prediction(str(path), error=str(err)))
             continue
+        seconds, speech = len(wave) / classifier.sample_rate, speech_seconds(wave, aggressiveness)
+        if speech < min_speech_s or len(wave) < MIN_SAMPLES:
+            out.append(Prediction(str(path), "", {}, seconds, speech))
+            continue
         p = softmax(classifier.logits(wave).astype(np.float64))
         probs = {lab: float(v) for lab, v in zip(classifier.labels, p)}
-        out.append(Prediction(str(path), classifier.labels[int(p.argmax())], probs, len(wave) / classifier.sample_rate))
+        out.append(Prediction(str(path), classifier.labels[int(p.argmax())], probs, seconds, speech))
     return out
 
 
@@ -163,16 +169,21 @@ def format_predictions(preds: list[Prediction], labels, fmt: str = "text") -> st
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "emotion", *[f"p_{lab}" for lab in labels], "seconds", "error"])
+        w.writerow(["path", "emotion", *[f"p_{lab}" for lab in labels], "seconds", "speech_s", "error"])
         for p in preds:
             w.writerow([p.path, p.emotion or "", *[f"{p.probabilities[lab]:.4f}" if p.probabilities else ""
                                                     for lab in labels],
-                        f"{p.seconds:.2f}" if p.seconds is not None else "", p.error or ""])
+                        *[f"{v:.2f}" if v is not None else "" for v in (p.seconds, p.speech_s)], p.error or ""])
         return buf.getvalue().rstrip("\n")
     if fmt != "text":
         raise ValueError(f"output format must be text, json or csv, got {fmt!r}")
     width = max([len(p.path) for p in preds] + [4])
-    return "\n".join(
-        f"{p.path:<{width}}  ERROR {p.error}" if p.error else
-        f"{p.path:<{width}}  {p.emotion}  " + "  ".join(f"{lab} {p.probabilities[lab]:.3f}" for lab in labels)
-        for p in preds)
+
+    def line(p: Prediction) -> str:
+        if p.error:
+            return f"{p.path:<{width}}  ERROR {p.error}"
+        if p.no_speech:
+            return f"{p.path:<{width}}  no speech ({p.speech_s:.2f} s of {p.seconds:.2f} s heard as speech: no emotion)"
+        return f"{p.path:<{width}}  {p.emotion}  " + "  ".join(f"{lab} {p.probabilities[lab]:.3f}" for lab in labels)
+
+    return "\n".join(line(p) for p in preds)

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from ..data.audio import SAMPLE_RATE, AudioError, resample_scipy, to_mono
+from ..data.audio import SAMPLE_RATE, AudioError, resample, resample_stream, to_mono
 from ..data.vad import FRAME, TurnSettings, speech_turns, vad_decisions
 from .predict import MIN_SAMPLES, softmax
 
@@ -50,11 +50,13 @@ def speech_activity(path: Path, aggressiveness: int = 2, progress: bool = True) 
     with _open(path) as f:
         rate, frames = f.samplerate, f.frames
     decisions, carry = [], np.zeros(0, dtype=np.float32)
+    stream = resample_stream(rate) if rate != SAMPLE_RATE else None
+    n_blocks = int(np.ceil(frames / (BLOCK_S * rate)))
     blocks = sf.blocks(str(path), blocksize=int(BLOCK_S * rate), dtype="float32", always_2d=True)
-    for block in tqdm(blocks, total=int(np.ceil(frames / (BLOCK_S * rate))), desc=f"VAD {path.name}",
-                      disable=not progress, leave=False):
+    for i, block in enumerate(tqdm(blocks, total=n_blocks, desc=f"VAD {path.name}", disable=not progress,
+                                   leave=False)):
         x = to_mono(block, str(path))
-        x = np.concatenate([carry, resample_scipy(x, rate) if rate != SAMPLE_RATE else x])
+        x = np.concatenate([carry, stream.resample_chunk(x, last=i == n_blocks - 1) if stream else x])
         whole = len(x) // FRAME * FRAME
         decisions.append(vad_decisions(x[:whole], aggressiveness))
         carry = x[whole:]
@@ -67,7 +69,7 @@ def read_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
         rate = f.samplerate
         f.seek(int(round(start_s * rate)))
         x = to_mono(f.read(int(round((end_s - start_s) * rate)), dtype="float32", always_2d=True), str(path))
-    return resample_scipy(x, rate) if rate != SAMPLE_RATE else x
+    return resample(x, rate)
 
 
 def segment_file(classifier, path: str | Path, settings: TurnSettings, progress: bool = True

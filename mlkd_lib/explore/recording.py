@@ -14,7 +14,7 @@ import soundfile as sf
 
 from ..data.audio import SAMPLE_RATE, AudioError, check_signal, resample, to_mono
 from ..data.mixing import mix_at_snr
-from ..data.vad import TurnSettings, speech_turns, vad_decisions
+from ..data.vad import MIN_SPEECH_S, TurnSettings, speech_seconds, speech_turns, vad_decisions
 from ..names import BASELINE, CLEAN, MODELS, TEACHER
 from .players import audio_player, class_probabilities, predictions_html, shared_gain, wav_bytes
 
@@ -30,7 +30,7 @@ def decode(content: bytes, name: str) -> np.ndarray:
     except (RuntimeError, sf.LibsndfileError, TypeError) as err:
         raise AudioError(f"{name}: not a readable audio file (wav, flac or ogg): {err}") from None
     x = check_signal(to_mono(x, name), name)
-    x = resample(x, rate) if rate != SAMPLE_RATE else x
+    x = resample(x, rate)
     seconds = len(x) / SAMPLE_RATE
     if not MIN_SECONDS <= seconds <= MAX_UPLOAD_S:
         raise AudioError(f"{name}: {seconds:.1f} s; the explorer takes {MIN_SECONDS:g} s to {MAX_UPLOAD_S:.0f} s "
@@ -46,6 +46,12 @@ class RecordingView:
     probabilities: dict  # model -> class probabilities (duration-weighted over the segments), or None
     segments: list  # (start_s, end_s)
     per_segment: dict  # model -> the predicted emotion of each segment
+    speech_s: float = 0.0  # what the VAD hears as speech in the recording as uploaded
+
+    @property
+    def no_speech(self) -> bool:
+        """Too little speech for an emotion to mean anything (``data/vad.py``): no model is asked."""
+        return self.speech_s < MIN_SPEECH_S
 
 
 def segments_of(x: np.ndarray, max_seconds: float) -> list[tuple[float, float]]:
@@ -63,8 +69,8 @@ def analyse(models, fold: str, x: np.ndarray, noise: str, snr: float | None, ban
     missing = {m.split(" ")[0] for m in models.missing(fold)}
     enhancer = models.enhancer(fold) if BASELINE not in missing else None
     segments = segments_of(x, cfg.max_seconds)
-    probabilities, per_segment = {}, {}
-    for m in MODELS:
+    probabilities, per_segment, speech = {}, {}, speech_seconds(x, cfg.vad_aggressiveness)
+    for m in MODELS if speech >= MIN_SPEECH_S else ():
         source = TEACHER if m == BASELINE else m
         if source in missing or (m == BASELINE and enhancer is None):
             probabilities[m] = None
@@ -78,7 +84,7 @@ def analyse(models, fold: str, x: np.ndarray, noise: str, snr: float | None, ban
         probabilities[m] = (probs * weights[:, None]).sum(0) / weights.sum()
         per_segment[m] = [cfg.emotions[int(p.argmax())] for p in probs]
     enhanced = enhancer.enhance(noisy) if enhancer is not None else None
-    return RecordingView(x, noisy, enhanced, probabilities, segments, per_segment)
+    return RecordingView(x, noisy, enhanced, probabilities, segments, per_segment, speech)
 
 
 def segments_html(view: RecordingView) -> str:
@@ -128,7 +134,12 @@ def recording_panel(explorer) -> W.VBox:
         gain = shared_gain(*shown.values())
         for k, x in shown.items():
             players[k].value = wav_bytes(x, gain)
-        preds.value = predictions_html(None, view.probabilities, [], cfg.emotions)
+        if view.no_speech:
+            preds.value = (f"<div class='mlkd-no-speech'><b>No speech</b>: the VAD hears {view.speech_s:.2f} s of "
+                           f"speech in this recording, less than the {MIN_SPEECH_S:g} s an emotion needs, so no model "
+                           f"is asked (a model picks one of its classes for anything, silence included)</div>")
+        else:
+            preds.value = predictions_html(None, view.probabilities, [], cfg.emotions)
         segs.value = segments_html(view)
         where = "clean" if noise.value == CLEAN else f"{noise.value} {snr.value:g} dB"
         seconds = len(view.clean) / SAMPLE_RATE

@@ -3,7 +3,7 @@
 The speech is resampled to 8 kHz, limited to the telephone band (300–3400 Hz, ITU-T G.712) by an elliptic
 filter run forwards and backwards (zero phase: the output stays aligned with the input, as every family's
 does), μ-law encoded and decoded by libsndfile (a WAV of subtype ULAW in memory: libsndfile implements G.711),
-and resampled back to 16 kHz with the study's resampler.
+and resampled back to 16 kHz (torchaudio's windowed sinc both ways: ``audio.resample_sinc``).
 
 One severity, ``1``: the channel itself. A graded severity would not be honest here: added line noise would
 repeat the noise families' SNR axis, and tandem μ-law codings add next to nothing (decoding and re-encoding
@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import iirdesign, sosfiltfilt
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal, resample
+from ..audio import SAMPLE_RATE, AudioError, check_signal, resample_sinc
 
 FAMILY = "telephone"
 SEVERITIES = (1,)
@@ -64,12 +64,12 @@ def apply(x: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarra
     if severity != 1:
         raise ValueError(f"{FAMILY} has the one severity 1 (the G.711 channel), got {severity!r}")
     x = _speech(x)
-    narrow = resample(x.astype(np.float32), SAMPLE_RATE, PHONE_RATE).astype(np.float64)
+    narrow = resample_sinc(x.astype(np.float32), SAMPLE_RATE, PHONE_RATE).astype(np.float64)
     sos = _band_filter()
     # scipy's edge padding (3 samples per filter coefficient pair), shortened for a signal shorter than that
     narrow = sosfiltfilt(sos, narrow, padlen=min(3 * (2 * len(sos) + 1), narrow.size - 1))
     peak = float(np.max(np.abs(narrow)))
     scale = peak / 0.999 if peak > 0.999 else 1.0  # keep the coder below its overload point: nothing clips
     coded = g711(narrow / scale) * scale
-    y = resample(coded.astype(np.float32), PHONE_RATE, SAMPLE_RATE)[:x.size]
+    y = resample_sinc(coded.astype(np.float32), PHONE_RATE, SAMPLE_RATE)[:x.size]
     return np.pad(y, (0, x.size - y.size)).astype(np.float32)

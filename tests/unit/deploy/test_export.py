@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers.corpora import voice
 from transformers import Wav2Vec2Config
 
 from mlkd_lib.data.audio import read_audio
@@ -177,16 +178,49 @@ def test_export_from_study_writes_model_and_sidecar(tmp_path, micro_data):
 
 
 def _audio_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
+    """Speech-like recordings at 16, 44.1 (stereo) and 8 kHz, a corrupt file and a text file."""
     root.mkdir()
-    sf.write(root / "a_mono_16k.wav", (0.1 * rng.standard_normal(24_000)).astype(np.float32), 16_000)
-    stereo = (0.1 * rng.standard_normal((44_100 * 2, 2))).astype(np.float32)
-    sf.write(root / "b_stereo_44k.flac", stereo, 44_100)
+    sf.write(root / "a_mono_16k.wav", voice(1.5, 16_000, 150.0), 16_000)
+    sf.write(root / "b_stereo_44k.flac", voice(2.0, 44_100, 210.0, channels=2, seed=1), 44_100)
     (root / "c_corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     (root / "sub").mkdir()
-    sf.write(root / "sub" / "d_8k.wav", (0.1 * rng.standard_normal(8_000)).astype(np.float32), 8_000)
+    sf.write(root / "sub" / "d_8k.wav", voice(1.0, 8_000, 120.0, seed=2), 8_000)
     (root / "notes.txt").write_text("not audio, not listed")
     return root
+
+
+def test_no_speech_no_emotion(tmp_path, micro_data, capsys):
+    """Digital silence, 50 ms of zeros and faint noise get no class, only how much speech the VAD heard; speech
+    still gets one, in the text, CSV and JSON outputs alike, and the exit status stays 0."""
+    from mlkd_lib.cli import main
+    from mlkd_lib.deploy.predict import load_classifier, predict_files
+    _, model = _study(tmp_path, micro_data)
+    onnx_path = tmp_path / "student.onnx"
+    export_model(model, onnx_path)
+    folder = tmp_path / "quiet"
+    folder.mkdir()
+    sf.write(folder / "silence.wav", np.zeros(32_000, np.float32), 16_000)
+    sf.write(folder / "zeros_50ms.wav", np.zeros(800, np.float32), 16_000)
+    noise = 0.001 * np.random.default_rng(0).standard_normal(3 * 48_000)  # -60 dBFS, at 48 kHz
+    sf.write(folder / "faint_noise.wav", noise.astype(np.float32), 48_000)
+    sf.write(folder / "speech.wav", voice(2.0, 16_000, 160.0), 16_000)
+    preds = {Path(p.path).name: p for p in predict_files(load_classifier(onnx_path), [folder])}
+    for name in ("silence.wav", "zeros_50ms.wav", "faint_noise.wav"):
+        assert preds[name].emotion == "" and preds[name].probabilities == {} and preds[name].speech_s < 0.3, name
+    assert preds["speech.wav"].emotion in EMOTIONS and preds["speech.wav"].speech_s > 1.0
+    assert preds["faint_noise.wav"].seconds == pytest.approx(3.0)
+
+    main(["predict", "--model", str(onnx_path), str(folder), "--csv"])  # exit 0: no speech is an answer
+    out = capsys.readouterr()
+    rows = {Path(r["path"]).name: r for r in __import__("csv").DictReader(out.out.splitlines())}
+    assert rows["silence.wav"]["emotion"] == "" and rows["silence.wav"]["p_neu"] == ""
+    assert rows["silence.wav"]["speech_s"] == "0.00" and rows["speech.wav"]["emotion"] in EMOTIONS
+    assert "3 of 4 files hold less than 0.3 s of speech" in out.err
+    main(["predict", "--model", str(onnx_path), str(folder / "zeros_50ms.wav"), "--json"])
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["emotion"] == "" and item["speech_s"] == 0.0 and "probabilities" not in item
+    main(["predict", "--model", str(onnx_path), str(folder / "silence.wav")])
+    assert "no speech (0.00 s of 2.00 s heard as speech: no emotion)" in capsys.readouterr().out
 
 
 def test_predict_folder_with_a_corrupt_file_without_torch(tmp_path, micro_data):
@@ -239,7 +273,7 @@ def test_predict_text_and_csv_and_checkpoint(tmp_path, micro_data, capsys):
         assert a.emotion == b.emotion
         np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
     rows = format_predictions(by_onnx, EMOTIONS, "csv").splitlines()
-    assert rows[0] == "path,emotion,p_neu,p_hap,p_ang,p_sad,seconds,error" and len(rows) == 3
+    assert rows[0] == "path,emotion,p_neu,p_hap,p_ang,p_sad,seconds,speech_s,error" and len(rows) == 3
     with pytest.raises(SystemExit) as ex:
         main(["predict", "--model", str(onnx_path), str(folder / "a_mono_16k.wav"), str(tmp_path / "missing.wav")])
     assert ex.value.code == 1

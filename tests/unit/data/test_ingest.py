@@ -1,0 +1,88 @@
+"""Data as it ships: a corpus at 48 kHz (some files stereo) or 44.1 kHz stereo is brought to 16 kHz mono once,
+cached, reused, and converted again when a file changes; the survey says what will be converted before it is."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from helpers import corpora
+
+from mlkd_lib.config import make_config
+from mlkd_lib.data.audio import read_audio, resample
+from mlkd_lib.data.ingest import INDEX, estimate_seconds, ingest, survey
+from mlkd_lib.data.manifest import read_manifest
+from mlkd_lib.data.prepare import prepare_data, study_manifest
+from mlkd_lib.data.recipes import ravdess
+
+
+def ravdess_manifest(tmp_path):
+    corpora.ravdess(tmp_path / "RAVDESS", actors=(1, 2), seconds=0.5, counts={1: 1, 3: 2, 5: 1})
+    return ravdess.build_manifest(tmp_path / "RAVDESS", tmp_path / "ravdess.csv", progress=False)
+
+
+def test_a_48_khz_corpus_is_converted_once_to_16_khz_mono(tmp_path):
+    manifest = ravdess_manifest(tmp_path)
+    cache = tmp_path / "cache"
+    out = ingest(manifest, cache, progress=False)
+    assert len(out) == len(manifest) == 8 and list(out.utt_id) == list(manifest.utt_id)
+    for source, converted in zip(manifest.path, out.path):
+        info = sf.info(converted)
+        assert (info.samplerate, info.channels) == (16_000, 1) and converted.startswith(str(cache))
+        x, rate = sf.read(source, dtype="float32", always_2d=True)
+        # the very resampling of the channels' mean (16-bit storage: within a quantisation step or two)
+        assert np.max(np.abs(read_audio(converted) - resample(x.mean(axis=1), rate))) < 3 / 32768
+    index = json.loads((cache / INDEX).read_text())
+    assert {e["from"] for e in index.values()} == {"48000 Hz mono", "48000 Hz 2 channels"}
+
+    made = {p: os.stat(p).st_mtime_ns for p in out.path}
+    again = ingest(manifest, cache, progress=False)  # a rerun converts nothing
+    assert list(again.path) == list(out.path) and {p: os.stat(p).st_mtime_ns for p in again.path} == made
+
+    changed = manifest.path.iloc[0]  # a file replaced by another recording is converted again
+    sf.write(changed, np.zeros(24_000, np.float32), 48_000)
+    third = ingest(manifest, cache, progress=False)
+    assert os.stat(third.path.iloc[0]).st_mtime_ns != made[third.path.iloc[0]]
+    assert not np.any(read_audio(third.path.iloc[0]))
+    assert all(os.stat(p).st_mtime_ns == made[p] for p in third.path.iloc[1:])
+
+
+def test_16_khz_mono_files_are_read_where_they_are_and_stale_copies_go(tmp_path):
+    manifest = ravdess_manifest(tmp_path)
+    cache = tmp_path / "cache"
+    first = ingest(manifest, cache, progress=False)
+    ready = tmp_path / "ready.wav"
+    sf.write(ready, np.zeros(8_000, np.float32), 16_000)
+    smaller = manifest.iloc[:2].assign(path=[str(ready), manifest.path.iloc[1]])
+    out = ingest(smaller, cache, progress=False)
+    assert out.path.iloc[0] == str(ready) and out.path.iloc[1] == first.path.iloc[1]
+    assert sorted(p.name for p in cache.glob("*.wav")) == [os.path.basename(first.path.iloc[1])]
+
+
+def test_the_survey_says_what_will_be_converted_from_headers_alone(tmp_path):
+    manifest = ravdess_manifest(tmp_path)
+    table = corpora.own_corpus(tmp_path / "own", speakers=("ann",), per_label=1, seconds=0.5)
+    paths = list(manifest.path) + [str(tmp_path / "own" / p) for p in pd.read_csv(table).path]
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not audio")
+    found = survey(paths + [str(tmp_path / "bad.wav")])
+    assert found.total == 13 and found.to_convert == 12 and found.unreadable == [str(tmp_path / "bad.wav")]
+    assert {k: v[0] for k, v in found.kinds.items()} == {(48_000, 1): 4, (48_000, 2): 4, (44_100, 2): 4}
+    line = found.describe("ravdess", 1.5)
+    assert "12 of 13 files" in line and "4 at 48000 Hz mono" in line and "4 at 44100 Hz 2 channels" in line
+    assert "about 2 s" in line and "soxr" in line
+    assert 0 < estimate_seconds(found) < 5
+
+
+def test_the_data_step_writes_a_16_khz_manifest_of_a_48_khz_corpus(tmp_path):
+    ravdess_manifest(tmp_path)
+    cfg = make_config("micro", corpus="manifest", manifest=str(tmp_path / "ravdess.csv"), data_dir=str(tmp_path / "d"),
+                      emotions=["neu", "hap", "ang"], conditions=[])
+    prepare_data(cfg, progress=False)
+    written = read_manifest(cfg.manifest_path)
+    assert all(sf.info(p).samplerate == 16_000 and sf.info(p).channels == 1 for p in written.path)
+    assert len(study_manifest(cfg)) == 8 and all(read_audio(p).size for p in written.path)  # the steps' reader
+    listing = read_manifest(cfg.manifest_path.with_name("corpus.csv"))  # the corpus's own paths, kept
+    assert all(p.startswith(str(tmp_path / "RAVDESS")) for p in listing.path)
