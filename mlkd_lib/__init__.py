@@ -13,7 +13,7 @@ The vocabulary and the places
 
 Data (``data/``)
     data.recipes.<corpus>:build_manifest  a corpus as distributed -> manifest (cremad, ravdess, emodb,
-                                          msppodcast; iemocap:build_iemocap_manifest, exc merged into hap)
+                                          msppodcast; iemocap:build_manifest, exc merged into hap)
     data.user_manifest:manifest_problems  a researcher's own manifest, checked whole; complete_manifest
     data.prepare:study_manifest           the study's utterances: label_map merged, the emotions kept
     data.synthetic:make_synthetic_corpus  the demo's espeak-ng corpus

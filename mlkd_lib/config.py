@@ -20,7 +20,6 @@ from .names import (
     EMOTIONS,
     LABEL_CODES,
     NOISE_TYPES,
-    NOISEX_UNSEEN,
     STUDENT_CONTROL,
     STUDENT_SUP,
     STUDENT_UNSUP,
@@ -73,7 +72,16 @@ class StudyConfig:
                                 + ", ".join(TEST_ONLY), lambda v: set(v) <= set(TEST_ONLY),
                                 "must be some of " + ", ".join(TEST_ONLY))
     unseen_noise_types: list[str] = key([], "noise types no model trains on, tested at the study's SNRs "
-                                            "(unseen_noise); the demo's: music, traffic")
+                                            "(unseen_noise); empty: every type of the noise collection that "
+                                            "noise_types does not name (the synthetic noises': music, traffic), "
+                                            "none left: no unseen noise")
+    test_manifests: list[str] = key([], "other corpora's manifests (CSV / JSON Lines tables as for manifest=, e.g. "
+                                    "written by `mlkd data NAME`): every trained model is also scored on their "
+                                    "utterances of the study's classes, never trained on (test family corpus)",
+                                    lambda v: len({Path(p).stem for p in v}) == len(v),
+                                    "must name files with different stems (a stem names the corpus)")
+    test_corpus_noise: bool = key(True, "score the other corpora (test_manifests) under the trained noise types at the "
+                                        "study's SNRs too; false: their clean speech only (large corpora on a CPU)")
     rir_dir: str = key("", "a folder of real room impulse responses (wav) for reverb; empty: simulated shoebox rooms")
     rir_rooms: int = key(8, "simulated rooms per RT60 (each test utterance hears one, drawn by its seed)", *positive)
     reverb_noise_snr: float = key(10.0, "SNR (dB) of the far-field condition: reverberant speech plus the study's "
@@ -193,13 +201,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # speaker x emotion: 48 test utterances a fold): the whole study on 2 CPU cores in < 15 minutes.
     # lr and student_lr were chosen on validation UA (docs/design.md, "The demo's training settings").
     "demo": dict(synth_per_class=12, model=str(DEMO_ENCODER), freeze_feature_encoder=True, lr=3e-4,
-                 unseen_noise_types=["music", "traffic"], share_cnn_features=True),
+                 share_cnn_features=True),
     # Seconds, for tests: a smaller model, fewer utterances, two noises and SNRs.
     "micro": dict(preset="micro", data_dir="data/micro", model="micro", student_layers=2,
                   synth_per_class=2, noise_seconds=5.0, noise_types=["babble", "factory"],
                   snrs=[0.0, 20.0], teacher_epochs=1, student_epochs=1, batch_size=8,
                   bench_utterances=2, nmf_speech_components=8, nmf_noise_components=4,
-                  unseen_noise_types=["music"], rir_rooms=2, share_cnn_features=True, enhancement_snrs=[0.0]),
+                  rir_rooms=2, share_cnn_features=True, enhancement_snrs=[0.0]),
     # The paper: IEMOCAP + NOISEX-92 + wav2vec2-base from a local path, on a GPU.
     "paper": dict(preset="paper", corpus="iemocap", data_dir="data/paper",
                   iemocap_root="data/IEMOCAP_full_release", noisex_dir="data/NOISEX-92",
@@ -207,8 +215,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   batch_size=8, lr=1e-5, student_lr=1e-5, head_lr=1e-4, freeze_feature_encoder=True,
                   max_seconds=15.0, teacher_cache="disk", bench_utterances=507, deploy=True, eval_batch_size=32,
                   # SpecAugment off, stated rather than inherited from the checkpoint's config (0.05)
-                  mask_time_prob=0.0, representation_utterances=200, enhancement_snrs=[],
-                  unseen_noise_types=list(NOISEX_UNSEEN)),
+                  mask_time_prob=0.0, representation_utterances=200, enhancement_snrs=[]),
 }
 
 
@@ -286,10 +293,38 @@ def with_overrides(cfg: StudyConfig, **overrides: Any) -> StudyConfig:
     return make_config(cfg.preset, **{k: v for k, v in merged.items() if k != "preset"})
 
 
+# keys that name files or folders: relative ones are taken against the folder they were written from (``absolute``)
+PATH_KEYS = ("data_dir", "iemocap_root", "manifest", "noise_dir", "noisex_dir", "rir_dir", "test_manifests")
+
+
+def absolute(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``values`` (study keys) with the relative paths of ``PATH_KEYS`` taken against ``base``: the current folder
+    for ``--set``, a setup file's own folder for its keys. ``model`` too where ``base`` holds such a folder (else it
+    names an architecture or a Hugging Face id)."""
+    def one(p):
+        p = Path(str(p).strip()).expanduser()
+        return str(p if p.is_absolute() else base / p)
+
+    out = dict(values)
+    for k in PATH_KEYS:
+        v = out.get(k)
+        if k == "test_manifests" and isinstance(v, str):  # a list, as --set writes it
+            v = [x for x in v.split(",") if x.strip()]
+        if isinstance(v, (list, tuple)):
+            out[k] = [one(x) for x in v]
+        elif v:
+            out[k] = one(v)
+    model = out.get("model")
+    if isinstance(model, str) and model and not Path(model).expanduser().is_absolute() and (base / model).exists():
+        out["model"] = str(base / model)
+    return out
+
+
 def read_setup(path: str | Path) -> dict[str, Any]:
     """A setup file (``mlkd study --config FILE``, a notebook's ``config_file``): YAML or JSON, a mapping of
     study keys to values, so that a corpus + noise + encoder setup can be shared and versioned. Its keys are
-    checked like ``--set`` ones; ``preset`` names the preset they start from."""
+    checked like ``--set`` ones; ``preset`` names the preset they start from; its relative paths are taken
+    against the file's own folder."""
     path = resolve(path)
     if not path.is_file():
         raise FileNotFoundError(f"setup file not found: {path}")
@@ -303,7 +338,7 @@ def read_setup(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - set(key_types()))
     if unknown:
         raise KeyError(f"setup file {path}: unknown config keys {unknown}; `mlkd study --list-keys` lists them")
-    return data
+    return absolute(data, path.parent)
 
 
 def load_config(path: str | Path) -> StudyConfig:
@@ -315,11 +350,7 @@ def load_config(path: str | Path) -> StudyConfig:
 
 
 def with_absolute_paths(cfg: StudyConfig) -> StudyConfig:
-    """``cfg`` with its folders taken against the project root (``paths.resolve``), so a notebook's
-    working directory does not move them. ``model`` is a folder only if one exists there (else a
-    named architecture such as "tiny", or an id in the Hugging Face cache)."""
-    changes = {k: str(resolve(getattr(cfg, k))) for k in ("data_dir", "iemocap_root", "manifest", "noise_dir",
-                                                          "noisex_dir") if getattr(cfg, k)}
-    if resolve(cfg.model).exists():
-        changes["model"] = str(resolve(cfg.model))
-    return dataclasses.replace(cfg, **changes)
+    """``cfg`` with the paths still relative — a preset's defaults, a notebook's parameters — taken against the
+    project root (``paths.resolve``), so a notebook's working directory does not move them; the command line and
+    setup files have made theirs absolute already (``absolute``)."""
+    return dataclasses.replace(cfg, **absolute({k: getattr(cfg, k) for k in (*PATH_KEYS, "model")}, resolve(".")))

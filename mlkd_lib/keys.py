@@ -107,6 +107,19 @@ def number(kind, low=None, strict=False):
 POSITIVE, COUNT, NUMBER = number(int, 1), number(int, 0), number(float)
 
 
+# --- the command line's paths: a shell user means them relative to the current folder
+
+def here(text: str) -> str:
+    """An argparse type: a path typed on the command line, made absolute against the current folder."""
+    return str(Path(text).expanduser().absolute())
+
+
+def model_here(text: str) -> str:
+    """An argparse type for ``--model``: a folder relative to the current folder where there is one, else as typed
+    (base, tiny, micro, or a Hugging Face id in the local cache)."""
+    return here(text) if Path(text).expanduser().exists() else text
+
+
 class Parser(argparse.ArgumentParser):
     """The command line's parser: a usage mistake is one line naming the command and the bad value (exit 2),
     like every other error."""

@@ -14,6 +14,7 @@ NOISE = "noise"  # the condition of the noise types the students train on (their
 # test-only condition families, scored for every trained model without retraining (data/robustness.py)
 UNSEEN_NOISE, REVERB, REVERB_NOISE = "unseen_noise", "reverb", "reverb_noise"
 TEST_ONLY = (UNSEEN_NOISE, REVERB, REVERB_NOISE, "telephone", "codec", "clipping")
+CORPUS = "corpus"  # another corpus's utterances of the study's classes (test_manifests), scored without retraining
 
 TEACHER, BASELINE = "teacher", "baseline"
 # the student arms: MLKD, the paper's "student without supervision" (CE only), and the control (CE only from
@@ -27,9 +28,6 @@ MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision 
                 BASELINE: "Baseline (VAD + NMF)"}
 MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names: the paper's five types
-# NOISEX-92's other ten recordings: the paper preset's unseen noise
-NOISEX_UNSEEN = ("white", "pink", "buccaneer1", "buccaneer2", "destroyerengine", "destroyerops", "factory2", "leopard",
-                 "m109", "machinegun")
 
 # the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)
 ENCODER_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")

@@ -32,7 +32,7 @@ def study_data(micro_data, tmp_path_factory):
     corpus_cfg = micro_data[0]
     root = tmp_path_factory.mktemp("robust")
     (root / "synthetic").symlink_to(corpus_cfg.manifest_path.parent, target_is_directory=True)
-    cfg = make_config("micro", data_dir=str(root), threads=1, rir_rooms=1)
+    cfg = make_config("micro", data_dir=str(root), threads=1, rir_rooms=1, unseen_noise_types=["music"])
     write_noise_bank(cfg.noise_bank_dir, None, cfg.synth_seed, cfg.noise_seconds, bank_types(cfg))
     write_rir_bank(rir_bank_dir(cfg), (0.3, 0.6, 0.9), cfg.rir_rooms, cfg.synth_seed)
     return cfg, load_fold(cfg, "Ses01F")

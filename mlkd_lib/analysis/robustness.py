@@ -7,9 +7,12 @@ the clean-trained teacher as the reference model:
     CE_f        = Σ_severity error(model) / Σ_severity error(teacher)
     relative CE = Σ_severity (error(model) − error_clean(model)) / Σ_severity (error(teacher) − error_clean(teacher))
 
-mCE and relative mCE are their means over every family but clean. The trained noise types are a family too
-(``noise``, the only one a student has heard); every other family is unseen by every model. CE below 1: fewer
-errors than the teacher under that corruption; relative CE: a smaller drop from its own clean UA.
+mCE and relative mCE are their means over every corruption family (every family but clean and ``corpus``). The
+trained noise types are a family too (``noise``, the only one a student has heard); every other family is unseen
+by every model. CE below 1: fewer errors than the teacher under that corruption; relative CE: a smaller drop from
+its own clean UA. Another corpus (``corpus``: its clean speech, severity empty, and its speech under the trained
+noise types, severity the SNR) is a change of speakers, language and recording, not a corruption: it has its CE
+and its contrasts, and stays out of the mCE and of the pooled unseen contrast.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pandas as pd
 
 from ..names import (
     CLEAN,
+    CORPUS,
     MODEL_LABELS,
     NOISE,
     STUDENT_CONTROL,
@@ -32,7 +36,7 @@ from ..names import (
 )
 from .tables import save_table, with_conditions
 
-FAMILY_ORDER = (NOISE, *TEST_ONLY)
+FAMILY_ORDER = (NOISE, *TEST_ONLY, CORPUS)
 
 
 def family_ua(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +83,7 @@ def corruption_errors(metrics: pd.DataFrame, reference: str = TEACHER) -> pd.Dat
                              relative_ce=float((e - clean[model]).sum() / drop) if drop > 0 else np.nan))
     ce = pd.DataFrame(rows)
     means = []
-    for model, g in ce.groupby("model", sort=False):
+    for model, g in ce[ce.family != CORPUS].groupby("model", sort=False):
         means.append(dict(model=model, family="mCE", seen=True, ce=g.ce.mean(), relative_ce=g.relative_ce.mean()))
         unseen = g[~g.seen]
         if len(unseen):
@@ -94,7 +98,7 @@ def shown_name(family: str) -> str:
 
 
 def unit_of(family: str) -> str:
-    if family in (CLEAN, NOISE):
+    if family in (CLEAN, NOISE, CORPUS):
         return "" if family == CLEAN else "dB SNR"
     from ..data.robustness import severity_unit
     return severity_unit(family)
@@ -111,7 +115,7 @@ def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) 
                            for m, s in zip(t.ua_mean, t.ua_std)])
     rows = []
     for (family, severity), g in cells.groupby(["condition", cells.severity.fillna(-1.0)], sort=False):
-        level = "" if severity == -1.0 else f"{severity:g} {unit_of(family)}"
+        level = ("clean" if family == CORPUS else "") if severity == -1.0 else f"{severity:g} {unit_of(family)}"
         row = {"condition": shown_name(family), "severity": level}
         row.update({MODEL_LABELS[m]: g.set_index("model").cell.get(m, "") for m in models})
         rows.append(row)
@@ -146,7 +150,13 @@ def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
     for ax in axes.flat[len(families):]:
         ax.axis("off")
     for ax, family in zip(axes.flat, families):
-        for model, g in t[t.condition == family].groupby("model", sort=False):
+        rows = t[t.condition == family]
+        if family == CORPUS:  # the other corpus's clean speech sits right of its highest SNR
+            clean_at = rows.severity.max() + 10 if rows.severity.notna().any() else 0.0
+            rows = rows.assign(severity=rows.severity.fillna(clean_at))
+            ax.set_xticks(sorted(rows.severity.unique()),
+                          [f"{s:g}" if s != clean_at else "clean" for s in sorted(rows.severity.unique())])
+        for model, g in rows.groupby("model", sort=False):
             ax.errorbar(g.severity, 100 * g.ua_mean, yerr=100 * g.ua_std.fillna(0), marker="o", capsize=2, ms=3,
                         color=MODEL_COLORS.get(model), label=MODEL_LABELS[model])
             clean = t[(t.condition == CLEAN) & (t.model == model)]
@@ -154,7 +164,7 @@ def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
                 ax.axhline(100 * clean.ua_mean.iloc[0], color=MODEL_COLORS.get(model), ls=":", lw=0.8)
         ax.set(title=shown_name(family), xlabel=unit_of(family))
         ax.title.set_fontsize(9)
-        if family in (NOISE, UNSEEN_NOISE, "codec"):
+        if family in (NOISE, UNSEEN_NOISE, "codec", CORPUS):
             ax.invert_xaxis()  # worse to the right: a lower SNR, a lower bitrate
     for row in axes:
         row[0].set_ylabel("UA % (mean ± std over folds)\ndotted: clean")
@@ -167,12 +177,14 @@ def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
 
 UNSEEN_POOLED = "pooled unseen"
 UNSEEN_KIND = "unseen"  # stats.csv's kind of these contrasts
+CORPUS_POOLED = "pooled corpus"  # every other corpus, clean and noisy: its own pre-specified test
 
 
 def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.DataFrame:
     """The contrasts that answer "does MLKD keep its edge where no model has trained?": MLKD − CE-only (each
-    reading) and MLKD − baseline, pooled over every unseen condition (one pre-specified test) and per unseen
-    family (BH q over the families), paired over the folds, in UA points."""
+    reading) and MLKD − baseline, pooled over every unseen corruption (one pre-specified test) and per unseen
+    family (BH q over the families), and pooled over the other corpora (``corpus``, its own test), paired over the
+    folds, in UA points."""
     from scipy import stats as sps
 
     from .stats import MLKD_VS_BASELINE, arm_name, paired_test
@@ -188,9 +200,12 @@ def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.D
         if not {a, b} <= set(unseen.model):
             continue
         ua = unseen.set_index(["model", "condition", "severity", "fold"]).ua
-        d = (100 * (ua.xs(a, level="model") - ua.xs(b, level="model"))).dropna().rename("d").reset_index()
-        rows.append({"comparison": name, "kind": kind, "noise": UNSEEN_POOLED, "snr_db": None,
-                     **paired_test(d.groupby("fold").d.mean().to_numpy(), seed), "q_bh": np.nan})
+        both = (100 * (ua.xs(a, level="model") - ua.xs(b, level="model"))).dropna().rename("d").reset_index()
+        d, other = both[both.condition != CORPUS], both[both.condition == CORPUS]
+        for pooled, g in ((UNSEEN_POOLED, d), (CORPUS_POOLED, other)):
+            if len(g):
+                rows.append({"comparison": name, "kind": kind, "noise": pooled, "snr_db": None,
+                             **paired_test(g.groupby("fold").d.mean().to_numpy(), seed), "q_bh": np.nan})
         cells = [{"comparison": name, "kind": kind, "noise": f"pooled {family}", "snr_db": None,
                   **paired_test(g.groupby("fold").d.mean().to_numpy(), seed)} for family, g in d.groupby("condition")]
         ps = np.array([c["p"] for c in cells])
@@ -201,5 +216,5 @@ def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.D
         rows += [dict(c, q_bh=float(q)) for c, q in zip(cells, qs)]
     out = pd.DataFrame(rows)
     if len(out):
-        out["significant"] = np.where(out.noise == UNSEEN_POOLED, out.p < 0.05, out.q_bh < 0.05)
+        out["significant"] = np.where(out.noise.isin([UNSEEN_POOLED, CORPUS_POOLED]), out.p < 0.05, out.q_bh < 0.05)
     return out

@@ -271,11 +271,14 @@ def enhancement_table(study_dir: str | Path) -> pd.DataFrame:
     return table.round(3)
 
 
-def write_study_readme(study_dir: Path, tables: list[Path], plots: list[Path], synthetic: bool) -> Path:
-    """``<study>/README.md``: the three tables and links to the plots and notebooks."""
+def write_study_readme(study_dir: Path, tables: list[Path], plots: list[Path], synthetic: bool,
+                       notes: list[str] = ()) -> Path:
+    """``<study>/README.md``: the tables and links to the plots and notebooks; ``notes``: what the reader should
+    know first (a test family the data left out)."""
     parts = [f"# Study `{study_dir.name}`\n"]
     if synthetic:
         parts.append(f"> {SYNTHETIC_NOTE}\n")
+    parts += [f"> Note: {n}\n" for n in notes]
     parts += [t.read_text() for t in tables]
     parts.append("## Plots\n" + "\n".join(f"![{p.stem}]({p.relative_to(study_dir)})" for p in plots))
     nbs = sorted(study_dir.glob("*.ipynb")) + sorted(study_dir.glob("folds/*/*.ipynb"))

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..names import CLEAN, EMOTIONS, NOISE, UNSEEN_NOISE
+from ..names import CLEAN, CORPUS, EMOTIONS, NOISE, UNSEEN_NOISE
 from .audio import SAMPLE_RATE, read_audio
 from .mixing import mix_at_snr, speech_level_db
 
@@ -45,11 +45,13 @@ def condition_audio(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | 
 class Condition:
     """A test condition: clean speech (noise 'clean', snr None), a trained noise type at an SNR, or a test-only
     ``family`` (data/robustness.py) at a ``severity``: an unseen noise type (noise and SNR as for the trained
-    ones), or a signal corruption (noise: the family's name, or the reference noise of the far field)."""
+    ones), a signal corruption (noise: the family's name, or the reference noise of the far field), or another
+    corpus (``corpus``: its utterances clean, or under a trained noise type at an SNR, the severity)."""
     noise: str
     snr_db: float | None = None
     family: str | None = None
     severity: float | None = None
+    corpus: str | None = None
 
     @property
     def condition(self) -> str:
@@ -62,11 +64,24 @@ class Condition:
         return self.severity if self.family else self.snr_db
 
     @property
+    def is_signal(self) -> bool:
+        """Whether the audio is made by a signal family's processing (reverb, far field, telephone, codec, clipping),
+        not by mixing a noise into speech."""
+        return self.family not in (None, UNSEEN_NOISE, CORPUS)
+
+    @property
+    def noise_name(self) -> str:
+        """metrics.csv's ``noise``: the noise type (or the family), prefixed by another corpus's name (``emodb/clean``,
+        ``emodb/babble``)."""
+        return f"{self.corpus}/{self.noise}" if self.corpus else self.noise
+
+    @property
     def label(self) -> str:
-        if self.family and self.family != UNSEEN_NOISE:
+        if self.is_signal:
             where = "" if self.noise == self.family else f" + {self.noise} {self.snr_db:g} dB"
             return f"{self.family} {self.severity:g}{where}"
-        return CLEAN if self.noise == CLEAN else f"{self.noise} {self.snr_db:g} dB"
+        heard = CLEAN if self.noise == CLEAN else f"{self.noise} {self.snr_db:g} dB"
+        return f"{self.corpus}: {heard}" if self.corpus else heard
 
 
 def all_conditions(noise_types, snrs) -> list[Condition]:
@@ -141,7 +156,7 @@ class NoisyPairDataset(Dataset):
                                speech_db=self.audio.level_db(row.utt_id, row.path, self.level))
         elif isinstance(self.mode, Condition) and self.made is not None:
             noise, snr, noisy = self.mode.noise, self.mode.snr_db, self.made[index]
-        elif isinstance(self.mode, Condition) and self.mode.family not in (None, UNSEEN_NOISE):
+        elif isinstance(self.mode, Condition) and self.mode.is_signal:
             from .robustness import corrupt
             noise, snr = self.mode.noise, self.mode.snr_db
             noisy = corrupt(clean, row.utt_id, self.mode, self.noise_bank, self.rirs, self.seed, self.level)

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..names import UNSEEN_NOISE
-
 
 def keeps(condition) -> bool:
     """Whether ``condition``'s audio is worth keeping: a signal condition (not clean speech, not a noise type)."""
-    return condition.family not in (None, UNSEEN_NOISE)
+    return condition.is_signal
 
 
 class KeptAudio:

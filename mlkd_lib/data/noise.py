@@ -174,6 +174,24 @@ def _collection(source: str | Path, types: Sequence[str] | None) -> tuple[dict[s
     return chosen, problems
 
 
+def collection_type_names(source: str | Path, trained: Sequence[str]) -> list[str] | None:
+    """The types of ``source`` that none of ``trained`` names (nor serves: NOISEX's factory1 serves as factory),
+    in the collection's order; for the synthetic noises (``source`` empty), the test-only ones. None when the
+    collection cannot be read (its own problem)."""
+    if not source:
+        return [t for t in UNSEEN_TYPES if t not in trained]
+    source = Path(source).expanduser()
+    if source.is_dir():
+        found = _scan_folder(source)[0]
+    elif source.is_file() and source.suffix.lower() == ".csv":
+        found = _scan_csv(source)[0]
+    else:
+        return None
+    serving = {_named(found, t) or (_named(found, NOISEX_STEMS[t]) if t in NOISEX_STEMS and source.is_dir() else None)
+               for t in trained}
+    return [t for t, files in found.items() if t not in serving and t not in trained and files]
+
+
 def collection_types(source: str | Path, types: Sequence[str] | None = None) -> dict[str, list[Path]]:
     """The files of each of ``types`` (all the collection's types for None), by names alone: every problem
     at once in one error (FileNotFoundError when the collection itself is not there)."""

@@ -1,10 +1,14 @@
 """A study's data as the steps use it: the corpus manifest and noise bank made (or reused) once,
-the study's classes picked from it (``study_manifest``), and each fold's training / validation / test
-utterances with the two parts of every noise recording. Torch-free: the planner, the exporter and the
-steps all read folds through here."""
+the corpus brought to 16 kHz mono (``ingest.py``), the study's classes picked from it (``study_manifest``), and
+each fold's training / validation / test utterances with the two parts of every noise recording. Torch-free: the
+planner, the exporter and the steps all read folds through here.
+
+Defaults that name data follow the user's data (``follow_data``): the unseen noise types are the noise
+collection's types that no model trains on, never a list written for the demo's or the paper's collection."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -15,11 +19,15 @@ import pandas as pd
 from ..config import StudyConfig, label_merges
 from ..names import REVERB, UNSEEN_NOISE
 from .folds import Fold, get_fold, make_folds, split
+from .ingest import ingest
 from .manifest import read_manifest, write_manifest
-from .noise import load_noise_bank, split_noise, write_noise_bank
-from .recipes.iemocap import build_iemocap_manifest
+from .noise import collection_type_names, load_noise_bank, split_noise, write_noise_bank
+from .recipes import iemocap
 from .robustness import family_module, load_rir_bank, needs_rirs, write_rir_bank
 from .synthetic import make_synthetic_corpus
+
+STAMP_KEYS = ("corpus", "iemocap_root", "manifest", "noise_dir", "noisex_dir", "synth_per_class", "synth_seed",
+              "noise_seconds")
 
 
 def bank_types(cfg: StudyConfig) -> list[str]:
@@ -28,33 +36,94 @@ def bank_types(cfg: StudyConfig) -> list[str]:
     return list(cfg.noise_types) + [t for t in unseen if t not in cfg.noise_types]
 
 
+def follow_data(cfg: StudyConfig) -> StudyConfig:
+    """``cfg`` with the defaults that name data drawn from the user's own: an empty ``unseen_noise_types`` becomes
+    the noise collection's types beyond ``noise_types`` (the synthetic bank's music and traffic; NOISEX-92's other
+    recordings; MUSAN's or DEMAND's other folders). None left: the unseen-noise family is left out (``--plan``
+    and the study's README say so). A collection that cannot be read is left as it is: the pre-flight names it."""
+    if cfg.unseen_noise_types or UNSEEN_NOISE not in cfg.conditions:
+        return cfg
+    names = collection_type_names(cfg.noise_source, cfg.noise_types)
+    if names is None:
+        return cfg
+    return dataclasses.replace(cfg, unseen_noise_types=names)
+
+
+def no_unseen_noise(cfg: StudyConfig) -> str | None:
+    """The line that says the unseen-noise family was left out because the collection has no other type."""
+    if UNSEEN_NOISE in cfg.conditions and not cfg.unseen_noise_types:
+        return (f"unseen noise: none — the noise collection ({cfg.noise_source or 'the synthetic noises'}) has no "
+                f"type beyond noise_types ({', '.join(cfg.noise_types)}), so the unseen-noise family is left out")
+    return None
+
+
 def rir_bank_dir(cfg: StudyConfig) -> Path:
     return Path(cfg.data_dir) / "rirs"
 
 
-def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
-    """Build (or reuse) the manifest, the noise bank and the room impulse responses named by the config."""
-    manifest_path, noise_dir = cfg.manifest_path, cfg.noise_bank_dir
-    stamp_path = Path(cfg.data_dir) / "data_stamp.json"
-    stamp = {k: getattr(cfg, k) for k in ("corpus", "iemocap_root", "manifest", "noise_dir", "noisex_dir",
-                                          "synth_per_class", "synth_seed", "noise_seconds")}
+def corpus_listing_path(cfg: StudyConfig) -> Path:
+    """The corpus as its recipe (or the user's table) lists it, with the corpus's own paths; ``cfg.manifest_path``
+    is the same rows with every file at 16 kHz mono."""
+    return cfg.manifest_path.with_name("corpus.csv")
+
+
+def audio_cache_dir(cfg: StudyConfig) -> Path:
+    """Where the corpus's files that were not 16 kHz mono are kept converted (``ingest.py``)."""
+    return cfg.manifest_path.with_name("audio-16k")
+
+
+def _stamp(cfg: StudyConfig) -> dict:
+    stamp = {k: getattr(cfg, k) for k in STAMP_KEYS}
     stamp["noise_types"] = bank_types(cfg)
     if cfg.corpus == "manifest" and Path(cfg.manifest).is_file():  # an edited table is read again
         stat = Path(cfg.manifest).stat()
         stamp["manifest_file"] = [stat.st_size, stat.st_mtime_ns]
-    old = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
-    if old != stamp or not manifest_path.is_file() or not noise_dir.is_dir():
-        if cfg.corpus == "synthetic":
-            make_synthetic_corpus(manifest_path.parent, cfg.synth_seed, cfg.synth_per_class, progress=progress)
-        elif cfg.corpus == "iemocap":
-            build_iemocap_manifest(cfg.iemocap_root, manifest_path, progress=progress)
-        elif cfg.corpus == "manifest":
-            from .user_manifest import complete_manifest
-            write_manifest(complete_manifest(cfg.manifest, progress), manifest_path)
-        else:
-            raise ValueError(f"corpus must be 'synthetic', 'iemocap' or 'manifest', got {cfg.corpus!r}")
+    return stamp
+
+
+def is_prepared(cfg: StudyConfig) -> bool:
+    """Whether the data step has made this config's corpus listing, manifest and noise bank (and nothing changed)."""
+    path = Path(cfg.data_dir) / "data_stamp.json"
+    return (path.is_file() and json.loads(path.read_text()) == _stamp(cfg) and cfg.manifest_path.is_file()
+            and corpus_listing_path(cfg).is_file() and cfg.noise_bank_dir.is_dir())
+
+
+def corpus_listing(cfg: StudyConfig, progress: bool = True) -> pd.DataFrame:
+    """The corpus's utterances with their own paths: made by its recipe, or the user's table checked and completed
+    (the synthetic corpus is generated here, at 16 kHz)."""
+    if cfg.corpus == "synthetic":
+        return make_synthetic_corpus(cfg.manifest_path.parent, cfg.synth_seed, cfg.synth_per_class, progress=progress)
+    if cfg.corpus == "iemocap":
+        return iemocap.build_manifest(cfg.iemocap_root, progress=progress)
+    if cfg.corpus == "manifest":
+        from .user_manifest import complete_manifest
+        return complete_manifest(cfg.manifest, progress)
+    raise ValueError(f"corpus must be 'synthetic', 'iemocap' or 'manifest', got {cfg.corpus!r}")
+
+
+def planned_corpus(cfg: StudyConfig) -> pd.DataFrame | None:
+    """The corpus listing the data step will use, read without converting or writing anything: the one it made
+    where nothing has changed since, else the recipe's or the user's table's; None for a synthetic corpus not made
+    yet (the data step generates it)."""
+    if is_prepared(cfg):
+        return read_manifest(corpus_listing_path(cfg))
+    if cfg.corpus == "synthetic":
+        return None
+    return corpus_listing(cfg, progress=False)
+
+
+def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
+    """Build (or reuse) the corpus listing, the noise bank and the room impulse responses named by the config; bring
+    the study's utterances to 16 kHz mono into the manifest the steps read (every run: a file that changed is
+    converted again)."""
+    listing, noise_dir = corpus_listing_path(cfg), cfg.noise_bank_dir
+    if not is_prepared(cfg):
+        write_manifest(corpus_listing(cfg, progress), listing)
         write_noise_bank(noise_dir, cfg.noise_source or None, cfg.synth_seed, cfg.noise_seconds, bank_types(cfg))
-        stamp_path.write_text(json.dumps(stamp, indent=2))
+        (Path(cfg.data_dir) / "data_stamp.json").write_text(json.dumps(_stamp(cfg), indent=2))
+    # the study's classes only are converted (the listing keeps the rest, for another choice of emotions)
+    utterances = pick_classes(read_manifest(listing), cfg, listing)
+    write_manifest(ingest(utterances, audio_cache_dir(cfg), progress), cfg.manifest_path)
     if needs_rirs(cfg):
         rir_stamp = {"rir_dir": cfg.rir_dir, "rooms": cfg.rir_rooms, "seed": cfg.synth_seed}
         stamp_file = rir_bank_dir(cfg) / "stamp.json"
@@ -63,14 +132,61 @@ def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
             write_rir_bank(rir_bank_dir(cfg), family_module(REVERB).SEVERITIES, cfg.rir_rooms, cfg.synth_seed,
                            cfg.rir_dir)
             stamp_file.write_text(json.dumps(rir_stamp))
-    return {"manifest": manifest_path, "noise_dir": noise_dir}
+    for path in cfg.test_manifests:
+        prepare_test_corpus(cfg, path, progress)
+    return {"manifest": cfg.manifest_path, "noise_dir": noise_dir}
+
+
+def test_corpus_dir(cfg: StudyConfig, name: str) -> Path:
+    """Where another corpus scored by the study (``test_manifests``; ``name``: its file's stem) is kept."""
+    return Path(cfg.data_dir) / "test-corpora" / name
+
+
+def test_classes(manifest: pd.DataFrame, cfg: StudyConfig, where: str | Path) -> pd.DataFrame:
+    """Another corpus's utterances of the study's classes (``label_map`` merged first): the classes it lacks are
+    simply not scored (UA averages the recall of the classes present), but it must have one of them."""
+    merged = manifest.assign(emotion=manifest["emotion"].replace(label_merges(cfg)))
+    kept = merged[merged["emotion"].isin(cfg.emotions)].reset_index(drop=True)
+    if kept.empty:
+        raise ValueError(f"test corpus {where}: no utterance of the study's classes {', '.join(cfg.emotions)} "
+                         f"(its labels: {', '.join(sorted(set(manifest['emotion'])))})")
+    return kept
+
+
+def prepare_test_corpus(cfg: StudyConfig, path: str | Path, progress: bool = True) -> Path:
+    """Another corpus as the evaluation reads it: the user's table checked and completed, its utterances of the
+    study's classes kept, brought to 16 kHz mono (``ingest.py``); made again when the table or the classes change."""
+    from .user_manifest import complete_manifest
+    path = Path(path)
+    folder = test_corpus_dir(cfg, path.stem)
+    stat = path.stat()
+    stamp = {"manifest": str(path), "file": [stat.st_size, stat.st_mtime_ns], "emotions": cfg.emotions,
+             "label_map": cfg.label_map}
+    stamp_file, listing = folder / "stamp.json", folder / "corpus.csv"
+    if not listing.is_file() or not stamp_file.is_file() or json.loads(stamp_file.read_text()) != stamp:
+        write_manifest(test_classes(complete_manifest(path, progress), cfg, path), listing)
+        stamp_file.write_text(json.dumps(stamp))
+    return write_manifest(ingest(read_manifest(listing), folder / "audio-16k", progress), folder / "manifest.csv")
+
+
+def load_test_corpora(cfg: StudyConfig) -> dict[str, pd.DataFrame]:
+    """{name: utterances} of every other corpus the study scores (``test_manifests``), as the data step made them."""
+    out = {}
+    for path in cfg.test_manifests:
+        name = Path(path).stem
+        manifest = test_corpus_dir(cfg, name) / "manifest.csv"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: the test corpus {name} is not prepared: run the study's data step")
+        out[name] = read_manifest(manifest)
+    return out
 
 
 @dataclass
 class FoldData:
     """A fold's utterances and noise: ``noise_bank`` is the test part of each recording (every
     evaluation mixes from it, unseen types included), ``train_noise`` the part of the trained types the students
-    train and validate on; ``rirs`` the rooms of the reverberant test conditions."""
+    train and validate on; ``rirs`` the rooms of the reverberant test conditions; ``test_corpora`` other corpora's
+    utterances of the study's classes (``test_manifests``), which no fold trains on."""
     fold: Fold
     train: pd.DataFrame
     val: pd.DataFrame
@@ -78,22 +194,27 @@ class FoldData:
     noise_bank: dict
     train_noise: dict
     rirs: dict
+    test_corpora: dict = dataclasses.field(default_factory=dict)
 
 
-def study_manifest(cfg: StudyConfig) -> pd.DataFrame:
-    """The utterances the study uses: the manifest with ``label_map``'s merges applied and only the classes of
-    ``emotions`` kept (every class must have utterances)."""
-    manifest = read_manifest(cfg.manifest_path)
+def pick_classes(manifest: pd.DataFrame, cfg: StudyConfig, where: str | Path) -> pd.DataFrame:
+    """``manifest`` with ``label_map``'s merges applied and only the classes of ``emotions`` kept; every class must
+    have utterances (``where`` names the table in the error)."""
     merges = label_merges(cfg)
     if merges:
-        manifest["emotion"] = manifest["emotion"].replace(merges)
+        manifest = manifest.assign(emotion=manifest["emotion"].replace(merges))
     counts = manifest["emotion"].value_counts()
     absent = [e for e in cfg.emotions if e not in counts]
     if absent:
-        raise ValueError(f"{cfg.manifest_path}: no utterance of the class(es) {', '.join(absent)} of emotions="
+        raise ValueError(f"{where}: no utterance of the class(es) {', '.join(absent)} of emotions="
                          f"{','.join(cfg.emotions)}; the manifest's labels: "
                          + ", ".join(f"{k} ({v})" for k, v in counts.items()) + " (label_map merges RAW:CODE)")
     return manifest[manifest["emotion"].isin(cfg.emotions)].reset_index(drop=True)
+
+
+def study_manifest(cfg: StudyConfig) -> pd.DataFrame:
+    """The utterances the study uses (``pick_classes`` of the manifest the data step wrote)."""
+    return pick_classes(read_manifest(cfg.manifest_path), cfg, cfg.manifest_path)
 
 
 def protocol_of(cfg: StudyConfig) -> dict:
@@ -110,7 +231,8 @@ def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
     train_noise, test_noise = split_noise(bank, cfg.noise_train_fraction)
     train_noise = {k: v for k, v in train_noise.items() if k in cfg.noise_types}  # never an unseen type
     rirs = load_rir_bank(rir_bank_dir(cfg)) if needs_rirs(cfg) else {}
-    return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise, rirs)
+    return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise, rirs,
+                    load_test_corpora(cfg))
 
 
 def fold_names(cfg: StudyConfig) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..names import REVERB, REVERB_NOISE, UNSEEN_NOISE, reference_noise
+from ..names import CLEAN, CORPUS, REVERB, REVERB_NOISE, UNSEEN_NOISE, reference_noise
 from .audio import read_audio, write_audio
 from .mixing import mix_at_snr
 
@@ -52,6 +52,14 @@ def extra_conditions(cfg, rir_severities=None) -> list:
         else:
             out += [Condition(family, None, family, float(v)) for v in levels]
     return out
+
+
+def corpus_conditions(cfg, corpus: str) -> list:
+    """What another corpus (``test_manifests``) is scored under: its clean speech, and with ``test_corpus_noise``
+    every trained noise type at every SNR (the severity), mixed exactly as the fold's own test utterances are."""
+    from .dataset import Condition
+    noisy = [Condition(n, float(s), CORPUS, float(s), corpus) for n in cfg.noise_types for s in cfg.snrs]
+    return [Condition(CLEAN, None, CORPUS, None, corpus)] + (noisy if cfg.test_corpus_noise else [])
 
 
 def condition_count(cfg) -> int:

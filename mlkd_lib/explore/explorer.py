@@ -22,7 +22,7 @@ from ..data.robustness import corrupt, extra_conditions, load_rir_bank, needs_ri
 from ..layout import StudyLayout
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
-from ..names import BASELINE, CLEAN, MODELS, TEACHER, UNSEEN_NOISE
+from ..names import BASELINE, CLEAN, MODELS, TEACHER
 from .players import (
     audio_player,
     class_probabilities,
@@ -80,7 +80,7 @@ class Explorer:
         self.rirs = load_rir_bank(rir_bank_dir(self.cfg)) if needs_rirs(self.cfg) else {}
         # the test-only signal conditions (reverberation, far field, telephone, codec, clipping) the study scored
         self.beyond = [c for c in extra_conditions(self.cfg, sorted(self.rirs) or None)
-                       if c.family not in (None, UNSEEN_NOISE)]
+                       if c.is_signal]
         self.folds = self.study.folds()
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<fold>/...): run `mlkd study`")

@@ -105,7 +105,7 @@ def predict_condition(models: dict, test_df: pd.DataFrame, condition: Condition,
             probs = torch.softmax(out.logits.float(), -1).cpu().numpy()
             for i, utt in enumerate(b["utt_id"]):
                 rows[name].append(dict(utt_id=utt, condition=condition.condition, severity=condition.level,
-                                       noise=condition.noise, snr_db=condition.snr_db,
+                                       noise=condition.noise_name, snr_db=condition.snr_db,
                                        label=int(b["label"][i]), pred=int(probs[i].argmax()),
                                        **{f"p_{e}": float(probs[i, c]) for c, e in enumerate(labels)}))
     if heard:

@@ -25,8 +25,8 @@ from ..config import (
 from ..data.dataset import AudioCache, all_conditions, condition_audio
 from ..data.kept_audio import KeptAudio
 from ..data.noise import load_noise_bank
-from ..data.prepare import FoldData, load_fold, prepare_data, study_manifest
-from ..data.robustness import extra_conditions
+from ..data.prepare import FoldData, follow_data, load_fold, no_unseen_noise, prepare_data, study_manifest
+from ..data.robustness import corpus_conditions, extra_conditions
 from ..device import pick_device
 from ..layout import FolderLock, ModelDir, StudyLayout, is_done, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
@@ -62,6 +62,8 @@ def notebook_config(study_dir: str, preset: str, config_file: str = "", **params
     saved = load_config(path) if path.is_file() else None
     base = saved or with_absolute_paths(make_config(preset))
     cfg = with_overrides(base, **setup, **params)
+    if saved is None:
+        cfg = follow_data(with_absolute_paths(cfg))
     if saved is None or cfg.to_json() != base.to_json():
         cfg.save(path)
     return with_absolute_paths(cfg)
@@ -90,7 +92,8 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
                       transform=None, progress: bool = True, last=None, distance=None,
                       kept: KeptAudio | None = None, features: CnnFeatures | None = None) -> pd.DataFrame:
     """Evaluate on the fold's test speakers under clean, every (noise, SNR) condition and every test-only one
-    (``data/robustness.py``); write ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the
+    (``data/robustness.py``), and on every other corpus the study scores (``test_manifests``: family corpus); write
+    ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the
     last epoch's model when selection kept another, scored on the trained conditions into ``metrics_last.csv``
     (the selection diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``; ``kept``: the fold's
     test audio made by an earlier step (``data/kept_audio.py``); ``features``: its models' shared frozen-CNN outputs
@@ -100,11 +103,11 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
     inside = looked_inside(extra) if distance is not None else []
     audio = AudioCache(cfg.max_seconds)  # read and levelled once for the three passes
 
-    def run(models, conditions, dist):
-        return evaluate_conditions(models, data.test, conditions, data.noise_bank, cfg.seed, cfg.level,
+    def run(models, conditions, dist, test=data.test, heard=audio):
+        return evaluate_conditions(models, test, conditions, data.noise_bank, cfg.seed, cfg.level,
                                    cfg.eval_batch_size, pick_device(cfg), transform, progress, desc=f"evaluate {name}",
                                    max_seconds=cfg.max_seconds, distance=dist, rirs=data.rirs, kept=kept,
-                                   audio=audio, features=features)
+                                   audio=heard, features=features)
 
     preds = run({"selected": model} | ({"last": last} if last is not None else {}),
                 all_conditions(cfg.noise_types, cfg.snrs), distance)
@@ -114,6 +117,9 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
     rest = [c for c in extra if c not in inside]
     if rest:
         parts.append(run({"selected": model}, rest, None)["selected"])
+    for corpus, utterances in data.test_corpora.items():  # its own audio cache: ids may repeat across corpora
+        parts.append(run({"selected": model}, corpus_conditions(cfg, corpus), None, utterances,
+                         AudioCache(cfg.max_seconds))["selected"])
     preds["selected"] = pd.concat(parts, ignore_index=True)
     preds["selected"].to_csv(out_dir / "predictions.csv", index=False)
     metrics = metrics_from_predictions(preds["selected"], name, data.fold.name)
@@ -359,7 +365,9 @@ class AnalysisStep:
     def finish(self, tables: list[Path], plots: list[Path]) -> Path:
         """The study's ``README.md`` (tables, plots, notebooks), and the step marked done."""
         from ..analysis.tables import write_study_readme
-        readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic)
+        notes = [n for n in (no_unseen_noise(self.cfg),) if n]
+        readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic,
+                                    notes)
         for fold in self.study.folds():  # what two steps finishing a fold at once both left
             self.study.fold(fold).drop_shared()
         mark_done(self.study.analysis_step, readme=str(readme))

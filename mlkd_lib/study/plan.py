@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,30 +14,25 @@ import torch
 
 from ..config import StudyConfig, student_arms
 from ..data.folds import planned_fold_names, split_part
-from ..data.prepare import study_manifest
-from ..data.recipes.iemocap import build_iemocap_manifest
-from ..data.robustness import condition_count
+from ..data.prepare import test_classes
+from ..data.robustness import condition_count, corpus_conditions
 from ..data.synthetic import SPEAKERS
 from ..data.user_manifest import complete_manifest
 from ..device import pick_device, set_threads
 from ..method.models import build_student, build_teacher, count_parameters
 from ..names import BASELINE, TEACHER
-from .preflight import disk_need
+from .preflight import disk_need, study_utterances
 
 SYNTHETIC_MEAN_S = 1.7  # the synthetic corpus' mean utterance (measured on the demo's 600)
 
 
 def corpus_durations(cfg: StudyConfig) -> tuple[pd.DataFrame, str]:
-    """(speaker, duration_s) of every utterance, and where they came from."""
+    """(speaker, duration_s) of every utterance the study uses (its classes only), and where they came from."""
     columns = ["speaker", "duration_s", "split"]
-    if cfg.manifest_path.is_file():
-        df = study_manifest(cfg)
-        return df[[c for c in columns if c in df]], f"the manifest {cfg.manifest_path}"
-    if cfg.corpus == "iemocap":
-        return build_iemocap_manifest(cfg.iemocap_root, progress=False)[columns[:2]], cfg.iemocap_root
-    if cfg.corpus == "manifest":
-        df = complete_manifest(cfg.manifest, progress=False)
-        return df[[c for c in columns if c in df]], cfg.manifest
+    df = study_utterances(cfg)
+    if df is not None:
+        where = cfg.manifest or cfg.iemocap_root or cfg.manifest_path
+        return df[[c for c in columns if c in df]], f"{where}, the classes {', '.join(cfg.emotions)}"
     n = len(SPEAKERS) * 4 * cfg.synth_per_class  # speakers x 4 emotions
     speakers = [s.speaker_id for s in SPEAKERS] * (n // len(SPEAKERS))
     return (pd.DataFrame({"speaker": speakers, "duration_s": SYNTHETIC_MEAN_S}),
@@ -107,7 +103,11 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
             for name, m, train in (("teacher train", teacher, True), ("teacher infer", teacher, False),
                                    ("student train", student, True), ("student infer", student, False))}
     infer_t, infer_s = rate["teacher infer"], rate["student infer"]
-    evaluate_t, evaluate_s = conditions * test_s * infer_t, conditions * test_s * infer_s
+    corpora = {Path(p).stem: test_classes(complete_manifest(p, progress=False), cfg, p) for p in cfg.test_manifests}
+    # each model of each fold also scores every other corpus under its conditions (family corpus)
+    scored_s = conditions * test_s + sum(len(corpus_conditions(cfg, name)) * df.duration_s.clip(upper=cfg.max_seconds)
+                                         .sum() for name, df in corpora.items())
+    evaluate_t, evaluate_s = scored_s * infer_t, scored_s * infer_s
     student_s = cfg.student_epochs * (train_s * rate["student train"] + val_s * infer_s) + evaluate_s
     arms = student_arms(cfg)
     per_fold = {
@@ -130,6 +130,9 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
         f"corpus: {len(durations)} utterances, {_hours(durations.duration_s.sum())} ({source}); cut at "
         f"{cfg.max_seconds:g} s: per fold about {_hours(train_s)} of training and {_hours(test_s)} of test audio, "
         f"{conditions} test conditions, {n_folds} fold{'s' * (n_folds != 1)}",
+        *(f"test corpus {name}: {len(df)} utterances of the study's classes, {_hours(df.duration_s.sum())}, scored "
+          f"by every model of every fold under {len(corpus_conditions(cfg, name))} conditions"
+          for name, df in corpora.items()),
         f"models: teacher {p_t / 1e6:.2f} M parameters, student {p_s / 1e6:.2f} M ({cfg.model})",
         f"time: about {_hours(total)} on the {device.type.upper()} ({_hours(total / max(1, jobs))} of wall time with "
         f"--jobs {jobs}); measured: one training step of batch {cfg.batch_size} x {seconds:.1f} s on {device} "

@@ -10,10 +10,10 @@ import shutil
 import struct
 from pathlib import Path
 
-from ..config import StudyConfig, label_merges, student_arms
+from ..config import StudyConfig, student_arms
 from ..data.folds import planned_fold_names
 from ..data.noise import noise_problems
-from ..names import EMOTIONS, ENCODER_TYPES, NAMED_MODELS, REVERB, REVERB_NOISE, UNSEEN_NOISE
+from ..names import ENCODER_TYPES, NAMED_MODELS, REVERB, REVERB_NOISE, UNSEEN_NOISE
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # config.json model_types the study's encoder may be (method.models.ENCODERS, named here without importing torch)
@@ -56,8 +56,9 @@ def cnn_feature_bytes(cfg: StudyConfig, channels: int, test_s: float, train_s: f
     return FRAMES_PER_S * channels * 4 * (condition_count(cfg) * test_s + cfg.student_epochs * train_s)
 
 
-def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | None:
-    """The peak disk need of a study on a model folder, from its weights' size and config alone."""
+def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int, utterances) -> float | None:
+    """The peak disk need of a study on a model folder, from its weights' size and config alone (``utterances``: the
+    study's, with their durations; None: IEMOCAP's size)."""
     folder = Path(cfg.model).expanduser()
     weights = [folder / w for w in WEIGHT_FILES if (folder / w).is_file()]
     try:
@@ -69,9 +70,8 @@ def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int) -> float | 
     p_teacher = weights[0].stat().st_size / 4
     layers = config.get("num_hidden_layers", 12)
     p_student = p_teacher * (1 - 0.9 * (layers - cfg.student_layers) / layers)  # ~90 % of it is the transformer
-    if cfg.manifest_path.is_file():
-        import pandas as pd
-        train_s = pd.read_csv(cfg.manifest_path).duration_s.clip(upper=cfg.max_seconds).sum() * 0.9
+    if utterances is not None:
+        train_s = utterances.duration_s.clip(upper=cfg.max_seconds).sum() * 0.9
     else:
         train_s = IEMOCAP_4CLASS_S * 0.9  # 9 of the 10 speakers train (an upper bound: validation is part of them)
     return disk_need(cfg, p_teacher, p_student, config.get("hidden_size", 768), train_s, n_folds, jobs,
@@ -97,31 +97,20 @@ def _corpus_problems(cfg: StudyConfig) -> list[str]:
     return [f"IEMOCAP root {root} lacks {', '.join(missing)}"] if missing else []
 
 
-def corpus_labels(cfg: StudyConfig) -> dict[str, int] | None:
-    """Utterances per label after ``label_map``'s merges, from the manifest (or what the corpus will hold);
-    None where the corpus cannot be read (its own problem is reported)."""
-    import pandas as pd
-    if cfg.manifest_path.is_file():
-        labels = pd.read_csv(cfg.manifest_path, usecols=["emotion"], dtype=str, keep_default_na=False).emotion
-    elif cfg.corpus == "manifest":
-        from ..data.user_manifest import read_table
-        try:
-            labels = read_table(cfg.manifest).emotion.str.strip()
-        except (OSError, ValueError, AttributeError):
-            return None
-    else:  # the synthetic corpus and IEMOCAP's recipe: the paper's four classes
-        labels = pd.Series(EMOTIONS)
-    return labels.replace(label_merges(cfg)).value_counts().to_dict()
+def study_utterances(cfg: StudyConfig):
+    """The utterances the study will use (``label_map`` merged, the classes of ``emotions`` kept), as the data step
+    will list them, before it runs; None for a synthetic corpus not made yet. Raises where a class is empty."""
+    from ..data.prepare import pick_classes, planned_corpus
+    listing = planned_corpus(cfg)
+    return None if listing is None else pick_classes(listing, cfg, cfg.manifest or cfg.iemocap_root or cfg.corpus)
 
 
-def _label_problems(cfg: StudyConfig) -> list[str]:
-    counts = corpus_labels(cfg)
-    absent = [e for e in cfg.emotions if counts is not None and e not in counts]
-    if not absent:
-        return []
-    have = ", ".join(f"{k} ({v})" for k, v in counts.items())
-    return [f"emotions={','.join(cfg.emotions)}: the corpus has no utterance of {', '.join(absent)}; its labels: "
-            f"{have} (label_map=RAW:CODE merges a label into a class)"]
+def _label_problems(cfg: StudyConfig) -> tuple[list[str], object]:
+    """An empty class, or a corpus that cannot be listed; and the study's utterances (None where there are none)."""
+    try:
+        return [], study_utterances(cfg)
+    except (OSError, ValueError) as err:
+        return [" ".join(str(err).split())], None
 
 
 def _noise_problems(cfg: StudyConfig) -> list[str]:
@@ -136,6 +125,44 @@ def _noise_problems(cfg: StudyConfig) -> list[str]:
     if cfg.rir_dir and {REVERB, REVERB_NOISE} & set(cfg.conditions) and not Path(cfg.rir_dir).is_dir():
         out.append(f"rir_dir {cfg.rir_dir}: no such folder (of room impulse response wavs)")
     return out
+
+
+def _test_corpus_problems(cfg: StudyConfig) -> list[str]:
+    """Each other corpus (``test_manifests``): its table checked whole, as the study's own, and holding one of the
+    study's classes; never the study's own corpus."""
+    from ..data.prepare import test_classes
+    from ..data.user_manifest import manifest_problems, read_table
+    out = []
+    for path in cfg.test_manifests:
+        if cfg.corpus == "manifest" and Path(path).resolve() == Path(cfg.manifest).resolve():
+            out.append(f"test_manifests names the study's own corpus {path}: a test corpus is one no fold trains on")
+            continue
+        problems = manifest_problems(path, progress=False)
+        if not problems:
+            try:
+                test_classes(read_table(path).assign(emotion=lambda t: t.emotion.str.strip()), cfg, path)
+            except ValueError as err:
+                problems = [str(err)]
+        out += problems
+    return out
+
+
+def _source_files(cfg: StudyConfig) -> dict[str, list[str]]:
+    """The audio files the data step reads as they ship, by what they are: the corpus (its classes), the noise
+    collection's files of the bank's types, the room impulse responses, each other corpus."""
+    from ..data.noise import collection_types
+    from ..data.prepare import bank_types, needs_rirs, test_classes
+    from ..data.user_manifest import complete_manifest
+    utterances = study_utterances(cfg)
+    files = {cfg.corpus: [] if utterances is None else list(utterances.path)}
+    if cfg.noise_source:
+        files["noise"] = [str(p) for ps in collection_types(cfg.noise_source, bank_types(cfg)).values() for p in ps]
+    if cfg.rir_dir and needs_rirs(cfg):
+        from ..data.conditions.reverb import rir_files
+        files["room impulse responses"] = [str(p) for p in rir_files(cfg.rir_dir)]
+    for path in cfg.test_manifests:
+        files[f"test corpus {Path(path).stem}"] = list(test_classes(complete_manifest(path, False), cfg, path).path)
+    return files
 
 
 def _safetensors_readable(path: Path) -> bool:
@@ -164,6 +191,11 @@ def _model_problems(cfg: StudyConfig) -> list[str]:
         if config.get("model_type") not in ENCODER_TYPES:
             out.append(f"model folder {folder}: config.json is a {config.get('model_type')!r} model; the study's "
                        f"encoder is one of {', '.join(ENCODER_TYPES)}")
+        layers = int(config.get("num_hidden_layers", 12))
+        if layers % cfg.student_layers:  # student layer k starts from, and learns from, teacher layer k·L/N
+            fits = [n for n in range(1, layers + 1) if layers % n == 0]
+            out.append(f"student_layers={cfg.student_layers}: the encoder in {folder} has {layers} layers, which "
+                       f"the student's must divide (one of {', '.join(map(str, fits))})")
     except (OSError, ValueError) as err:
         out.append(f"model folder {folder}: no readable config.json ({err.__class__.__name__})")
     weights = [folder / w for w in WEIGHT_FILES if (folder / w).is_file()]
@@ -192,31 +224,24 @@ def _disk_problems(study_dir: Path, need_bytes: float | None) -> list[str]:
     return []
 
 
-def corpus_speakers(cfg: StudyConfig) -> list[str]:
-    """The corpus's speakers: from its manifest, or before the corpus is made from what it will hold (the
-    synthetic corpus' ten voices; IEMOCAP's ten speakers; a user's table)."""
-    import pandas as pd
-    if cfg.manifest_path.is_file():
-        return sorted(pd.read_csv(cfg.manifest_path, usecols=["speaker"], dtype=str, keep_default_na=False)
-                      .speaker.unique())
-    if cfg.corpus == "synthetic":
+def corpus_speakers(utterances) -> list[str]:
+    """The study's speakers: its utterances', or the synthetic corpus' ten voices before it is made."""
+    if utterances is None:
         from ..data.synthetic import SPEAKERS
         return sorted(s.speaker_id for s in SPEAKERS)
-    if cfg.corpus == "manifest":
-        from ..data.user_manifest import read_table, speaker_ids, utterance_ids
-        try:
-            table = read_table(cfg.manifest)
-            return sorted(speaker_ids(table, utterance_ids(table, table["path"])).unique())
-        except (OSError, ValueError, KeyError):
-            return []  # the manifest's own problem is reported
-    return [f"Ses{s:02d}{g}" for s in range(1, 6) for g in "FM"]
+    return sorted(utterances.speaker.unique())
 
 
-def _fold_problems(cfg: StudyConfig) -> list[str]:
-    speakers = corpus_speakers(cfg)
+def _fold_problems(cfg: StudyConfig, utterances) -> list[str]:
+    speakers = corpus_speakers(utterances)
     if not speakers:
         return []
     out = []
+    if utterances is not None and cfg.validation == "fraction" and cfg.protocol != "split":
+        groups = utterances.groupby(["speaker", "emotion"]).size()
+        if (groups < 2).all():  # data.folds.validation_mask holds out a share of each group of two or more
+            out.append("validation=fraction: every speaker has at most one utterance of each class, so model "
+                       "selection would have no validation utterance; use validation=speaker")
     if cfg.protocol == "kfold" and len(speakers) < cfg.n_folds:
         out.append(f"protocol=kfold with n_folds={cfg.n_folds}: the corpus has only {len(speakers)} speakers")
     names = planned_fold_names(cfg.protocol, speakers, cfg.n_folds)
@@ -229,8 +254,27 @@ def _fold_problems(cfg: StudyConfig) -> list[str]:
 def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
     """Every problem that would stop the study, all at once (empty: good to go)."""
     model = _model_problems(cfg)
-    need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(
-        cfg, len(cfg.folds) or len(planned_fold_names(cfg.protocol, corpus_speakers(cfg), cfg.n_folds)) or 10, jobs)
     corpus = _corpus_problems(cfg)
-    data = [] if corpus else _label_problems(cfg) + _fold_problems(cfg)
-    return corpus + data + _noise_problems(cfg) + model + _device_problems(cfg) + _disk_problems(study_dir, need)
+    data, utterances = ([], None) if corpus else _label_problems(cfg)
+    if not corpus and not data:
+        data = _fold_problems(cfg, utterances)
+    readable = not corpus and not data and (utterances is not None or cfg.corpus == "synthetic")
+    n_folds = len(cfg.folds) or (len(planned_fold_names(cfg.protocol, corpus_speakers(utterances), cfg.n_folds))
+                                 if readable else 10)
+    need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(cfg, n_folds, jobs, utterances)
+    return (corpus + data + _noise_problems(cfg) + _test_corpus_problems(cfg) + model + _device_problems(cfg)
+            + _disk_problems(study_dir, need))
+
+
+def data_notes(cfg: StudyConfig) -> list[str]:
+    """What the data step will do that a user should know before it starts: the files it will convert to 16 kHz
+    mono (corpus, noise, room impulse responses: how many, from which rates, how long), and a test family the
+    data leaves out. Headers only, and one timed conversion per kind of file."""
+    from ..data.ingest import estimate_seconds, survey
+    from ..data.prepare import no_unseen_noise
+    notes = []
+    for what, paths in _source_files(cfg).items():
+        found = survey(paths)
+        if found.to_convert:
+            notes.append(found.describe(what, estimate_seconds(found)))
+    return notes + [n for n in (no_unseen_noise(cfg),) if n]

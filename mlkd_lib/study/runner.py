@@ -29,12 +29,13 @@ from ..config import (
     with_absolute_paths,
     with_overrides,
 )
+from ..data.prepare import follow_data
 from ..device import thread_env
 from ..layout import FolderLock, StudyLayout
 from ..names import BASELINE, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
 from ..paths import git_commit, resolve
 from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
-from .preflight import preflight
+from .preflight import data_notes, preflight
 from .steps import Outcome, Step
 
 DATA_NB, TEACHER_NB, BASELINE_NB = "01_data_prep.ipynb", "02_train_teacher.ipynb", "02b_baseline_vad_nmf.ipynb"
@@ -109,7 +110,7 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
             overrides["threads"] = max(1, int(ray_cpus_per_step(ray_settings or RaySettings(), jobs)))
         elif jobs > 1:
             overrides["threads"] = local_cpus_per_step(jobs)
-    cfg = with_absolute_paths(make_config(preset, **overrides))
+    cfg = follow_data(with_absolute_paths(make_config(preset, **overrides)))
     problems = preflight(cfg, study, jobs)
     if len(problems) == 1:
         print(f"mlkd study: error: {problems[0]} (nothing was started)", file=sys.stderr)
@@ -118,10 +119,13 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
         print(f"mlkd study: the pre-flight found {len(problems)} problems; nothing was started:\n"
               + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
+    notes = data_notes(cfg)  # what the data step will convert, what the noise collection leaves out
     if plan_only:
         from .plan import make_plan  # torch: only for the plan's timed step
-        print(make_plan(cfg, cfg.folds, jobs).render())
+        print("\n".join([make_plan(cfg, cfg.folds, jobs).render(), *notes]))
         return 0
+    for line in notes:
+        print(f"mlkd study: {line}", file=sys.stderr)
     layout = StudyLayout(study)
     config_path = layout.config
     if not force:

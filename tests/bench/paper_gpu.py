@@ -28,7 +28,7 @@ from helpers.paper_shape import make_base_shaped_model, make_iemocap, make_noise
 from helpers.studies import resumed_after, teacher_saved_epoch  # noqa: E402
 
 from mlkd_lib.data.manifest import write_manifest  # noqa: E402
-from mlkd_lib.data.recipes.iemocap import build_iemocap_manifest  # noqa: E402
+from mlkd_lib.data.recipes.iemocap import build_manifest  # noqa: E402
 
 IEMOCAP_COUNTS = {"neu": 1708, "hap": 1636, "ang": 1103, "sad": 1084}  # the four classes, exc merged into hap
 IEMOCAP_MEAN_S = 4.5
@@ -37,7 +37,7 @@ IEMOCAP_MEAN_S = 4.5
 def iemocap_shaped_manifest(tree: Path, out: Path, seed: int = 0) -> Path:
     """A manifest with IEMOCAP's size, speakers and class counts, durations log-normal around its mean, its rows
     made from ``tree``'s (the plan reads durations, never audio)."""
-    rows = build_iemocap_manifest(tree, progress=False)
+    rows = build_manifest(tree, progress=False)
     rng = np.random.default_rng(seed)
     emotions = [e for e, n in IEMOCAP_COUNTS.items() for _ in range(n)]
     speakers = sorted(rows.speaker.unique())

@@ -44,10 +44,11 @@ def test_micro_study_end_to_end_and_resume(micro_study):
     assert set(metrics.model) == {"teacher", "baseline", *students}
     trained = metrics[metrics.condition.isin(["clean", "noise"])]
     assert len(trained) == 5 * (1 + 2 * 2)  # clean + 2 noises × 2 SNRs, per model
-    # beyond the training noise, every model: music at 2 SNRs, reverb, far field, codec and clipping at 3
-    # severities each, the telephone channel
+    # beyond the training noise, every model: the synthetic noises' other two (music, traffic) at 2 SNRs, reverb,
+    # far field, codec and clipping at 3 severities each, the telephone channel
     extra = metrics[~metrics.condition.isin(["clean", "noise"])]
-    assert extra.groupby("model").size().eq(2 + 3 + 3 + 1 + 3 + 3).all() and len(extra) == 5 * 15
+    assert extra.groupby("model").size().eq(2 * 2 + 3 + 3 + 1 + 3 + 3).all() and len(extra) == 5 * 17
+    assert set(extra[extra.condition == "unseen_noise"].noise) == {"music", "traffic"}
     assert set(extra[extra.condition == "unseen_noise"].noise) == {"music"}
     assert (study / "table4.md").is_file() and (study / "plots" / "robustness.png").is_file()
     # the three contrasts between the students, with room for a CI, p, q and detectable effect

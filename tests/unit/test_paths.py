@@ -1,14 +1,17 @@
-"""Relative paths mean the same folder whatever the working directory (a JupyterLab kernel runs in
-notebooks/, `mlkd study` wherever it was started)."""
+"""Where a relative path points: typed on the command line, the current folder (as a shell user means it); in a
+setup file, the file's own folder; in a preset's defaults or a notebook's parameters, the project root, whatever
+the working directory (a JupyterLab kernel runs in notebooks/)."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
-from mlkd_lib.config import make_config, with_absolute_paths
+from mlkd_lib.cli import main
+from mlkd_lib.config import make_config, read_setup, with_absolute_paths
 from mlkd_lib.paths import newest_study, project_root, resolve
 from mlkd_lib.study.notebook import notebook_config, notebook_study, open_study
 
@@ -36,7 +39,40 @@ def test_config_paths_do_not_move_with_the_working_directory(root, monkeypatch):
     assert from_root.model == "data/w2v"  # no such folder: left for the Hugging Face cache to name
     (root / "data" / "w2v").mkdir(parents=True)
     assert with_absolute_paths(make_config("paper", model="data/w2v")).model == str(root / "data" / "w2v")
-    assert resolve("/abs/x") == resolve("/abs/x").absolute()
+    assert resolve("/abs/x") == Path("/abs/x") and resolve("rel/x") == root / "rel" / "x"
+
+
+def test_a_setup_file_s_paths_are_relative_to_its_own_folder(tmp_path):
+    (tmp_path / "setups" / "enc").mkdir(parents=True)
+    setup = tmp_path / "setups" / "cremad.yaml"
+    setup.write_text("manifest: data/cremad.csv\nnoise_dir: ../noise\nmodel: enc\ntest_manifests: [emodb.csv, "
+                     "/abs/ravdess.csv]\nrir_dir: rirs\nemotions: [ang, hap]\n")
+    keys = read_setup(setup)
+    here = tmp_path / "setups"
+    assert keys["manifest"] == str(here / "data" / "cremad.csv") and keys["noise_dir"] == str(here / ".." / "noise")
+    assert keys["model"] == str(here / "enc") and keys["rir_dir"] == str(here / "rirs")
+    assert keys["test_manifests"] == [str(here / "emodb.csv"), "/abs/ravdess.csv"]
+    assert keys["emotions"] == ["ang", "hap"]  # not a path: as written
+    setup.write_text("model: wavlm-base-plus\n")  # no such folder there: a Hugging Face id, as written
+    assert read_setup(setup)["model"] == "wavlm-base-plus"
+
+
+def test_the_command_line_s_paths_are_relative_to_the_current_folder(root, tmp_path, monkeypatch):
+    """``mlkd study --config cremad.yaml`` in the folder that holds it finds it; --out and --set paths land there."""
+    import mlkd_lib.study.runner as runner
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "cremad.yaml").write_text("manifest: cremad.csv\n")
+    seen = {}
+    monkeypatch.setattr(runner, "run_study", lambda *a, **k: seen.update(args=a) or 0)
+    monkeypatch.chdir(work)
+    with pytest.raises(SystemExit):
+        main(["study", "--config", "cremad.yaml", "--out", "results/cremad", "--set", "data_dir=d",
+              "--set", "noise_dir=noise", "--set", "emotions=ang,hap"])
+    preset, out, folds, overrides, *_, config_file = seen["args"]
+    assert config_file == str(work / "cremad.yaml") and out == str(work / "results" / "cremad")
+    assert overrides == {"data_dir": str(work / "d"), "noise_dir": str(work / "noise"), "emotions": "ang,hap"}
+    assert read_setup(config_file)["manifest"] == str(work / "cremad.csv")
 
 
 def test_notebooks_run_by_hand_share_one_study_that_04_and_05_open(root, monkeypatch):

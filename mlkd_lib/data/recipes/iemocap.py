@@ -42,7 +42,7 @@ def parse_labels(eval_file: Path) -> list[tuple[str, str]]:
     return out
 
 
-def build_iemocap_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"IEMOCAP root not found: {root}")

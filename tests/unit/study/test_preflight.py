@@ -76,8 +76,9 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     assert "disk: about" in out and "time: about" in out
     assert "measured: one training step" in out
     assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
+    from mlkd_lib.data.prepare import follow_data
     from mlkd_lib.data.robustness import extra_conditions
-    test_only = len(extra_conditions(make_config("micro")))
+    test_only = len(extra_conditions(follow_data(make_config("micro"))))  # music and traffic unseen, as resolved
     assert test_only and f"{1 + 2 * 2 + test_only} test conditions" in out  # clean, 2 noises x 2 SNRs, test-only
 
 
@@ -93,7 +94,8 @@ def test_the_disk_estimate_counts_the_kept_test_audio_of_every_fold():
 def test_the_disk_estimate_counts_the_shared_cnn_outputs_when_shared():
     """Frames of 50 a second, float32, per CNN channel: the test audio under each of the demo's 49 conditions and
     the students' training audio each epoch, for every fold."""
-    cfg = make_config("demo")
+    from mlkd_lib.data.prepare import follow_data
+    cfg = follow_data(make_config("demo"))  # its unseen types drawn from the synthetic noises: music, traffic
     args = (1e5, 5e4, 32, 1_000.0, 10, 2, 3)
     on, final = disk_need(cfg, *args, test_s=100.0, cnn_channels=16)
     off, final_off = disk_need(dataclasses.replace(cfg, share_cnn_features=False), *args, test_s=100.0,

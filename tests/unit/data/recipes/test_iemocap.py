@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mlkd_lib.data.recipes.iemocap import build_iemocap_manifest, speaker_of
+from mlkd_lib.data.recipes.iemocap import build_manifest, speaker_of
 
 HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
 # (session, dialog, utt, label): exc must become hap; the male speaker of an F dialog;
@@ -52,7 +52,7 @@ def make_tree(root, drop_wav=()):
 
 
 def test_manifest_of_the_miniature_corpus(tmp_path):
-    df = build_iemocap_manifest(make_tree(tmp_path / "IEMOCAP_full_release"), tmp_path / "m.csv", progress=False)
+    df = build_manifest(make_tree(tmp_path / "IEMOCAP_full_release"), tmp_path / "m.csv", progress=False)
     got = dict(zip(df.utt_id, df.emotion))
     assert got == {"Ses01F_impro01_F000": "neu", "Ses01F_impro01_M000": "hap", "Ses03M_impro05a_F002": "ang",
                    "Ses03M_impro08b_M010": "hap", "Ses05M_script01_1b_F003": "sad", "Ses05M_script01_1b_M004": "hap"}
@@ -77,14 +77,14 @@ def test_missing_wav_is_named_in_a_warning(tmp_path):
     root = make_tree(tmp_path / "I", drop_wav={"Ses03M_impro05a_F002"})
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        df = build_iemocap_manifest(root, progress=False)
+        df = build_manifest(root, progress=False)
     assert "Ses03M_impro05a_F002" not in set(df.utt_id)
     assert any("Ses03M_impro05a_F002" in str(x.message) for x in w)
 
 
 def test_not_an_iemocap_tree(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        build_iemocap_manifest(tmp_path / "nowhere")
+        build_manifest(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="Session1"):
-        build_iemocap_manifest(tmp_path / "empty")
+        build_manifest(tmp_path / "empty")
