@@ -122,8 +122,18 @@ def _noise_problems(cfg: StudyConfig) -> list[str]:
     if both and UNSEEN_NOISE in cfg.conditions:
         out.append(f"unseen_noise_types {', '.join(both)} are also noise_types the students train on: an unseen "
                    f"type must be one no model hears in training")
-    if cfg.rir_dir and {REVERB, REVERB_NOISE} & set(cfg.conditions) and not Path(cfg.rir_dir).is_dir():
-        out.append(f"rir_dir {cfg.rir_dir}: no such folder (of room impulse response wavs)")
+    if cfg.rir_dir and {REVERB, REVERB_NOISE} & set(cfg.conditions):
+        if not Path(cfg.rir_dir).is_dir():
+            out.append(f"rir_dir {cfg.rir_dir}: no such folder (of room impulse response wavs)")
+        else:
+            from ..data.conditions.reverb import rir_files
+            from ..data.ingest import survey
+            try:
+                bad = survey(rir_files(cfg.rir_dir)).unreadable
+            except FileNotFoundError as err:
+                bad, out = [], out + [str(err)]
+            if bad:
+                out.append(f"rir_dir {cfg.rir_dir}: {len(bad)} unreadable or empty files, e.g. {bad[0]}")
     return out
 
 

@@ -102,3 +102,12 @@ def test_the_disk_estimate_counts_the_shared_cnn_outputs_when_shared():
                                cnn_channels=16)
     assert on - off == 10 * 50 * 16 * 4 * (49 * 100.0 + 6 * 1_000.0) and final == final_off
     assert not make_config("paper").share_cnn_features  # wav2vec2-base's 512 channels: not worth the disk
+
+
+def test_an_unreadable_room_impulse_response_is_named_before_the_study_starts(micro_data, tmp_path):
+    rirs = tmp_path / "rirs"
+    rirs.mkdir()
+    (rirs / "hall.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    cfg = dataclasses.replace(micro_data[0], rir_dir=str(rirs), conditions=["reverb"])
+    problems = preflight(cfg, tmp_path / "study")
+    assert any("1 unreadable or empty files" in p and "hall.wav" in p for p in problems), problems
