@@ -16,15 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
-from .names import (
-    EMOTIONS,
-    LABEL_CODES,
-    NOISE_TYPES,
-    STUDENT_CONTROL,
-    STUDENT_SUP,
-    STUDENT_UNSUP,
-    TEST_ONLY,
-)
+from .names import EMOTIONS, LABEL_CODES, NOISE_TYPES, TEST_ONLY
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
@@ -247,14 +239,6 @@ def _is_merge(text: str) -> bool:
 def label_merges(cfg: StudyConfig) -> dict[str, str]:
     """``label_map`` as raw label → code."""
     return {raw.strip(): code.strip() for raw, _, code in (m.partition(":") for m in cfg.label_map)}
-
-
-def student_arms(cfg: StudyConfig) -> dict[str, tuple[str, str]]:
-    """The student arms a study trains: model name → (loss, initialisation)."""
-    arms = {STUDENT_SUP: ("MLKD", cfg.sup_init), STUDENT_UNSUP: ("CE", cfg.unsup_init)}
-    if cfg.control_arm:
-        arms[STUDENT_CONTROL] = ("CE", "teacher")
-    return arms
 
 
 def key_types() -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""The study's vocabulary, defined once: the emotion codes, the clean condition, the models a study
-trains and how tables and plots name them. Imports nothing, so the data layer, the torch-free
-`mlkd predict` and a Ray worker can all use it.
+"""The study's vocabulary, defined once: the emotion codes, the clean condition, the teacher and the baseline (the
+student arms are records in ``arms.py``). Imports nothing, so the data layer, the torch-free `mlkd predict` and a
+Ray worker can all use it.
 
 Which classes a study has, and their logit order, is data: the study's ``emotions`` key, stored with
 every model and export. ``EMOTIONS`` is only that key's default, the paper's IEMOCAP set."""
@@ -16,17 +16,7 @@ UNSEEN_NOISE, REVERB, REVERB_NOISE = "unseen_noise", "reverb", "reverb_noise"
 TEST_ONLY = (UNSEEN_NOISE, REVERB, REVERB_NOISE, "telephone", "codec", "clipping")
 CORPUS = "corpus"  # another corpus's utterances of the study's classes (test_manifests), scored without retraining
 
-TEACHER, BASELINE = "teacher", "baseline"
-# the student arms: MLKD, the paper's "student without supervision" (CE only), and the control (CE only from
-# the teacher's weights) that tells the effect of the initialisation from the effect of the loss
-STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL = "student_sup", "student_unsup", "student_unsup_from_teacher"
-STUDENTS = (STUDENT_SUP, STUDENT_UNSUP, STUDENT_CONTROL)
-TRAINED = (TEACHER, *STUDENTS)  # the roles `train()` knows
-MODEL_LABELS = {TEACHER: "Teacher", STUDENT_UNSUP: "Student without supervision (CE only)",
-                STUDENT_SUP: "Student with supervision (MLKD)",
-                STUDENT_CONTROL: "Student without supervision (control)",
-                BASELINE: "Baseline (VAD + NMF)"}
-MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
+TEACHER, BASELINE = "teacher", "baseline"  # the clean-trained teacher; it behind the VAD + NMF front-end
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names: the paper's five types
 
 # the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)

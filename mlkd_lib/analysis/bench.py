@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..arms import method_arm
 from ..config import StudyConfig, make_config
 from ..data.audio import speech_like
 from ..data.dataset import AudioCache
@@ -31,7 +32,7 @@ from ..method.checkpoint import load_model
 from ..method.losses import mlkd_objective
 from ..method.models import EmotionClassifier, build_student, build_teacher, default_layer_map, size_mib
 from ..method.teacher_cache import TeacherTargets
-from ..names import STUDENT_SUP, TEACHER
+from ..names import TEACHER
 
 
 def _sync(device):
@@ -122,7 +123,7 @@ def study_inference(study_dir: str | Path, cfg: StudyConfig, rounds: int = 3) ->
     paper timed it, whatever device the study trained on."""
     study = StudyLayout(study_dir)
     for fold in study.folds():
-        t, s = (study.fold(fold).model(m).best_ckpt for m in (TEACHER, STUDENT_SUP))
+        t, s = (study.fold(fold).model(m).best_ckpt for m in (TEACHER, method_arm().name))
         if t.is_file() and s.is_file():
             break
     else:
@@ -138,7 +139,7 @@ def study_inference(study_dir: str | Path, cfg: StudyConfig, rounds: int = 3) ->
     else:
         res = compare_inference(load_model(t), load_model(s), waves, torch.device("cpu"))
     return dict(res, fold=fold, device=f"cpu, {threads} threads",
-                student_dir=str(study.fold(fold).model(STUDENT_SUP).path))
+                student_dir=str(study.fold(fold).model(method_arm().name).path))
 
 
 def distill_step_seconds(teacher, student, waves, device, steps: int, cached: bool, amp: bool) -> float:

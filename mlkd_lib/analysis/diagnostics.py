@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..arms import TRAINED
 from ..layout import StudyLayout
-from ..names import CLEAN, TRAINED
+from ..names import CLEAN
 from .tables import trained_conditions, with_conditions
 
 

@@ -33,13 +33,15 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
-from ..config import load_config, student_arms
+from ..arms import ARMS as STUDENT_ARMS
+from ..arms import MODEL_COLORS, method_arm, study_arms
+from ..config import load_config
 from ..layout import StudyLayout
-from ..names import CLEAN, STUDENT_SUP, STUDENT_UNSUP, TEACHER
-from .plots import MODEL_COLORS, SYNTHETIC_SUFFIX, save
+from ..names import CLEAN, TEACHER
+from .plots import SYNTHETIC_SUFFIX, save
 from .stats import paired_test, paper_contrast
 
-ARMS = {STUDENT_SUP: "MLKD", STUDENT_UNSUP: "CE-only"}
+ARMS = {a.name: a.short for a in STUDENT_ARMS if a.frontier}  # the arms retrained at every depth
 TEACHER_ARM = "teacher"
 PRECISIONS = ("fp32", "int8")
 INT8_UA = ("deploy", "all", "off")
@@ -353,11 +355,11 @@ def frontier_contrasts(per_fold: pd.DataFrame, study_depth: int, arms: dict, see
         wide = g.pivot_table(index="fold", columns="model", values="noisy")
         if not set(ARMS) <= set(wide.columns):
             continue
-        d = (wide[STUDENT_SUP] - wide[STUDENT_UNSUP]).dropna()
+        method, paper_ce = method_arm().name, method_arm().against[0]
+        d = (wide[method] - wide[paper_ce]).dropna()
         rows.append({"depth": int(n), "study_depth": int(n) == study_depth, "comparison": paper_contrast(arms),
                      "measure": "pooled noisy UA (points), MLKD − CE-only", **paired_test(d.to_numpy(), seed),
-                     "mlkd_noisy_ua": float(wide[STUDENT_SUP].mean()),
-                     "ce_noisy_ua": float(wide[STUDENT_UNSUP].mean())})
+                     "mlkd_noisy_ua": float(wide[method].mean()), "ce_noisy_ua": float(wide[paper_ce].mean())})
     table = pd.DataFrame(rows)
     if len(table):
         p = table["p"].to_numpy(dtype=float)
@@ -383,7 +385,7 @@ def _arm_lines(ax, frontier: pd.DataFrame, x: str, comparable_int8: bool) -> Non
                             xytext=(7, 6), fontsize=8, color=MODEL_COLORS[model])
             own = f[f.study_depth]
             ax.scatter(own[x], own["noisy_ua_mean"], s=220, facecolors="none", edgecolors="black", lw=1.2,
-                       label="the study's own depth" if model == STUDENT_SUP and fp32 else None, zorder=5)
+                       label="the study's own depth" if model == method_arm().name and fp32 else None, zorder=5)
     t = frontier[frontier.model == TEACHER]
     ax.errorbar(t[x], t["noisy_ua_mean"], yerr=t["noisy_ua_std"].fillna(0), color=MODEL_COLORS[TEACHER], marker="*",
                 ms=14, ls="none", capsize=3, label="teacher (clean-trained)")
@@ -412,7 +414,8 @@ def plot_frontier(frontier: pd.DataFrame, contrasts: pd.DataFrame, synthetic: bo
     if len(contrasts):
         c = contrasts.sort_values("depth")
         lo, hi = (c["mean"] - c["ci_low"]).fillna(0), (c["ci_high"] - c["mean"]).fillna(0)
-        ax.errorbar(c["depth"], c["mean"], yerr=[lo, hi], color=MODEL_COLORS[STUDENT_SUP], marker="o", capsize=4)
+        ax.errorbar(c["depth"], c["mean"], yerr=[lo, hi], color=MODEL_COLORS[method_arm().name], marker="o",
+                    capsize=4)
         for r in c.itertuples():
             text = f"q={r.q_bh:.2g}" if np.isfinite(r.q_bh) else f"{r.n_folds} fold(s)"
             ax.annotate(text, (r.depth, r.mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
@@ -436,7 +439,7 @@ def write_frontier(out: str | Path, int8_ua: str = "deploy", rounds: int = 5, pr
     sweep = read_sweep(out)
     cfg = load_config(StudyLayout(sweep["study"]).config)
     frontier, per_fold = frontier_table(out, int8_ua, rounds, progress)
-    contrasts = frontier_contrasts(per_fold, int(sweep["study_depth"]), student_arms(cfg), cfg.seed)
+    contrasts = frontier_contrasts(per_fold, int(sweep["study_depth"]), study_arms(cfg), cfg.seed)
     paths = [out / "frontier.csv", out / "frontier_folds.csv", out / "frontier_contrasts.csv", out / "frontier.png"]
     frontier.to_csv(paths[0], index=False)
     per_fold.to_csv(paths[1], index=False)

@@ -8,13 +8,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..arms import DEEP, MODEL_COLORS, MODEL_LABELS, method_arm
 from ..data.audio import SAMPLE_RATE
 from ..method.evaluate import confusion
-from ..names import BASELINE, MODEL_LABELS, STUDENT_SUP
+from ..names import BASELINE
 
-# seaborn's "deep" palette, written out: importing seaborn costs every notebook kernel half a second
-DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
-MODEL_COLORS = dict(zip(MODEL_LABELS, DEEP))  # one colour per model in every plot
 SYNTHETIC_SUFFIX = "\n(synthetic speech — shows the pipeline, not the paper's figures)"
 
 
@@ -179,8 +177,8 @@ def ua_vs_snr(summary: pd.DataFrame, synthetic: bool):
 def mlkd_minus_baseline(summary: pd.DataFrame, synthetic: bool):
     piv = {m: summary[(summary.model == m) & (summary.noise != "clean")].pivot(index="noise", columns="snr_db",
                                                                                   values="ua_mean")
-           for m in (STUDENT_SUP, BASELINE)}
-    diff = piv[STUDENT_SUP] - piv[BASELINE]
+           for m in (method_arm().name, BASELINE)}
+    diff = piv[method_arm().name] - piv[BASELINE]
     fig, ax = plt.subplots(figsize=(1.2 * diff.shape[1] + 2.5, 0.6 * diff.shape[0] + 1.8))
     lim = max(5.0, float(np.nanmax(np.abs(diff.values))) if diff.size else 5.0)
     heatmap(ax, diff, "{:+.1f}", "RdBu", -lim, lim, "UA points")

@@ -22,18 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..names import (
-    CLEAN,
-    CORPUS,
-    MODEL_LABELS,
-    NOISE,
-    STUDENT_CONTROL,
-    STUDENT_SUP,
-    STUDENT_UNSUP,
-    TEACHER,
-    TEST_ONLY,
-    UNSEEN_NOISE,
-)
+from ..arms import MODEL_COLORS, MODEL_LABELS, method_arm
+from ..names import BASELINE, CLEAN, CORPUS, NOISE, TEACHER, TEST_ONLY, UNSEEN_NOISE
 from .tables import save_table, with_conditions
 
 FAMILY_ORDER = (NOISE, *TEST_ONLY, CORPUS)
@@ -141,7 +131,7 @@ def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
     """UA against severity, one panel a family, a line a model (mean ± std over folds)."""
     import matplotlib.pyplot as plt
 
-    from .plots import MODEL_COLORS, _title
+    from .plots import _title
     t = table4(metrics)
     families = [f for f in FAMILY_ORDER if f in set(t.condition)]
     cols = min(4, len(families))
@@ -192,9 +182,10 @@ def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.D
     unseen = per_fold[~per_fold.condition.isin([CLEAN, NOISE])]
     if unseen.empty:
         return pd.DataFrame()
-    pairs = [(f"{arm_name(arms[STUDENT_SUP])} − {arm_name(arms[b])}", STUDENT_SUP, b, UNSEEN_KIND)
-             for b in (STUDENT_UNSUP, STUDENT_CONTROL) if b in arms and arms[b] != arms[STUDENT_SUP]]
-    pairs.append((MLKD_VS_BASELINE, STUDENT_SUP, "baseline", UNSEEN_KIND))
+    method = method_arm()
+    pairs = [(f"{arm_name(arms[method.name])} − {arm_name(arms[b])}", method.name, b, UNSEEN_KIND)
+             for b in method.against if b in arms and arms[b] != arms[method.name]]
+    pairs.append((MLKD_VS_BASELINE, method.name, BASELINE, UNSEEN_KIND))
     rows = []
     for name, a, b, kind in pairs:
         if not {a, b} <= set(unseen.model):

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ..names import BASELINE, CLEAN, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from ..arms import arm_pairs, method_arm
+from ..names import BASELINE, CLEAN, TEACHER
 
 POOLED = "pooled"
 ALPHA, POWER = 0.05, 0.8
@@ -37,20 +38,20 @@ def comparisons(arms: dict[str, tuple[str, str]]) -> list[tuple[str, str, str, s
     and pooled over the noisy ones ("clean": on clean speech only). Between student arms the name says
     each arm's loss and initialisation, and the kind what differs between them."""
     out = []
-    pairs = [(STUDENT_SUP, STUDENT_UNSUP), (STUDENT_CONTROL, STUDENT_UNSUP), (STUDENT_SUP, STUDENT_CONTROL)]
-    for a, b in pairs:
-        if a in arms and b in arms and arms[a] != arms[b]:
-            kind = ("loss" if arms[a][1] == arms[b][1] else "initialisation" if arms[a][0] == arms[b][0]
-                    else "loss and initialisation")
-            out.append((f"{arm_name(arms[a])} − {arm_name(arms[b])}", a, b, "all", kind))
-    return out + [(MLKD_VS_BASELINE, STUDENT_SUP, BASELINE, "all", "method vs baseline"),
+    for a, b in arm_pairs(arms):
+        kind = ("loss" if arms[a][1] == arms[b][1] else "initialisation" if arms[a][0] == arms[b][0]
+                else "loss and initialisation")
+        out.append((f"{arm_name(arms[a])} − {arm_name(arms[b])}", a, b, "all", kind))
+    method = method_arm().name
+    return out + [(MLKD_VS_BASELINE, method, BASELINE, "all", "method vs baseline"),
                   ("baseline − teacher", BASELINE, TEACHER, "all", "front-end"),
-                  (TEACHER_VS_MLKD, TEACHER, STUDENT_SUP, "clean", "cost of the student on clean speech")]
+                  (TEACHER_VS_MLKD, TEACHER, method, "clean", "cost of the student on clean speech")]
 
 
 def paper_contrast(arms: dict[str, tuple[str, str]]) -> str:
-    """The name of MLKD − the paper's "student without supervision"."""
-    return f"{arm_name(arms[STUDENT_SUP])} − {arm_name(arms[STUDENT_UNSUP])}"
+    """The name of MLKD − the paper's "student without supervision" (the first arm the method is compared with)."""
+    method = method_arm()
+    return f"{arm_name(arms[method.name])} − {arm_name(arms[method.against[0]])}"
 
 
 def minimum_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
@@ -126,7 +127,7 @@ def _per_fold(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
 
 def paired_differences(metrics: pd.DataFrame, arms: dict[str, tuple[str, str]], seed: int = 0) -> pd.DataFrame:
     """One row per comparison × condition (and a pooled row per comparison), in UA points.
-    ``arms``: each student arm's (loss, initialisation), ``config.student_arms``."""
+    ``arms``: each student arm's (loss, initialisation), ``arms.study_arms``."""
     rows = []
     for name, a, b, which, kind in comparisons(arms):
         if not {a, b} <= set(metrics.model):

@@ -11,25 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import student_arms
+from ..arms import MODEL_LABELS, STUDENT_SUP, STUDENT_UNSUP, method_arm, study_arms
 from ..layout import StudyLayout
-from ..names import (
-    BASELINE,
-    CLEAN,
-    MODEL_LABELS,
-    NOISE,
-    STUDENT_CONTROL,
-    STUDENT_SUP,
-    STUDENT_UNSUP,
-    TEACHER,
-    reference_noise,
-)
+from ..names import BASELINE, CLEAN, NOISE, TEACHER, reference_noise
 
 # The paper's own figures (UA %), shown beside ours for the paper preset.
 PAPER_TABLE1 = {  # factory noise
-    "teacher": [41.03, 53.95, 65.00, 71.55, 75.75, 77.78],
-    "student_unsup": [57.88, 61.68, 65.13, 67.78, 68.00, 72.18],
-    "student_sup": [63.98, 66.10, 68.50, 69.10, 69.57, 73.86],
+    TEACHER: [41.03, 53.95, 65.00, 71.55, 75.75, 77.78],
+    STUDENT_UNSUP: [57.88, 61.68, 65.13, 67.78, 68.00, 72.18],
+    STUDENT_SUP: [63.98, 66.10, 68.50, 69.10, 69.57, 73.86],
 }
 PAPER_TABLE2 = {  # (baseline, MLKD) at 0, 5, 10, 15, 20 dB
     "babble": ([45.12, 46.87, 53.01, 55.81, 56.12], [61.25, 66.90, 68.67, 69.40, 71.70]),
@@ -103,18 +93,16 @@ def _lookup(summary: pd.DataFrame, model: str, noise: str, snr: float | None) ->
 
 
 def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", paper: bool = False,
-           marked: set | None = None, labels: dict | None = None) -> pd.DataFrame:
-    """Teacher, the students without and with supervision (and the control arm when the study has it)
-    on ``noise`` at each SNR and clean. ``marked``: the (noise, snr) cells where MLKD differs
-    significantly from the paper's CE-only student (*); ``labels``: row names (``arm_labels``)."""
+           marked: set | None = None, labels: dict | None = None, arms=(STUDENT_UNSUP, STUDENT_SUP)) -> pd.DataFrame:
+    """The teacher and the study's student ``arms`` (``arms.study_arms``) on ``noise`` at each SNR and clean.
+    ``marked``: the (noise, snr) cells where MLKD differs significantly from the paper's CE-only student (*);
+    ``labels``: row names (``arm_labels``)."""
     cols = [f"SNR = {s:g} dB" for s in snrs] + ["clean speech"]
     keys = [(noise, float(s)) for s in snrs] + [("clean", None)]
     rows = []
-    for model in (TEACHER, STUDENT_UNSUP, STUDENT_SUP, STUDENT_CONTROL):
-        if model == STUDENT_CONTROL and model not in set(summary.model):
-            continue
+    for model in (TEACHER, *arms):
         cells = [_lookup(summary, model, noise, s) for s in snrs] + [_lookup(summary, model, "clean", None)]
-        star = [" *" if model == STUDENT_SUP and k in (marked or set()) else "" for k in keys]
+        star = [" *" if model == method_arm().name and k in (marked or set()) else "" for k in keys]
         rows.append({"model": (labels or MODEL_LABELS)[model],
                      **{c: _cell(*v) + m for c, v, m in zip(cols, cells, star)},
                      **{f"{c} mean": v[0] for c, v in zip(cols, cells)},
@@ -140,7 +128,7 @@ def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], pap
     for s in list(snrs) + ["Mean"]:
         row = {"SNR": f"{s:g} dB" if s != "Mean" else "Mean"}
         for nt in noise_types:
-            for model, tag in ((BASELINE, "baseline"), (STUDENT_SUP, "MLKD")):
+            for model, tag in ((BASELINE, "baseline"), (method_arm().name, "MLKD")):
                 if s == "Mean":
                     vals = [_lookup(summary, model, nt, x)[0] for x in snrs]
                     mean, std = float(np.nanmean(vals)) if not all(np.isnan(vals)) else np.nan, np.nan
@@ -222,7 +210,8 @@ TABLE3_CAPTION = ("Parameters: fp32 MiB (ONNX rows: file MiB). Time: seconds to 
 def write_table1(study_dir: Path, summary: pd.DataFrame, cfg, marked: set) -> Path:
     noise = reference_noise(cfg.noise_types)
     synthetic = cfg.corpus == "synthetic"
-    t1 = table1(summary, cfg.snrs, noise, paper=not synthetic, marked=marked, labels=arm_labels(student_arms(cfg)))
+    arms = study_arms(cfg)
+    t1 = table1(summary, cfg.snrs, noise, paper=not synthetic, marked=marked, labels=arm_labels(arms), arms=arms)
     return save_table(t1, study_dir, "table1", f"Table 1 — UA on {noise} noise", synthetic, TABLE1_CAPTION)
 
 

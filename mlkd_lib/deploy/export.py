@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..arms import TRAINED
 from ..config import load_config
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import AudioCache, NoisyPairDataset
@@ -39,7 +40,6 @@ from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
 from ..method.models import EmotionClassifier, normalize_waveforms
-from ..names import TRAINED
 from ..paths import git_commit
 from .predict import MIN_SAMPLES, ort_session, sidecar_path
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, Wav2Vec2FeatureExtractor
 
+from ..arms import MODEL_LABELS
 from ..data.audio import SAMPLE_RATE
 from ..method.models import EmotionClassifier, encoder_family
-from ..names import MODEL_LABELS
 
 FAMILY_NAMES = {"wav2vec2": "wav2vec 2.0", "hubert": "HuBERT", "wavlm": "WavLM", "data2vec-audio": "data2vec-audio"}
 

@@ -15,12 +15,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..arms import method_arm
 from ..data.dataset import AudioCache, condition_audio
 from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
 from ..method.evaluate import ua_wa
-from ..names import CLEAN, STUDENT_SUP, reference_noise
+from ..names import CLEAN, reference_noise
 from .export import export_from_study
 from .predict import ort_session
 
@@ -29,9 +30,11 @@ VERSIONS = ("torch", "onnx_fp32", "onnx_int8")
 ONNX_FILES = {"onnx_fp32": "student.onnx", "onnx_int8": "student_int8.onnx"}
 
 
-def export_fold(study_dir: str | Path, fold: str, role: str = STUDENT_SUP, reuse: bool = False) -> dict[str, Path]:
-    """``student.onnx`` and ``student_int8.onnx`` (with sidecars) in the fold's step folder. ``reuse``:
-    keep files newer than the checkpoint (the timing reuses what the scoring just exported)."""
+def export_fold(study_dir: str | Path, fold: str, role: str | None = None, reuse: bool = False) -> dict[str, Path]:
+    """``student.onnx`` and ``student_int8.onnx`` (with sidecars) in the fold's step folder of ``role`` (the method's
+    student by default). ``reuse``: keep files newer than the checkpoint (the timing reuses what the scoring just
+    exported)."""
+    role = role or method_arm().name
     folder = StudyLayout(study_dir).fold(fold).model(role)
     paths = {v: folder.path / name for v, name in ONNX_FILES.items()}
     for version, path in paths.items():
@@ -49,7 +52,7 @@ def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress
     """Per-utterance predictions of the three versions of the fold's MLKD student (one row per
     utterance × condition × version: utt_id, noise, snr_db, label, pred, version, fold)."""
     paths = export_fold(study_dir, fold)
-    model = load_model(StudyLayout(study_dir).fold(fold).model(STUDENT_SUP).best_ckpt).eval()
+    model = load_model(StudyLayout(study_dir).fold(fold).model(method_arm().name).best_ckpt).eval()
     sessions = {v: ort_session(p, threads) for v, p in paths.items()}
     data, audio = load_fold(cfg, fold), AudioCache(cfg.max_seconds)
     rows = []
@@ -70,9 +73,9 @@ def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress
 
 def score_study(study_dir: str | Path, cfg, threads: int = 1, progress: bool = True) -> pd.DataFrame:
     """:func:`score_fold` for every fold with a trained MLKD student; also written to ``deployed.csv``."""
-    folds = [m.fold for m in StudyLayout(study_dir).models(STUDENT_SUP) if m.best_ckpt.is_file()]
+    folds = [m.fold for m in StudyLayout(study_dir).models(method_arm().name) if m.best_ckpt.is_file()]
     if not folds:
-        raise FileNotFoundError(f"{study_dir}: no fold has a trained MLKD student ({STUDENT_SUP}) to deploy")
+        raise FileNotFoundError(f"{study_dir}: no fold has a trained MLKD student ({method_arm().name}) to deploy")
     pred = pd.concat([score_fold(study_dir, cfg, f, threads, progress) for f in folds], ignore_index=True)
     pred.to_csv(Path(study_dir) / "deployed.csv", index=False)
     return pred

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.tables import summarise
+from ..arms import study_models
 from ..config import load_config
 from ..data.dataset import AudioCache, condition_audio
 from ..data.folds import get_fold, split
@@ -22,7 +23,7 @@ from ..data.robustness import corrupt, extra_conditions, load_rir_bank, needs_ri
 from ..layout import StudyLayout
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
-from ..names import BASELINE, CLEAN, MODELS, TEACHER
+from ..names import BASELINE, CLEAN, TEACHER
 from .players import (
     audio_player,
     class_probabilities,
@@ -40,6 +41,7 @@ class StudyModels:
 
     def __init__(self, study: StudyLayout, cfg):
         self.study, self.cfg = study, cfg
+        self.names = study_models(cfg)  # the teacher, the study's student arms, the baseline
         self._models: dict[tuple[str, str], object] = {}
         self._enhancers: dict[str, object] = {}
 
@@ -49,7 +51,7 @@ class StudyModels:
         return d.speech_basis if name == BASELINE else d.best_ckpt
 
     def missing(self, fold: str) -> list[str]:
-        return [f"{m} ({self._file(fold, m)})" for m in MODELS if not self._file(fold, m).is_file()]
+        return [f"{m} ({self._file(fold, m)})" for m in self.names if not self._file(fold, m).is_file()]
 
     def model(self, fold: str, name: str):
         key = (fold, name)
@@ -106,10 +108,10 @@ class Explorer:
                                         None if noise == CLEAN else self.audio.level_db(utt_id, row.path,
                                                                                         self.cfg.level))
             missing = self.models.missing(fold)
-            have = {m for m in MODELS if not any(x.startswith(m + " ") for x in missing)}
+            have = {m for m in self.models.names if not any(x.startswith(m + " ") for x in missing)}
             enhanced = self.models.enhancer(fold)([noisy])[0] if BASELINE in have else None
             probs = {}
-            for m in MODELS:
+            for m in self.models.names:
                 if m == BASELINE:  # the teacher hears the enhanced audio
                     ok = BASELINE in have and TEACHER in have
                     probs[m] = class_probabilities(self.models.model(fold, TEACHER), enhanced) if ok else None
@@ -221,7 +223,7 @@ class Explorer:
         if not metrics_file.is_file():
             return W.VBox([W.HTML(f"<i>{metrics_file} not made yet</i>"), *items])
         summary = summarise(pd.read_csv(metrics_file))
-        model = W.Dropdown(options=[m for m in MODELS if m in set(summary.model)], description="model")
+        model = W.Dropdown(options=[m for m in self.models.names if m in set(summary.model)], description="model")
         noise = W.Dropdown(options=sorted(set(summary.noise) - {CLEAN}), description="noise")
         chart = W.Image(format="png")
 

@@ -17,9 +17,9 @@ import soundfile as sf
 import torch
 from matplotlib.figure import Figure
 
+from ..arms import MODEL_LABELS
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import AudioCache, condition_audio
-from ..names import MODEL_LABELS
 
 
 def wav_bytes(x: np.ndarray, gain: float) -> bytes:

@@ -15,7 +15,7 @@ import soundfile as sf
 from ..data.audio import SAMPLE_RATE, AudioError, check_signal, resample, to_mono
 from ..data.mixing import mix_at_snr
 from ..data.vad import MIN_SPEECH_S, TurnSettings, speech_seconds, speech_turns, vad_decisions
-from ..names import BASELINE, CLEAN, MODELS, TEACHER
+from ..names import BASELINE, CLEAN, TEACHER
 from .players import audio_player, class_probabilities, predictions_html, shared_gain, wav_bytes
 
 MAX_UPLOAD_S = 120.0  # longer: `mlkd predict --segments`, which reads in blocks
@@ -70,7 +70,7 @@ def analyse(models, fold: str, x: np.ndarray, noise: str, snr: float | None, ban
     enhancer = models.enhancer(fold) if BASELINE not in missing else None
     segments = segments_of(x, cfg.max_seconds)
     probabilities, per_segment, speech = {}, {}, speech_seconds(x, cfg.vad_aggressiveness)
-    for m in MODELS if speech >= MIN_SPEECH_S else ():
+    for m in models.names if speech >= MIN_SPEECH_S else ():
         source = TEACHER if m == BASELINE else m
         if source in missing or (m == BASELINE and enhancer is None):
             probabilities[m] = None

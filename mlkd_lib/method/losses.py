@@ -1,9 +1,22 @@
-"""The MLKD objective (paper Eq. 1–6; our reading in docs/design.md)."""
+"""The MLKD objective (paper Eq. 1–6; our reading in docs/design.md), and the losses a student arm trains with."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
+
+
+class Loss(NamedTuple):
+    """What a student arm's loss (``arms.Arm.loss``) asks of the objective: the teacher's targets at all (L_KD), and
+    its layers too (L_ML, weighted by ``beta``)."""
+    teacher: bool
+    layers: bool
+
+
+LOSSES = {"CE": Loss(teacher=False, layers=False),  # L_CE alone: the "student without supervision"
+          "MLKD": Loss(teacher=True, layers=True)}  # α(L_KD + β·L_ML) + (1 − α)L_CE
 
 
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
-"""Training: the teacher on clean speech, the student with (MLKD) or without supervision.
+"""Training: the teacher on clean speech, each student arm on noisy speech (``arms.py``).
 
-One loop serves all three roles; what differs between them is decided once, in ``Role``. After
+One loop serves every role; what differs between them is decided once, in ``Role``. After
 every epoch the resume state is written atomically (checkpoint.py), so a killed run started again
 continues where it stopped and ends with the same weights. The best epoch by validation UA
 (training speakers only) is kept apart for evaluation.
@@ -19,15 +19,16 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..config import StudyConfig, student_arms
+from ..arms import TRAINED, arm
+from ..config import StudyConfig
 from ..data.dataset import AudioCache, NoisyPairDataset, collate
 from ..device import autocast, loader_workers, peak_memory, pick_device, reset_peak_memory, set_threads
 from ..layout import ModelDir
-from ..names import TEACHER, TRAINED
+from ..names import TEACHER
 from .checkpoint import load_resume, save_best, save_resume
 from .cnn_features import CnnFeatures
 from .evaluate import exact_batches, ua_wa
-from .losses import mlkd_objective
+from .losses import LOSSES, mlkd_objective
 from .models import EmotionClassifier, build_student, build_teacher, default_layer_map
 from .teacher_cache import TeacherTargets
 
@@ -54,26 +55,31 @@ class TrainResult:
 @dataclass
 class Role:
     """What one role trains: its model, on which input (clean for the teacher, noisy for the
-    students), for how many epochs, whether the CNN is frozen, and whether the teacher teaches."""
+    students), for how many epochs, whether the CNN is frozen, and its loss (``losses.LOSSES``)."""
     name: str
     model: EmotionClassifier
     input_key: str
     epochs: int
     freeze_cnn: bool
-    distils: bool
+    loss: str = "CE"
+
+    @property
+    def distils(self) -> bool:
+        """Whether the teacher teaches: its targets are computed (or cached) for the training audio."""
+        return LOSSES[self.loss].teacher
 
     @classmethod
     def of(cls, name: str, cfg: StudyConfig, teacher: EmotionClassifier | None, noise_bank) -> Role:
         """The role's model, freshly built: the teacher from ``cfg.model`` with the study's classes
-        (``cfg.emotions``, in logit order); a student from the teacher's or the pretrained encoder's even
-        layers (``config.student_arms``), with the teacher's classes."""
+        (``cfg.emotions``, in logit order); a student arm (``arms.py``) from the teacher's or the pretrained
+        encoder's even layers, with the teacher's classes."""
         if name not in TRAINED:
             raise ValueError(f"role must be one of {TRAINED}, got {name!r}")
         if name == TEACHER:
             return cls(name, build_teacher(cfg.model, cfg.emotions), "clean", cfg.teacher_epochs,
-                       cfg.freeze_feature_encoder, False)
-        loss, init = student_arms(cfg).get(name, ("CE", "teacher"))
-        if teacher is None and (init == "teacher" or loss == "MLKD"):
+                       cfg.freeze_feature_encoder)
+        loss, init = arm(name).loss, arm(name).init(cfg)
+        if teacher is None and (init == "teacher" or LOSSES[loss].teacher):
             raise ValueError(f"{name} needs the trained teacher")
         if teacher is not None and teacher.labels != tuple(cfg.emotions):
             raise ValueError(f"{name}: the teacher's classes {list(teacher.labels)} are not the study's emotions "
@@ -83,8 +89,7 @@ class Role:
         # the pretrained encoder with the random head build_teacher gives it: the student's head starts fresh
         source = teacher if init == "teacher" else build_teacher(cfg.model, cfg.emotions)
         # the student's CNN is always frozen: it is its source's, and only the transformer is trained
-        return cls(name, build_student(source, cfg.student_layers), "noisy", cfg.student_epochs, True,
-                   loss == "MLKD")
+        return cls(name, build_student(source, cfg.student_layers), "noisy", cfg.student_epochs, True, loss)
 
     def datasets(self, cfg: StudyConfig, train_df, val_df, noise_bank, audio: AudioCache):
         """Training and validation items, labelled by their index in the model's classes."""
@@ -112,19 +117,22 @@ def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, ste
 
 
 def objective(cfg: StudyConfig, out, labels: torch.Tensor, batch: dict, targets: TeacherTargets | None,
-              mapping: dict | None):
+              mapping: dict | None, loss: str = "MLKD"):
     """The study's objective on one batch's model output: α(L_KD + β·L_ML) + (1 − α)L_CE against the
-    teacher's targets for the batch's clean audio, or L_CE alone without ``targets``."""
+    teacher's targets for the batch's clean audio (β = 0 for a ``loss`` without the layer-wise term), or L_CE
+    alone without ``targets``."""
     t_hidden = t_logits = None
     if targets is not None:
         t_hidden, t_logits = targets.batch(batch["utt_id"], out.frame_mask.shape[1], batch["clean"], batch["lengths"])
+    beta = cfg.beta if LOSSES[loss].layers else 0.0
     return mlkd_objective(out.logits.float(), labels, out.hidden_states, t_logits, t_hidden, mapping, out.frame_mask,
-                          cfg.temperature, cfg.alpha, cfg.beta, cfg.kd_t_squared)
+                          cfg.temperature, cfg.alpha, beta, cfg.kd_t_squared)
 
 
 @torch.no_grad()
 def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device, input_key: str,
-             targets: TeacherTargets | None = None, mapping: dict | None = None) -> dict[str, float]:
+             targets: TeacherTargets | None = None, mapping: dict | None = None, loss: str = "MLKD"
+             ) -> dict[str, float]:
     """Validation UA / WA, batched so that the batch never changes a prediction (``exact_batches``);
     with the teacher's ``targets``, also the objective's terms (``val_ce``, ``val_kd``, ``val_ml``)."""
     model.eval()
@@ -135,7 +143,7 @@ def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConf
         with autocast(device, cfg.amp):
             out = model(b[input_key].to(device), b["lengths"].to(device), output_hidden_states=targets is not None)
             if targets is not None:
-                _, parts = objective(cfg, out, b["label"].to(device), b, targets, mapping)
+                _, parts = objective(cfg, out, b["label"].to(device), b, targets, mapping, loss)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
         y += b["label"].tolist()
@@ -213,7 +221,7 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
             x, lengths, labels = b[r.input_key].to(device), b["lengths"].to(device), b["label"].to(device)
             with autocast(device, cfg.amp):
                 out_s = model(x, lengths, output_hidden_states=r.distils)
-                loss, parts = objective(cfg, out_s, labels, b, targets, mapping)
+                loss, parts = objective(cfg, out_s, labels, b, targets, mapping, r.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -222,7 +230,7 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
             for k, v in dict(parts, loss=loss.item()).items():
                 sums[k] = sums.get(k, 0.0) + v
         step_s = (time.time() - t_epoch) / n_batches  # loss.item() waits for the device: these are real step times
-        val = validate(model, val_ds, cfg, device, r.input_key, targets, mapping)
+        val = validate(model, val_ds, cfg, device, r.input_key, targets, mapping, r.loss)
         row = {"epoch": epoch + 1, **{k: v / n_batches for k, v in sums.items()}, **val,
                "lr": sched.get_last_lr()[0], "seconds": time.time() - t_epoch, "step_s": step_s, **peak_memory(device)}
         history.append(row)
@@ -260,5 +268,5 @@ def first_batch_losses(role: str, cfg: StudyConfig, train_df: pd.DataFrame, nois
     targets = TeacherTargets(teacher.to(device).eval(), list(mapping.values()), device, "off")
     with autocast(device, cfg.amp):
         out = r.model.to(device).eval()(b["noisy"].to(device), b["lengths"].to(device), output_hidden_states=True)
-        total, parts = objective(cfg, out, b["label"].to(device), b, targets, mapping)
+        total, parts = objective(cfg, out, b["label"].to(device), b, targets, mapping)  # every term, weighed
     return dict(parts, total=total.item(), utterances=len(first))

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..arms import TRAINED, study_arms
 from ..config import (
     StudyConfig,
     load_config,
     make_config,
     read_setup,
-    student_arms,
     with_absolute_paths,
     with_overrides,
 )
@@ -36,7 +36,7 @@ from ..method.models import default_layer_map
 from ..method.representation import LayerDistance
 from ..method.teacher_cache import TeacherTargets
 from ..method.train import TrainResult, first_batch_losses, train
-from ..names import BASELINE, CLEAN, REVERB, TEACHER, TRAINED, UNSEEN_NOISE
+from ..names import BASELINE, CLEAN, REVERB, TEACHER, UNSEEN_NOISE
 from ..paths import by_hand_study, newest_study, resolve
 
 STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
@@ -251,7 +251,7 @@ class FoldStep:
         (``last.pt``, the teacher cache) unless ``keep_checkpoints``."""
         finish_step(self.out, self.cfg.keep_checkpoints, fold=self.fold, **info)
         fold = self.study.fold(self.fold)
-        if all(is_done(fold.model(m).path) for m in (TEACHER, BASELINE, *student_arms(self.cfg))):
+        if all(is_done(fold.model(m).path) for m in (TEACHER, BASELINE, *study_arms(self.cfg))):
             fold.drop_shared()
         if self.lock is not None:
             self.lock.release()
@@ -293,7 +293,7 @@ class AnalysisStep:
 
     @property
     def arms(self) -> dict[str, tuple[str, str]]:
-        return student_arms(self.cfg)
+        return study_arms(self.cfg)
 
     def compare(self, metrics: pd.DataFrame) -> pd.DataFrame:
         """The paired comparisons over folds, written to ``stats.csv``: per trained condition and pooled, and

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import StudyConfig, student_arms
+from ..arms import study_arms
+from ..config import StudyConfig
 from ..data.folds import planned_fold_names, split_part
 from ..data.prepare import test_classes
 from ..data.robustness import condition_count, corpus_conditions
@@ -109,7 +110,7 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
                                          .sum() for name, df in corpora.items())
     evaluate_t, evaluate_s = scored_s * infer_t, scored_s * infer_s
     student_s = cfg.student_epochs * (train_s * rate["student train"] + val_s * infer_s) + evaluate_s
-    arms = student_arms(cfg)
+    arms = study_arms(cfg)
     per_fold = {
         TEACHER: cfg.teacher_epochs * (train_s * rate["teacher train"] + val_s * infer_t) + evaluate_t,
         BASELINE: evaluate_t,  # plus the NMF enhancement, on the CPU

@@ -10,7 +10,8 @@ import shutil
 import struct
 from pathlib import Path
 
-from ..config import StudyConfig, student_arms
+from ..arms import study_arms
+from ..config import StudyConfig
 from ..data.folds import planned_fold_names
 from ..data.noise import noise_problems
 from ..names import ENCODER_TYPES, NAMED_MODELS, REVERB, REVERB_NOISE, UNSEEN_NOISE
@@ -75,7 +76,7 @@ def _disk_need_from_files(cfg: StudyConfig, n_folds: int, jobs: int, utterances)
     else:
         train_s = IEMOCAP_4CLASS_S * 0.9  # 9 of the 10 speakers train (an upper bound: validation is part of them)
     return disk_need(cfg, p_teacher, p_student, config.get("hidden_size", 768), train_s, n_folds, jobs,
-                     len(student_arms(cfg)), test_s=train_s / 0.9 / max(1, n_folds),
+                     len(study_arms(cfg)), test_s=train_s / 0.9 / max(1, n_folds),
                      cnn_channels=config.get("conv_dim", [512])[-1])[0]
 
 

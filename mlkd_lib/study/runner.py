@@ -20,19 +20,12 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from ..config import (
-    StudyConfig,
-    load_config,
-    make_config,
-    read_setup,
-    student_arms,
-    with_absolute_paths,
-    with_overrides,
-)
+from ..arms import ABLATION_KEYS, retrained, study_arms
+from ..config import StudyConfig, load_config, make_config, read_setup, with_absolute_paths, with_overrides
 from ..data.prepare import follow_data
 from ..device import thread_env
 from ..layout import FolderLock, StudyLayout
-from ..names import BASELINE, STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from ..names import BASELINE, TEACHER
 from ..paths import git_commit, resolve
 from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
 from .preflight import data_notes, preflight
@@ -56,7 +49,7 @@ def plan_fold_steps(study: Path, cfg: StudyConfig, folds: list[str]) -> list[Ste
         steps.append(Step(teacher, TEACHER_NB, base, f.model(TEACHER).path, f.notebook(TEACHER_NB), gpu=True))
         steps.append(Step(f"{fold}/{BASELINE}", BASELINE_NB, base, f.model(BASELINE).path, f.notebook(BASELINE_NB),
                           [teacher], gpu=True))
-        for model in student_arms(cfg):
+        for model in study_arms(cfg):
             steps.append(Step(f"{fold}/{model}", STUDENT_NB, dict(base, student=model), f.model(model).path,
                               f.notebook(STUDENT_NB, model), [teacher], gpu=True))
     return steps
@@ -198,19 +191,6 @@ def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], 
         "command": " ".join(sys.argv)}, indent=2))
 
 
-# what an ablation may change, and which student arms each setting concerns; teachers and baselines are reused.
-# student_layers: every arm at another depth (the sweep's frontier); control_arm: that arm trained or left out
-STUDENT_KEYS = {"student_epochs", "student_lr", "warmup_frac", "weight_decay", "student_layers"}
-ARM_KEYS = {STUDENT_SUP: STUDENT_KEYS | {"alpha", "beta", "temperature", "kd_t_squared", "sup_init"},
-            STUDENT_UNSUP: STUDENT_KEYS | {"unsup_init"}, STUDENT_CONTROL: STUDENT_KEYS | {"control_arm"}}
-ABLATION_KEYS = set().union(*ARM_KEYS.values())
-
-
-def retrained_arms(changed: set[str]) -> list[str]:
-    """The student arms an ablation that changes the keys ``changed`` trains again."""
-    return [m for m, keys in ARM_KEYS.items() if changed & keys]
-
-
 def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int = 1, executor: str = "local",
                  ray_settings=None) -> int:
     """A finished study rerun with other student settings: the arms a changed key concerns are retrained,
@@ -228,7 +208,7 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     folds = [m.fold for m in base.models(TEACHER) if m.done.is_file()]
     if not folds:
         raise FileNotFoundError(f"{base.dir}: no fold with a finished teacher to reuse")
-    reused = [TEACHER, BASELINE] + [m for m in student_arms(cfg) if m not in retrained_arms(changed)]
+    reused = [TEACHER, BASELINE] + [m for m in study_arms(cfg) if m not in retrained(changed)]
     shared = [(base.data_step, out.data_step)] + [(base.fold(f).model(m).path, out.fold(f).model(m).path)
                                                   for f in folds for m in reused]
     for source, link in shared:

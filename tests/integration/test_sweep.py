@@ -11,16 +11,15 @@ import pandas as pd
 import pytest
 
 from mlkd_lib.analysis.frontier import condition_kinds, fold_scores, frontier_contrasts
-from mlkd_lib.config import make_config, student_arms
-from mlkd_lib.names import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, STUDENTS
-from mlkd_lib.study.runner import ARM_KEYS, retrained_arms
+from mlkd_lib.arms import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, STUDENTS, arm, retrained, study_arms
+from mlkd_lib.config import make_config
 from mlkd_lib.study.sweep import check_depths, parse_depths
 
 
 def test_depth_is_an_ablation_key_of_every_student_arm():
-    assert all("student_layers" in ARM_KEYS[m] for m in STUDENTS)
-    assert retrained_arms({"student_layers"}) == list(STUDENTS)
-    assert retrained_arms({"control_arm"}) == [STUDENT_CONTROL]  # the sweep leaves the control out
+    assert all("student_layers" in arm(m).keys for m in STUDENTS)
+    assert sorted(retrained({"student_layers"})) == sorted(STUDENTS)
+    assert retrained({"control_arm"}) == [STUDENT_CONTROL]  # the sweep leaves the control out
 
 
 def test_the_depths_are_read_and_checked_against_the_teachers_layers():
@@ -54,7 +53,7 @@ def test_the_contrast_is_paired_by_fold_with_a_ci_and_bh_over_depths():
             ce, fold = 50 + 5 * rng.standard_normal(), f"f{k}"
             rows += [dict(depth=depth, model=STUDENT_SUP, precision="fp32", fold=fold, noisy=ce + gain + rng.normal()),
                      dict(depth=depth, model=STUDENT_UNSUP, precision="fp32", fold=fold, noisy=ce)]
-    table = frontier_contrasts(pd.DataFrame(rows), 2, student_arms(make_config("micro")))
+    table = frontier_contrasts(pd.DataFrame(rows), 2, study_arms(make_config("micro")))
     assert table.depth.tolist() == [1, 2, 4] and table.study_depth.tolist() == [False, True, False]
     assert table["mean"].iloc[0] > table["mean"].iloc[2] and (table.n_folds == 6).all()
     assert (table.ci_low <= table["mean"]).all() and (table["mean"] <= table.ci_high).all()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlkd_lib.analysis.robustness import corruption_errors, table4, unseen_differences
-from mlkd_lib.config import student_arms
+from mlkd_lib.arms import study_arms
 
 
 def metrics() -> pd.DataFrame:
@@ -42,7 +42,7 @@ def test_corruption_errors_as_imagenet_c_defines_them():
 
 
 def test_the_unseen_contrast_pools_each_fold_over_the_unseen_conditions():
-    arms = student_arms(pytest.importorskip("mlkd_lib.config").make_config("micro", control_arm=False))
+    arms = study_arms(pytest.importorskip("mlkd_lib.config").make_config("micro", control_arm=False))
     d = unseen_differences(metrics(), arms).set_index("noise")
     # per fold: MLKD − CE over the two reverb cells = ((0.6 − 0.5) + (0.5 − 0.4)) / 2 = 0.1 → 10 points
     assert d.loc["pooled unseen"]["mean"] == pytest.approx(10.0) and d.loc["pooled unseen"].n_folds == 2

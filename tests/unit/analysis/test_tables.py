@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from mlkd_lib.analysis import tables
-from mlkd_lib.names import BASELINE, STUDENT_SUP, STUDENT_UNSUP, TEACHER
+from mlkd_lib.arms import STUDENT_SUP, STUDENT_UNSUP
+from mlkd_lib.names import BASELINE, TEACHER
 
 SNRS = [0.0, 5.0, 10.0, 15.0, 20.0]
 

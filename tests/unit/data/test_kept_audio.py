@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config
 
-from mlkd_lib.config import student_arms
+from mlkd_lib.arms import study_arms
 from mlkd_lib.data import robustness
 from mlkd_lib.data.audio import read_audio
 from mlkd_lib.data.dataset import Condition
@@ -93,7 +93,7 @@ def test_the_fold_s_kept_audio_goes_with_its_last_step(study_data, tmp_path):
     cfg, _ = study_data
     study = StudyLayout(tmp_path)
     fold = study.fold("Ses01F")
-    models = [TEACHER, BASELINE, *student_arms(cfg)]
+    models = [TEACHER, BASELINE, *study_arms(cfg)]
     data = SimpleNamespace(fold=SimpleNamespace(name="Ses01F"))
     for k, name in enumerate(models):
         for folder in fold.shared:  # the kept audio and the shared CNN outputs

@@ -15,6 +15,8 @@ from mlkd_lib.method.models import build_teacher
 class Models:
     """A fold's models as the explorer holds them: here the teacher alone, counting how often it is asked."""
 
+    names = ("teacher", "student_unsup", "student_sup", "student_unsup_from_teacher", "baseline")
+
     def __init__(self):
         torch.manual_seed(0)
         self.teacher, self.asked = build_teacher("micro").eval(), 0
