@@ -55,19 +55,46 @@ ARMS = (  # in the order tables and plots show them
     Arm(STUDENT_CONTROL, "Student without supervision (control)", "control", "CE", "teacher",
         STUDENT_KEYS | {"control_arm"}, against=(STUDENT_UNSUP,), color=DEEP[3], switch="control_arm"),
 )
-STUDENTS = tuple(a.name for a in ARMS)
-TRAINED = (TEACHER, *STUDENTS)  # the roles `method.train.train` knows
-MODEL_LABELS = {TEACHER: "Teacher", **{a.name: a.label for a in ARMS}, BASELINE: "Baseline (VAD + NMF)"}
-MODELS = tuple(MODEL_LABELS)  # display order: teacher, the students, the baseline
-MODEL_COLORS = {TEACHER: DEEP[0], **{a.name: a.color for a in ARMS}, BASELINE: DEEP[4]}
-ABLATION_KEYS = frozenset().union(*(a.keys for a in ARMS))  # what an ablation may change
+# the two models that are no student arm: how tables name them, their colours
+OTHERS = {TEACHER: ("Teacher", DEEP[0]), BASELINE: ("Baseline (VAD + NMF)", DEEP[4])}
+
+
+# everything below reads ARMS when it is called, so a record added there (or, in a test, to ARMS) is seen by all
+
+def students() -> tuple[str, ...]:
+    return tuple(a.name for a in ARMS)
+
+
+def trained() -> tuple[str, ...]:
+    """The roles ``method.train.train`` knows: the teacher and every arm."""
+    return (TEACHER, *students())
+
+
+def models() -> tuple[str, ...]:
+    """Every model a study can have, in display order: the teacher, the arms, the baseline."""
+    return (TEACHER, *students(), BASELINE)
+
+
+def label(model: str) -> str:
+    """How tables and plots name ``model``."""
+    return OTHERS[model][0] if model in OTHERS else arm(model).label
+
+
+def color(model: str) -> str:
+    """``model``'s colour in every plot."""
+    return OTHERS[model][1] if model in OTHERS else arm(model).color
+
+
+def ablation_keys() -> frozenset[str]:
+    """What an ablation (and a sweep) may change: the keys some arm's training depends on."""
+    return frozenset().union(*(a.keys for a in ARMS))
 
 
 def arm(name: str) -> Arm:
     for a in ARMS:
         if a.name == name:
             return a
-    raise ValueError(f"no student arm {name!r}; the arms: {', '.join(STUDENTS)}")
+    raise ValueError(f"no student arm {name!r}; the arms: {', '.join(students())}")
 
 
 def study_arms(cfg) -> dict[str, tuple[str, str]]:
@@ -88,7 +115,7 @@ def method_arm() -> Arm:
 def arm_pairs(arms: dict[str, tuple[str, str]]) -> list[tuple[str, str]]:
     """(a, b) for every comparison a − b between two of ``arms`` (``study_arms``) that differ, grouped by the arm
     compared against (the paper's CE-only student first), in table order."""
-    order = list(STUDENTS)
+    order = list(students())
     pairs = [(a.name, b) for a in ARMS for b in a.against
              if a.name in arms and b in arms and arms[a.name] != arms[b]]
     return sorted(pairs, key=lambda p: (order.index(p[1]), order.index(p[0])))

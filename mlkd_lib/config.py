@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
+from .data.conditions.families import chosen_by_conditions
 from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
-from .names import EMOTIONS, LABEL_CODES, NOISE_TYPES, TEST_ONLY
+from .names import EMOTIONS, LABEL_CODES, NOISE_TYPES, label_merges
 from .paths import resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
@@ -59,10 +60,11 @@ class StudyConfig:
                                  bool, "must name at least one noise type")
     snrs: list[float] = key([0.0, 5.0, 10.0, 15.0, 20.0], "SNRs (dB) of training noise and the test conditions",
                             bool, "must name at least one SNR")
-    # --- test-only conditions: scored for every trained model, never trained on (data/robustness.py)
-    conditions: list[str] = key(list(TEST_ONLY), "test-only condition families beyond the training noise: "
-                                + ", ".join(TEST_ONLY), lambda v: set(v) <= set(TEST_ONLY),
-                                "must be some of " + ", ".join(TEST_ONLY))
+    # --- test-only conditions: scored for every trained model, never trained on (data/conditions/)
+    conditions: list[str] = key(list(chosen_by_conditions()), "test-only condition families beyond the training "
+                                "noise (data/conditions/): " + ", ".join(chosen_by_conditions()),
+                                lambda v: set(v) <= set(chosen_by_conditions()),
+                                "must be some of " + ", ".join(chosen_by_conditions()))
     unseen_noise_types: list[str] = key([], "noise types no model trains on, tested at the study's SNRs "
                                             "(unseen_noise); empty: every type of the noise collection that "
                                             "noise_types does not name (the synthetic noises': music, traffic), "
@@ -232,13 +234,8 @@ class PretrainSettings:
 
 
 def _is_merge(text: str) -> bool:
-    raw, _, code = text.partition(":")
-    return bool(raw.strip()) and code.strip() in LABEL_CODES
-
-
-def label_merges(cfg: StudyConfig) -> dict[str, str]:
-    """``label_map`` as raw label → code."""
-    return {raw.strip(): code.strip() for raw, _, code in (m.partition(":") for m in cfg.label_map)}
+    ((raw, code),) = label_merges([text]).items()
+    return bool(raw) and code in LABEL_CODES
 
 
 def key_types() -> dict[str, Any]:

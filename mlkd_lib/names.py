@@ -11,10 +11,7 @@ LABEL_CODES = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad", "
 EMOTIONS = ("neu", "hap", "ang", "sad")  # the paper's four classes, in logit order: the default of `emotions`
 CLEAN = "clean"  # the noise name of the clean test condition (its SNR is None)
 NOISE = "noise"  # the condition of the noise types the students train on (their test part), at the study's SNRs
-# test-only condition families, scored for every trained model without retraining (data/robustness.py)
-UNSEEN_NOISE, REVERB, REVERB_NOISE = "unseen_noise", "reverb", "reverb_noise"
-TEST_ONLY = (UNSEEN_NOISE, REVERB, REVERB_NOISE, "telephone", "codec", "clipping")
-CORPUS = "corpus"  # another corpus's utterances of the study's classes (test_manifests), scored without retraining
+# (the test-only condition families are modules of data/conditions/, each naming itself)
 
 TEACHER, BASELINE = "teacher", "baseline"  # the clean-trained teacher; it behind the VAD + NMF front-end
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names: the paper's five types
@@ -22,6 +19,11 @@ NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 na
 # the self-supervised encoders a study takes from a folder (config.json's model_type; method/models.py builds them)
 ENCODER_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 NAMED_MODELS = ("tiny", "micro", "base")  # architectures models.py builds with random weights (no folder)
+
+
+def label_merges(label_map) -> dict[str, str]:
+    """A study's ``label_map`` (``RAW:CODE`` strings) as raw label → code."""
+    return {raw.strip(): code.strip() for raw, _, code in (m.partition(":") for m in label_map)}
 
 
 def reference_noise(noise_types) -> str:

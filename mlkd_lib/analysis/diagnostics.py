@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..arms import TRAINED
+from ..arms import trained
 from ..layout import StudyLayout
 from ..names import CLEAN
 from .tables import trained_conditions, with_conditions
@@ -48,7 +48,7 @@ def selection_diagnostic(study_dir: str | Path) -> pd.DataFrame:
     rows = []
     for m in study.models():
         record = m.path / "selection.json"
-        if m.name not in TRAINED or not m.metrics.is_file() or not record.is_file():
+        if m.name not in trained() or not m.metrics.is_file() or not record.is_file():
             continue
         epochs = json.loads(record.read_text())
         kept = trained_conditions(pd.read_csv(m.metrics))
@@ -67,7 +67,7 @@ def selection_diagnostic(study_dir: str | Path) -> pd.DataFrame:
 def training_curves(study_dir: str | Path) -> pd.DataFrame:
     """Every trained model's ``history.csv``, with model and fold columns."""
     parts = [pd.read_csv(m.history).assign(model=m.name, fold=m.fold) for m in StudyLayout(study_dir).models()
-             if m.name in TRAINED and m.history.is_file()]
+             if m.name in trained() and m.history.is_file()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -34,7 +34,7 @@ from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
 from ..arms import ARMS as STUDENT_ARMS
-from ..arms import MODEL_COLORS, method_arm, study_arms
+from ..arms import color, method_arm, study_arms
 from ..config import load_config
 from ..layout import StudyLayout
 from ..names import CLEAN, TEACHER
@@ -109,14 +109,14 @@ def seen_text(cfg) -> str:
 
 def int8_conditions(cfg, which: str) -> list:
     """The conditions the int8 exports are scored under (``which``: one of ``INT8_UA``)."""
-    from ..data.dataset import Condition, all_conditions
+    from ..data.conditions.families import Condition, trained_conditions
     from ..deploy.table3 import conditions_of
     if which not in INT8_UA:
         raise ValueError(f"int8_ua must be one of {INT8_UA}, got {which!r}")
     if which == "off":
         return []
     if which == "all":
-        return all_conditions(cfg.noise_types, cfg.snrs)
+        return trained_conditions(cfg.noise_types, cfg.snrs)
     return [Condition(n, s) for n, s in conditions_of(cfg)]
 
 
@@ -377,21 +377,21 @@ def _arm_lines(ax, frontier: pd.DataFrame, x: str, comparable_int8: bool) -> Non
             if not len(f) or f["noisy_ua_mean"].isna().all():
                 continue
             fp32 = precision == "fp32"
-            ax.errorbar(f[x], f["noisy_ua_mean"], yerr=f["noisy_ua_std"].fillna(0), color=MODEL_COLORS[model],
-                        ls="-" if fp32 else "--", marker="o", mfc=MODEL_COLORS[model] if fp32 else "white", capsize=3,
+            ax.errorbar(f[x], f["noisy_ua_mean"], yerr=f["noisy_ua_std"].fillna(0), color=color(model),
+                        ls="-" if fp32 else "--", marker="o", mfc=color(model) if fp32 else "white", capsize=3,
                         label=f"{arm} {precision}")
             for r in f.itertuples():
                 ax.annotate(f"{r.depth}", (getattr(r, x), r.noisy_ua_mean), textcoords="offset points",
-                            xytext=(7, 6), fontsize=8, color=MODEL_COLORS[model])
+                            xytext=(7, 6), fontsize=8, color=color(model))
             own = f[f.study_depth]
             ax.scatter(own[x], own["noisy_ua_mean"], s=220, facecolors="none", edgecolors="black", lw=1.2,
                        label="the study's own depth" if model == method_arm().name and fp32 else None, zorder=5)
     t = frontier[frontier.model == TEACHER]
-    ax.errorbar(t[x], t["noisy_ua_mean"], yerr=t["noisy_ua_std"].fillna(0), color=MODEL_COLORS[TEACHER], marker="*",
+    ax.errorbar(t[x], t["noisy_ua_mean"], yerr=t["noisy_ua_std"].fillna(0), color=color(TEACHER), marker="*",
                 ms=14, ls="none", capsize=3, label="teacher (clean-trained)")
     for r in t.itertuples():
         ax.annotate(f"teacher, {r.depth}", (getattr(r, x), r.noisy_ua_mean), textcoords="offset points",
-                    xytext=(6, -10), fontsize=8, color=MODEL_COLORS[TEACHER])
+                    xytext=(6, -10), fontsize=8, color=color(TEACHER))
 
 
 def plot_frontier(frontier: pd.DataFrame, contrasts: pd.DataFrame, synthetic: bool):
@@ -414,7 +414,7 @@ def plot_frontier(frontier: pd.DataFrame, contrasts: pd.DataFrame, synthetic: bo
     if len(contrasts):
         c = contrasts.sort_values("depth")
         lo, hi = (c["mean"] - c["ci_low"]).fillna(0), (c["ci_high"] - c["mean"]).fillna(0)
-        ax.errorbar(c["depth"], c["mean"], yerr=[lo, hi], color=MODEL_COLORS[method_arm().name], marker="o",
+        ax.errorbar(c["depth"], c["mean"], yerr=[lo, hi], color=color(method_arm().name), marker="o",
                     capsize=4)
         for r in c.itertuples():
             text = f"q={r.q_bh:.2g}" if np.isfinite(r.q_bh) else f"{r.n_folds} fold(s)"

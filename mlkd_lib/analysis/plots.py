@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..arms import DEEP, MODEL_COLORS, MODEL_LABELS, method_arm
+from .. import arms
+from ..arms import DEEP
 from ..data.audio import SAMPLE_RATE
 from ..method.evaluate import confusion
 from ..names import BASELINE
@@ -121,10 +122,10 @@ def representation(distances: pd.DataFrame, synthetic: bool):
     snrs = sorted(mean.snr.unique())
     fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 3.2), sharey=True, squeeze=False)
     for ax, t in zip(axes[0], layers):
-        for model in [m for m in MODEL_LABELS if m in set(mean.model)]:
+        for model in [m for m in arms.models() if m in set(mean.model)]:
             g = mean[(mean.teacher_layer == t) & (mean.model == model)].sort_values("snr")
-            ax.plot([snrs.index(x) for x in g.snr], g.value, marker="o", ms=3, label=MODEL_LABELS[model],
-                    color=MODEL_COLORS[model], ls="--" if model == "teacher" else "-")
+            ax.plot([snrs.index(x) for x in g.snr], g.value, marker="o", ms=3, label=arms.label(model),
+                    color=arms.color(model), ls="--" if model == "teacher" else "-")
         ax.set_xticks(range(len(snrs)), ["clean" if np.isinf(x) else f"{x:g}" for x in snrs], fontsize=7)
         ax.set(title=f"teacher layer {t}", xlabel="SNR (dB)")
         ax.axhline(1, c="grey", lw=0.6, ls=":")
@@ -156,15 +157,15 @@ def ua_vs_snr(summary: pd.DataFrame, synthetic: bool):
     types = sorted(noisy.noise.unique())
     fig, axes = plt.subplots(1, len(types), figsize=(3.6 * len(types), 3.6), sharey=True, squeeze=False)
     for ax, nt in zip(axes[0], types):
-        for model, label in MODEL_LABELS.items():
+        for model, label in ((m, arms.label(m)) for m in arms.models()):
             d = noisy[(noisy.noise == nt) & (noisy.model == model)].sort_values("snr_db")
             if d.empty:
                 continue
             ax.errorbar(d.snr_db, d.ua_mean, yerr=d.ua_std.fillna(0), marker="o", capsize=3, label=label,
-                        color=MODEL_COLORS[model])
+                        color=arms.color(model))
             clean = summary[(summary.noise == "clean") & (summary.model == model)]
             if len(clean):
-                ax.axhline(clean.ua_mean.iloc[0], ls="--", lw=0.8, color=MODEL_COLORS[model])
+                ax.axhline(clean.ua_mean.iloc[0], ls="--", lw=0.8, color=arms.color(model))
         ax.axhline(25, ls=":", c="grey")
         ax.set(title=nt, xlabel="SNR (dB)", ylim=(0, 100))
     axes[0][0].set_ylabel("UA % (dashed: clean)")
@@ -177,8 +178,8 @@ def ua_vs_snr(summary: pd.DataFrame, synthetic: bool):
 def mlkd_minus_baseline(summary: pd.DataFrame, synthetic: bool):
     piv = {m: summary[(summary.model == m) & (summary.noise != "clean")].pivot(index="noise", columns="snr_db",
                                                                                   values="ua_mean")
-           for m in (method_arm().name, BASELINE)}
-    diff = piv[method_arm().name] - piv[BASELINE]
+           for m in (arms.method_arm().name, BASELINE)}
+    diff = piv[arms.method_arm().name] - piv[BASELINE]
     fig, ax = plt.subplots(figsize=(1.2 * diff.shape[1] + 2.5, 0.6 * diff.shape[0] + 1.8))
     lim = max(5.0, float(np.nanmax(np.abs(diff.values))) if diff.size else 5.0)
     heatmap(ax, diff, "{:+.1f}", "RdBu", -lim, lim, "UA points")
@@ -224,7 +225,7 @@ def paired_differences(table: pd.DataFrame, synthetic: bool):
 def confusion_grid(predictions: pd.DataFrame, labels: list[str], synthetic: bool):
     """Row-normalised confusion matrices over the study's classes (``labels``, in logit order), pooled over
     folds: clean speech and the lowest SNR."""
-    models = [m for m in MODEL_LABELS if m in set(predictions.model)]
+    models = [m for m in arms.models() if m in set(predictions.model)]
     low = predictions.snr_db.min()
     rows = [("clean", predictions[predictions.noise == "clean"]),
             (f"{low:g} dB, all noises", predictions[predictions.snr_db == low])]
@@ -241,7 +242,7 @@ def confusion_grid(predictions: pd.DataFrame, labels: list[str], synthetic: bool
             m = confusion(d.label, d.pred, len(labels)).astype(float)
             m = m / np.maximum(m.sum(1, keepdims=True), 1)
             heatmap(ax, pd.DataFrame(m, index=labels, columns=labels), "{:.2f}", "Blues", 0, 1)
-            ax.set(title=f"{MODEL_LABELS[model]}\n{cond}", xlabel="predicted", ylabel="true")
+            ax.set(title=f"{arms.label(model)}\n{cond}", xlabel="predicted", ylabel="true")
             ax.title.set_fontsize(8)
     fig.suptitle(_title("Confusion matrices", synthetic))
     fig.tight_layout()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..arms import MODEL_LABELS, STUDENT_SUP, STUDENT_UNSUP, method_arm, study_arms
+from ..arms import STUDENT_SUP, STUDENT_UNSUP, label, method_arm, models, study_arms
 from ..layout import StudyLayout
 from ..names import BASELINE, CLEAN, NOISE, TEACHER, reference_noise
 
@@ -103,12 +103,12 @@ def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", pap
     for model in (TEACHER, *arms):
         cells = [_lookup(summary, model, noise, s) for s in snrs] + [_lookup(summary, model, "clean", None)]
         star = [" *" if model == method_arm().name and k in (marked or set()) else "" for k in keys]
-        rows.append({"model": (labels or MODEL_LABELS)[model],
+        rows.append({"model": (labels or {m: label(m) for m in models()})[model],
                      **{c: _cell(*v) + m for c, v, m in zip(cols, cells, star)},
                      **{f"{c} mean": v[0] for c, v in zip(cols, cells)},
                      **{f"{c} std": v[1] for c, v in zip(cols, cells)}})
         if paper and list(snrs) == PAPER_SNRS and model in PAPER_TABLE1:
-            rows.append({"model": MODEL_LABELS[model] + " (paper)",
+            rows.append({"model": label(model) + " (paper)",
                          **{c: f"{v:.2f}" for c, v in zip(cols, PAPER_TABLE1[model])}})
     return pd.DataFrame(rows)
 
@@ -116,7 +116,7 @@ def table1(summary: pd.DataFrame, snrs: list[float], noise: str = "factory", pap
 def arm_labels(arms: dict[str, tuple[str, str]]) -> dict[str, str]:
     """Row names that say what each student arm is: its loss and where its layers started."""
     where = {"teacher": "from the teacher's even layers", "pretrained": "from the pretrained encoder's even layers"}
-    return {**MODEL_LABELS, **{m: f"{MODEL_LABELS[m]}, {where[init]}" for m, (_, init) in arms.items()}}
+    return {**{m: label(m) for m in models()}, **{m: f"{label(m)}, {where[init]}" for m, (_, init) in arms.items()}}
 
 
 def table2(summary: pd.DataFrame, noise_types: list[str], snrs: list[float], paper: bool = False,

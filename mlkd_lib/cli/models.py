@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..arms import TRAINED, method_arm
+from ..arms import method_arm, trained
 from ..config import PRESETS
 from ..keys import COUNT, POSITIVE, here, model_here, number
 
@@ -104,7 +104,7 @@ def _add_export(sub) -> None:
     e = sub.add_parser("export", help="a trained model of a study as ONNX (waveform in, logits out), fp32 or int8")
     e.add_argument("--study", type=here, required=True, help="study folder (results/NAME)")
     e.add_argument("--fold", required=True, help="test speaker of the fold, e.g. Ses01F")
-    e.add_argument("--model", default=method_arm().name, choices=TRAINED)
+    e.add_argument("--model", default=method_arm().name, choices=trained())
     e.add_argument("--format", choices=["onnx", "hf"], default="onnx",
                    help="onnx: one file for `mlkd predict`; hf: a Hugging Face folder (Wav2Vec2For..., HubertFor..., "
                         "WavLMFor..., Data2VecAudioForSequenceClassification, as the encoder is)")

@@ -1,91 +1,23 @@
 """Torch dataset of (clean, noisy) versions of the same utterance, and its collate.
 
-Which noise and SNR an item gets is decided by a generator seeded with
-(seed, epoch, index) during training — every epoch draws new noise, yet a rerun
-draws the same — and by (seed, utterance, noise, SNR) for evaluation conditions,
-so every model compared hears the same noisy test audio.
+Which noise and SNR an item gets is decided by a generator seeded with (seed, epoch, index) during training —
+every epoch draws new noise, yet a rerun draws the same — and, for a test condition, by the condition itself
+(``conditions/families.py``: ``heard``), so every model compared hears the same test audio.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..names import CLEAN, CORPUS, EMOTIONS, NOISE, UNSEEN_NOISE
+from ..names import CLEAN, EMOTIONS
 from .audio import SAMPLE_RATE, read_audio
+from .conditions.families import Condition, heard
 from .mixing import mix_at_snr, speech_level_db
-
-
-def stable_hash(text: str) -> int:
-    return zlib.crc32(text.encode())
-
-
-def condition_rng(seed: int, utt_id: str, noise: str, snr_db: float) -> np.random.Generator:
-    """The generator for the one noisy test version of ``utt_id`` under (noise, SNR) — or (family, severity)."""
-    return np.random.default_rng([seed, stable_hash(utt_id), stable_hash(noise), int(round(snr_db * 100)) + 10_000])
-
-
-def condition_audio(clean: np.ndarray, utt_id: str, noise: str, snr_db: float | None, noise_bank: dict,
-                    seed: int, level: str = "p56", speech_db: float | None = None) -> np.ndarray:
-    """The one noisy test version of ``utt_id`` under (noise, SNR), or the clean speech for
-    ``noise == "clean"``: what every compared model, the notebooks and the explorer hear."""
-    if noise == CLEAN:
-        return clean
-    rng = condition_rng(seed, utt_id, noise, snr_db)
-    return mix_at_snr(clean, noise_bank[noise], snr_db, rng, level, speech_db=speech_db)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A test condition: clean speech (noise 'clean', snr None), a trained noise type at an SNR, or a test-only
-    ``family`` (data/robustness.py) at a ``severity``: an unseen noise type (noise and SNR as for the trained
-    ones), a signal corruption (noise: the family's name, or the reference noise of the far field), or another
-    corpus (``corpus``: its utterances clean, or under a trained noise type at an SNR, the severity)."""
-    noise: str
-    snr_db: float | None = None
-    family: str | None = None
-    severity: float | None = None
-    corpus: str | None = None
-
-    @property
-    def condition(self) -> str:
-        """metrics.csv's ``condition``: clean, noise, or the test-only family."""
-        return self.family or (CLEAN if self.noise == CLEAN else NOISE)
-
-    @property
-    def level(self) -> float | None:
-        """metrics.csv's ``severity``: the SNR of a noise, the family's severity, none for clean speech."""
-        return self.severity if self.family else self.snr_db
-
-    @property
-    def is_signal(self) -> bool:
-        """Whether the audio is made by a signal family's processing (reverb, far field, telephone, codec, clipping),
-        not by mixing a noise into speech."""
-        return self.family not in (None, UNSEEN_NOISE, CORPUS)
-
-    @property
-    def noise_name(self) -> str:
-        """metrics.csv's ``noise``: the noise type (or the family), prefixed by another corpus's name (``emodb/clean``,
-        ``emodb/babble``)."""
-        return f"{self.corpus}/{self.noise}" if self.corpus else self.noise
-
-    @property
-    def label(self) -> str:
-        if self.is_signal:
-            where = "" if self.noise == self.family else f" + {self.noise} {self.snr_db:g} dB"
-            return f"{self.family} {self.severity:g}{where}"
-        heard = CLEAN if self.noise == CLEAN else f"{self.noise} {self.snr_db:g} dB"
-        return f"{self.corpus}: {heard}" if self.corpus else heard
-
-
-def all_conditions(noise_types, snrs) -> list[Condition]:
-    return [Condition(CLEAN)] + [Condition(n, float(s)) for n in noise_types for s in snrs]
 
 
 class AudioCache:
@@ -156,14 +88,10 @@ class NoisyPairDataset(Dataset):
                                speech_db=self.audio.level_db(row.utt_id, row.path, self.level))
         elif isinstance(self.mode, Condition) and self.made is not None:
             noise, snr, noisy = self.mode.noise, self.mode.snr_db, self.made[index]
-        elif isinstance(self.mode, Condition) and self.mode.is_signal:
-            from .robustness import corrupt
-            noise, snr = self.mode.noise, self.mode.snr_db
-            noisy = corrupt(clean, row.utt_id, self.mode, self.noise_bank, self.rirs, self.seed, self.level)
         elif isinstance(self.mode, Condition):
             noise, snr = self.mode.noise, self.mode.snr_db
             speech_db = None if noise == CLEAN else self.audio.level_db(row.utt_id, row.path, self.level)
-            noisy = condition_audio(clean, row.utt_id, noise, snr, self.noise_bank, self.seed, self.level, speech_db)
+            noisy = heard(clean, row.utt_id, self.mode, self.noise_bank, self.rirs, self.seed, self.level, speech_db)
         elif self.mode != "clean":
             raise ValueError(f"mode must be 'clean', 'random' or a Condition, got {self.mode!r}")
         return dict(utt_id=row.utt_id, clean=clean, noisy=noisy, label=self.labels.index(row.emotion),

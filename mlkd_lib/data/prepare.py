@@ -1,7 +1,8 @@
 """A study's data as the steps use it: the corpus manifest and noise bank made (or reused) once,
 the corpus brought to 16 kHz mono (``ingest.py``), the study's classes picked from it (``study_manifest``), and
 each fold's training / validation / test utterances with the two parts of every noise recording. Torch-free: the
-planner, the exporter and the steps all read folds through here.
+planner, the exporter and the steps all read folds through here. ``cfg`` is a study's ``config.StudyConfig``
+(the data layer lies below the config and imports nothing of it).
 
 Defaults that name data follow the user's data (``follow_data``): the unseen noise types are the noise
 collection's types that no model trains on, never a list written for the demo's or the paper's collection."""
@@ -16,32 +17,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import StudyConfig, label_merges
-from ..names import REVERB, UNSEEN_NOISE
+from ..names import label_merges
+from .conditions import reverb, unseen_noise
+from .conditions.families import needs_rirs
 from .folds import Fold, get_fold, make_folds, split
 from .ingest import ingest
 from .manifest import read_manifest, write_manifest
 from .noise import collection_type_names, load_noise_bank, split_noise, write_noise_bank
 from .recipes import iemocap
-from .robustness import family_module, load_rir_bank, needs_rirs, write_rir_bank
 from .synthetic import make_synthetic_corpus
 
 STAMP_KEYS = ("corpus", "iemocap_root", "manifest", "noise_dir", "noisex_dir", "synth_per_class", "synth_seed",
               "noise_seconds")
 
 
-def bank_types(cfg: StudyConfig) -> list[str]:
+def bank_types(cfg) -> list[str]:
     """The noise bank's types: those the students train on, then the test-only unseen ones."""
-    unseen = cfg.unseen_noise_types if UNSEEN_NOISE in cfg.conditions else []
+    unseen = cfg.unseen_noise_types if unseen_noise.FAMILY in cfg.conditions else []
     return list(cfg.noise_types) + [t for t in unseen if t not in cfg.noise_types]
 
 
-def follow_data(cfg: StudyConfig) -> StudyConfig:
+def follow_data(cfg):
     """``cfg`` with the defaults that name data drawn from the user's own: an empty ``unseen_noise_types`` becomes
     the noise collection's types beyond ``noise_types`` (the synthetic bank's music and traffic; NOISEX-92's other
     recordings; MUSAN's or DEMAND's other folders). None left: the unseen-noise family is left out (``--plan``
     and the study's README say so). A collection that cannot be read is left as it is: the pre-flight names it."""
-    if cfg.unseen_noise_types or UNSEEN_NOISE not in cfg.conditions:
+    if cfg.unseen_noise_types or unseen_noise.FAMILY not in cfg.conditions:
         return cfg
     names = collection_type_names(cfg.noise_source, cfg.noise_types)
     if names is None:
@@ -49,30 +50,30 @@ def follow_data(cfg: StudyConfig) -> StudyConfig:
     return dataclasses.replace(cfg, unseen_noise_types=names)
 
 
-def no_unseen_noise(cfg: StudyConfig) -> str | None:
+def no_unseen_noise(cfg) -> str | None:
     """The line that says the unseen-noise family was left out because the collection has no other type."""
-    if UNSEEN_NOISE in cfg.conditions and not cfg.unseen_noise_types:
+    if unseen_noise.FAMILY in cfg.conditions and not cfg.unseen_noise_types:
         return (f"unseen noise: none — the noise collection ({cfg.noise_source or 'the synthetic noises'}) has no "
                 f"type beyond noise_types ({', '.join(cfg.noise_types)}), so the unseen-noise family is left out")
     return None
 
 
-def rir_bank_dir(cfg: StudyConfig) -> Path:
+def rir_bank_dir(cfg) -> Path:
     return Path(cfg.data_dir) / "rirs"
 
 
-def corpus_listing_path(cfg: StudyConfig) -> Path:
+def corpus_listing_path(cfg) -> Path:
     """The corpus as its recipe (or the user's table) lists it, with the corpus's own paths; ``cfg.manifest_path``
     is the same rows with every file at 16 kHz mono."""
     return cfg.manifest_path.with_name("corpus.csv")
 
 
-def audio_cache_dir(cfg: StudyConfig) -> Path:
+def audio_cache_dir(cfg) -> Path:
     """Where the corpus's files that were not 16 kHz mono are kept converted (``ingest.py``)."""
     return cfg.manifest_path.with_name("audio-16k")
 
 
-def _stamp(cfg: StudyConfig) -> dict:
+def _stamp(cfg) -> dict:
     stamp = {k: getattr(cfg, k) for k in STAMP_KEYS}
     stamp["noise_types"] = bank_types(cfg)
     if cfg.corpus == "manifest" and Path(cfg.manifest).is_file():  # an edited table is read again
@@ -81,14 +82,14 @@ def _stamp(cfg: StudyConfig) -> dict:
     return stamp
 
 
-def is_prepared(cfg: StudyConfig) -> bool:
+def is_prepared(cfg) -> bool:
     """Whether the data step has made this config's corpus listing, manifest and noise bank (and nothing changed)."""
     path = Path(cfg.data_dir) / "data_stamp.json"
     return (path.is_file() and json.loads(path.read_text()) == _stamp(cfg) and cfg.manifest_path.is_file()
             and corpus_listing_path(cfg).is_file() and cfg.noise_bank_dir.is_dir())
 
 
-def corpus_listing(cfg: StudyConfig, progress: bool = True) -> pd.DataFrame:
+def corpus_listing(cfg, progress: bool = True) -> pd.DataFrame:
     """The corpus's utterances with their own paths: made by its recipe, or the user's table checked and completed
     (the synthetic corpus is generated here, at 16 kHz)."""
     if cfg.corpus == "synthetic":
@@ -101,7 +102,7 @@ def corpus_listing(cfg: StudyConfig, progress: bool = True) -> pd.DataFrame:
     raise ValueError(f"corpus must be 'synthetic', 'iemocap' or 'manifest', got {cfg.corpus!r}")
 
 
-def planned_corpus(cfg: StudyConfig) -> pd.DataFrame | None:
+def planned_corpus(cfg) -> pd.DataFrame | None:
     """The corpus listing the data step will use, read without converting or writing anything: the one it made
     where nothing has changed since, else the recipe's or the user's table's; None for a synthetic corpus not made
     yet (the data step generates it)."""
@@ -112,7 +113,7 @@ def planned_corpus(cfg: StudyConfig) -> pd.DataFrame | None:
     return corpus_listing(cfg, progress=False)
 
 
-def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
+def prepare_data(cfg, progress: bool = True) -> dict:
     """Build (or reuse) the corpus listing, the noise bank and the room impulse responses named by the config; bring
     the study's utterances to 16 kHz mono into the manifest the steps read (every run: a file that changed is
     converted again)."""
@@ -129,7 +130,7 @@ def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
         stamp_file = rir_bank_dir(cfg) / "stamp.json"
         if not stamp_file.is_file() or json.loads(stamp_file.read_text()) != rir_stamp:
             shutil.rmtree(rir_bank_dir(cfg), ignore_errors=True)
-            write_rir_bank(rir_bank_dir(cfg), family_module(REVERB).SEVERITIES, cfg.rir_rooms, cfg.synth_seed,
+            reverb.write_rir_bank(rir_bank_dir(cfg), reverb.SEVERITIES, cfg.rir_rooms, cfg.synth_seed,
                            cfg.rir_dir)
             stamp_file.write_text(json.dumps(rir_stamp))
     for path in cfg.test_manifests:
@@ -137,15 +138,15 @@ def prepare_data(cfg: StudyConfig, progress: bool = True) -> dict:
     return {"manifest": cfg.manifest_path, "noise_dir": noise_dir}
 
 
-def test_corpus_dir(cfg: StudyConfig, name: str) -> Path:
+def test_corpus_dir(cfg, name: str) -> Path:
     """Where another corpus scored by the study (``test_manifests``; ``name``: its file's stem) is kept."""
     return Path(cfg.data_dir) / "test-corpora" / name
 
 
-def test_classes(manifest: pd.DataFrame, cfg: StudyConfig, where: str | Path) -> pd.DataFrame:
+def test_classes(manifest: pd.DataFrame, cfg, where: str | Path) -> pd.DataFrame:
     """Another corpus's utterances of the study's classes (``label_map`` merged first): the classes it lacks are
     simply not scored (UA averages the recall of the classes present), but it must have one of them."""
-    merged = manifest.assign(emotion=manifest["emotion"].replace(label_merges(cfg)))
+    merged = manifest.assign(emotion=manifest["emotion"].replace(label_merges(cfg.label_map)))
     kept = merged[merged["emotion"].isin(cfg.emotions)].reset_index(drop=True)
     if kept.empty:
         raise ValueError(f"test corpus {where}: no utterance of the study's classes {', '.join(cfg.emotions)} "
@@ -153,7 +154,7 @@ def test_classes(manifest: pd.DataFrame, cfg: StudyConfig, where: str | Path) ->
     return kept
 
 
-def prepare_test_corpus(cfg: StudyConfig, path: str | Path, progress: bool = True) -> Path:
+def prepare_test_corpus(cfg, path: str | Path, progress: bool = True) -> Path:
     """Another corpus as the evaluation reads it: the user's table checked and completed, its utterances of the
     study's classes kept, brought to 16 kHz mono (``ingest.py``); made again when the table or the classes change."""
     from .user_manifest import complete_manifest
@@ -169,7 +170,7 @@ def prepare_test_corpus(cfg: StudyConfig, path: str | Path, progress: bool = Tru
     return write_manifest(ingest(read_manifest(listing), folder / "audio-16k", progress), folder / "manifest.csv")
 
 
-def load_test_corpora(cfg: StudyConfig) -> dict[str, pd.DataFrame]:
+def load_test_corpora(cfg) -> dict[str, pd.DataFrame]:
     """{name: utterances} of every other corpus the study scores (``test_manifests``), as the data step made them."""
     out = {}
     for path in cfg.test_manifests:
@@ -197,10 +198,10 @@ class FoldData:
     test_corpora: dict = dataclasses.field(default_factory=dict)
 
 
-def pick_classes(manifest: pd.DataFrame, cfg: StudyConfig, where: str | Path) -> pd.DataFrame:
+def pick_classes(manifest: pd.DataFrame, cfg, where: str | Path) -> pd.DataFrame:
     """``manifest`` with ``label_map``'s merges applied and only the classes of ``emotions`` kept; every class must
     have utterances (``where`` names the table in the error)."""
-    merges = label_merges(cfg)
+    merges = label_merges(cfg.label_map)
     if merges:
         manifest = manifest.assign(emotion=manifest["emotion"].replace(merges))
     counts = manifest["emotion"].value_counts()
@@ -212,30 +213,30 @@ def pick_classes(manifest: pd.DataFrame, cfg: StudyConfig, where: str | Path) ->
     return manifest[manifest["emotion"].isin(cfg.emotions)].reset_index(drop=True)
 
 
-def study_manifest(cfg: StudyConfig) -> pd.DataFrame:
+def study_manifest(cfg) -> pd.DataFrame:
     """The utterances the study uses (``pick_classes`` of the manifest the data step wrote)."""
     return pick_classes(read_manifest(cfg.manifest_path), cfg, cfg.manifest_path)
 
 
-def protocol_of(cfg: StudyConfig) -> dict:
+def protocol_of(cfg) -> dict:
     """The fold settings of ``make_folds`` / ``get_fold``."""
     return dict(protocol=cfg.protocol, n_folds=cfg.n_folds, validation=cfg.validation,
                 val_fraction=cfg.val_fraction, n_val_speakers=cfg.n_val_speakers, seed=cfg.seed)
 
 
-def load_fold(cfg: StudyConfig, fold: str) -> FoldData:
+def load_fold(cfg, fold: str) -> FoldData:
     manifest = study_manifest(cfg)
     f = get_fold(manifest, fold, **protocol_of(cfg))
     parts = split(manifest, f)
     bank = load_noise_bank(cfg.noise_bank_dir, bank_types(cfg))
     train_noise, test_noise = split_noise(bank, cfg.noise_train_fraction)
     train_noise = {k: v for k, v in train_noise.items() if k in cfg.noise_types}  # never an unseen type
-    rirs = load_rir_bank(rir_bank_dir(cfg)) if needs_rirs(cfg) else {}
+    rirs = reverb.load_rir_bank(rir_bank_dir(cfg)) if needs_rirs(cfg) else {}
     return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise, rirs,
                     load_test_corpora(cfg))
 
 
-def fold_names(cfg: StudyConfig) -> list[str]:
+def fold_names(cfg) -> list[str]:
     """The folds the study runs: ``folds``, or all of the protocol's."""
     names = [f.name for f in make_folds(study_manifest(cfg), **protocol_of(cfg))]
     unknown = sorted(set(cfg.folds) - set(names))

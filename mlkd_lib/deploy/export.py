@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..arms import TRAINED
+from ..arms import trained
 from ..config import load_config
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import AudioCache, NoisyPairDataset
@@ -201,8 +201,8 @@ def export_from_study(study_dir: str | Path, fold: str, role: str, out: str | Pa
                       scheme: str = "conv+matmul", calibration_n: int = 16, fmt: str = "onnx") -> dict:
     """`mlkd export`: the ``role`` model of ``fold`` in a study folder as ONNX (see :func:`export_model`), or
     with ``fmt="hf"`` as a Hugging Face audio-classification folder (``deploy/hf.py``); returns its provenance."""
-    if role not in TRAINED:
-        raise ValueError(f"model must be one of {TRAINED}, got {role!r}")
+    if role not in trained():
+        raise ValueError(f"model must be one of {trained()}, got {role!r}")
     if fmt not in ("onnx", "hf"):
         raise ValueError(f"export format must be onnx or hf, got {fmt!r}")
     study = StudyLayout(study_dir)

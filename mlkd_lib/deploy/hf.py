@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, Wav2Vec2FeatureExtractor
 
-from ..arms import MODEL_LABELS
+from ..arms import label
 from ..data.audio import SAMPLE_RATE
 from ..method.models import EmotionClassifier, encoder_family
 
@@ -139,9 +139,9 @@ def write_hf_folder(model: EmotionClassifier, out: str | Path, *, study: Path, f
     limits = SYNTHETIC_LIMITS if synthetic else REAL_LIMITS.format(corpus=corpus, n=len(model.labels),
                                                                    noises=", ".join(cfg.noise_types))
     (out / "README.md").write_text(CARD.format(
-        title=f"{MODEL_LABELS[role]}: speech emotion recognition in noise", family=model.family,
+        title=f"{label(role)}: speech emotion recognition in noise", family=model.family,
         extra_tags=", synthetic" if synthetic else "",
-        what=f"`{role}` of an mlkd-ser study ({MODEL_LABELS[role]}): a {family} with {model.num_layers} transformer "
+        what=f"`{role}` of an mlkd-ser study ({label(role)}): a {family} with {model.num_layers} transformer "
              f"layers, mean pooling and one linear layer.", clean_ua=clean,
         study=study.name, corpus="synthetic speech" if synthetic else cfg.corpus, fold=fold,
         max_seconds=cfg.max_seconds, labels=", ".join(model.labels), snr_heads=heads,

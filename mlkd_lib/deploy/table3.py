@@ -16,7 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..arms import method_arm
-from ..data.dataset import AudioCache, condition_audio
+from ..data.conditions.families import Condition, heard
+from ..data.dataset import AudioCache
 from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
@@ -59,8 +60,8 @@ def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress
     for noise, snr in tqdm(conditions_of(cfg), desc=f"deployed student {fold}", disable=not progress, leave=False):
         for r in data.test.itertuples():
             clean = audio.get(r.utt_id, r.path)
-            x = condition_audio(clean, r.utt_id, noise, snr, data.noise_bank, cfg.seed, cfg.level,
-                                None if noise == CLEAN else audio.level_db(r.utt_id, r.path, cfg.level))
+            x = heard(clean, r.utt_id, Condition(noise, snr), data.noise_bank, None, cfg.seed, cfg.level,
+                      None if noise == CLEAN else audio.level_db(r.utt_id, r.path, cfg.level))
             x = np.asarray(x, dtype=np.float32)
             with torch.no_grad():
                 logits = {"torch": model(torch.from_numpy(x)[None]).logits[0].numpy()}

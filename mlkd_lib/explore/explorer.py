@@ -15,11 +15,9 @@ import pandas as pd
 from ..analysis.tables import summarise
 from ..arms import study_models
 from ..config import load_config
-from ..data.dataset import AudioCache, condition_audio
-from ..data.folds import get_fold, split
-from ..data.noise import load_noise_bank, split_noise
-from ..data.prepare import bank_types, protocol_of, rir_bank_dir, study_manifest
-from ..data.robustness import corrupt, extra_conditions, load_rir_bank, needs_rirs
+from ..data.conditions.families import Condition, family_conditions, heard
+from ..data.dataset import AudioCache
+from ..data.prepare import FoldData, bank_types, load_fold
 from ..layout import StudyLayout
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
@@ -75,38 +73,41 @@ class Explorer:
         self.study_dir = Path(study_dir)
         self.study = StudyLayout(self.study_dir)
         self.cfg = load_config(self.study.config)
-        self.manifest = study_manifest(self.cfg)
-        # the test part of each recording, unseen types too: what the evaluation mixed
-        bank = load_noise_bank(self.cfg.noise_bank_dir, bank_types(self.cfg))
-        self.bank = split_noise(bank, self.cfg.noise_train_fraction)[1]
-        self.rirs = load_rir_bank(rir_bank_dir(self.cfg)) if needs_rirs(self.cfg) else {}
-        # the test-only signal conditions (reverberation, far field, telephone, codec, clipping) the study scored
-        self.beyond = [c for c in extra_conditions(self.cfg, sorted(self.rirs) or None)
-                       if c.is_signal]
         self.folds = self.study.folds()
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<fold>/...): run `mlkd study`")
-        # each fold's test utterances: what its models never heard in training
-        self.tests = {f: split(self.manifest, get_fold(self.manifest, f, **protocol_of(self.cfg)))["test"]
-                      for f in self.folds}
+        self._data: dict[str, FoldData] = {}
+        first = self.fold_data(self.folds[0])
+        # the test part of each noise recording (unseen types too) and the rooms: what the evaluation heard
+        self.bank, self.rirs = first.noise_bank, first.rirs
+        # the test-only signal conditions (reverberation, far field, telephone, codec, clipping) the study scored
+        self.signal_conditions = [c for c in family_conditions(self.cfg, sorted(self.rirs) or None) if c.is_signal]
         self.models = StudyModels(self.study, self.cfg)
         self.audio = AudioCache(self.cfg.max_seconds)  # cut like the evaluation's
         self._cache: dict[tuple, tuple] = {}
         self.last_update_s = 0.0
 
-    def compute(self, fold: str, utt_id: str, noise: str, snr: float | None, beyond=None):
-        """(clean, noisy, enhanced, {model: probs}, notes) for one choice — (noise, SNR), or ``beyond``, a test-only
+    def fold_data(self, fold: str) -> FoldData:
+        """A fold's utterances, noise and rooms as its steps read them (``prepare.load_fold``), read once."""
+        if fold not in self._data:
+            self._data[fold] = load_fold(self.cfg, fold)
+        return self._data[fold]
+
+    def tests(self, fold: str):
+        """The fold's test utterances: what its models never heard in training."""
+        return self.fold_data(fold).test
+
+    def compute(self, fold: str, utt_id: str, noise: str, snr: float | None, signal=None):
+        """(clean, noisy, enhanced, {model: probs}, notes) for one choice — (noise, SNR), or ``signal``, a test-only
         signal condition — exactly as the evaluation made it; cached."""
-        key = (fold, utt_id, noise, snr, beyond)
+        key = (fold, utt_id, noise, snr, signal)
         if key not in self._cache:
-            row = self.manifest.set_index("utt_id").loc[utt_id]
+            row = self.tests(fold).set_index("utt_id").loc[utt_id]
             clean = self.audio.get(utt_id, row.path)
-            if beyond is not None:
-                noisy = corrupt(clean, utt_id, beyond, self.bank, self.rirs, self.cfg.seed, self.cfg.level)
-            else:
-                noisy = condition_audio(clean, utt_id, noise, snr, self.bank, self.cfg.seed, self.cfg.level,
-                                        None if noise == CLEAN else self.audio.level_db(utt_id, row.path,
-                                                                                        self.cfg.level))
+            condition = signal or Condition(noise, snr)
+            speech_db = None if condition.is_signal or noise == CLEAN else \
+                self.audio.level_db(utt_id, row.path, self.cfg.level)
+            noisy = heard(clean, utt_id, condition, self.bank, self.rirs, self.cfg.seed, self.cfg.level, speech_db)
             missing = self.models.missing(fold)
             have = {m for m in self.models.names if not any(x.startswith(m + " ") for x in missing)}
             enhanced = self.models.enhancer(fold)([noisy])[0] if BASELINE in have else None
@@ -121,18 +122,18 @@ class Explorer:
             self._cache[key] = (clean, noisy, enhanced, probs, notes)
         return self._cache[key]
 
-    def view(self, fold: str, utt_id: str, noise: str, snr: float | None, beyond=None) -> dict:
+    def view(self, fold: str, utt_id: str, noise: str, snr: float | None, signal=None) -> dict:
         """Everything one choice shows (player audio, figure, prediction table), rendered once and kept."""
-        key = ("view", fold, utt_id, noise, snr, beyond)
+        key = ("view", fold, utt_id, noise, snr, signal)
         if key not in self._cache:
             cond_noise = CLEAN if snr is None else noise
-            clean, noisy, enhanced, probs, notes = self.compute(fold, utt_id, cond_noise, snr, beyond)
+            clean, noisy, enhanced, probs, notes = self.compute(fold, utt_id, cond_noise, snr, signal)
             shown = {"clean": clean, "noisy": noisy} | ({"enhanced": enhanced} if enhanced is not None else {})
             gain = shared_gain(*shown.values())
-            cond = beyond.label if beyond is not None else "clean" if snr is None else f"{noise} {snr:g} dB"
+            cond = signal.label if signal is not None else "clean" if snr is None else f"{noise} {snr:g} dB"
             png = spectrogram_png({"clean": clean, f"noisy ({cond})": noisy}
                                   | ({"VAD + NMF": enhanced} if enhanced is not None else {}), utt_id)
-            true = self.manifest.set_index("utt_id").loc[utt_id, "emotion"]
+            true = self.tests(fold).set_index("utt_id").loc[utt_id, "emotion"]
             self._cache[key] = {"wavs": {k: wav_bytes(x, gain) for k, x in shown.items()}, "cond": cond,
                                 "png": png, "html": predictions_html(true, probs, notes, self.cfg.emotions)}
         return self._cache[key]
@@ -145,8 +146,8 @@ class Explorer:
         unseen = [t for t in bank_types(self.cfg) if t not in self.cfg.noise_types]
         noise = W.Dropdown(options=[(n, n) for n in self.cfg.noise_types] + [(f"{n} (unseen)", n) for n in unseen],
                            description="noise")
-        beyond = W.Dropdown(options=[("— (the noise and SNR)", -1)] + [(f"{c.label} (unseen)", i)
-                                                                      for i, c in enumerate(self.beyond)],
+        instead = W.Dropdown(options=[("— (the noise and SNR)", -1)] + [(f"{c.label} (unseen)", i)
+                                                                      for i, c in enumerate(self.signal_conditions)],
                             description="instead")
         snr_options = [(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)]
         snr = W.SelectionSlider(options=snr_options, value=float(self.cfg.snrs[0]), description="SNR",
@@ -161,7 +162,7 @@ class Explorer:
         busy = {"on": False}
 
         def refresh_utterances(_=None):
-            test = self.tests[fold.value]
+            test = self.tests(fold.value)
             sel = test[test.speaker == speaker.value]
             if emotion.value != "all":
                 sel = sel[sel.emotion == emotion.value]
@@ -171,7 +172,7 @@ class Explorer:
 
         def refresh_speakers(_=None):
             busy["on"] = True  # one refresh of the utterances, not one per option change
-            speaker.options = sorted(self.tests[fold.value].speaker.unique())
+            speaker.options = sorted(self.tests(fold.value).speaker.unique())
             if speaker.value not in speaker.options:  # ipywidgets leaves a new list unselected
                 speaker.value = speaker.options[0]
             busy["on"] = False
@@ -187,7 +188,7 @@ class Explorer:
                 return
             t0 = time.perf_counter()
             view = self.view(fold.value, utt.value, noise.value, snr.value,
-                             self.beyond[beyond.value] if beyond.value >= 0 else None)
+                             self.signal_conditions[instead.value] if instead.value >= 0 else None)
             for k, data in view["wavs"].items():
                 players[k].value = data
             labels["noisy"].value = f"noisy: {view['cond']}"
@@ -200,12 +201,12 @@ class Explorer:
         fold.observe(refresh_speakers, names="value")
         speaker.observe(on_speaker, names="value")
         emotion.observe(refresh_utterances, names="value")
-        for w in (utt, noise, snr, beyond):
+        for w in (utt, noise, snr, instead):
             w.observe(update, names="value")
         refresh_speakers()
         update()
         listen = W.VBox([
-            W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]), W.HBox([beyond]),
+            W.HBox([fold, speaker, emotion]), W.HBox([utt, noise, snr]), W.HBox([instead]),
             W.HBox([W.VBox([labels[k], players[k]]) for k in players]),
             preds, status, image])
         return W.Tab(children=[listen, recording_panel(self), self.results_panel()],

@@ -17,9 +17,10 @@ import soundfile as sf
 import torch
 from matplotlib.figure import Figure
 
-from ..arms import MODEL_LABELS
+from ..arms import label
 from ..data.audio import SAMPLE_RATE
-from ..data.dataset import AudioCache, condition_audio
+from ..data.conditions.families import Condition, heard
+from ..data.dataset import AudioCache
 
 
 def wav_bytes(x: np.ndarray, gain: float) -> bytes:
@@ -82,8 +83,8 @@ def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: s
     def show(_=None):
         row = rows.loc[utt.value]
         clean = audio.get(utt.value, row.path)
-        noisy = condition_audio(clean, utt.value, noise.value, snr.value, bank, seed, level,
-                              audio.level_db(utt.value, row.path, level))
+        noisy = heard(clean, utt.value, Condition(noise.value, snr.value), bank, None, seed, level,
+                      audio.level_db(utt.value, row.path, level))
         gain = shared_gain(clean, noisy)
         clean_player.value, noisy_player.value = wav_bytes(clean, gain), wav_bytes(noisy, gain)
         noisy_label.value = f"{noise.value} at {snr.value:g} dB"
@@ -110,7 +111,7 @@ def predictions_html(true_label: str | None, probs: dict[str, np.ndarray | None]
     rows = []
     for name, p in probs.items():
         if p is None:
-            rows.append(f"<tr><td>{MODEL_LABELS[name]}</td><td colspan={len(labels)}><i>not trained</i></td></tr>")
+            rows.append(f"<tr><td>{label(name)}</td><td colspan={len(labels)}><i>not trained</i></td></tr>")
             continue
         best = int(np.argmax(p))
         cells = "".join(
@@ -118,7 +119,7 @@ def predictions_html(true_label: str | None, probs: dict[str, np.ndarray | None]
             f"{'<b>' if i == best else ''}{v:.2f}{'</b>' if i == best else ''}</td>" for i, v in enumerate(p))
         mark = "" if true_label is None else "✔" if labels[best] == true_label else "✘"
         full = ",".join(f"{v:.6f}" for v in p)  # full precision, for tests and for copying
-        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{MODEL_LABELS[name]}</td>{cells}"
+        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{label(name)}</td>{cells}"
                     f"<td>{mark} {labels[best]}</td></tr>")
     note = "".join(f"<div style='color:#a33'>{n}</div>" for n in notes)
     title = "your recording" if true_label is None else f"true label: {true_label}"

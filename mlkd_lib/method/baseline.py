@@ -24,7 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.audio import SAMPLE_RATE
-from ..data.dataset import AudioCache, all_conditions, condition_audio
+from ..data.conditions.families import heard, trained_conditions
+from ..data.dataset import AudioCache
 from ..data.vad import VAD_FRAME_MS, vad_decisions
 
 N_FFT, HOP = 512, 256  # 32 ms Hann window, 50 % overlap
@@ -231,12 +232,13 @@ def score_enhancement(enhancer, cfg, data, per_emotion: int, progress: bool = Tr
     audio = AudioCache(cfg.max_seconds)
     rows = data.test.groupby("emotion", sort=True).head(per_emotion)
     scored = set(cfg.enhancement_snrs or cfg.snrs)
-    conditions = [c for c in all_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None and c.snr_db in scored]
+    conditions = [c for c in trained_conditions(cfg.noise_types, cfg.snrs) if c.snr_db is not None
+                  and c.snr_db in scored]
     out = []
     for c in tqdm(conditions, desc="PESQ / STOI", disable=not progress, leave=False):
         clean = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
-        noisy = [condition_audio(x, r.utt_id, c.noise, c.snr_db, data.noise_bank, cfg.seed, cfg.level,
-                                 audio.level_db(r.utt_id, r.path, cfg.level)) for x, r in zip(clean, rows.itertuples())]
+        noisy = [heard(x, r.utt_id, c, data.noise_bank, None, cfg.seed, cfg.level,
+                       audio.level_db(r.utt_id, r.path, cfg.level)) for x, r in zip(clean, rows.itertuples())]
         for r, x, y, z in zip(rows.itertuples(), clean, noisy, map(enhancer.enhance, noisy)):
             before, after = enhancement_scores(x, y), enhancement_scores(x, z)
             out.append(dict(utt_id=r.utt_id, noise=c.noise, snr_db=c.snr_db,

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..arms import TRAINED, arm
+from ..arms import arm, trained
 from ..config import StudyConfig
 from ..data.dataset import AudioCache, NoisyPairDataset, collate
 from ..device import autocast, loader_workers, peak_memory, pick_device, reset_peak_memory, set_threads
@@ -73,8 +73,8 @@ class Role:
         """The role's model, freshly built: the teacher from ``cfg.model`` with the study's classes
         (``cfg.emotions``, in logit order); a student arm (``arms.py``) from the teacher's or the pretrained
         encoder's even layers, with the teacher's classes."""
-        if name not in TRAINED:
-            raise ValueError(f"role must be one of {TRAINED}, got {name!r}")
+        if name not in trained():
+            raise ValueError(f"role must be one of {trained()}, got {name!r}")
         if name == TEACHER:
             return cls(name, build_teacher(cfg.model, cfg.emotions), "clean", cfg.teacher_epochs,
                        cfg.freeze_feature_encoder)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..arms import TRAINED, study_arms
+from ..arms import study_arms, trained
 from ..config import (
     StudyConfig,
     load_config,
@@ -22,11 +22,12 @@ from ..config import (
     with_absolute_paths,
     with_overrides,
 )
-from ..data.dataset import AudioCache, all_conditions, condition_audio
+from ..data.conditions import reverb, unseen_noise
+from ..data.conditions.families import Condition, corpus_conditions, family_conditions, heard, trained_conditions
+from ..data.dataset import AudioCache
 from ..data.kept_audio import KeptAudio
 from ..data.noise import load_noise_bank
 from ..data.prepare import FoldData, follow_data, load_fold, no_unseen_noise, prepare_data, study_manifest
-from ..data.robustness import corpus_conditions, extra_conditions
 from ..device import pick_device
 from ..layout import FolderLock, ModelDir, StudyLayout, is_done, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
@@ -36,7 +37,7 @@ from ..method.models import default_layer_map
 from ..method.representation import LayerDistance
 from ..method.teacher_cache import TeacherTargets
 from ..method.train import TrainResult, first_batch_losses, train
-from ..names import BASELINE, CLEAN, REVERB, TEACHER, UNSEEN_NOISE
+from ..names import BASELINE, CLEAN, TEACHER
 from ..paths import by_hand_study, newest_study, resolve
 
 STUDY_ENV = "MLKD_STUDY"  # `mlkd listen` names the study the served notebook opens
@@ -83,23 +84,23 @@ def open_study(study_dir: str = "") -> Path:
 def looked_inside(extra: list) -> list:
     """The test-only conditions whose layer states are compared too: the first unseen noise at its lowest SNR
     and the middle reverberation (more would cost an evaluation pass with hidden states each)."""
-    unseen = [c for c in extra if c.family == UNSEEN_NOISE]
-    reverb = [c for c in extra if c.family == REVERB]
-    return ([min(unseen, key=lambda c: c.snr_db)] if unseen else []) + ([reverb[len(reverb) // 2]] if reverb else [])
+    unseen = [c for c in extra if c.family == unseen_noise.FAMILY]
+    rooms = [c for c in extra if c.family == reverb.FAMILY]
+    return ([min(unseen, key=lambda c: c.snr_db)] if unseen else []) + ([rooms[len(rooms) // 2]] if rooms else [])
 
 
 def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_dir: str | Path,
                       transform=None, progress: bool = True, last=None, distance=None,
                       kept: KeptAudio | None = None, features: CnnFeatures | None = None) -> pd.DataFrame:
     """Evaluate on the fold's test speakers under clean, every (noise, SNR) condition and every test-only one
-    (``data/robustness.py``), and on every other corpus the study scores (``test_manifests``: family corpus); write
+    (``data/conditions/``), and on every other corpus the study scores (``test_manifests``: family corpus); write
     ``predictions.csv`` and ``metrics.csv``; return the metrics. ``last``: the
     last epoch's model when selection kept another, scored on the trained conditions into ``metrics_last.csv``
     (the selection diagnostic); ``distance``: a ``LayerDistance`` for ``representation.csv``; ``kept``: the fold's
     test audio made by an earlier step (``data/kept_audio.py``); ``features``: its models' shared frozen-CNN outputs
     (``method/cnn_features.py``)."""
     out_dir = Path(out_dir)
-    extra = extra_conditions(cfg, sorted(data.rirs) or None)
+    extra = family_conditions(cfg, sorted(data.rirs) or None)
     inside = looked_inside(extra) if distance is not None else []
     audio = AudioCache(cfg.max_seconds)  # read and levelled once for the three passes
 
@@ -110,7 +111,7 @@ def evaluate_and_save(model, name: str, cfg: StudyConfig, data: FoldData, out_di
                                    audio=heard, features=features)
 
     preds = run({"selected": model} | ({"last": last} if last is not None else {}),
-                all_conditions(cfg.noise_types, cfg.snrs), distance)
+                trained_conditions(cfg.noise_types, cfg.snrs), distance)
     parts = [preds["selected"]]
     if inside:
         parts.append(run({"selected": model}, inside, distance)["selected"])
@@ -186,8 +187,8 @@ class FoldStep:
         row, audio = self.data.test.iloc[index], AudioCache(self.cfg.max_seconds)
         clean = audio.get(row.utt_id, row.path)
         speech_db = None if noise == CLEAN else audio.level_db(row.utt_id, row.path, self.cfg.level)
-        return condition_audio(clean, row.utt_id, noise, snr_db, self.data.noise_bank, self.cfg.seed, self.cfg.level,
-                               speech_db)
+        return heard(clean, row.utt_id, Condition(noise, snr_db), self.data.noise_bank, None, self.cfg.seed,
+                     self.cfg.level, speech_db)
 
     def train(self, teacher=None) -> TrainResult:
         """Train this step's model (resuming from its last epoch checkpoint); students need the teacher."""
@@ -209,7 +210,7 @@ class FoldStep:
         trained is also scored at its last epoch, when selection kept an earlier one, and its layer
         states are compared with the teacher's on clean speech (``method/representation.py``)."""
         kept, features = self.kept_audio(), None if transform is not None else self.cnn_features()
-        if transform is not None or self.out.name not in TRAINED:
+        if transform is not None or self.out.name not in trained():
             return evaluate_and_save(model, self.out.name, self.cfg, self.data, self.out.path, transform, kept=kept,
                                      features=features)
         last = last_epoch_model(self.out, model)
@@ -286,7 +287,7 @@ class AnalysisStep:
 
     def collect(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Every step's metrics gathered into ``metrics.csv`` (every condition); returned are the paper's — clean
-        and the trained noise types — and their mean ± std over folds (the test-only ones: ``robustness``)."""
+        and the trained noise types — and their mean ± std over folds (the test-only ones: ``table4``)."""
         from ..analysis.tables import collect_metrics, summarise, trained_conditions
         metrics = trained_conditions(collect_metrics(self.study))
         return metrics, summarise(metrics)
@@ -297,8 +298,8 @@ class AnalysisStep:
 
     def compare(self, metrics: pd.DataFrame) -> pd.DataFrame:
         """The paired comparisons over folds, written to ``stats.csv``: per trained condition and pooled, and
-        pooled over the test-only conditions (``analysis/robustness.py``)."""
-        from ..analysis.robustness import unseen_differences
+        pooled over the test-only conditions (``analysis/corruption.py``)."""
+        from ..analysis.corruption import unseen_differences
         from ..analysis.stats import paired_differences
         differences = pd.concat([paired_differences(metrics, self.arms, seed=self.cfg.seed),
                                  unseen_differences(pd.read_csv(self.study.metrics), self.arms, self.cfg.seed)],
@@ -306,15 +307,15 @@ class AnalysisStep:
         differences.to_csv(self.study.stats, index=False)
         return differences
 
-    def robustness(self) -> tuple[Path | None, Path | None]:
+    def table4(self) -> tuple[Path | None, Path | None]:
         """Table 4 (UA per family × severity × model, CE and mCE) and UA against severity, from every condition of
         ``metrics.csv``; (None, None) when the study has no test-only condition."""
-        from ..analysis import plots, robustness
+        from ..analysis import corruption, plots
         metrics = pd.read_csv(self.study.metrics)
         if set(metrics.get("condition", pd.Series(dtype=str))) <= {CLEAN, "noise"}:
             return None, None
-        md = robustness.write_table4(self.study.dir, metrics, self.synthetic)
-        png = plots.save(robustness.ua_against_severity(metrics, self.synthetic), self.study.plots / "robustness.png")
+        md = corruption.write_table4(self.study.dir, metrics, self.synthetic)
+        png = plots.save(corruption.ua_against_severity(metrics, self.synthetic), self.study.plots / "robustness.png")
         return md, png
 
     def diagnostics(self) -> dict[str, pd.DataFrame]:
@@ -350,7 +351,7 @@ class AnalysisStep:
         """UA against SNR, the paired differences, MLKD − baseline, the confusion matrices and the layer
         distances, saved."""
         from ..analysis import plots
-        from ..analysis.robustness import UNSEEN_KIND
+        from ..analysis.corruption import UNSEEN_KIND
         from ..analysis.tables import collect_predictions, trained_conditions
         figures = {"ua_vs_snr": plots.ua_vs_snr(summary, self.synthetic),
                    "paired_differences": plots.paired_differences(differences[differences.kind != UNSEEN_KIND],

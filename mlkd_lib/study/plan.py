@@ -14,9 +14,9 @@ import torch
 
 from ..arms import study_arms
 from ..config import StudyConfig
+from ..data.conditions.families import condition_count, corpus_conditions
 from ..data.folds import planned_fold_names, split_part
 from ..data.prepare import test_classes
-from ..data.robustness import condition_count, corpus_conditions
 from ..data.synthetic import SPEAKERS
 from ..data.user_manifest import complete_manifest
 from ..device import pick_device, set_threads

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from ..arms import study_arms
 from ..config import StudyConfig
+from ..data.conditions import unseen_noise
+from ..data.conditions.families import needs_rirs
 from ..data.folds import planned_fold_names
 from ..data.noise import noise_problems
-from ..names import ENCODER_TYPES, NAMED_MODELS, REVERB, REVERB_NOISE, UNSEEN_NOISE
+from ..names import ENCODER_TYPES, NAMED_MODELS
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # config.json model_types the study's encoder may be (method.models.ENCODERS, named here without importing torch)
@@ -43,9 +45,9 @@ def kept_audio_bytes(cfg: StudyConfig, test_s: float) -> float:
     if not cfg.keep_test_audio:
         return 0.0
     from ..data.audio import SAMPLE_RATE
+    from ..data.conditions.families import family_conditions
     from ..data.kept_audio import keeps
-    from ..data.robustness import extra_conditions
-    return sum(map(keeps, extra_conditions(cfg))) * test_s * SAMPLE_RATE * 4
+    return sum(map(keeps, family_conditions(cfg))) * test_s * SAMPLE_RATE * 4
 
 
 def cnn_feature_bytes(cfg: StudyConfig, channels: int, test_s: float, train_s: float) -> float:
@@ -53,7 +55,7 @@ def cnn_feature_bytes(cfg: StudyConfig, channels: int, test_s: float, train_s: f
     condition, and of the students' training audio (``train_s``, validation included) each epoch."""
     if not cfg.share_cnn_features:
         return 0.0
-    from ..data.robustness import condition_count
+    from ..data.conditions.families import condition_count
     return FRAMES_PER_S * channels * 4 * (condition_count(cfg) * test_s + cfg.student_epochs * train_s)
 
 
@@ -120,10 +122,10 @@ def _noise_problems(cfg: StudyConfig) -> list[str]:
     from ..data.prepare import bank_types
     out = noise_problems(cfg.noise_source, bank_types(cfg))
     both = sorted(set(cfg.noise_types) & set(cfg.unseen_noise_types))
-    if both and UNSEEN_NOISE in cfg.conditions:
+    if both and unseen_noise.FAMILY in cfg.conditions:
         out.append(f"unseen_noise_types {', '.join(both)} are also noise_types the students train on: an unseen "
                    f"type must be one no model hears in training")
-    if cfg.rir_dir and {REVERB, REVERB_NOISE} & set(cfg.conditions):
+    if cfg.rir_dir and needs_rirs(cfg):
         if not Path(cfg.rir_dir).is_dir():
             out.append(f"rir_dir {cfg.rir_dir}: no such folder (of room impulse response wavs)")
         else:
@@ -162,7 +164,7 @@ def _source_files(cfg: StudyConfig) -> dict[str, list[str]]:
     """The audio files the data step reads as they ship, by what they are: the corpus (its classes), the noise
     collection's files of the bank's types, the room impulse responses, each other corpus."""
     from ..data.noise import collection_types
-    from ..data.prepare import bank_types, needs_rirs, test_classes
+    from ..data.prepare import bank_types, test_classes
     from ..data.user_manifest import complete_manifest
     utterances = study_utterances(cfg)
     files = {cfg.corpus: [] if utterances is None else list(utterances.path)}

@@ -20,7 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from ..arms import ABLATION_KEYS, retrained, study_arms
+from ..arms import ablation_keys, retrained, study_arms
 from ..config import StudyConfig, load_config, make_config, read_setup, with_absolute_paths, with_overrides
 from ..data.prepare import follow_data
 from ..device import thread_env
@@ -198,9 +198,9 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     every fold's comparison stays paired. E.g. ``beta`` retrains only the MLKD students, ``student_epochs``
     every student arm, ``student_layers`` every arm at another depth. ``executor``, ``ray_settings``: as
     :func:`run_study`'s."""
-    unknown = set(overrides) - ABLATION_KEYS
+    unknown = set(overrides) - ablation_keys()
     if unknown:
-        raise ValueError(f"an ablation changes only {sorted(ABLATION_KEYS)}, not {sorted(unknown)}")
+        raise ValueError(f"an ablation changes only {sorted(ablation_keys())}, not {sorted(unknown)}")
     base, out = StudyLayout(resolve(base)), StudyLayout(resolve(out))
     cfg = load_config(base.config)
     new = with_overrides(cfg, **overrides).to_json()

@@ -89,7 +89,8 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     import numpy as np
     import pandas as pd
 
-    from mlkd_lib.data.dataset import Condition, NoisyPairDataset
+    from mlkd_lib.data.conditions.families import Condition
+    from mlkd_lib.data.dataset import NoisyPairDataset
     from mlkd_lib.explore.explorer import Explorer
     study, _, _ = micro_study
     ex = Explorer(study)
@@ -102,9 +103,9 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float), atol=1e-4)
     assert notes == [] and all(p is not None for p in probs.values())
     # a test-only condition heard on the page is the one the study scored
-    beyond = [c for c in ex.beyond if (c.family, c.severity) in {("reverb", 0.6), ("codec", 16.0)}]
-    assert len(beyond) == 2
-    for c in beyond:
+    chosen = [c for c in ex.signal_conditions if (c.family, c.severity) in {("reverb", 0.6), ("codec", 16.0)}]
+    assert len(chosen) == 2
+    for c in chosen:
         row = pred[(pred.condition == c.family) & (pred.severity == c.severity)].iloc[1]
         _, _, _, probs, _ = ex.compute("Ses01F", row.utt_id, "clean", None, c)
         np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float),

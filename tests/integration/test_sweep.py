@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 
 from mlkd_lib.analysis.frontier import condition_kinds, fold_scores, frontier_contrasts
-from mlkd_lib.arms import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, STUDENTS, arm, retrained, study_arms
+from mlkd_lib.arms import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, arm, retrained, students, study_arms
 from mlkd_lib.config import make_config
 from mlkd_lib.study.sweep import check_depths, parse_depths
 
 
 def test_depth_is_an_ablation_key_of_every_student_arm():
-    assert all("student_layers" in arm(m).keys for m in STUDENTS)
-    assert sorted(retrained({"student_layers"})) == sorted(STUDENTS)
+    assert all("student_layers" in arm(m).keys for m in students())
+    assert sorted(retrained({"student_layers"})) == sorted(students())
     assert retrained({"control_arm"}) == [STUDENT_CONTROL]  # the sweep leaves the control out
 
 

@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..audio import AudioError, check_signal
+from .base import speech
 
 FAMILY = "clipping"
+RANK = 6
 SEVERITIES = (0.01, 0.05, 0.2)
 UNIT = "share clipped"
-
-
-def _speech(x: np.ndarray) -> np.ndarray:
-    """The input as float64 (a copy: the caller's array is never touched), checked to be mono audio."""
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise AudioError(f"{FAMILY}: wants mono 1-D speech, got shape {x.shape}")
-    return check_signal(x.astype(np.float64), f"{FAMILY} input")
+WORSE = "higher"
 
 
 def threshold(x: np.ndarray, share: float) -> float:
@@ -42,6 +36,6 @@ def threshold(x: np.ndarray, share: float) -> float:
 
 def apply(x: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
     """``x`` with its largest ``severity`` share of samples clipped to the threshold (not rescaled)."""
-    x = _speech(x)
+    x = speech(x, FAMILY)
     limit = threshold(x, float(severity))
     return np.clip(x, -limit, limit).astype(np.float32)

@@ -27,22 +27,17 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import correlate
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal
+from ..audio import SAMPLE_RATE, AudioError
+from .base import speech
 
 FAMILY = "codec"
+RANK = 5
 SEVERITIES = (8, 16, 32)
 UNIT = "kbps"
+WORSE = "lower"  # fewer bits
 
 BITRATES_KBPS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)  # MPEG-2 Layer III at 16 kHz
 MAX_LAG = 4096  # samples: above LAME's delay plus a frame of padding (576 at 16 kHz)
-
-
-def _speech(x: np.ndarray) -> np.ndarray:
-    """The input as float64 (a copy: the caller's array is never touched), checked to be mono audio."""
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise AudioError(f"{FAMILY}: wants mono 1-D speech, got shape {x.shape}")
-    return check_signal(x.astype(np.float64), f"{FAMILY} input")
 
 
 def compression_level(kbps: float) -> float:
@@ -85,7 +80,7 @@ def align(y: np.ndarray, x: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarray:
 
 def apply(x: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
     """``x`` encoded as MP3 at ``severity`` kbps and decoded, aligned to ``x``."""
-    x = _speech(x)
+    x = speech(x, FAMILY)
     peak = float(np.max(np.abs(x)))
     scale = peak / 0.999 if peak > 0.999 else 1.0  # keep the encoder's input within full scale: nothing clips
     y = decode(encode(x / scale, severity)) * scale

@@ -28,12 +28,16 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal, resample
+from ..audio import SAMPLE_RATE, AudioError, check_signal, resample, write_audio
 from ..mixing import speech_level_db
+from .base import speech
 
 FAMILY = "reverb"
+RANK = 2
 SEVERITIES = (0.3, 0.6, 0.9)
 UNIT = "RT60 s"
+WORSE = "higher"
+ROOMS = True  # its test audio draws from the study's bank of room impulse responses
 
 # RT60s the rooms serve: below, the larger rooms' walls cannot absorb enough (the RT60 misses by 20 % or more);
 # above, a room takes over 7 s to simulate (0.9 s: under 1 s)
@@ -46,14 +50,6 @@ TAIL_DB = 45.0  # the simulated decay ends this far down
 PROBE_DB = 30.0  # the probe room's decay, enough for a T20 fit
 T20_DB = (-5.0, -25.0)
 RIR_SUFFIXES = (".wav", ".flac")
-
-
-def _speech(x: np.ndarray) -> np.ndarray:
-    """The input as float64 (a copy: the caller's array is never touched), checked to be mono audio."""
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise AudioError(f"{FAMILY}: wants mono 1-D speech, got shape {x.shape}")
-    return check_signal(x.astype(np.float64), f"{FAMILY} input")
 
 
 def rt60_s(rir: np.ndarray, sample_rate: int = SAMPLE_RATE, fit_db: tuple[float, float] = T20_DB) -> float:
@@ -134,7 +130,7 @@ def _match_level(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 def apply_rir(x: np.ndarray, rir: np.ndarray, direct: int | None = None) -> np.ndarray:
     """``x`` convolved with ``rir``, its direct path (sample ``direct``; the RIR's peak when None, as for a measured
     RIR) at sample 0, at ``x``'s active level, cut to ``x``'s length."""
-    x = _speech(x)
+    x = speech(x, FAMILY)
     h = np.asarray(rir, dtype=np.float64)
     if h.ndim != 1 or not h.size or not np.all(np.isfinite(h)) or not np.any(h):
         raise AudioError(f"{FAMILY}: an RIR must be a finite, non-silent 1-D array, got shape {h.shape}")
@@ -147,7 +143,7 @@ def apply_rir(x: np.ndarray, rir: np.ndarray, direct: int | None = None) -> np.n
 
 def apply(x: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
     """``x`` in a room drawn from ``rng`` whose RT60 is ``severity`` seconds."""
-    _speech(x)  # a bad input is named before a room is simulated
+    speech(x, FAMILY)  # a bad input is named before a room is simulated
     rir, direct = simulate_rir(float(severity), rng)
     return apply_rir(x, rir, direct)
 
@@ -185,3 +181,47 @@ def apply_drawn(x: np.ndarray, rirs: list[np.ndarray], rng: np.random.Generator)
     if not rirs:
         raise ValueError(f"{FAMILY}: no RIRs to draw from")
     return apply_rir(x, rirs[int(rng.integers(len(rirs)))])
+
+
+def audio(clean: np.ndarray, condition, rng: np.random.Generator, noise_bank: dict, rirs: dict | None,
+          level: str) -> np.ndarray:
+    """A test utterance in one of the study's rooms of its RT60 (the bank of ``write_rir_bank``), drawn by ``rng``."""
+    if not rirs or condition.severity not in rirs:
+        raise ValueError(f"no room impulse responses for RT60 {condition.severity} s (the RIR bank holds "
+                         f"{sorted(rirs or {})}): run the study's data step")
+    return apply_drawn(clean, rirs[condition.severity], rng)
+
+
+# ---------------------------------------------------------------- the study's rooms
+
+def write_rir_bank(out_dir: str | Path, rt60s, rooms: int, seed: int, rir_dir: str = "") -> dict[float, int]:
+    """The RIRs reverberation draws from, as ``<out_dir>/rt60-<s>/NN.wav``: ``rooms`` simulated shoebox rooms per
+    RT60 (seeded), or the real RIRs of ``rir_dir``, each filed under the RT60 of ``rt60s`` nearest its measured
+    one. Returns the count per RT60."""
+    out_dir = Path(out_dir)
+    if rir_dir:
+        bank: dict[float, list] = {float(t): [] for t in rt60s}
+        for rir in load_rirs(rir_dir):
+            measured = rt60_s(rir)
+            bank[min(bank, key=lambda t: abs(t - measured))].append(rir)
+        bank = {t: v for t, v in bank.items() if v}
+        if not bank:
+            raise ValueError(f"{rir_dir}: no usable room impulse response")
+    else:
+        bank = {float(t): [simulate_rir(float(t), np.random.default_rng([seed, int(round(t * 1000)), i]))[0]
+                           for i in range(rooms)] for t in rt60s}
+    for t, rirs in bank.items():
+        for i, rir in enumerate(rirs):
+            peak = float(np.max(np.abs(rir))) or 1.0
+            write_audio(out_dir / f"rt60-{t:g}" / f"{i:02d}.wav", rir / peak, subtype="FLOAT")
+    return {t: len(v) for t, v in bank.items()}
+
+
+def load_rir_bank(bank_dir: str | Path) -> dict[float, list[np.ndarray]]:
+    """{RT60: [RIR, ...]} from ``write_rir_bank``'s folder (empty when there is none)."""
+    from ..audio import read_audio
+    bank_dir = Path(bank_dir)
+    if not bank_dir.is_dir():
+        return {}
+    return {float(d.name.split("-", 1)[1]): [read_audio(f) for f in sorted(d.glob("*.wav"))]
+            for d in sorted(bank_dir.glob("rt60-*")) if d.is_dir()}

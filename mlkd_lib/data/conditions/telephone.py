@@ -23,25 +23,20 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import iirdesign, sosfiltfilt
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal, resample_sinc
+from ..audio import SAMPLE_RATE, resample_sinc
+from .base import speech
 
 FAMILY = "telephone"
+RANK = 4
 SEVERITIES = (1,)
 UNIT = "G.711"
+WORSE = None  # one severity: the channel itself
 
 PHONE_RATE = 8_000
 PASS_HZ = (300.0, 3400.0)
 STOP_HZ = (230.0, 3550.0)  # transition bands: the filter is 40 dB down beyond them
 RIPPLE_DB = 0.25  # per pass: the band's ripple is 0.5 dB forwards and backwards
 STOP_DB = 20.0  # per pass: 40 dB forwards and backwards
-
-
-def _speech(x: np.ndarray) -> np.ndarray:
-    """The input as float64 (a copy: the caller's array is never touched), checked to be mono audio."""
-    x = np.asarray(x)
-    if x.ndim != 1:
-        raise AudioError(f"{FAMILY}: wants mono 1-D speech, got shape {x.shape}")
-    return check_signal(x.astype(np.float64), f"{FAMILY} input")
 
 
 @lru_cache(maxsize=1)
@@ -63,7 +58,7 @@ def apply(x: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarra
     """``x`` through the telephone channel (severity 1, the only one)."""
     if severity != 1:
         raise ValueError(f"{FAMILY} has the one severity 1 (the G.711 channel), got {severity!r}")
-    x = _speech(x)
+    x = speech(x, FAMILY)
     narrow = resample_sinc(x.astype(np.float32), SAMPLE_RATE, PHONE_RATE).astype(np.float64)
     sos = _band_filter()
     # scipy's edge padding (3 samples per filter coefficient pair), shortened for a signal shorter than that

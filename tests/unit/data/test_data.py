@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from mlkd_lib.data.dataset import Condition, NoisyPairDataset, collate
+from mlkd_lib.data.conditions.families import Condition
+from mlkd_lib.data.dataset import NoisyPairDataset, collate
 from mlkd_lib.data.mixing import rms_level_db, speech_level_db
 from mlkd_lib.data.noise import NOISE_TYPES, load_noise_bank, read_noise_file, synthetic_bank, write_noise_bank
 from mlkd_lib.data.synthetic import SPEAKERS, make_synthetic_corpus

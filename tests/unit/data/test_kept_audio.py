@@ -12,11 +12,10 @@ import torch
 from transformers import Wav2Vec2Config
 
 from mlkd_lib.arms import study_arms
-from mlkd_lib.data import robustness
+from mlkd_lib.data import dataset
 from mlkd_lib.data.audio import read_audio
-from mlkd_lib.data.dataset import Condition
+from mlkd_lib.data.conditions.families import Condition, heard
 from mlkd_lib.data.kept_audio import KeptAudio, keeps
-from mlkd_lib.data.robustness import corrupt
 from mlkd_lib.layout import StudyLayout, is_done
 from mlkd_lib.method.evaluate import predict_condition
 from mlkd_lib.method.models import MICRO, EmotionClassifier
@@ -59,19 +58,19 @@ def test_a_model_hears_the_same_audio_whether_made_or_read_back(study_data, mode
     kept = store.load(condition, list(data.test.utt_id))
     for wave, r in zip(kept, data.test.itertuples()):
         clean = read_audio(r.path)[: int(cfg.max_seconds * 16_000)]
-        fresh = corrupt(clean, r.utt_id, condition, data.noise_bank, data.rirs, cfg.seed, cfg.level)
+        fresh = heard(clean, r.utt_id, condition, data.noise_bank, data.rirs, cfg.seed, cfg.level)
         assert wave.dtype == fresh.dtype and np.array_equal(wave, fresh)
 
     def no_making(*_, **__):
         raise AssertionError("the kept audio was made again")
 
-    monkeypatch.setattr(robustness, "corrupt", no_making)
-    heard = []
+    monkeypatch.setattr(dataset, "heard", no_making)
+    given = []
     read_back = _predict(model, cfg, data, condition, kept=store,
-                         transform=lambda xs: heard.extend(xs) or xs)  # the baseline's path reads it too
+                         transform=lambda xs: given.extend(xs) or xs)  # the baseline's path reads it too
     for a in (first, read_back):
         assert a.equals(made_here)
-    assert all(np.array_equal(h, k) for h, k in zip(heard, kept))
+    assert all(np.array_equal(h, k) for h, k in zip(given, kept))
 
 
 def test_audio_kept_under_other_settings_or_for_other_utterances_is_not_used(study_data, tmp_path):

@@ -10,7 +10,8 @@ import pytest
 
 from mlkd_lib.data import mixing, prepare
 from mlkd_lib.data.audio import SAMPLE_RATE, write_audio
-from mlkd_lib.data.dataset import NoisyPairDataset, condition_audio
+from mlkd_lib.data.conditions.families import Condition, heard
+from mlkd_lib.data.dataset import NoisyPairDataset
 from mlkd_lib.data.noise import split_noise
 from mlkd_lib.layout import ModelDir, StudyLayout
 from mlkd_lib.study import notebook
@@ -64,7 +65,7 @@ def test_a_fold_trains_on_the_start_and_tests_on_the_end_of_each_recording(micro
     for r in data.test.head(8).itertuples():
         clean = train_ds.audio.get(r.utt_id, r.path)
         for kind in cfg.noise_types:
-            condition_audio(clean, r.utt_id, kind, 0.0, data.noise_bank, cfg.seed, cfg.level)
+            heard(clean, r.utt_id, Condition(kind, 0.0), data.noise_bank, None, cfg.seed, cfg.level)
     heard_in_test = np.concatenate(segments)
     trained, tested = (np.rint(x * 1e6).astype(int) for x in (heard_in_training, heard_in_test))  # sample positions
     assert trained.max() <= cut < tested.min()

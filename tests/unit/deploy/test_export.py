@@ -16,7 +16,7 @@ from helpers.corpora import voice
 from transformers import Wav2Vec2Config
 
 from mlkd_lib.data.audio import read_audio
-from mlkd_lib.data.dataset import condition_audio
+from mlkd_lib.data.conditions.families import Condition, heard
 from mlkd_lib.deploy.export import export_model, export_onnx, quantize_int8
 from mlkd_lib.deploy.predict import ort_session
 from mlkd_lib.layout import StudyLayout
@@ -87,10 +87,10 @@ def test_int8_predictions_agree_with_fp32(tmp_path, probe_student, one_thread):
     fp32, int8 = tmp_path / "s.onnx", tmp_path / "s_int8.onnx"
     export_onnx(student, fp32)
     cal = manifest.index[manifest.session >= 4][::2]  # calibration: clean and noisy training-like speech
-    calibration = [waves[i] for i in cal] + [condition_audio(waves[i], manifest.utt_id[i], "babble", 5.0, bank, 0)
-                                             for i in cal]
+    babble = Condition("babble", 5.0)
+    calibration = [waves[i] for i in cal] + [heard(waves[i], manifest.utt_id[i], babble, bank, None, 0) for i in cal]
     quantize_int8(fp32, int8, "conv+matmul", calibration)
-    tests = list(waves) + [condition_audio(w, u, "factory", snr, bank, 0)
+    tests = list(waves) + [heard(w, u, Condition("factory", snr), bank, None, 0)
                            for snr in (0.0, 10.0) for w, u in zip(waves, manifest.utt_id)]
     a, b = ort_session(fp32, 1), ort_session(int8, 1)
     pa = np.array([a.run(None, {"waveform": x[None]})[0][0].argmax() for x in tests])

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config
 
-from mlkd_lib.data.dataset import Condition
+from mlkd_lib.data.conditions.families import Condition
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.method.cnn_features import CnnFeatures
 from mlkd_lib.method.evaluate import evaluate_conditions

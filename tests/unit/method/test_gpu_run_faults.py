@@ -16,7 +16,8 @@ import torch
 from transformers import Wav2Vec2Config
 
 from mlkd_lib.data import prepare
-from mlkd_lib.data.dataset import AudioCache, Condition, NoisyPairDataset
+from mlkd_lib.data.conditions.families import Condition
+from mlkd_lib.data.dataset import AudioCache, NoisyPairDataset
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.explore import players
 from mlkd_lib.layout import StudyLayout

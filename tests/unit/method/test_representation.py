@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from mlkd_lib.data.dataset import Condition
+from mlkd_lib.data.conditions.families import Condition
 from mlkd_lib.method.representation import LayerDistance
 
 

@@ -76,9 +76,9 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     assert "disk: about" in out and "time: about" in out
     assert "measured: one training step" in out
     assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
+    from mlkd_lib.data.conditions.families import family_conditions
     from mlkd_lib.data.prepare import follow_data
-    from mlkd_lib.data.robustness import extra_conditions
-    test_only = len(extra_conditions(follow_data(make_config("micro"))))  # music and traffic unseen, as resolved
+    test_only = len(family_conditions(follow_data(make_config("micro"))))  # music and traffic unseen, as resolved
     assert test_only and f"{1 + 2 * 2 + test_only} test conditions" in out  # clean, 2 noises x 2 SNRs, test-only
 
 

@@ -7,20 +7,20 @@ import dataclasses
 
 import numpy as np
 
-from mlkd_lib.data.dataset import Condition, NoisyPairDataset
+from mlkd_lib.data.conditions.families import Condition, family_conditions, heard
+from mlkd_lib.data.dataset import NoisyPairDataset
 from mlkd_lib.data.prepare import bank_types
-from mlkd_lib.data.robustness import corrupt, extra_conditions
 
 
 def test_the_study_scores_every_family_at_its_severities(study_data):
     cfg, data = study_data
-    extra = extra_conditions(cfg, sorted(data.rirs))
+    extra = family_conditions(cfg, sorted(data.rirs))
     counts = {f: sum(c.family == f for c in extra) for f in cfg.conditions}
     assert counts == {"unseen_noise": 2, "reverb": 3, "reverb_noise": 3, "telephone": 1, "codec": 3, "clipping": 3}
     far = [c for c in extra if c.family == "reverb_noise"]
     assert {(c.noise, c.snr_db) for c in far} == {("factory", 10.0)}  # the reference noise at reverb_noise_snr
     assert sorted(data.rirs) == [0.3, 0.6, 0.9] and all(len(v) == 1 for v in data.rirs.values())
-    assert extra_conditions(dataclasses.replace(cfg, conditions=[])) == []
+    assert family_conditions(dataclasses.replace(cfg, conditions=[])) == []
 
 
 def test_unseen_types_are_in_the_test_bank_and_in_no_training_mix(study_data):
@@ -44,8 +44,8 @@ def test_a_condition_is_seeded_per_utterance_and_leaves_the_clean_speech_alone(s
     for family, severity, noise, snr in (("reverb", 0.6, "reverb", None), ("reverb_noise", 0.9, "factory", 10.0),
                                          ("telephone", 1.0, "telephone", None), ("clipping", 0.05, "clipping", None)):
         c = Condition(noise, snr, family, severity)
-        a = corrupt(clean, row.utt_id, c, data.noise_bank, data.rirs, cfg.seed)
-        b = corrupt(clean, row.utt_id, c, data.noise_bank, data.rirs, cfg.seed)
+        a = heard(clean, row.utt_id, c, data.noise_bank, data.rirs, cfg.seed)
+        b = heard(clean, row.utt_id, c, data.noise_bank, data.rirs, cfg.seed)
         assert np.array_equal(a, b) and len(a) == len(clean) and not np.allclose(a, clean), family
     item = ds[0]
     assert np.array_equal(item["clean"], clean) and not np.allclose(item["noisy"], clean)

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..arms import MODEL_COLORS, MODEL_LABELS, method_arm
-from ..names import BASELINE, CLEAN, CORPUS, NOISE, TEACHER, TEST_ONLY, UNSEEN_NOISE
+from ..arms import color, label, method_arm, models
+from ..data.conditions import corpus, families
+from ..names import BASELINE, CLEAN, NOISE, TEACHER
 from .tables import save_table, with_conditions
 
-FAMILY_ORDER = (NOISE, *TEST_ONLY, CORPUS)
+CORPUS = corpus.FAMILY
+FAMILY_ORDER = (NOISE, *families.registry())  # the trained noise, then every test family in its RANK order
 
 
 def family_ua(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +65,7 @@ def corruption_errors(metrics: pd.DataFrame, reference: str = TEACHER) -> pd.Dat
     rows = []
     for family in [f for f in FAMILY_ORDER if f in set(t.condition)]:
         ref = error.xs((reference, family), level=("model", "condition"))
-        for model in sorted(set(t.model), key=list(MODEL_LABELS).index):
+        for model in sorted(set(t.model), key=list(models()).index):
             if (model, family) not in error.index.droplevel("severity") or model not in clean.index:
                 continue
             e = error.xs((model, family), level=("model", "condition")).reindex(ref.index)
@@ -87,11 +89,15 @@ def shown_name(family: str) -> str:
     return {CLEAN: "clean", NOISE: "noise (trained)"}.get(family, f"{family.replace('_', ' ')} (unseen)")
 
 
-def unit_of(family: str) -> str:
-    if family in (CLEAN, NOISE, CORPUS):
-        return "" if family == CLEAN else "dB SNR"
-    from ..data.robustness import severity_unit
-    return severity_unit(family)
+def unit_of(name: str) -> str:
+    if name in (CLEAN, NOISE):
+        return "" if name == CLEAN else "dB SNR"
+    return families.unit(name)
+
+
+def worse(name: str) -> str | None:
+    """Which way a family's severity gets worse: "higher", "lower" (a lower SNR, fewer kbps) or None (one level)."""
+    return "lower" if name == NOISE else families.family(name).WORSE
 
 
 def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) -> Path:
@@ -100,18 +106,18 @@ def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) 
     t = table4(metrics)
     ce = corruption_errors(metrics)
     study_dir = Path(study_dir)
-    models = [m for m in MODEL_LABELS if m in set(t.model)]
+    present = [m for m in models() if m in set(t.model)]
     cells = t.assign(cell=[f"{100 * m:.1f} ± {100 * s:.1f}" if np.isfinite(s) else f"{100 * m:.1f}"
                            for m, s in zip(t.ua_mean, t.ua_std)])
     rows = []
     for (family, severity), g in cells.groupby(["condition", cells.severity.fillna(-1.0)], sort=False):
         level = ("clean" if family == CORPUS else "") if severity == -1.0 else f"{severity:g} {unit_of(family)}"
         row = {"condition": shown_name(family), "severity": level}
-        row.update({MODEL_LABELS[m]: g.set_index("model").cell.get(m, "") for m in models})
+        row.update({label(m): g.set_index("model").cell.get(m, "") for m in present})
         rows.append(row)
     ce_rows = []
     for (family, seen), g in ce.groupby(["family", "seen"], sort=False):
-        cells = {MODEL_LABELS[m]: f"{v:.2f} (rel. {'–' if np.isnan(r) else f'{r:.2f}'})"
+        cells = {label(m): f"{v:.2f} (rel. {'–' if np.isnan(r) else f'{r:.2f}'})"
                  for m, v, r in zip(g.model, g.ce, g.relative_ce)}
         name = ("mCE, every family" if seen else "mCE, unseen families") if family == "mCE" else shown_name(family)
         ce_rows.append({"condition": f"CE: {name}", "severity": "", **cells})
@@ -127,6 +133,33 @@ def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) 
     return md
 
 
+def _panel(ax, t: pd.DataFrame, name: str) -> None:
+    """One family's UA against severity, a line a model, worse to the right; a family with one severity (the
+    telephone channel) as one point a model, side by side, over its one level's name."""
+    rows = t[t.condition == name]
+    one_level = worse(name) is None
+    if name == CORPUS:  # the other corpus's clean speech sits right of its highest SNR
+        clean_at = rows.severity.max() + 10 if rows.severity.notna().any() else 0.0
+        rows = rows.assign(severity=rows.severity.fillna(clean_at))
+        ticks = sorted(rows.severity.unique())
+        ax.set_xticks(ticks, [f"{s:g}" if s != clean_at else "clean" for s in ticks])
+    shown = list(dict.fromkeys(rows.model))
+    for k, (model, g) in enumerate(rows.groupby("model", sort=False)):
+        x = [(k - (len(shown) - 1) / 2) * 0.15] * len(g) if one_level else g.severity
+        ax.errorbar(x, 100 * g.ua_mean, yerr=100 * g.ua_std.fillna(0), marker="o", capsize=2, ms=3,
+                    ls="none" if one_level else "-", color=color(model), label=label(model))
+        clean = t[(t.condition == CLEAN) & (t.model == model)]
+        if len(clean):
+            ax.axhline(100 * clean.ua_mean.iloc[0], color=color(model), ls=":", lw=0.8)
+    if one_level:
+        ax.set_xticks([0.0], [f"{rows.severity.iloc[0]:g} {unit_of(name)}" if len(rows) else unit_of(name)])
+        ax.set_xlim(-0.5, 0.5)
+    ax.set(title=shown_name(name), xlabel="" if one_level else unit_of(name))
+    ax.title.set_fontsize(9)
+    if worse(name) == "lower":
+        ax.invert_xaxis()  # worse to the right: a lower SNR, fewer kbps
+
+
 def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
     """UA against severity, one panel a family, a line a model (mean ± std over folds)."""
     import matplotlib.pyplot as plt
@@ -139,23 +172,8 @@ def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
     for ax in axes.flat[len(families):]:
         ax.axis("off")
-    for ax, family in zip(axes.flat, families):
-        rows = t[t.condition == family]
-        if family == CORPUS:  # the other corpus's clean speech sits right of its highest SNR
-            clean_at = rows.severity.max() + 10 if rows.severity.notna().any() else 0.0
-            rows = rows.assign(severity=rows.severity.fillna(clean_at))
-            ax.set_xticks(sorted(rows.severity.unique()),
-                          [f"{s:g}" if s != clean_at else "clean" for s in sorted(rows.severity.unique())])
-        for model, g in rows.groupby("model", sort=False):
-            ax.errorbar(g.severity, 100 * g.ua_mean, yerr=100 * g.ua_std.fillna(0), marker="o", capsize=2, ms=3,
-                        color=MODEL_COLORS.get(model), label=MODEL_LABELS[model])
-            clean = t[(t.condition == CLEAN) & (t.model == model)]
-            if len(clean):
-                ax.axhline(100 * clean.ua_mean.iloc[0], color=MODEL_COLORS.get(model), ls=":", lw=0.8)
-        ax.set(title=shown_name(family), xlabel=unit_of(family))
-        ax.title.set_fontsize(9)
-        if family in (NOISE, UNSEEN_NOISE, "codec", CORPUS):
-            ax.invert_xaxis()  # worse to the right: a lower SNR, a lower bitrate
+    for ax, name in zip(axes.flat, families):
+        _panel(ax, t, name)
     for row in axes:
         row[0].set_ylabel("UA % (mean ± std over folds)\ndotted: clean")
     handles, labels = axes[0][0].get_legend_handles_labels()

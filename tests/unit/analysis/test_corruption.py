@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlkd_lib.analysis.robustness import corruption_errors, table4, unseen_differences
+from mlkd_lib.analysis.corruption import corruption_errors, table4, unseen_differences
 from mlkd_lib.arms import study_arms
 
 
