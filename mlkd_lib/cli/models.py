@@ -13,11 +13,11 @@ from ..keys import COUNT, POSITIVE, here, model_here, number
 
 def _bench(a):
     if a.study_steps:
-        from ..analysis.bench_steps import bench_study_steps
+        from ..study.bench_steps import bench_study_steps
         res = bench_study_steps(a.study, a.preset, a.jobs)
         print(json.dumps({k: v for k, v in res.items() if k != "summary"}, indent=2) if a.json else res["summary"])
         return
-    from ..analysis.bench import bench
+    from ..deploy.bench import bench
     res = bench(a.model, a.n, a.seconds, a.threads, a.distill_steps, rounds=a.rounds, onnx=not a.no_onnx)
     print(json.dumps(res, indent=2) if a.json else res["summary"])
 

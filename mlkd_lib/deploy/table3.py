@@ -16,60 +16,52 @@ import torch
 from tqdm.auto import tqdm
 
 from ..arms import method_arm
-from ..data.conditions.families import Condition, heard
-from ..data.dataset import AudioCache
+from ..config import load_config
+from ..data.conditions.families import Condition
 from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
 from ..method.evaluate import ua_wa
 from ..names import CLEAN, reference_noise
-from .export import export_from_study
-from .predict import ort_session
+from .scoring import exported, fold_calibration, onnx_logits, predictions
 
 DEPLOY_SNRS = (0.0, 10.0)
 VERSIONS = ("torch", "onnx_fp32", "onnx_int8")
 ONNX_FILES = {"onnx_fp32": "student.onnx", "onnx_int8": "student_int8.onnx"}
 
 
-def export_fold(study_dir: str | Path, fold: str, role: str | None = None, reuse: bool = False) -> dict[str, Path]:
-    """``student.onnx`` and ``student_int8.onnx`` (with sidecars) in the fold's step folder of ``role`` (the method's
-    student by default). ``reuse``: keep files newer than the checkpoint (the timing reuses what the scoring just
-    exported)."""
-    role = role or method_arm().name
-    folder = StudyLayout(study_dir).fold(fold).model(role)
-    paths = {v: folder.path / name for v, name in ONNX_FILES.items()}
-    for version, path in paths.items():
-        if not (reuse and path.is_file() and path.stat().st_mtime >= folder.best_ckpt.stat().st_mtime):
-            export_from_study(study_dir, fold, role, path, int8=version == "onnx_int8")
-    return paths
+def export_fold(study_dir: str | Path, fold: str, cfg=None) -> dict[str, Path]:
+    """``student.onnx`` and ``student_int8.onnx`` (with sidecars) in the step folder of the fold's MLKD student
+    (``scoring.exported``: kept while newer than the checkpoint)."""
+    study = StudyLayout(study_dir)
+    cfg = cfg or load_config(study.config)
+    folder = study.fold(fold).model(method_arm().name)
+    paths = exported(study.dir, fold, folder.name, *(folder.path / n for n in ONNX_FILES.values()),
+                     lambda: fold_calibration(cfg, load_fold(cfg, fold)))
+    return {"onnx_fp32": paths["fp32"], "onnx_int8": paths["int8"]}
 
 
-def conditions_of(cfg) -> list[tuple[str, float | None]]:
+def conditions_of(cfg) -> list[Condition]:
+    """Clean speech and Table 1's noise at 0 and 10 dB (where the study has them)."""
     noise = reference_noise(cfg.noise_types)
-    return [(CLEAN, None)] + [(noise, s) for s in DEPLOY_SNRS if any(np.isclose(s, x) for x in cfg.snrs)]
+    return [Condition(CLEAN)] + [Condition(noise, s) for s in DEPLOY_SNRS if any(np.isclose(s, x) for x in cfg.snrs)]
 
 
 def score_fold(study_dir: str | Path, cfg, fold: str, threads: int = 1, progress: bool = True) -> pd.DataFrame:
     """Per-utterance predictions of the three versions of the fold's MLKD student (one row per
     utterance × condition × version: utt_id, noise, snr_db, label, pred, version, fold)."""
-    paths = export_fold(study_dir, fold)
+    paths = export_fold(study_dir, fold, cfg)
     model = load_model(StudyLayout(study_dir).fold(fold).model(method_arm().name).best_ckpt).eval()
-    sessions = {v: ort_session(p, threads) for v, p in paths.items()}
-    data, audio = load_fold(cfg, fold), AudioCache(cfg.max_seconds)
-    rows = []
-    for noise, snr in tqdm(conditions_of(cfg), desc=f"deployed student {fold}", disable=not progress, leave=False):
-        for r in data.test.itertuples():
-            clean = audio.get(r.utt_id, r.path)
-            x = heard(clean, r.utt_id, Condition(noise, snr), data.noise_bank, None, cfg.seed, cfg.level,
-                      None if noise == CLEAN else audio.level_db(r.utt_id, r.path, cfg.level))
-            x = np.asarray(x, dtype=np.float32)
-            with torch.no_grad():
-                logits = {"torch": model(torch.from_numpy(x)[None]).logits[0].numpy()}
-            logits |= {v: s.run(None, {"waveform": x[None]})[0][0] for v, s in sessions.items()}
-            label = model.labels.index(r.emotion)  # the model's classes, in its logit order
-            rows += [dict(utt_id=r.utt_id, noise=noise, snr_db=snr, label=label, pred=int(np.argmax(z)), version=v,
-                          fold=fold) for v, z in logits.items()]
-    return pd.DataFrame(rows)
+
+    def torch_logits(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x)[None]).logits[0].numpy()
+
+    runners = {"torch": torch_logits, **{v: onnx_logits(p, threads) for v, p in paths.items()}}
+    bar = lambda c: tqdm(c, desc=f"deployed student {fold}", disable=not progress, leave=False)  # noqa: E731
+    rows = predictions(runners, cfg, load_fold(cfg, fold), conditions_of(cfg), {k: model.labels for k in runners},
+                       bar)
+    return rows.rename(columns={"key": "version"}).assign(fold=fold)
 
 
 def score_study(study_dir: str | Path, cfg, threads: int = 1, progress: bool = True) -> pd.DataFrame:

@@ -340,8 +340,8 @@ class AnalysisStep:
     def table3(self) -> Path:
         """Size and CPU inference time of teacher vs student; with ``deploy``, the MLKD student of every
         fold exported (ONNX fp32, int8) and scored beside PyTorch."""
-        from ..analysis.bench import study_inference
         from ..analysis.tables import write_table3
+        from ..deploy.bench import study_inference
         from ..deploy.table3 import score_study, summarise_deployed
         deployed = summarise_deployed(score_study(self.study, self.cfg, threads=self.cfg.threads or 1)) \
             if self.cfg.deploy else None

@@ -101,7 +101,7 @@ def _link_study(study: Path, folder: Path) -> None:
 def run_sweep(study: str | Path, out: str | Path, depths: list[int], jobs: int = 1, executor: str = "local",
               ray_settings=None, int8_ua: str = "deploy", rounds: int = 5, progress: bool = True) -> int:
     """Train every depth's students (an ablation each), then write the frontier: ``frontier.csv``,
-    ``frontier_contrasts.csv`` and ``frontier.png`` in ``out`` (``analysis.frontier.write_frontier``; ``int8_ua``
+    ``frontier_contrasts.csv`` and ``frontier.png`` in ``out`` (``deploy.frontier.write_frontier``; ``int8_ua``
     and ``rounds`` are its). Returns 0 when every depth trained, else 1 (the frontier then shows those that did)."""
     base = StudyLayout(resolve(study))
     out = resolve(out)
@@ -134,7 +134,7 @@ def run_sweep(study: str | Path, out: str | Path, depths: list[int], jobs: int =
                          for n, c in codes.items()},
               "int8_ua": int8_ua, "train_wall_s": round(time.time() - t0, 2), "command": " ".join(sys.argv)}
     (out / SWEEP_JSON).write_text(json.dumps(record, indent=2))
-    from ..analysis.frontier import write_frontier  # torch and onnxruntime: only once the training is done
+    from ..deploy.frontier import write_frontier  # torch and onnxruntime: only once the training is done
     paths = write_frontier(out, int8_ua=int8_ua, rounds=rounds, progress=progress)
     failed = sorted(n for n, c in codes.items() if c)
     print(f"\nsweep {out}: depths {every} of {layers} (the study's own: {own}); "

@@ -63,7 +63,7 @@ def kernel_start_seconds() -> float:
     """Seconds from asking for a notebook kernel to its answering (no imports of ours)."""
     from jupyter_client import KernelManager
 
-    from ..study.kernels import KERNEL_ARGS
+    from .kernels import KERNEL_ARGS
     t0 = time.perf_counter()
     km = KernelManager(kernel_name="python3")
     km.start_kernel(extra_arguments=KERNEL_ARGS)
@@ -81,7 +81,7 @@ def bench_study_steps(study: str | Path | None = None, preset: str = "micro", jo
     """Time a study's steps: those of ``study`` (a finished study folder), or of a new ``preset`` study run here
     with ``jobs`` (micro: about a minute and a half on two cores)."""
     if study is None:
-        from ..study.runner import run_study
+        from .runner import run_study
         study = Path(tempfile.mkdtemp(prefix="mlkd-bench-")) / "study"
         t0 = time.perf_counter()
         if run_study(preset, str(study), jobs=jobs) != 0:

@@ -23,9 +23,6 @@ from ..config import StudyConfig, make_config
 from ..data.audio import speech_like
 from ..data.dataset import AudioCache
 from ..data.prepare import load_fold
-from ..deploy.export import INPUT, export_onnx, quantize_int8
-from ..deploy.predict import ort_session
-from ..deploy.table3 import export_fold
 from ..device import autocast, pick_device
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
@@ -33,6 +30,9 @@ from ..method.losses import mlkd_objective
 from ..method.models import EmotionClassifier, build_student, build_teacher, default_layer_map, size_mib
 from ..method.teacher_cache import TeacherTargets
 from ..names import TEACHER
+from .export import export_onnx, quantize_int8
+from .scoring import onnx_runner, time_rounds
+from .table3 import export_fold
 
 
 def _sync(device):
@@ -68,27 +68,6 @@ def torch_runner(model: EmotionClassifier, device) -> Callable[[np.ndarray], Non
         model(torch.from_numpy(w)[None].to(device))
         _sync(device)
     return run
-
-
-def onnx_runner(path: str | Path, threads: int) -> Callable[[np.ndarray], None]:
-    sess = ort_session(path, threads)
-    return lambda w: sess.run(None, {INPUT: w[None]})
-
-
-def time_rounds(runners: dict[str, Callable[[np.ndarray], None]], waves: list[np.ndarray], rounds: int = 3
-                ) -> dict[str, float]:
-    """Median over ``rounds`` of each runner's seconds to classify ``waves`` one by one (batch 1).
-    Every round runs all runners in turn, in a rotated order; one warm-up call each first."""
-    for run in runners.values():
-        run(waves[0])
-    names, times = list(runners), {k: [] for k in runners}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            for w in waves:
-                runners[name](w)
-            times[name].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def deployed_inference(teacher: EmotionClassifier, student: EmotionClassifier, waves: list[np.ndarray],
@@ -135,7 +114,7 @@ def study_inference(study_dir: str | Path, cfg: StudyConfig, rounds: int = 3) ->
     waves = [audio.get(r.utt_id, r.path) for r in rows.itertuples()]
     if cfg.deploy:
         res = deployed_inference(load_model(t), load_model(s), waves, threads, rounds,
-                                 onnx_paths=export_fold(study.dir, fold, reuse=True))
+                                 onnx_paths=export_fold(study.dir, fold, cfg))
     else:
         res = compare_inference(load_model(t), load_model(s), waves, torch.device("cpu"))
     return dict(res, fold=fold, device=f"cpu, {threads} threads",
