@@ -18,7 +18,7 @@ from typing import Any, Literal, get_type_hints
 from .data.conditions.families import chosen_by_conditions
 from .keys import coerce, fraction, key, non_negative, positive, type_name, validate
 from .names import EMOTIONS, LABEL_CODES, NOISE_TYPES, label_merges
-from .paths import resolve
+from .paths import absolute, resolve
 
 # The demo's tiny wav2vec 2.0, pretrained by `mlkd pretrain` on emotion-free speech of voices
 # outside the study (provenance.json beside the weights); shipped with the package.
@@ -213,26 +213,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-PRETRAIN_OBJECTIVES = ("masked", "prosody", "masked+prosody", "contrastive")
-
-
-@dataclass
-class PretrainSettings:
-    """`mlkd pretrain`: the demo encoder's pretraining (see pretrain.py)."""
-    objective: str = "masked+prosody"
-    seed: int = 0
-    utterances: int = 2000
-    steps: int = 3000
-    batch_size: int = 16
-    lr: float = 1e-3
-    warmup_frac: float = 0.05
-    units: int = 64
-    mask_prob: float = 0.5
-    mask_span: int = 5
-    threads: int = 0
-
-
-
 def _is_merge(text: str) -> bool:
     ((raw, code),) = label_merges([text]).items()
     return bool(raw) and code in LABEL_CODES
@@ -274,33 +254,6 @@ def with_overrides(cfg: StudyConfig, **overrides: Any) -> StudyConfig:
     return make_config(cfg.preset, **{k: v for k, v in merged.items() if k != "preset"})
 
 
-# keys that name files or folders: relative ones are taken against the folder they were written from (``absolute``)
-PATH_KEYS = ("data_dir", "iemocap_root", "manifest", "noise_dir", "noisex_dir", "rir_dir", "test_manifests")
-
-
-def absolute(values: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``values`` (study keys) with the relative paths of ``PATH_KEYS`` taken against ``base``: the current folder
-    for ``--set``, a setup file's own folder for its keys. ``model`` too where ``base`` holds such a folder (else it
-    names an architecture or a Hugging Face id)."""
-    def one(p):
-        p = Path(str(p).strip()).expanduser()
-        return str(p if p.is_absolute() else base / p)
-
-    out = dict(values)
-    for k in PATH_KEYS:
-        v = out.get(k)
-        if k == "test_manifests" and isinstance(v, str):  # a list, as --set writes it
-            v = [x for x in v.split(",") if x.strip()]
-        if isinstance(v, (list, tuple)):
-            out[k] = [one(x) for x in v]
-        elif v:
-            out[k] = one(v)
-    model = out.get("model")
-    if isinstance(model, str) and model and not Path(model).expanduser().is_absolute() and (base / model).exists():
-        out["model"] = str(base / model)
-    return out
-
-
 def read_setup(path: str | Path) -> dict[str, Any]:
     """A setup file (``mlkd study --config FILE``, a notebook's ``config_file``): YAML or JSON, a mapping of
     study keys to values, so that a corpus + noise + encoder setup can be shared and versioned. Its keys are
@@ -328,10 +281,3 @@ def load_config(path: str | Path) -> StudyConfig:
         raise FileNotFoundError(f"study config not found: {path} (is this a study folder made by `mlkd study`?)")
     data = json.loads(path.read_text())
     return with_overrides(make_config(data.get("preset", "demo")), **data)
-
-
-def with_absolute_paths(cfg: StudyConfig) -> StudyConfig:
-    """``cfg`` with the paths still relative — a preset's defaults, a notebook's parameters — taken against the
-    project root (``paths.resolve``), so a notebook's working directory does not move them; the command line and
-    setup files have made theirs absolute already (``absolute``)."""
-    return dataclasses.replace(cfg, **absolute({k: getattr(cfg, k) for k in (*PATH_KEYS, "model")}, resolve(".")))

@@ -1,16 +1,19 @@
-"""Where relative paths point: the project root, found once, here.
+"""Where relative paths point, and the project root, found once, here.
 
-A notebook opened in JupyterLab runs in its own folder, `mlkd study` wherever it was started.
-So that ``data/demo`` or ``results/demo`` mean the same folder in both, every relative path in a
-config, a notebook parameter or a study folder is taken against the project root, never against
-the current directory.
+A path typed on the command line means the current folder (as a shell user means it: ``keys.here``); one in a
+setup file, that file's folder (``absolute``). A preset's defaults (``data/demo``, ``results/demo``) and a
+notebook's parameters are taken against the project root — a notebook opened in JupyterLab runs in its own
+folder, `mlkd study` wherever it was started, and both must mean the same ``data/demo`` (``with_absolute_paths``).
+A study records every path absolute in its ``config.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT_ENV = "MLKD_ROOT"  # set it to put data/ and results/ somewhere else (tests do)
 PACKAGE = Path(__file__).resolve().parent
@@ -74,3 +77,37 @@ def library_fingerprint() -> str:
         if f.suffix in (".py", ".ipynb") and "__pycache__" not in f.parts:
             h.update(f.relative_to(PACKAGE).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:12]
+
+
+# keys that name files or folders: relative ones are taken against the folder they were written from (``absolute``)
+PATH_KEYS = ("data_dir", "iemocap_root", "manifest", "noise_dir", "noisex_dir", "rir_dir", "test_manifests")
+
+
+def absolute(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``values`` (study keys) with the relative paths of ``PATH_KEYS`` taken against ``base``: the current folder
+    for ``--set``, a setup file's own folder for its keys. ``model`` too where ``base`` holds such a folder (else it
+    names an architecture or a Hugging Face id)."""
+    def one(p):
+        p = Path(str(p).strip()).expanduser()
+        return str(p if p.is_absolute() else base / p)
+
+    out = dict(values)
+    for k in PATH_KEYS:
+        v = out.get(k)
+        if k == "test_manifests" and isinstance(v, str):  # a list, as --set writes it
+            v = [x for x in v.split(",") if x.strip()]
+        if isinstance(v, (list, tuple)):
+            out[k] = [one(x) for x in v]
+        elif v:
+            out[k] = one(v)
+    model = out.get("model")
+    if isinstance(model, str) and model and not Path(model).expanduser().is_absolute() and (base / model).exists():
+        out["model"] = str(base / model)
+    return out
+
+
+def with_absolute_paths(cfg):
+    """``cfg`` (a ``config.StudyConfig``) with the paths still relative — a preset's defaults, a notebook's
+    parameters — taken against the project root, so a notebook's working directory does not move them; the
+    command line and setup files have made theirs absolute already (``absolute``)."""
+    return dataclasses.replace(cfg, **absolute({k: getattr(cfg, k) for k in (*PATH_KEYS, "model")}, resolve(".")))

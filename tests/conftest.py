@@ -11,7 +11,7 @@ import pytest
 from mlkd_lib.config import make_config
 from mlkd_lib.data.conditions.reverb import write_rir_bank
 from mlkd_lib.data.manifest import read_manifest
-from mlkd_lib.data.noise import load_noise_bank, write_noise_bank
+from mlkd_lib.data.noise.bank import load_noise_bank, write_noise_bank
 from mlkd_lib.data.prepare import bank_types, load_fold, rir_bank_dir
 from mlkd_lib.data.synthetic import make_synthetic_corpus
 

@@ -36,7 +36,7 @@ def _synth(a):
 
 
 def _noise(a):
-    from ..data.noise import write_noise_bank
+    from ..data.noise.bank import write_noise_bank
     from ..names import NOISE_TYPES
     types = a.types or (list(NOISE_TYPES) if a.noisex or not a.source else None)  # NOISEX: factory1 as factory
     for kind, path in write_noise_bank(a.out, a.source or a.noisex, a.seed, a.seconds, types).items():

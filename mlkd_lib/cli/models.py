@@ -71,8 +71,7 @@ def _predict_segments(a, classifier, fmt):
 
 
 def _pretrain(a):
-    from ..config import PretrainSettings
-    from ..method.pretrain import pretrain
+    from ..method.pretrain import PretrainSettings, pretrain
     settings = PretrainSettings(objective=a.objective, seed=a.seed, utterances=a.utterances, steps=a.steps,
                                 batch_size=a.batch_size, lr=a.lr, threads=a.threads)
     prov = pretrain(a.out, settings, a.corpus)
@@ -143,7 +142,7 @@ def _add_predict(sub) -> None:
 
 
 def _add_pretrain(sub) -> None:
-    from ..config import PRETRAIN_OBJECTIVES, PretrainSettings
+    from ..method.pretrain import PRETRAIN_OBJECTIVES, PretrainSettings
     d = PretrainSettings()
     pt = sub.add_parser("pretrain", help="pretrain the demo encoder on emotion-free speech of voices outside the study")
     pt.add_argument("--out", type=here, required=True, help="folder for the encoder (save_pretrained layout)")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..config import PRESETS, absolute, describe_keys
+from ..config import PRESETS, describe_keys
 from ..keys import COUNT, POSITIVE, here, number, parse_set
+from ..paths import absolute
 
 
 def _study(a):

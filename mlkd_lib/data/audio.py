@@ -104,6 +104,23 @@ def write_audio(path: str | Path, x: np.ndarray, sample_rate: int = SAMPLE_RATE,
     return path
 
 
+def readable_suffixes() -> set[str]:
+    """The file suffixes soundfile reads (wav, flac, ogg, mp3, ...)."""
+    return {"." + ext.lower() for ext in sf.available_formats()} | {".wav", ".flac", ".ogg", ".mp3"}
+
+
+def audio_files(folder: str | Path, suffixes=None, recursive: bool = True) -> list[Path]:
+    """The audio files in ``folder`` (and below it), sorted: a suffix of ``suffixes`` in any case (default: what
+    soundfile reads), never a hidden entry (a ``.`` file or folder, macOS's ``._`` resource forks) nor anything in a
+    ``__MACOSX`` copy that a zip made on a Mac carries. The one rule for corpora, noise collections, room impulse
+    responses and ``mlkd predict``'s folders."""
+    folder = Path(folder)
+    wanted = {s.lower() for s in (suffixes or readable_suffixes())}
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in wanted and p.is_file()
+                  and not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(folder).parts))
+
+
 def duration_s(path: str | Path) -> float:
     try:
         info = sf.info(str(path))

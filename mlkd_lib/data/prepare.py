@@ -23,7 +23,8 @@ from .conditions.families import needs_rirs
 from .folds import Fold, get_fold, make_folds, split
 from .ingest import ingest
 from .manifest import read_manifest, write_manifest
-from .noise import collection_type_names, load_noise_bank, split_noise, write_noise_bank
+from .noise.bank import load_noise_bank, split_noise, write_noise_bank
+from .noise.collection import collection_type_names
 from .recipes import iemocap
 from .synthetic import make_synthetic_corpus
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ..data.audio import SAMPLE_RATE, AudioError, read_audio
+from ..data.audio import SAMPLE_RATE, AudioError, audio_files, read_audio
 from ..data.vad import MIN_SPEECH_S, speech_seconds
 
 MIN_SAMPLES = 400  # the CNN encoder's receptive field: shorter input yields no frame
@@ -111,19 +110,12 @@ def load_classifier(path: str | Path, threads: int = 0):
     raise ValueError(f"{path}: expected an exported .onnx model or a study checkpoint (.pt)")
 
 
-def audio_extensions() -> set[str]:
-    return {"." + ext.lower() for ext in sf.available_formats()} | {".wav", ".flac", ".ogg", ".mp3"}
-
-
 def expand_paths(paths) -> list[Path]:
-    """Files as given; folders searched recursively for audio files (sorted). A missing path is kept,
-    so that it is reported as an error beside the other predictions."""
-    exts, out = audio_extensions(), []
+    """Files as given; folders searched recursively for audio files (``audio.audio_files``). A missing path is
+    kept, so that it is reported as an error beside the other predictions."""
+    out = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
-        else:
-            out.append(p)
+        out += audio_files(p) if p.is_dir() else [p]
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -138,27 +139,33 @@ class Explorer:
                                 "png": png, "html": predictions_html(true, probs, notes, self.cfg.emotions)}
         return self._cache[key]
 
-    def widget(self) -> W.Tab:
-        fold = W.Dropdown(options=self.folds, description="fold")
-        speaker = W.Dropdown(description="speaker")  # the fold's test speakers (one under leave-one-speaker-out)
-        emotion = W.Dropdown(options=["all", *self.cfg.emotions], description="emotion")
-        utt = W.Dropdown(description="utterance", layout=W.Layout(width="420px"))
+    def controls(self) -> SimpleNamespace:
+        """The listening tab's widgets: what to hear (fold, speaker, emotion, utterance, noise, SNR, or instead a
+        signal condition) and where it shows (players, spectrogram, predictions, status)."""
         unseen = [t for t in bank_types(self.cfg) if t not in self.cfg.noise_types]
-        noise = W.Dropdown(options=[(n, n) for n in self.cfg.noise_types] + [(f"{n} (unseen)", n) for n in unseen],
-                           description="noise")
-        instead = W.Dropdown(options=[("— (the noise and SNR)", -1)] + [(f"{c.label} (unseen)", i)
-                                                                      for i, c in enumerate(self.signal_conditions)],
-                            description="instead")
-        snr_options = [(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)]
-        snr = W.SelectionSlider(options=snr_options, value=float(self.cfg.snrs[0]), description="SNR",
-                                continuous_update=False)
-        players = {k: audio_player() for k in ("clean", "noisy", "enhanced")}
-        labels = {k: W.Label(k) for k in players}
-        image = W.Image(format="png")
-        preds = W.HTML()
-        preds.add_class("mlkd-predictions")
-        status = W.HTML()
-        status.add_class("mlkd-status")
+        c = SimpleNamespace(
+            fold=W.Dropdown(options=self.folds, description="fold"),
+            speaker=W.Dropdown(description="speaker"),  # the fold's test speakers (one under leave-one-speaker-out)
+            emotion=W.Dropdown(options=["all", *self.cfg.emotions], description="emotion"),
+            utt=W.Dropdown(description="utterance", layout=W.Layout(width="420px")),
+            noise=W.Dropdown(options=[(n, n) for n in self.cfg.noise_types] + [(f"{n} (unseen)", n) for n in unseen],
+                             description="noise"),
+            instead=W.Dropdown(options=[("— (the noise and SNR)", -1)] + [
+                (f"{c.label} (unseen)", i) for i, c in enumerate(self.signal_conditions)], description="instead"),
+            snr=W.SelectionSlider(options=[(f"{s:g} dB", float(s)) for s in self.cfg.snrs] + [("clean", None)],
+                                  value=float(self.cfg.snrs[0]), description="SNR", continuous_update=False),
+            players={k: audio_player() for k in ("clean", "noisy", "enhanced")},
+            image=W.Image(format="png"), preds=W.HTML(), status=W.HTML())
+        c.labels = {k: W.Label(k) for k in c.players}
+        c.preds.add_class("mlkd-predictions")
+        c.status.add_class("mlkd-status")
+        return c
+
+    def widget(self) -> W.Tab:
+        c = self.controls()
+        fold, speaker, emotion, utt, noise, snr, instead = c.fold, c.speaker, c.emotion, c.utt, c.noise, c.snr, \
+            c.instead
+        players, labels, image, preds, status = c.players, c.labels, c.image, c.preds, c.status
         busy = {"on": False}
 
         def refresh_utterances(_=None):

@@ -54,26 +54,11 @@ _LAYER_KEY = re.compile(r"encoder\.layers\.(\d+)\.(.+)")
 # The demo model: the wav2vec2-base layout (7-layer CNN, 12 transformer blocks)
 # at a width that trains on two CPU cores in the demo's budget. Layer-norm
 # feature encoder, so attention masks are honoured and padding never leaks.
-TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=12,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16,) * 7,
-    conv_stride=(5, 2, 2, 2, 2, 2, 2),
-    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4,
-    feat_extract_norm="layer",
-    do_stable_layer_norm=False,
-    hidden_dropout=0.0,
-    attention_dropout=0.0,
-    activation_dropout=0.0,
-    feat_proj_dropout=0.0,
-    final_dropout=0.0,
-    layerdrop=0.0,
-    mask_time_prob=0.0,
-)
+TINY = dict(hidden_size=32, num_hidden_layers=12, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
+            conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4, feat_extract_norm="layer", do_stable_layer_norm=False, hidden_dropout=0.0,
+            attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0, layerdrop=0.0,
+            mask_time_prob=0.0)
 # A smaller one still, for tests that run notebooks in seconds.
 MICRO = dict(TINY, hidden_size=16, num_hidden_layers=4, intermediate_size=32,
              conv_dim=(8,) * 7, num_conv_pos_embedding_groups=2)
@@ -172,8 +157,7 @@ class EmotionClassifier(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None,
                 output_hidden_states: bool = False) -> ModelOutput:
         if lengths is None:
-            lengths = torch.full((waveforms.shape[0],), waveforms.shape[1],
-                                 device=waveforms.device, dtype=torch.long)
+            lengths = torch.full((waveforms.shape[0],), waveforms.shape[1], device=waveforms.device, dtype=torch.long)
         valid = torch.arange(waveforms.shape[1], device=waveforms.device)[None, :] < lengths[:, None]
         waveforms = normalize_waveforms(waveforms, valid)
         sample_mask = valid.long() if self.uses_attention_mask() else None
@@ -184,12 +168,7 @@ class EmotionClassifier(nn.Module):
         mask = self.frame_mask(lengths, last.shape[1])
         m = mask.unsqueeze(-1).to(last.dtype)
         pooled = (last * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return ModelOutput(self.head(pooled), mask,
-                           out.hidden_states if output_hidden_states else None)
-
-
-def _config_for(name: str) -> Wav2Vec2Config:
-    return Wav2Vec2Config(**NAMED_CONFIGS[name])
+        return ModelOutput(self.head(pooled), mask, out.hidden_states if output_hidden_states else None)
 
 
 def _few(names, n: int = 5) -> str:
@@ -234,7 +213,7 @@ def build_teacher(source: str | os.PathLike, labels: Sequence[str] = EMOTIONS) -
     source = str(source)
     labels = check_labels(labels)
     if source in NAMED_CONFIGS:
-        return EmotionClassifier(_config_for(source), labels)
+        return EmotionClassifier(Wav2Vec2Config(**NAMED_CONFIGS[source]), labels)
     path = Path(source).expanduser()
     encoder = _load_encoder(source, str(path) if path.exists() else source)  # never downloads
     return EmotionClassifier(encoder.config, labels, encoder=encoder)

@@ -29,7 +29,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,6 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining, Wav2Vec2Model
 
-from ..config import PRETRAIN_OBJECTIVES, PretrainSettings
 from ..data.audio import SAMPLE_RATE, read_audio
 from ..data.pretrain_corpus import PRETRAIN_SENTENCES, PROSODY_RANGES, PROSODY_TARGETS, make_pretrain_corpus
 from ..paths import git_commit
@@ -60,6 +59,25 @@ def frame_features(x: np.ndarray) -> torch.Tensor:
     d1 = torchaudio.functional.compute_deltas(c)
     f = torch.cat([c, d1, torchaudio.functional.compute_deltas(d1)]).T
     return (f - f.mean(0)) / (f.std(0) + 1e-5)
+
+
+PRETRAIN_OBJECTIVES = ("masked", "prosody", "masked+prosody", "contrastive")
+
+
+@dataclass
+class PretrainSettings:
+    """`mlkd pretrain`: the demo encoder's pretraining (see pretrain.py)."""
+    objective: str = "masked+prosody"
+    seed: int = 0
+    utterances: int = 2000
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_frac: float = 0.05
+    units: int = 64
+    mask_prob: float = 0.5
+    mask_span: int = 5
+    threads: int = 0
 
 
 def kmeans_units(waves: list[np.ndarray], k: int, seed: int, max_frames: int = 60_000) -> list[np.ndarray]:
@@ -145,6 +163,49 @@ class ContrastivePretrainer(nn.Module):
 
 # ------------------------------------------------------------------ the loop
 
+def _corpus(s: PretrainSettings, out_dir: Path, corpus_dir: str | Path | None, progress: bool):
+    """The pretraining corpus (made, or reused when made with the same seed and size) and its audio."""
+    corpus_dir = Path(corpus_dir) if corpus_dir else out_dir.parent / f"{out_dir.name}-corpus"
+    recipe = {"seed": s.seed, "utterances": s.utterances}
+    stamp = corpus_dir / "recipe.json"
+    if not stamp.is_file() or json.loads(stamp.read_text()) != recipe:
+        make_pretrain_corpus(corpus_dir, s.seed, s.utterances, progress)
+        stamp.write_text(json.dumps(recipe))
+    corpus = pd.read_csv(corpus_dir / "manifest.csv")
+    return corpus, [read_audio(corpus_dir / p) for p in corpus.path]
+
+
+def _batch(model, waves, units, s: PretrainSettings, gen: torch.Generator):
+    """A random batch: its zero-padded audio, lengths, span mask, frame units (-1: none) and the indices drawn."""
+    lengths_all = np.array([len(w) for w in waves])
+    idx = torch.randint(len(waves), (s.batch_size,), generator=gen).numpy()
+    lens = lengths_all[idx]
+    x = torch.zeros(len(idx), int(lens.max()))
+    for i, j in enumerate(idx):
+        x[i, :lens[i]] = torch.from_numpy(waves[j])
+    lengths = torch.from_numpy(lens)
+    frames = int(model.wav2vec2._get_feat_extract_output_lengths(torch.tensor(x.shape[1])))
+    n_frames = model.wav2vec2._get_feat_extract_output_lengths(lengths).tolist()
+    mask = span_mask(n_frames, frames, s.mask_prob, s.mask_span, gen)
+    u = torch.full((len(idx), frames), -1, dtype=torch.long)
+    for i, j in enumerate(idx):
+        k = min(frames, len(units[j]))
+        u[i, :k] = torch.from_numpy(units[j][:k])
+    return x, lengths, mask, u, idx
+
+
+def _provenance(s: PretrainSettings, corpus: pd.DataFrame, log: list, t0: float) -> dict:
+    return {
+        "command": " ".join(["mlkd", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("mlkd") else None,
+        "settings": asdict(s), "git_commit": git_commit(), "wall_s": round(time.time() - t0, 1),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "corpus": {"utterances": len(corpus), "voices": sorted(corpus.voice.unique()),
+                   "sentences": len(PRETRAIN_SENTENCES), "prosody_ranges": PROSODY_RANGES,
+                   "hours": round(corpus.duration_s.sum() / 3600, 3),
+                   "note": "emotion-free: every prosodic setting drawn independently; no study voice, "
+                           "no study sentence, no emotion label"},
+        "loss_log": log,
+    }
 
 
 def pretrain(out_dir: str | Path, settings: PretrainSettings | None = None, corpus_dir: str | Path | None = None,
@@ -156,15 +217,7 @@ def pretrain(out_dir: str | Path, settings: PretrainSettings | None = None, corp
     t0 = time.time()
     torch.set_num_threads(s.threads or os.cpu_count() or 1)
     out_dir = Path(out_dir)
-    corpus_dir = Path(corpus_dir) if corpus_dir else out_dir.parent / f"{out_dir.name}-corpus"
-    recipe = {"seed": s.seed, "utterances": s.utterances}
-    stamp = corpus_dir / "recipe.json"
-    if not stamp.is_file() or json.loads(stamp.read_text()) != recipe:
-        make_pretrain_corpus(corpus_dir, s.seed, s.utterances, progress)
-        stamp.write_text(json.dumps(recipe))
-    corpus = pd.read_csv(corpus_dir / "manifest.csv")
-    waves = [read_audio(corpus_dir / p) for p in corpus.path]
-
+    corpus, waves = _corpus(s, out_dir, corpus_dir, progress)
     torch.manual_seed(s.seed)
     np.random.seed(s.seed)  # Wav2Vec2ForPreTraining samples its negatives with numpy's global generator
     random.seed(s.seed)
@@ -180,25 +233,12 @@ def pretrain(out_dir: str | Path, settings: PretrainSettings | None = None, corp
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: min((k + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(1.0, k / s.steps)))))
     gen = torch.Generator().manual_seed(s.seed)
-    lengths_all = np.array([len(w) for w in waves])
     log, sums = [], {}
     model.train()
     for step in tqdm(range(s.steps), desc=f"pretrain ({s.objective})", disable=not progress):
         if s.objective == "contrastive":  # Gumbel temperature 2 → 0.5, as wav2vec 2.0 anneals it
             model.model.set_gumbel_temperature(max(0.5, 2.0 * 0.9995 ** step))
-        idx = torch.randint(len(waves), (s.batch_size,), generator=gen).numpy()
-        lens = lengths_all[idx]
-        x = torch.zeros(len(idx), int(lens.max()))
-        for i, j in enumerate(idx):
-            x[i, :lens[i]] = torch.from_numpy(waves[j])
-        lengths = torch.from_numpy(lens)
-        frames = int(model.wav2vec2._get_feat_extract_output_lengths(torch.tensor(x.shape[1])))
-        n_frames = model.wav2vec2._get_feat_extract_output_lengths(lengths).tolist()
-        mask = span_mask(n_frames, frames, s.mask_prob, s.mask_span, gen)
-        u = torch.full((len(idx), frames), -1, dtype=torch.long)
-        for i, j in enumerate(idx):
-            k = min(frames, len(units[j]))
-            u[i, :k] = torch.from_numpy(units[j][:k])
+        x, lengths, mask, u, idx = _batch(model, waves, units, s, gen)
         loss, parts = model(x, lengths, mask, u, torch.from_numpy(targets[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -208,21 +248,10 @@ def pretrain(out_dir: str | Path, settings: PretrainSettings | None = None, corp
         for k, v in dict(parts, loss=loss.item()).items():
             sums[k] = sums.get(k, 0.0) + v
         if (step + 1) % 100 == 0 or step + 1 == s.steps:
-            n = (step % 100) + 1
-            log.append({"step": step + 1, **{k: round(v / n, 5) for k, v in sums.items()}})
+            log.append({"step": step + 1, **{k: round(v / ((step % 100) + 1), 5) for k, v in sums.items()}})
             sums = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     model.wav2vec2.save_pretrained(out_dir)
-    provenance = {
-        "command": " ".join(["mlkd", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("mlkd") else None,
-        "settings": asdict(s), "git_commit": git_commit(), "wall_s": round(time.time() - t0, 1),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "corpus": {"utterances": len(corpus), "voices": sorted(corpus.voice.unique()),
-                   "sentences": len(PRETRAIN_SENTENCES), "prosody_ranges": PROSODY_RANGES,
-                   "hours": round(corpus.duration_s.sum() / 3600, 3),
-                   "note": "emotion-free: every prosodic setting drawn independently; no study voice, "
-                           "no study sentence, no emotion label"},
-        "loss_log": log,
-    }
+    provenance = _provenance(s, corpus, log, t0)
     (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2))
     return provenance

@@ -1,11 +1,8 @@
-"""Where a study's steps run: ``local`` (papermill processes on this machine, ``--jobs`` at a
-time) or ``ray`` (one Ray task per step, on a laptop's local Ray instance or on a cluster).
-
-Both take the same planned steps and share ``steps.settle`` (skip / block) and
-``steps.Progress``, so a study can be started with one and resumed with the other: the
-``done.json`` markers in the study folder are the only state. Ray is imported only here and
-only when asked for, so the rest of the library does not need it.
-"""
+"""Where a study's steps run: ``local`` (papermill processes on this machine, ``--jobs`` at a time) or ``ray`` (one
+Ray task per step, on a laptop's local Ray instance or on a cluster). Both take the same planned steps and share
+``steps.settle`` (skip / block) and ``steps.Progress``, so a study can be started with one and resumed with the
+other: the ``done.json`` markers in the study folder are the only state. Ray is imported only here and only when
+asked for, so the rest of the library does not need it."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from ..config import StudyConfig
 from ..data.conditions import unseen_noise
 from ..data.conditions.families import needs_rirs
 from ..data.folds import planned_fold_names
-from ..data.noise import noise_problems
+from ..data.noise.collection import noise_problems
 from ..names import ENCODER_TYPES, NAMED_MODELS
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -163,7 +163,7 @@ def _test_corpus_problems(cfg: StudyConfig) -> list[str]:
 def _source_files(cfg: StudyConfig) -> dict[str, list[str]]:
     """The audio files the data step reads as they ship, by what they are: the corpus (its classes), the noise
     collection's files of the bank's types, the room impulse responses, each other corpus."""
-    from ..data.noise import collection_types
+    from ..data.noise.collection import collection_types
     from ..data.prepare import bank_types, test_classes
     from ..data.user_manifest import complete_manifest
     utterances = study_utterances(cfg)

@@ -21,12 +21,12 @@ from importlib import metadata
 from pathlib import Path
 
 from ..arms import ablation_keys, retrained, study_arms
-from ..config import StudyConfig, load_config, make_config, read_setup, with_absolute_paths, with_overrides
+from ..config import StudyConfig, load_config, make_config, read_setup, with_overrides
 from ..data.prepare import follow_data
 from ..device import thread_env
 from ..layout import FolderLock, StudyLayout
 from ..names import BASELINE, TEACHER
-from ..paths import git_commit, resolve
+from ..paths import git_commit, resolve, with_absolute_paths
 from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
 from .preflight import data_notes, preflight
 from .steps import Outcome, Step

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from helpers.notebooks import failing_notebook, marking_notebook
 
+from mlkd_lib.config import load_config
 from mlkd_lib.deploy.bench import study_inference
 from mlkd_lib.study.bench_steps import cell_times
-from mlkd_lib.config import load_config
 from mlkd_lib.study.runner import run_study
 from mlkd_lib.study.steps import Step, execute
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mlkd_lib.cli import main
-from mlkd_lib.config import make_config, read_setup, with_absolute_paths
-from mlkd_lib.paths import newest_study, project_root, resolve
+from mlkd_lib.config import make_config, read_setup
+from mlkd_lib.paths import newest_study, project_root, resolve, with_absolute_paths
 from mlkd_lib.study.notebook import notebook_config, notebook_study, open_study
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve
 
-from ..audio import SAMPLE_RATE, AudioError, check_signal, resample, write_audio
+from ..audio import SAMPLE_RATE, AudioError, audio_files, check_signal, resample, write_audio
 from ..mixing import speech_level_db
 from .base import speech
 
@@ -149,12 +149,11 @@ def apply(x: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarra
 
 
 def rir_files(folder: str | Path) -> list[Path]:
-    """The RIR files in ``folder`` and below it (wav or flac, hidden entries skipped), sorted."""
+    """The RIR files in ``folder`` and below it (wav or flac; ``audio.audio_files``), sorted."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"RIR folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in RIR_SUFFIXES and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = audio_files(folder, RIR_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"RIR folder {folder} holds no {'/'.join(RIR_SUFFIXES)} files")
     return files

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..audio import AudioError, duration_s
+from ..audio import AudioError, audio_files, duration_s
 from ..manifest import MANIFEST_COLUMNS, write_manifest
 
+WAV = (".wav",)  # a corpus's audio (CREMA-D's .flv, RAVDESS's .mp4 beside it are not; audio.audio_files)
 SHOWN = 5  # names a warning quotes; the count says how many there are in all
 UNREADABLE = "empty (0 frames) or unreadable audio files"
 DUPLICATE = "files with an utt_id seen before"
@@ -33,18 +34,10 @@ def corpus_root(root: str | Path, corpus: str, *needed: str) -> Path:
     return root
 
 
-def wav_files(folder: Path, recursive: bool = False) -> list[Path]:
-    """The .wav files of ``folder`` (suffix in any case), sorted. Other files (CREMA-D's .flv, RAVDESS's .mp4),
-    and the ``._*`` resource forks and ``__MACOSX`` copies that zips made on a Mac carry, are not audio."""
-    files = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in files if p.suffix.lower() == ".wav" and not p.name.startswith(".")
-                  and "__MACOSX" not in p.parts and p.is_file())
-
-
 def named_wavs(folder: Path, name, labels: dict, odd: list[str], relative_to: Path | None = None):
     """(wav, match) for each wav of ``folder`` whose stem ``name`` (a compiled pattern with an ``emotion`` group)
     matches with a known label; the names of the others go to ``odd`` (left out, with a warning)."""
-    for wav in wav_files(folder):
+    for wav in audio_files(folder, WAV, recursive=False):
         m = name.fullmatch(wav.stem)
         if m and m["emotion"] in labels:
             yield wav, m

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..audio import duration_s
-from ..manifest import MANIFEST_COLUMNS, write_manifest
+from .common import corpus_root, finish, not_the_corpus
 
 # "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]"
 TURN_LINE = re.compile(r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<utt>Ses\d\d[FM]_\S+)\t(?P<label>\w+)\t\[")
@@ -43,38 +41,26 @@ def parse_labels(eval_file: Path) -> list[tuple[str, str]]:
 
 
 def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"IEMOCAP root not found: {root}")
+    root = corpus_root(root, "IEMOCAP_full_release")
     sessions = sorted(p for p in root.glob("Session[1-5]") if p.is_dir())
     if not sessions:
-        raise ValueError(f"{root} is not an IEMOCAP_full_release folder: no Session1..Session5 inside")
+        raise not_the_corpus(root, "IEMOCAP_full_release", "Session1 .. Session5 folder")
     rows, missing = [], []
     for sess in sessions:
         eval_dir = sess / "dialog" / "EmoEvaluation"
         if not eval_dir.is_dir():
-            raise ValueError(f"{sess}: no dialog/EmoEvaluation folder (is this IEMOCAP_full_release?)")
+            raise not_the_corpus(sess, "IEMOCAP_full_release session", "dialog/EmoEvaluation")
         # only the dialog-level files: the corpus also has Attribute/, Categorical/, Self-evaluation/
         # sub-folders and macOS '._*' files there
         for eval_file in tqdm(sorted(eval_dir.glob("Ses*.txt")), desc=sess.name, disable=not progress):
             for utt, label in parse_labels(eval_file):
                 if label not in LABEL_MAP:
                     continue
-                dialog = utt.rsplit("_", 1)[0]
-                wav = sess / "sentences" / "wav" / dialog / f"{utt}.wav"
+                wav = sess / "sentences" / "wav" / utt.rsplit("_", 1)[0] / f"{utt}.wav"
                 if not wav.is_file():
                     missing.append(str(wav))
                     continue
                 speaker, session, gender = speaker_of(utt)
                 rows.append(dict(utt_id=utt, path=str(wav), emotion=LABEL_MAP[label], speaker=speaker,
-                                 session=session, gender=gender, duration_s=round(duration_s(wav), 4),
-                                 corpus="iemocap"))
-    if missing:
-        warnings.warn(f"{len(missing)} labelled utterances have no wav and were left out, e.g. "
-                      + ", ".join(missing[:5]), stacklevel=2)
-    if not rows:
-        raise ValueError(f"{root}: no labelled neu/hap/exc/ang/sad utterance with audio found")
-    df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("utt_id", ignore_index=True)
-    if out is not None:
-        write_manifest(df, out)
-    return df
+                                 session=session, gender=gender, corpus="iemocap"))
+    return finish(rows, root, "iemocap", out, progress, skipped={"labelled utterances with no wav": missing})

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import corpus_root, finish, wav_files
+from ..audio import audio_files
+from .common import WAV, corpus_root, finish
 
 LABELS = {"A": "ang", "S": "sad", "H": "hap", "U": "sur", "F": "fea", "D": "dis", "C": "con", "N": "neu"}
 NO_CLASS = {"O": "other", "X": "no agreement"}  # consensus found no single class of the eight
@@ -31,7 +32,7 @@ def build_manifest(root: str | Path, out: str | Path | None = None, progress: bo
     not one person, and folds must not hold them together as one."""
     root = corpus_root(root, "MSP-Podcast", LABEL_FILE, "Audios")
     labels = read_labels(root / LABEL_FILE)
-    audio = {p.name: p for p in wav_files(root / "Audios", recursive=True)}
+    audio = {p.name: p for p in audio_files(root / "Audios", WAV)}
     rows, no_audio, odd = [], [], []
     not_used = {f"class {k} ({v})": 0 for k, v in NO_CLASS.items()}
     for name, emo, spk, sex, split in labels.itertuples(index=False):

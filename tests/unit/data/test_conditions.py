@@ -17,7 +17,7 @@ import mlkd_lib.data.conditions as conditions
 from mlkd_lib.data.audio import SAMPLE_RATE, AudioError, speech_like
 from mlkd_lib.data.conditions import clipping, codec, reverb, telephone
 from mlkd_lib.data.mixing import speech_level_db
-from mlkd_lib.data.noise import GENERATORS, UNSEEN_TYPES, synthetic_bank
+from mlkd_lib.data.noise.synthetic import GENERATORS, UNSEEN_TYPES, synthetic_bank
 from mlkd_lib.names import NOISE_TYPES
 
 FAMILIES = (reverb, telephone, codec, clipping)

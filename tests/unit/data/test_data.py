@@ -11,7 +11,9 @@ import scipy.io
 from mlkd_lib.data.conditions.families import Condition
 from mlkd_lib.data.dataset import NoisyPairDataset, collate
 from mlkd_lib.data.mixing import rms_level_db, speech_level_db
-from mlkd_lib.data.noise import NOISE_TYPES, load_noise_bank, read_noise_file, synthetic_bank, write_noise_bank
+from mlkd_lib.data.noise.bank import load_noise_bank, write_noise_bank
+from mlkd_lib.data.noise.collection import read_noise_file
+from mlkd_lib.data.noise.synthetic import NOISE_TYPES, synthetic_bank
 from mlkd_lib.data.synthetic import SPEAKERS, make_synthetic_corpus
 from mlkd_lib.names import EMOTIONS
 

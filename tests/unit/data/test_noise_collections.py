@@ -11,14 +11,8 @@ import soundfile as sf
 
 from mlkd_lib.data.audio import SAMPLE_RATE, speech_like
 from mlkd_lib.data.mixing import mix_at_snr, noise_segment, rms_level_db, speech_level_db
-from mlkd_lib.data.noise import (
-    NOISEX_RATE,
-    collection_types,
-    load_noise_bank,
-    noise_problems,
-    split_noise,
-    write_noise_bank,
-)
+from mlkd_lib.data.noise.bank import load_noise_bank, split_noise, write_noise_bank
+from mlkd_lib.data.noise.collection import NOISEX_RATE, collection_types, noise_problems
 
 FILE = 100_000  # file j of a type holds the values j*FILE + 1, 2, 3, ...: a sample says which file and where
 

@@ -12,7 +12,7 @@ from mlkd_lib.data import mixing, prepare
 from mlkd_lib.data.audio import SAMPLE_RATE, write_audio
 from mlkd_lib.data.conditions.families import Condition, heard
 from mlkd_lib.data.dataset import NoisyPairDataset
-from mlkd_lib.data.noise import split_noise
+from mlkd_lib.data.noise.bank import split_noise
 from mlkd_lib.layout import ModelDir, StudyLayout
 from mlkd_lib.study import notebook
 

@@ -308,8 +308,8 @@ def test_table3_scores_against_the_models_own_label_order(tmp_path, micro_data):
 
 
 def test_bench_reports_deployed_rows_and_table3():
-    from mlkd_lib.deploy.bench import bench
     from mlkd_lib.analysis.tables import table3
+    from mlkd_lib.deploy.bench import bench
     res = bench("micro", n=2, seconds=1.0, threads=1, distill_steps=0, rounds=1)
     for k in ("teacher_torch_s", "student_torch_s", "student_onnx_s", "student_onnx_int8_s"):
         assert res[k] > 0, k

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from mlkd_lib.config import PretrainSettings, make_config
+from mlkd_lib.config import make_config
 from mlkd_lib.data.pretrain_corpus import PRETRAIN_SENTENCES, make_pretrain_corpus, pretrain_voices
 from mlkd_lib.data.synthetic import SENTENCES, SPEAKERS
 from mlkd_lib.method.models import build_teacher
-from mlkd_lib.method.pretrain import pretrain
+from mlkd_lib.method.pretrain import PretrainSettings, pretrain
 
 
 def test_pretraining_speakers_and_sentences_are_not_the_studys():

@@ -86,5 +86,5 @@ def test_not_an_iemocap_tree(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         build_manifest(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="Session1"):
+    with pytest.raises(FileNotFoundError, match="Session1"):
         build_manifest(tmp_path / "empty")
