@@ -142,7 +142,7 @@ def _add_predict(sub) -> None:
 
 
 def _add_pretrain(sub) -> None:
-    from ..method.pretrain import PRETRAIN_OBJECTIVES, PretrainSettings
+    from ..method.pretrain_settings import PRETRAIN_OBJECTIVES, PretrainSettings
     d = PretrainSettings()
     pt = sub.add_parser("pretrain", help="pretrain the demo encoder on emotion-free speech of voices outside the study")
     pt.add_argument("--out", type=here, required=True, help="folder for the encoder (save_pretrained layout)")

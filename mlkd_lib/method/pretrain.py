@@ -29,7 +29,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from ..data.audio import SAMPLE_RATE, read_audio
 from ..data.pretrain_corpus import PRETRAIN_SENTENCES, PROSODY_RANGES, PROSODY_TARGETS, make_pretrain_corpus
 from ..paths import git_commit
 from .models import TINY, normalize_waveforms
+from .pretrain_settings import PRETRAIN_OBJECTIVES, PretrainSettings
 
 UNIT_HOP, UNIT_WIN = 320, 400  # the CNN's stride and receptive field: one unit per encoder frame
 
@@ -59,25 +60,6 @@ def frame_features(x: np.ndarray) -> torch.Tensor:
     d1 = torchaudio.functional.compute_deltas(c)
     f = torch.cat([c, d1, torchaudio.functional.compute_deltas(d1)]).T
     return (f - f.mean(0)) / (f.std(0) + 1e-5)
-
-
-PRETRAIN_OBJECTIVES = ("masked", "prosody", "masked+prosody", "contrastive")
-
-
-@dataclass
-class PretrainSettings:
-    """`mlkd pretrain`: the demo encoder's pretraining (see pretrain.py)."""
-    objective: str = "masked+prosody"
-    seed: int = 0
-    utterances: int = 2000
-    steps: int = 3000
-    batch_size: int = 16
-    lr: float = 1e-3
-    warmup_frac: float = 0.05
-    units: int = 64
-    mask_prob: float = 0.5
-    mask_span: int = 5
-    threads: int = 0
 
 
 def kmeans_units(waves: list[np.ndarray], k: int, seed: int, max_frames: int = 60_000) -> list[np.ndarray]:
