@@ -28,7 +28,10 @@ from ..names import BASELINE, CLEAN, NOISE, TEACHER
 from .tables import save_table, with_conditions
 
 CORPUS = corpus.FAMILY
-FAMILY_ORDER = (NOISE, *families.registry())  # the trained noise, then every test family in its RANK order
+def family_order() -> tuple[str, ...]:
+    """The trained noise, then every test family in its ``RANK`` order (read when asked: a family added to the
+    registry is in it)."""
+    return (NOISE, *families.registry())
 
 
 def family_ua(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -48,7 +51,7 @@ def table4(metrics: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(ua_mean="mean", ua_std="std", n_folds="count").reset_index()
     out["severity"] = out.pop("sev").replace(-1.0, np.nan)
     out["seen"] = out.condition.isin([CLEAN, NOISE])
-    order = {f: i for i, f in enumerate((CLEAN, *FAMILY_ORDER))}
+    order = {f: i for i, f in enumerate((CLEAN, *family_order()))}
     out = out.sort_values(["condition", "severity", "model"], key=lambda s: s.map(order) if s.name == "condition"
                           else s).reset_index(drop=True)
     return out[["model", "condition", "severity", "seen", "ua_mean", "ua_std", "n_folds"]]
@@ -63,7 +66,7 @@ def corruption_errors(metrics: pd.DataFrame, reference: str = TEACHER) -> pd.Dat
     if reference not in clean.index:
         raise ValueError(f"the reference model {reference!r} has no clean UA in the metrics")
     rows = []
-    for family in [f for f in FAMILY_ORDER if f in set(t.condition)]:
+    for family in [f for f in family_order() if f in set(t.condition)]:
         ref = error.xs((reference, family), level=("model", "condition"))
         for model in sorted(set(t.model), key=list(models()).index):
             if (model, family) not in error.index.droplevel("severity") or model not in clean.index:
@@ -166,13 +169,13 @@ def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
 
     from .plots import _title
     t = table4(metrics)
-    families = [f for f in FAMILY_ORDER if f in set(t.condition)]
-    cols = min(4, len(families))
-    rows = -(-len(families) // cols)
+    shown = [f for f in family_order() if f in set(t.condition)]
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(families):]:
+    for ax in axes.flat[len(shown):]:
         ax.axis("off")
-    for ax, name in zip(axes.flat, families):
+    for ax, name in zip(axes.flat, shown):
         _panel(ax, t, name)
     for row in axes:
         row[0].set_ylabel("UA % (mean ± std over folds)\ndotted: clean")
