@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STUDY  ?= results/demo
 
-.PHONY: demo test test-fast lint lab venv system-deps clean-results
+.PHONY: demo test test-fast lint lab venv system-deps
 
 venv: $(STAMP) system-deps
 
-# torch is pinned to the build that lies on this machine's disk (no multi-GB download);
-# elsewhere any torch>=2.4 works (pyproject.toml). Reinstalls only when pyproject changes.
+# torch 2.14.1 with torchaudio 2.11.0: a pair known to work together (torchaudio's resample, lfilter); the
+# library itself asks for torch>=2.4 (pyproject.toml). Reinstalls only when pyproject.toml changes.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

@@ -94,7 +94,8 @@ class StudyConfig:
     n_val_speakers: int = key(1, "training speakers held out whole for validation (validation=speaker)", *positive)
     folds: list[str] = key([], "test speakers to run (one fold each); empty: every speaker")
     # --- models
-    model: str = key("tiny", "tiny, micro, base (random weights) or a local wav2vec 2.0 folder")
+    model: str = key("tiny", "tiny, micro, base (random weights) or a local encoder folder (wav2vec 2.0, HuBERT, "
+                           "WavLM or data2vec-audio)")
     student_layers: int = key(6, "transformer layers of the student", *positive)
     sup_init: Literal["teacher", "pretrained"] = key("teacher", "where the MLKD student's layers start: the teacher's "
                                                      "even layers and head (paper, Sec. 2.1.2) or the pretrained "

@@ -1,4 +1,4 @@
-"""The manifest contract: one row per utterance (docs/design.md, "Data contracts").
+"""The manifest contract: one row per utterance (docs/your-data.md, "A manifest any corpus can use").
 
 Every recipe (``data/recipes/``) writes it whole; a user's own manifest (``corpus=manifest``) needs only
 ``path, emotion, speaker`` and is checked and completed by ``data/user_manifest.py``."""

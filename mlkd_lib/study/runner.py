@@ -1,7 +1,7 @@
 """``mlkd study``: the whole study as papermill batches of the numbered notebooks.
 
 Plan: data preparation once; per fold the teacher, then (in parallel where
-``--jobs`` allows) the VAD + NMF baseline and the two students; the analysis last.
+``--jobs`` allows) the VAD + NMF baseline and every student arm; the analysis last.
 Each step is one notebook executed by papermill in its own process; its executed
 copy is kept under the study folder, failed or not. A step whose ``done.json``
 exists is skipped, so a killed study resumes (and training inside a step resumes
