@@ -136,6 +136,9 @@ class StudyConfig:
                                *positive)
     loader_workers: int = key(-1, "DataLoader worker processes; -1: 4 on a GPU, 0 on the CPU",
                               lambda v: v >= -1, "must be ≥ -1")
+    profile_every: int = key(50, "on a GPU, every N-th training step is timed phase by phase (history.csv: data_s, "
+                                 "forward_s, ...), the device synchronised only then; on the CPU every step is",
+                             *positive)
     keep_checkpoints: bool = key(False, "keep last.pt and the teacher cache after a step is done (they are "
                                         "dropped to bound disk use; the best checkpoint always stays)")
     keep_test_audio: bool = key(True, "keep a fold's test audio under the signal conditions while its steps run, "

@@ -1,6 +1,6 @@
 """Where a study keeps what: the one description of a study folder.
 
-    <study>/config.json, run.json, metrics.csv, stats.csv, representation.csv, selection.csv,
+    <study>/config.json, run.json, plan.json (--plan), metrics.csv, stats.csv, representation.csv, selection.csv,
             table*.{csv,md}, plots/, logs/, .lock
     <study>/data/done.json, analysis/done.json               (steps without a model)
     <study>/folds/<fold>/<model>/best.pt, last.pt, history.csv, predictions.csv, metrics.csv,
@@ -100,6 +100,7 @@ class StudyLayout:
 
     config = property(lambda self: self.dir / "config.json")
     run_json = property(lambda self: self.dir / "run.json")
+    plan = property(lambda self: self.dir / "plan.json")  # --plan's measured steps and projection
     metrics = property(lambda self: self.dir / "metrics.csv")
     stats = property(lambda self: self.dir / "stats.csv")
     plots = property(lambda self: self.dir / "plots")

@@ -12,6 +12,11 @@ from ..keys import COUNT, POSITIVE, here, model_here, number
 
 
 def _bench(a):
+    if a.train_step:
+        from ..method.step_bench import bench_train_step, describe
+        res = bench_train_step(a.preset, a.steps, threads=a.threads, workers=a.workers)
+        print(json.dumps(res, indent=2) if a.json else describe(res))
+        return
     if a.study_steps:
         from ..study.bench_steps import bench_study_steps
         res = bench_study_steps(a.study, a.preset, a.jobs)
@@ -81,7 +86,8 @@ def _pretrain(a):
 
 def _add_bench(sub) -> None:
     b = sub.add_parser("bench", help="inference time of teacher vs student (PyTorch, ONNX fp32/int8); "
-                                     "distillation step with/without cache; --study-steps: a study's step times")
+                                     "distillation step with/without cache; --train-step: where a training step's "
+                                     "time goes; --study-steps: a study's step times")
     b.add_argument("--model", type=model_here, default="tiny")
     b.add_argument("--n", type=POSITIVE, default=20, help="utterances")
     b.add_argument("--seconds", type=number(float, 0.1), default=4.5,
@@ -94,7 +100,14 @@ def _add_bench(sub) -> None:
     b.add_argument("--study-steps", action="store_true", help="instead: where a study's time goes — wall time per "
                    "kind of step, import and kernel start times (runs a new --preset study unless --study names one)")
     b.add_argument("--study", type=here, help="with --study-steps: a finished study folder to read")
-    b.add_argument("--preset", default="micro", choices=sorted(PRESETS), help="with --study-steps: the study to run")
+    b.add_argument("--train-step", action="store_true", help="instead: where a training step's time goes — data, "
+                   "forward, backward, optimizer, other — for the teacher and the MLKD student of --preset's shapes")
+    b.add_argument("--steps", type=POSITIVE, default=32, help="with --train-step: timed steps of each role (after 4 "
+                   "of warm-up)")
+    b.add_argument("--workers", type=int, default=-1, help="with --train-step: DataLoader workers (-1: the study's "
+                   "rule, 4 on a GPU, none on the CPU)")
+    b.add_argument("--preset", default="micro", choices=sorted(PRESETS), help="with --study-steps: the study to run; "
+                   "with --train-step: the shapes (paper: wav2vec2-base, batch 8 × 4.5 s)")
     b.add_argument("--jobs", type=POSITIVE, default=2, help="with --study-steps: steps in parallel")
     b.set_defaults(func=_bench)
 

@@ -55,8 +55,9 @@ def _add_study(sub) -> None:
                    "file's preset, else demo)")
     s.add_argument("--config", type=here, help="a setup file: YAML or JSON of study keys (corpus, manifest, "
                    "emotions, noise_dir, model, ...), its paths relative to its own folder; --set overrides it")
-    s.add_argument("--plan", action="store_true", help="check the inputs, print the steps and an estimate of disk "
-                   "use and device hours, and exit")
+    s.add_argument("--plan", action="store_true", help="check the inputs, time a few training steps of each "
+                   "role here, print the steps, disk use and device hours projected from them, write plan.json to "
+                   "--out, and exit")
     s.add_argument("--list-keys", action="store_true", help="print every config key (type, the preset's value, "
                    "what it is for) and exit")
     s.add_argument("--out", type=here, help="study folder (default results/<preset> in the project)")

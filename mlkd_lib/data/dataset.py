@@ -76,12 +76,15 @@ class NoisyPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Item ``index``, or ``(epoch, index)``: the epoch its training noise is drawn for (a loader's workers
+        live across epochs and never see ``set_epoch``; the batch sampler tells them)."""
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         row = self.rows.iloc[index]
         clean = self.audio.get(row.utt_id, row.path)
         noise, snr, noisy = CLEAN, None, clean
         if self.mode == "random":
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
             noise = sorted(self.noise_bank)[int(rng.integers(len(self.noise_bank)))]
             snr = self.snrs[int(rng.integers(len(self.snrs)))]
             noisy = mix_at_snr(clean, self.noise_bank[noise], snr, rng, self.level,

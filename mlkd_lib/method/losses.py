@@ -53,11 +53,12 @@ def mlkd_objective(student_logits, labels, student_hidden=None, teacher_logits=N
                    mapping=None, mask=None, T: float = 7.0, alpha: float = 0.7, beta: float = 1.0,
                    t_squared: bool = True):
     """L = α·(L_KD + β·L_ML) + (1−α)·L_CE (Eq. 5–6). Without teacher outputs: L = L_CE
-    (the "student without supervision"). Returns (total, parts) with parts as floats."""
+    (the "student without supervision"). Returns (total, parts): the terms as detached 0-d tensors on the
+    device, so that reading them costs no wait for the device until a caller asks (once an epoch)."""
     ce = F.cross_entropy(student_logits, labels)
     if teacher_logits is None:
-        return ce, {"ce": ce.item()}
+        return ce, {"ce": ce.detach()}
     kd = kd_loss(student_logits, teacher_logits, T, t_squared)
     ml = multilevel_loss(student_hidden, teacher_hidden, mapping, mask) if beta else ce.new_zeros(())
     total = alpha * (kd + beta * ml) + (1 - alpha) * ce
-    return total, {"ce": ce.item(), "kd": kd.item(), "ml": ml.item()}
+    return total, {"ce": ce.detach(), "kd": kd.detach(), "ml": ml.detach()}

@@ -36,7 +36,7 @@ STUDENT_NB, ANALYSIS_NB = "03_distill_student.ipynb", "04_analysis.ipynb"
 
 # keys that may change between runs of one study without invalidating finished steps
 RUNTIME_KEYS = {"folds", "threads", "device", "eval_batch_size", "loader_workers", "keep_checkpoints",
-                "keep_test_audio", "share_cnn_features"}
+                "keep_test_audio", "share_cnn_features", "profile_every"}
 
 
 def plan_fold_steps(study: Path, cfg: StudyConfig, folds: list[str]) -> list[Step]:
@@ -88,8 +88,9 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
     """Check the inputs, plan and run a study; write ``run.json``; return the exit code (0: every step
     ok; 2: the pre-flight found problems and nothing started). ``executor``: "local" or "ray"
     (``executors.open_executor``; ``ray_settings``: its options). ``plan_only``: print the plan
-    (steps, disk, hours) and stop. ``config_file``: a setup file (YAML or JSON of study keys, its
-    ``preset`` used where ``preset`` is None); ``overrides`` go on top of it."""
+    (steps, disk, hours from training steps measured here), write it to ``plan.json`` and stop. ``config_file``: a
+    setup file (YAML or JSON of study keys, its ``preset`` used where ``preset`` is None); ``overrides`` go on top
+    of it."""
     setup = read_setup(config_file) if config_file else {}
     preset = preset or setup.pop("preset", "demo")
     setup.pop("preset", None)
@@ -114,8 +115,10 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
         return 2
     notes = data_notes(cfg)  # what the data step will convert, what the noise collection leaves out
     if plan_only:
-        from .plan import make_plan  # torch: only for the plan's timed step
-        print("\n".join([make_plan(cfg, cfg.folds, jobs).render(), *notes]))
+        from .plan import make_plan  # torch: only for the plan's timed steps
+        plan = make_plan(cfg, cfg.folds, jobs)
+        plan.save(StudyLayout(study).plan)  # the one file --plan writes: the measured steps it projects from
+        print("\n".join([plan.render(), f"written: {StudyLayout(study).plan}", *notes]))
         return 0
     for line in notes:
         print(f"mlkd study: {line}", file=sys.stderr)

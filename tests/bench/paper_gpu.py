@@ -64,10 +64,10 @@ def teacher_epoch_saved(study: Path, process: subprocess.Popen, log: Path) -> in
 def plan(command: list[str], inputs: dict, out: Path) -> dict:
     """`--plan` of the whole paper study as the preset runs it (test-only conditions, deploy) on IEMOCAP's shape."""
     data = out / "plan_data"
-    iemocap_shaped_manifest(inputs["iemocap_root"], data / "iemocap" / "manifest.csv")
+    manifest = iemocap_shaped_manifest(inputs["iemocap_root"], data / "iemocap-shaped.csv")
     t0 = time.time()
-    run = subprocess.run([*command, "--set", f"data_dir={data}", "--out", str(out / "planned"), "--plan"],
-                         capture_output=True, text=True)
+    run = subprocess.run([*command, "--set", f"data_dir={data}", "--set", "corpus=manifest", "--set",
+                          f"manifest={manifest}", "--out", str(out / "planned"), "--plan"], capture_output=True, text=True)
     return {"plan_rc": run.returncode, "plan_s": time.time() - t0, "plan": run.stdout[-4000:],
             **({"plan_err": run.stderr[-3000:]} if run.returncode else {})}
 

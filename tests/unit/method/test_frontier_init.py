@@ -10,7 +10,7 @@ import torch
 from mlkd_lib.arms import STUDENT_SUP, STUDENT_UNSUP
 from mlkd_lib.config import DEMO_ENCODER, make_config
 from mlkd_lib.method.models import build_student, build_teacher, default_layer_map
-from mlkd_lib.method.train import Role
+from mlkd_lib.method.roles import Role
 
 DEPTHS = (1, 2, 3, 4)
 BANK = {"babble": np.zeros(16_000, dtype=np.float32)}  # a student role only checks that there is a noise bank

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 
 import numpy as np
 import pytest
@@ -136,14 +137,41 @@ def test_the_disk_cache_is_read_as_memory_maps_and_equals_the_memory_cache(fold,
     disk = TeacherTargets(teacher, layers, torch.device("cpu"), "disk", tmp_path / "cache")
     for t in (mem, disk):
         t.fill(utts, progress=False)
-    files = sorted(p.name for p in (tmp_path / "cache" / utts[0][0]).iterdir())
-    assert files == sorted([f"h{t}.npy" for t in layers] + ["logits.npy"])
-    assert isinstance(np.load(tmp_path / "cache" / utts[0][0] / f"h{layers[0]}.npy", mmap_mode="r"), np.memmap)
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert files == sorted([f"h{t}.npy" for t in layers] + ["logits.npy", "index.json"])
+    reopened = TeacherTargets(teacher, layers, torch.device("cpu"), "disk", tmp_path / "cache")
+    assert isinstance(reopened._hidden[layers[0]], np.memmap) and reopened._hidden[layers[0]].dtype == np.float16
     for u, _ in utts:
         (h_mem, lg_mem), (h_disk, lg_disk) = mem.get(u), disk.get(u)
         torch.testing.assert_close(lg_disk, lg_mem)
         for t in layers:
             torch.testing.assert_close(h_disk[t], h_mem[t], atol=2e-3 * float(h_mem[t].abs().max()), rtol=1e-2)
+    # one gather per layer gives each utterance its own frames, zero-padded to the batch's length
+    ids = [u for u, _ in utts][::-1]
+    frames = max(mem.get(u)[0][layers[0]].shape[0] for u in ids) + 2
+    hidden, logits = reopened.batch(ids, frames)
+    for i, u in enumerate(ids):
+        h = mem.get(u)[0][layers[-1]]
+        torch.testing.assert_close(hidden[layers[-1]][i, : len(h)], h, atol=2e-3 * float(h.abs().max()), rtol=1e-2)
+        assert not hidden[layers[-1]][i, len(h):].any()
+        torch.testing.assert_close(logits[i], mem.get(u)[1])
+
+
+def test_a_disk_cache_killed_while_filling_is_filled_again(fold, tmp_path):
+    """The store's index is written last: without it the arrays are not trusted, whatever they hold."""
+    cfg, parts, _ = fold
+    teacher = group_norm_model()
+    audio = AudioCache()
+    utts = [(r.utt_id, audio.get(r.utt_id, r.path)) for r in parts["train"].head(2).itertuples()]
+    first = TeacherTargets(teacher, [1], torch.device("cpu"), "disk", tmp_path / "cache")
+    first.fill(utts, progress=False)
+    want = first.get(utts[0][0])[1]
+    (tmp_path / "cache" / "index.json").unlink()  # as a kill before the index was written leaves it
+    np.lib.format.open_memmap(tmp_path / "cache" / "logits.npy", "r+")[:] = 0
+    again = TeacherTargets(teacher, [1], torch.device("cpu"), "disk", tmp_path / "cache")
+    assert not again._index
+    again.fill(utts, progress=False)
+    torch.testing.assert_close(again.get(utts[0][0])[1], want)
 
 
 def test_loader_workers_change_nothing(fold, tmp_path):
@@ -154,6 +182,28 @@ def test_loader_workers_change_nothing(fold, tmp_path):
     a, b = (torch.load(r.best_path, weights_only=True)["model"] for r in runs.values())
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+
+
+def test_the_loader_workers_live_for_the_whole_training(fold, tmp_path, monkeypatch):
+    """Forked once, not every epoch: a fork copies the process with its model and corpus, which on a GPU host
+    was much of a short epoch. Each item records the process that read it."""
+    from mlkd_lib.method.step_time import StepClock
+    from mlkd_lib.method.train import prepare, run_epoch
+    cfg, parts, bank = fold
+    readers = tmp_path / "readers"
+    read = NoisyPairDataset.__getitem__
+
+    def recorded(self, index):
+        with open(readers, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return read(self, index)
+
+    monkeypatch.setattr(NoisyPairDataset, "__getitem__", recorded)
+    run = prepare("teacher", dataclasses.replace(cfg, loader_workers=2), parts["train"], parts["val"],
+                  tmp_path / "t", progress=False)
+    steps = [run_epoch(run, epoch, StepClock(run.device))["steps"] for epoch in range(3)]
+    pids = set(readers.read_text().split())
+    assert min(steps) > 1 and len(pids) == 2 and str(os.getpid()) not in pids
 
 
 def test_the_teacher_goes_where_its_targets_are_computed():

@@ -67,6 +67,8 @@ def test_objective_combines_the_three_losses():
     sh, th = _hidden(2, 3, batch=4), _hidden(4, 4, batch=4)
     mapping, mask = {1: 2, 2: 4}, torch.ones(4, 6, dtype=torch.bool)
     total, parts = mlkd_objective(zs, y, sh, zt, th, mapping, mask, T=7.0, alpha=0.7, beta=0.5)
+    assert all(v.dim() == 0 and not v.requires_grad for v in parts.values())  # read when the caller chooses
+    parts = {k: v.item() for k, v in parts.items()}
     expected = 0.7 * (parts["kd"] + 0.5 * parts["ml"]) + 0.3 * parts["ce"]
     assert total.item() == pytest.approx(expected, rel=1e-6)
     assert parts["ce"] == pytest.approx(F.cross_entropy(zs, y).item())

@@ -99,7 +99,7 @@ def test_each_initialisation_reading_starts_where_it_says(micro_data, tmp_path):
     import dataclasses
 
     from mlkd_lib.arms import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP
-    from mlkd_lib.method.train import Role
+    from mlkd_lib.method.roles import Role
     cfg, _, bank = micro_data
     torch.manual_seed(2)
     build_teacher("micro").encoder.save_pretrained(tmp_path / "pretrained")

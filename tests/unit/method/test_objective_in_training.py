@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 import torch
 
+from mlkd_lib.data.batches import bucketed_batches
 from mlkd_lib.data.dataset import NoisyPairDataset, collate
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.method import train as training
@@ -16,7 +17,7 @@ from mlkd_lib.method.checkpoint import CheckpointError
 from mlkd_lib.method.losses import kd_loss, multilevel_loss
 from mlkd_lib.method.models import EmotionClassifier, build_student, build_teacher
 from mlkd_lib.method.teacher_cache import TeacherTargets
-from mlkd_lib.method.train import bucketed_batches, objective, train
+from mlkd_lib.method.train import objective, train
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from transformers import Wav2Vec2Config
@@ -39,6 +40,11 @@ def test_resumed_run_ends_with_the_same_weights(fold, tmp_path):
     a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "cut" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert list(full.history.loss) == list(resumed.history.loss)
+    # each epoch says where its steps' time went: every phase took time, and the phases fit in the step
+    csv = pd.read_csv(tmp_path / "full" / "history.csv")
+    phases = csv[["data_s", "forward_s", "backward_s", "optimizer_s"]]
+    assert (phases > 0).all().all() and (phases.sum(axis=1) <= csv.step_s * 1.001).all() and (csv.other_s >= 0).all()
+    assert (csv.timed_steps == -(-len(parts["train"]) // cfg.batch_size)).all()  # on the CPU: every step
     # a finished run started again trains nothing more
     stamp = (tmp_path / "full" / "last.pt").stat().st_mtime_ns
     again = train("teacher", cfg, parts["train"], parts["val"], tmp_path / "full", progress=False)
@@ -95,7 +101,7 @@ def test_cached_teacher_targets_give_the_same_loss(fold, tmp_path, storage, tol)
     loss_cached, parts_cached = mlkd_objective(*args, logits, hidden, mapping, out.frame_mask)
     assert parts_live["ml"] > 0 and parts_live["kd"] > 0
     assert loss_cached.item() == pytest.approx(loss_live.item(), rel=tol)
-    assert parts_cached["ml"] == pytest.approx(parts_live["ml"], rel=tol)
+    assert parts_cached["ml"].item() == pytest.approx(parts_live["ml"].item(), rel=tol)
 
 
 @pytest.mark.parametrize("norm", ["layer", "group"])
@@ -125,7 +131,7 @@ def test_bad_roles_and_missing_inputs(fold, tmp_path):
 
 
 def test_bucketed_batches_cover_every_utterance_once_and_group_lengths():
-    from mlkd_lib.method.train import bucketed_batches
+    from mlkd_lib.data.batches import bucketed_batches
     lengths = np.random.default_rng(0).uniform(1, 3, 100)
     batches = bucketed_batches(lengths, 8, torch.Generator().manual_seed(0))
     assert sorted(i for b in batches for i in b) == list(range(100))
@@ -162,7 +168,7 @@ def test_the_studys_classes_are_the_models_in_their_order(fold, tmp_path):
     """``emotions`` picks the classes and their logit order: the teacher is built with them, trained and
     scored on them, keeps them in its checkpoint and hands them to its students; a teacher of other
     classes is refused."""
-    from mlkd_lib.method.train import Role
+    from mlkd_lib.method.roles import Role
     cfg, parts, bank = fold
     order = ["sad", "ang", "neu"]
     cfg = dataclasses.replace(cfg, emotions=order, teacher_epochs=1, student_epochs=1)

@@ -4,6 +4,7 @@ and `--plan` says what a study will cost without starting it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -71,10 +72,15 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     cfg, _, _ = micro_data
     code = run_study("micro", str(tmp_path / "study"), "Ses01F", {"data_dir": cfg.data_dir}, plan_only=True)
     out = capsys.readouterr().out
-    assert code == 0 and not (tmp_path / "study").exists()
+    assert code == 0 and sorted(p.name for p in (tmp_path / "study").iterdir()) == ["plan.json"]  # nothing else
     assert "6 steps: data, Ses01F/teacher" in out and "Ses01F/student_unsup_from_teacher" in out
     assert "disk: about" in out and "time: about" in out
-    assert "measured: one training step" in out
+    plan = json.loads((tmp_path / "study" / "plan.json").read_text())
+    assert set(plan["roles"]) == {"teacher", "student_sup", "student_unsup", "student_unsup_from_teacher"}
+    for role, m in plan["roles"].items():  # real steps through the loader: each phase took time, and they add up
+        assert m["timed_steps"] == 6 and min(m[f"{p}_s"] for p in ("data", "forward", "backward", "optimizer")) > 0
+        assert m["step_s"] >= m["data_s"] + m["forward_s"] + m["backward_s"] + m["optimizer_s"]
+        assert f"{role}: {1000 * m['step_s']:.1f} ms a step" in out
     assert " 0 min" not in out and "1 fold\n" in out  # a fold's 14 s of test audio is not rounded away
     from mlkd_lib.data.conditions.families import family_conditions
     from mlkd_lib.data.prepare import follow_data
@@ -111,3 +117,29 @@ def test_an_unreadable_room_impulse_response_is_named_before_the_study_starts(mi
     cfg = dataclasses.replace(micro_data[0], rir_dir=str(rirs), conditions=["reverb"])
     problems = preflight(cfg, tmp_path / "study")
     assert any("1 unreadable or empty files" in p and "hall.wav" in p for p in problems), problems
+
+
+def test_the_plan_projects_from_its_measured_steps(micro_data, monkeypatch):
+    """Each role's fold time grows by epochs × steps an epoch × its measured step: a slower step measured, a longer
+    projection by exactly that much (the steps an epoch from the fold's share of the corpus and the batch)."""
+    from mlkd_lib.study import plan
+    cfg = dataclasses.replace(micro_data[0], teacher_epochs=3, student_epochs=2)
+
+    def slower(by):  # a fixed step of each role, as if measured
+        return lambda cfg, lengths, steps, warmup, roles: {r: {"step_s": 0.5 + by, "data_s": 0.1, "forward_s": 0.1,
+                                                               "backward_s": 0.1, "optimizer_s": 0.1, "other_s": 0.1}
+                                                           for r in roles}
+
+    monkeypatch.setattr(plan, "_forward_seconds", lambda *a: 0.01)  # the inference pace held still: only steps differ
+    hours = {}
+    for by in (0.0, 1.0):
+        monkeypatch.setattr(plan, "measured_steps", slower(by))
+        hours[by] = plan.make_plan(cfg, ["Ses01F"]).measured
+    fast, slow = hours[0.0], hours[1.0]
+    durations, _ = plan.corpus_durations(cfg)
+    train_n = plan.fold_shares(cfg, durations, durations.duration_s).train_n
+    assert fast["steps_per_epoch"] == -(-train_n // cfg.batch_size) > 1
+    grow = {m: 3600 * (slow["fold_hours"][m] - fast["fold_hours"][m]) for m in fast["fold_hours"]}
+    assert grow["teacher"] == pytest.approx(3 * fast["steps_per_epoch"] * 1.0)
+    assert grow["student_sup"] == pytest.approx(2 * fast["steps_per_epoch"] * 1.0)
+    assert grow["baseline"] == 0.0  # it trains nothing
