@@ -1,7 +1,8 @@
 """The paper preset's real shapes on a GPU, in minutes: wav2vec2-base (95 M parameters, random weights), batch 8,
 utterances up to 15 s, bf16, one fold (Ses01F) x 2 epochs through the real notebooks; the study is killed while its
-teacher trains and started again (it must resume), then `--plan` prices the whole study on an IEMOCAP-shaped
-manifest (5531 utterances, IEMOCAP's class counts and mean length). Prints and writes ``summary.json``: step time and
+teacher trains and started again (it must resume); before that, `--plan` prices the whole study on an IEMOCAP-shaped
+manifest (5531 utterances, IEMOCAP's class counts and mean length) from steps it measures, and `mlkd bench
+--train-step` times 100 steps of the teacher and the MLKD student with their breakdown. Prints and writes ``summary.json``: step time and
 peak GPU memory per model and epoch (``history.csv``), each step's wall time, the epoch the rerun resumed after,
 and the plan.
 
@@ -116,6 +117,11 @@ def main() -> None:
         print(json.dumps(summary, indent=1, default=str))
         return
     summary.update(plan(command, inputs, out))  # first: it takes seconds
+    save()
+    steps = "8" if a.small else "100"  # where a step's time goes, through the real loader (warm-up excluded)
+    bench = subprocess.run([sys.executable, "-m", "mlkd_lib", "bench", "--train-step", "--preset",
+                            "micro" if a.small else "paper", "--steps", steps, "--json"], capture_output=True, text=True)
+    summary["train_step"] = json.loads(bench.stdout) if bench.returncode == 0 else bench.stderr[-3000:]
     save()
 
     t0 = time.time()
