@@ -28,9 +28,9 @@ def _ablate(a):
 
 def _sweep(a):
     from ..study.executors import RaySettings
-    from ..study.sweep import parse_depths, run_sweep
-    sys.exit(run_sweep(a.study, a.out, parse_depths(parse_set(a.set)), a.jobs, a.executor, RaySettings(),
-                       a.int8_ua, a.rounds))
+    from ..study.sweep import parse_grid, run_sweep
+    sys.exit(run_sweep(a.study, a.out, parse_grid(parse_set(a.set)), a.jobs, a.executor, RaySettings(),
+                       a.int8_ua, a.rounds, plan_only=a.plan))
 
 
 def _listen(a):
@@ -89,15 +89,17 @@ def add_commands(sub) -> None:
     ab.add_argument("--jobs", type=POSITIVE, default=1)
     ab.set_defaults(func=_ablate)
 
-    sw = sub.add_parser("sweep", help="how small can the student be? MLKD and CE-only students retrained at other "
-                                      "depths; frontier.csv / .png of noisy UA against CPU latency and size")
+    sw = sub.add_parser("sweep", help="students retrained over a grid of their settings (temperature, alpha, beta, "
+                                      "depth, ...): chosen per fold on validation, reported on test (grid.*); over "
+                                      "depth alone, also the frontier of noisy UA against CPU latency and size")
     sw.add_argument("--study", type=here, required=True, help="a finished study (data, folds, teachers and "
                                                                "baselines reused)")
-    sw.add_argument("--out", type=here, required=True, help="the sweep folder: depth-N/ per depth, frontier.* "
-                                                             "(docs/frontier.md)")
-    sw.add_argument("--set", action="append", default=[], metavar="student_layers=N,M,...",
-                    help="the depths, each dividing the teacher's layers (12: 1,2,3,4,6); the study's own depth is "
-                         "always added (it reuses the study's students)")
+    sw.add_argument("--out", type=here, required=True, help="the sweep folder: a folder per point, grid.*, and for "
+                                                             "depth frontier.* (docs/frontier.md)")
+    sw.add_argument("--set", action="append", default=[], metavar="key=v1,v2,...",
+                    help="a key an ablation may change and its values; the grid is the product over every --set "
+                         "(depths must divide the teacher's layers; the study's own depth is always added)")
+    sw.add_argument("--plan", action="store_true", help="print the points and trainings the grid costs, and exit")
     sw.add_argument("--jobs", type=POSITIVE, default=1, help="steps in parallel within a depth")
     sw.add_argument("--executor", choices=["local", "ray"], default="local",
                     help="where the students train (the frontier is always timed here)")

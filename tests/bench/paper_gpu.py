@@ -1,8 +1,8 @@
 """The paper preset's real shapes on a GPU, in minutes: wav2vec2-base (95 M parameters, random weights), batch 8,
 utterances up to 15 s, bf16, one fold (Ses01F) x 2 epochs through the real notebooks; the study is killed while its
-teacher trains and started again (it must resume); before that, `--plan` prices the whole study on an IEMOCAP-shaped
-manifest (5531 utterances, IEMOCAP's class counts and mean length) from steps it measures, and `mlkd bench
---train-step` times 100 steps of the teacher and the MLKD student with their breakdown. Prints and writes ``summary.json``: step time and
+teacher trains and started again (it must resume); before that, `--plan` prices the whole study on an
+IEMOCAP-shaped manifest (5531 utterances, IEMOCAP's class counts and mean length) from steps it measures, and
+`mlkd bench --train-step` times 100 steps of the teacher and the MLKD student with their breakdown. Prints and writes ``summary.json``: step time and
 peak GPU memory per model and epoch (``history.csv``), each step's wall time, the epoch the rerun resumed after,
 and the plan.
 
@@ -67,8 +67,8 @@ def plan(command: list[str], inputs: dict, out: Path) -> dict:
     data = out / "plan_data"
     manifest = iemocap_shaped_manifest(inputs["iemocap_root"], data / "iemocap-shaped.csv")
     t0 = time.time()
-    run = subprocess.run([*command, "--set", f"data_dir={data}", "--set", "corpus=manifest", "--set",
-                          f"manifest={manifest}", "--out", str(out / "planned"), "--plan"], capture_output=True, text=True)
+    sets = ["--set", f"data_dir={data}", "--set", "corpus=manifest", "--set", f"manifest={manifest}"]
+    run = subprocess.run([*command, *sets, "--out", str(out / "planned"), "--plan"], capture_output=True, text=True)
     return {"plan_rc": run.returncode, "plan_s": time.time() - t0, "plan": run.stdout[-4000:],
             **({"plan_err": run.stderr[-3000:]} if run.returncode else {})}
 
@@ -119,8 +119,9 @@ def main() -> None:
     summary.update(plan(command, inputs, out))  # first: it takes seconds
     save()
     steps = "8" if a.small else "100"  # where a step's time goes, through the real loader (warm-up excluded)
-    bench = subprocess.run([sys.executable, "-m", "mlkd_lib", "bench", "--train-step", "--preset",
-                            "micro" if a.small else "paper", "--steps", steps, "--json"], capture_output=True, text=True)
+    preset = "micro" if a.small else "paper"
+    bench = subprocess.run([sys.executable, "-m", "mlkd_lib", "bench", "--train-step", "--preset", preset, "--steps",
+                            steps, "--json"], capture_output=True, text=True)
     summary["train_step"] = json.loads(bench.stdout) if bench.returncode == 0 else bench.stderr[-3000:]
     save()
 

@@ -13,7 +13,7 @@ import pytest
 from mlkd_lib.analysis.frontier import condition_kinds, fold_scores, frontier_contrasts
 from mlkd_lib.arms import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, arm, retrained, students, study_arms
 from mlkd_lib.config import make_config
-from mlkd_lib.study.sweep import check_depths, parse_depths
+from mlkd_lib.study.sweep import check_depths, parse_grid
 
 
 def test_depth_is_an_ablation_key_of_every_student_arm():
@@ -23,11 +23,9 @@ def test_depth_is_an_ablation_key_of_every_student_arm():
 
 
 def test_the_depths_are_read_and_checked_against_the_teachers_layers():
-    assert parse_depths({"student_layers": "4, 1,2,2"}) == [1, 2, 4]
-    with pytest.raises(ValueError, match="only student_layers"):
-        parse_depths({"student_layers": "1", "beta": "0"})
-    with pytest.raises(ValueError, match="'x' is not a whole number"):
-        parse_depths({"student_layers": "1,x"})
+    assert parse_grid({"student_layers": "4, 1,2,2"}) == {"student_layers": ["1", "2", "4"]}
+    with pytest.raises(ValueError, match="a depth is a whole number"):
+        parse_grid({"student_layers": "1,x"})
     assert check_depths([1, 2, 3, 4, 6, 12], 12) == [1, 2, 3, 4, 6, 12]
     with pytest.raises(ValueError, match=r"\[5\] do not divide the teacher's 12 layers: choose among \[1, 2, 3, 4, 6"):
         check_depths([1, 5], 12)
@@ -72,7 +70,7 @@ def test_a_depth_sweep_of_the_micro_study_and_its_rerun(micro_study, tmp_path):
     assert code == 0
     before, out = _files(study), tmp_path / "sweep"
     t0 = time.time()
-    assert run_sweep(study, out, [1, 4], jobs=2, rounds=1, progress=False) == 0
+    assert run_sweep(study, out, {"student_layers": ["1", "4"]}, jobs=2, rounds=1, progress=False) == 0
     first_s = time.time() - t0
     assert _files(study) == before  # the sweep reads the shared study and never writes there
 
@@ -134,10 +132,84 @@ def test_a_depth_sweep_of_the_micro_study_and_its_rerun(micro_study, tmp_path):
     depths = {p: p.stat().st_mtime_ns for n in (1, 4) for p in (out / f"depth-{n}").rglob("*") if p.is_file()}
     exports = {p: p.stat().st_mtime_ns for p in (out / "exports").rglob("*.onnx")}
     t0 = time.time()
-    assert run_sweep(study, out, [1, 4], jobs=2, rounds=1, progress=False) == 0
+    assert run_sweep(study, out, {"student_layers": ["1", "4"]}, jobs=2, rounds=1, progress=False) == 0
     print(f"micro sweep: {first_s:.0f} s, its rerun {time.time() - t0:.0f} s")
     sweep = json.loads((out / "sweep.json").read_text())
     assert [sweep["depths"][n]["status"] for n in ("1", "4")] == ["complete (skipped)"] * 2
     assert {p: p.stat().st_mtime_ns for n in (1, 4) for p in (out / f"depth-{n}").rglob("*") if p.is_file()} == depths
     assert {p: p.stat().st_mtime_ns for p in (out / "exports").rglob("*.onnx")} == exports
     assert _files(study) == before
+
+
+@pytest.mark.slow
+def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_path):
+    """The issue's own command on the micro study: four points, the study's (T = 7, α = 0.7) reused, the others
+    retraining the MLKD student alone; each fold's choice is the argmax of validation UA read back from the points'
+    own histories, and its reported test UA is that point's; a rerun trains nothing."""
+    import subprocess
+    import sys
+
+    from mlkd_lib.analysis.frontier import fold_scores
+    from mlkd_lib.config import load_config
+    from mlkd_lib.layout import StudyLayout
+    from mlkd_lib.study.sweep import parse_grid, run_sweep
+    study, _, code = micro_study
+    assert code == 0
+    before, out = _files(study), tmp_path / "grid"
+    command = [sys.executable, "-m", "mlkd_lib", "sweep", "--study", str(study), "--out", str(out),
+               "--set", "temperature=1,7", "--set", "alpha=0.3,0.7", "--jobs", "2"]
+    ran = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "sweep: 4 points × 1 folds; 3 points to train, 3 student trainings" in ran.stderr
+    assert _files(study) == before
+
+    grid = pd.read_csv(out / "grid.csv")
+    assert len(grid) == 4 and set(grid.fold) == {"Ses01F"}
+    assert sorted(zip(grid.temperature, grid.alpha)) == [(1, 0.3), (1, 0.7), (7, 0.3), (7, 0.7)]
+    base = load_config(StudyLayout(study).config).to_json()
+    for row in grid.itertuples():
+        folder = out / f"temperature={row.temperature}_alpha={row.alpha}"
+        if row.own:
+            assert (row.temperature, row.alpha) == (7, 0.7) and folder.resolve() == study.resolve()
+            continue
+        cfg = load_config(StudyLayout(folder).config).to_json()
+        differ = {k for k, v in (("temperature", row.temperature), ("alpha", row.alpha)) if v != base[k]}
+        assert {k for k in base if cfg[k] != base[k] and k not in ("folds", "preset")} == differ  # its keys alone
+        fold = folder / "folds" / "Ses01F"
+        assert not (fold / "student_sup").is_symlink()  # retrained; every other model linked from the study
+        assert all((fold / m).is_symlink() for m in ("teacher", "baseline", "student_unsup"))
+        # the point's own files: validation UA of the kept epoch, test UA from its metrics
+        history = pd.read_csv(fold / "student_sup" / "history.csv")
+        assert row.val_ua == pytest.approx(100 * history.val_ua.max())
+        metrics = pd.read_csv(fold / "student_sup" / "metrics.csv")
+        scores = fold_scores(metrics, "student_sup", load_config(StudyLayout(folder).config))
+        assert row.test_noisy_ua == pytest.approx(scores.loc["Ses01F", "noisy"])
+    best = grid.sort_values(["val_ua", "own"], ascending=[False, False]).iloc[0]
+    assert grid.chosen.sum() == 1 and grid[grid.chosen].point.item() == best.point
+
+    summary = pd.read_csv(out / "grid_summary.csv").set_index("row")
+    assert summary.loc["validation-chosen", "mean"] == pytest.approx(best.test_noisy_ua)
+    optimistic = grid.loc[grid.test_noisy_ua.idxmax()]
+    assert summary.loc["test-chosen (optimistic)", "point"] == optimistic.point
+    inflation = summary.loc["inflation: test-chosen − validation-chosen", "mean"]
+    assert inflation == pytest.approx(optimistic.test_noisy_ua - best.test_noisy_ua) and inflation >= 0
+    readme = (out / "README.md").read_text()
+    assert "chosen on validation, reported on test" in readme and "test-chosen (optimistic)" in readme
+    assert (out / "grid.png").stat().st_size > 10_000
+
+    import papermill  # 06 shows the grid: its summary as markdown and the plot
+
+    from mlkd_lib.paths import NOTEBOOKS
+    shown = papermill.execute_notebook(str(NOTEBOOKS / "06_sweep.ipynb"), str(tmp_path / "06.ipynb"),
+                                       parameters={"sweep_dir": str(out)}, progress_bar=False)
+    text = json.dumps(shown["cells"])
+    assert "chosen on validation, reported on test" in text and "image/png" in text and "no frontier" in text
+
+    points = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "folds" in p.parts}
+    assert run_sweep(study, out, parse_grid({"temperature": "1,7", "alpha": "0.3,0.7"}), progress=False) == 0
+    status = json.loads((out / "sweep.json").read_text())["points"]
+    assert sorted(s["status"] for s in status.values()) == ["complete (skipped)"] * 3 + ["the study's own setting"]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "folds" in p.parts} == points
+
+    refused = subprocess.run([*command[:-2], "--set", "seed=1,2"], capture_output=True, text=True, cwd=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and "seed" in refused.stderr

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-import pytest
-
 from mlkd_lib.method.step_time import StepClock
 
 

@@ -1,0 +1,73 @@
+"""The grid sweep's bookkeeping: the grid is the product of the values, a key outside the ablation keys is
+refused, each fold's choice reads validation UA only (ties to the study's setting, then the first point), and the
+test-chosen figure is computed and labelled apart from the validation-chosen one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkd_lib.analysis.grid import CONTRAST, INFLATION, TEST_CHOSEN, VALIDATION_CHOSEN, choices, grid_summary
+from mlkd_lib.config import make_config
+from mlkd_lib.study.sweep import ablation_of, grid_points, is_own, parse_grid, point_dir
+
+
+def test_the_grid_is_the_product_of_the_values_and_refuses_other_keys():
+    grid = parse_grid({"temperature": "1, 3,7,3", "alpha": "0.3,0.7"})
+    assert grid == {"temperature": ["1", "3", "7"], "alpha": ["0.3", "0.7"]}
+    points = grid_points(grid)
+    assert len(points) == 6 and points[0] == {"temperature": "1", "alpha": "0.3"} and points[1]["alpha"] == "0.7"
+    assert {(p["temperature"], p["alpha"]) for p in points} == {(t, a) for t in "137" for a in ("0.3", "0.7")}
+    assert point_dir("/s", points[0]).name == "temperature=1_alpha=0.3"
+    assert parse_grid({"student_layers": "4,1,2,2"}) == {"student_layers": ["1", "2", "4"]}
+    assert point_dir("/s", {"student_layers": "2"}).name == "depth-2"  # the frontier's folders
+    assert ablation_of({"student_layers": "2"}) == {"student_layers": "2", "control_arm": False}
+    assert ablation_of({"alpha": "0.3"}) == {"alpha": "0.3"}
+    with pytest.raises(ValueError, match=r"not lr, seed$"):
+        parse_grid({"temperature": "1,7", "seed": "1,2", "lr": "1e-5"})
+    with pytest.raises(ValueError, match="a depth is a whole number"):
+        parse_grid({"student_layers": "1,x"})
+    cfg = make_config("micro")  # T = 7, alpha = 0.7
+    assert is_own(cfg, {"temperature": "7", "alpha": "0.7"}) and not is_own(cfg, {"temperature": "1", "alpha": "0.7"})
+    with pytest.raises(ValueError, match="alpha"):
+        is_own(cfg, {"alpha": "1.5"})  # a bad value names its key
+
+
+def _table(val, test, own=None):
+    """Two folds × len(val[0]) points; ``val`` and ``test`` per fold and point."""
+    rows = []
+    for f, (vs, ts) in enumerate(zip(val, test)):
+        for k, (v, t) in enumerate(zip(vs, ts)):
+            rows.append(dict(point=f"p{k}", order=k, fold=f"f{f}", val_ua=v, test_clean_ua=t + 10, test_noisy_ua=t,
+                             test_unseen_ua=t - 5, ce_only_clean_ua=60.0, ce_only_noisy_ua=50.0,
+                             ce_only_unseen_ua=45.0, own=k == (own if own is not None else -1)))
+    return pd.DataFrame(rows)
+
+
+def test_each_fold_chooses_by_validation_never_by_test():
+    # validation prefers p0 in f0 and p2 in f1; test prefers p1 everywhere
+    table = _table(val=[[70, 60, 50], [40, 45, 60]], test=[[50, 80, 55], [52, 90, 51]])
+    chosen = choices(table)
+    assert chosen.set_index("fold").point.to_dict() == {"f0": "p0", "f1": "p2"}
+
+
+def test_ties_go_to_the_studys_setting_then_to_the_first_point():
+    table = _table(val=[[60, 60, 60], [60, 60, 59]], test=[[1, 2, 3], [4, 5, 6]])
+    assert choices(table).point.tolist() == ["p0", "p0"]
+    assert choices(_table(val=[[60, 60, 60], [60, 60, 59]], test=[[1, 2, 3], [4, 5, 6]], own=1)).point.tolist() == [
+        "p1", "p1"]
+
+
+def test_the_summary_reports_the_choices_and_the_optimistic_figure_apart():
+    table = _table(val=[[70, 60, 50], [40, 45, 60]], test=[[50, 80, 55], [52, 90, 51]])
+    table["chosen"] = table.index.isin(choices(table).index)
+    s = grid_summary(table).set_index("row")
+    points = s.loc["point"]
+    assert points.point.tolist() == ["p0", "p1", "p2"] and points.folds_chose.tolist() == [1, 0, 1]
+    assert s.loc[VALIDATION_CHOSEN, "mean"] == pytest.approx((50 + 51) / 2)  # the chosen points' test UA
+    assert s.loc[VALIDATION_CHOSEN, "clean_ua"] == pytest.approx((60 + 61) / 2)
+    assert s.loc[TEST_CHOSEN, "point"] == "p1" and s.loc[TEST_CHOSEN, "mean"] == pytest.approx(85.0)
+    assert s.loc[INFLATION, "mean"] == pytest.approx(85.0 - 50.5)  # what choosing on test flatters
+    assert s.loc[CONTRAST, "mean"] == pytest.approx(50.5 - 50.0)
+    assert "optimistic" in TEST_CHOSEN and np.isfinite(s.loc[INFLATION, "ci_low"])
