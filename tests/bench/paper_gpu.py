@@ -2,9 +2,9 @@
 utterances up to 15 s, bf16, one fold (Ses01F) x 2 epochs through the real notebooks; the study is killed while its
 teacher trains and started again (it must resume); before that, `--plan` prices the whole study on an
 IEMOCAP-shaped manifest (5531 utterances, IEMOCAP's class counts and mean length) from steps it measures, and
-`mlkd bench --train-step` times 100 steps of the teacher and the MLKD student with their breakdown. Prints and writes ``summary.json``: step time and
-peak GPU memory per model and epoch (``history.csv``), each step's wall time, the epoch the rerun resumed after,
-and the plan.
+`mlkd bench --train-step` times 100 steps of the teacher and the MLKD student with their breakdown. Prints and
+writes ``summary.json``: the plan, the bench, step time, its parts and peak GPU memory per model and epoch
+(``history.csv``), each step's wall time, and the epoch the rerun resumed after.
 
     python tests/bench/paper_gpu.py OUT              # on a GPU machine
     python tests/bench/paper_gpu.py OUT --small      # the same script on tiny shapes, to check it on a CPU
