@@ -59,7 +59,9 @@ def table4(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def corruption_errors(metrics: pd.DataFrame, reference: str = TEACHER) -> pd.DataFrame:
     """CE and relative CE per model × family, with the ``reference`` model (the clean-trained teacher) as 1,
-    and rows ``mCE`` (the mean over families; ``seen`` False: over the unseen ones only)."""
+    and rows ``mCE`` (the mean over families; ``seen`` False: over the unseen ones only). ``missing`` names the
+    severities (for an mCE, the families) a model lacks: its CE is then left empty, never summed over fewer
+    severities than the reference's."""
     t = table4(metrics)
     error = t.assign(error=1 - t.ua_mean).set_index(["model", "condition", "severity"]).error
     clean = t[t.condition == CLEAN].set_index("model").ua_mean.rsub(1)
@@ -72,18 +74,22 @@ def corruption_errors(metrics: pd.DataFrame, reference: str = TEACHER) -> pd.Dat
             if (model, family) not in error.index.droplevel("severity") or model not in clean.index:
                 continue
             e = error.xs((model, family), level=("model", "condition")).reindex(ref.index)
+            # a severity the model lacks: its sum would count fewer errors than the reference's, so none is given
+            missing = ", ".join(f"{s:g}" for s in e.index[e.isna()] if pd.notna(s))
             drop = float((ref - clean[reference]).sum())  # no drop of the reference: a relative CE means nothing
+            whole = not e.isna().any()
             rows.append(dict(model=model, family=family, seen=family == NOISE,
-                             ce=float(e.sum() / ref.sum()) if ref.sum() > 0 else np.nan,
-                             relative_ce=float((e - clean[model]).sum() / drop) if drop > 0 else np.nan))
+                             ce=float(e.sum() / ref.sum()) if ref.sum() > 0 and whole else np.nan,
+                             relative_ce=float((e - clean[model]).sum() / drop) if drop > 0 and whole else np.nan,
+                             missing=missing))
     ce = pd.DataFrame(rows)
     means = []
     for model, g in ce[ce.family != CORPUS].groupby("model", sort=False):
-        means.append(dict(model=model, family="mCE", seen=True, ce=g.ce.mean(), relative_ce=g.relative_ce.mean()))
-        unseen = g[~g.seen]
-        if len(unseen):
-            means.append(dict(model=model, family="mCE", seen=False, ce=unseen.ce.mean(),
-                              relative_ce=unseen.relative_ce.mean()))
+        for seen, part in ((True, g), (False, g[~g.seen])):  # every family; the unseen ones
+            if len(part):  # a family without a CE leaves the mean without one (skipna=False)
+                means.append(dict(model=model, family="mCE", seen=seen, ce=part.ce.mean(skipna=False),
+                                  relative_ce=part.relative_ce.mean(skipna=False),
+                                  missing=", ".join(f for f in part.family[part.missing != ""])))
     return pd.concat([ce, pd.DataFrame(means)], ignore_index=True)
 
 
@@ -120,8 +126,8 @@ def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) 
         rows.append(row)
     ce_rows = []
     for (family, seen), g in ce.groupby(["family", "seen"], sort=False):
-        cells = {label(m): f"{v:.2f} (rel. {'–' if np.isnan(r) else f'{r:.2f}'})"
-                 for m, v, r in zip(g.model, g.ce, g.relative_ce)}
+        cells = {label(m): f"– (none at {gone})" if gone else f"{v:.2f} (rel. {'–' if np.isnan(r) else f'{r:.2f}'})"
+                 for m, v, r, gone in zip(g.model, g.ce, g.relative_ce, g.missing)}
         name = ("mCE, every family" if seen else "mCE, unseen families") if family == "mCE" else shown_name(family)
         ce_rows.append({"condition": f"CE: {name}", "severity": "", **cells})
     table = pd.DataFrame(rows + ce_rows)
