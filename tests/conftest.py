@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,10 @@ from mlkd_lib.data.manifest import read_manifest
 from mlkd_lib.data.noise.bank import load_noise_bank, write_noise_bank
 from mlkd_lib.data.prepare import bank_types, load_fold, rir_bank_dir
 from mlkd_lib.data.synthetic import make_synthetic_corpus
+
+
+def pytest_configure(config):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any test module imports transformers: no Hub at all
 
 
 @pytest.fixture(scope="session")

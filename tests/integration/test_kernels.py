@@ -11,6 +11,8 @@ from helpers.notebooks import tiny_notebook
 from mlkd_lib.study.kernels import KernelPool
 from mlkd_lib.study.steps import Step, execute
 
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
+
 PROBE = """import json, os, pathlib, torch
 p = pathlib.Path(done_dir); p.mkdir(parents=True)
 leftover = 'secret' in globals()
@@ -27,7 +29,6 @@ def _steps(tmp_path, names, notebook):
             for n in names]
 
 
-@pytest.mark.slow
 def test_a_reused_kernel_looks_new_and_a_failed_one_is_replaced(tmp_path):
     probe = tiny_notebook(tmp_path / "probe.ipynb", PROBE + DONE)
     bad = tiny_notebook(tmp_path / "bad.ipynb", PROBE + FAIL)

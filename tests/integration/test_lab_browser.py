@@ -18,6 +18,8 @@ from helpers.browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, free_port
 
 from mlkd_lib.paths import NOTEBOOKS
 
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
+
 
 @pytest.fixture(scope="module")
 def lab(micro_study, tmp_path_factory):
@@ -105,7 +107,6 @@ def _errors(page) -> list[str]:
     return [o for o in outputs if "Traceback" in o or "Error" in o.split("\n")[0] or "Cannot open the study" in o]
 
 
-@pytest.mark.slow
 def test_05_in_jupyterlab_shows_the_newest_study_with_players_and_every_model(lab):
     from playwright.sync_api import expect
     page, took = _run_all_cells(lab, "05_listen.ipynb", "lab_05_listen.png")
@@ -120,7 +121,6 @@ def test_05_in_jupyterlab_shows_the_newest_study_with_players_and_every_model(la
     print(f"\n05 in JupyterLab: {took:.0f} s; screenshot {ARTIFACTS / 'lab_05_listen.png'}")
 
 
-@pytest.mark.slow
 def test_01_in_jupyterlab_shows_its_player_and_spectrograms(lab):
     root = lab[3]
     nb = root / "notebooks" / "01_data_prep.ipynb"

@@ -13,6 +13,8 @@ import urllib.request
 import pytest
 from helpers.browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, free_port
 
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
+
 
 @pytest.fixture(scope="module")
 def listen_page(micro_study):
@@ -30,7 +32,11 @@ def listen_page(micro_study):
             except urllib.error.HTTPError:  # the server answers (voila forbids its /api): it is up
                 break
             except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"`mlkd listen` exited ({proc.returncode}): {proc.stdout.read().decode()[-3000:]}")
                 time.sleep(0.5)
+        else:
+            pytest.fail(f"`mlkd listen` did not answer at {url} within a minute")
         yield url, chromium()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -43,7 +49,6 @@ def _rows(page) -> dict[str, str]:
             for i in range(rows.count())}
 
 
-@pytest.mark.slow
 def test_listen_page_plays_audio_and_updates_predictions(listen_page):
     from playwright.sync_api import expect, sync_playwright
     url, chromium = listen_page
@@ -112,7 +117,6 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
                                    atol=1e-4, err_msg=c.label)
 
 
-@pytest.mark.slow
 def test_your_own_recording_through_the_page(listen_page, micro_study, tmp_path):
     """Upload a stereo 22.05 kHz FLAC, choose factory noise at 0 dB, read the five models' probabilities off
     the page and check them against the library's own computation; an unreadable file gives a message and

@@ -12,13 +12,15 @@ from mlkd_lib.study import executors
 from mlkd_lib.study.executors import RaySettings, open_executor
 from mlkd_lib.study.steps import Step, execute
 
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
+
 ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' (make test installs it)")
 
 
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray instance for the module (Ray's own testing advice); the executor joins it."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
 

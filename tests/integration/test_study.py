@@ -16,6 +16,8 @@ from mlkd_lib.study.bench_steps import cell_times
 from mlkd_lib.study.runner import run_study
 from mlkd_lib.study.steps import Step, execute
 
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
+
 
 def test_a_failing_step_leaves_the_others_running(tmp_path):
     ok, bad = marking_notebook(tmp_path / "ok.ipynb"), failing_notebook(tmp_path / "bad.ipynb")
@@ -31,7 +33,6 @@ def test_a_failing_step_leaves_the_others_running(tmp_path):
     assert again["c"].status == "skipped"
 
 
-@pytest.mark.slow
 def test_micro_study_end_to_end_and_resume(micro_study):
     study, overrides, code = micro_study
     assert code == 0
@@ -106,7 +107,6 @@ def test_micro_study_end_to_end_and_resume(micro_study):
         run_study("micro", str(study), "Ses01F", {**overrides, "teacher_epochs": 3})
 
 
-@pytest.mark.slow
 def test_an_ablation_retrains_only_the_mlkd_students_and_reuses_the_rest(micro_study, tmp_path):
     from mlkd_lib.study.runner import run_ablation
     study, _, _ = micro_study
@@ -130,10 +130,38 @@ def test_an_ablation_retrains_exactly_the_arms_its_keys_concern():
     assert sorted(retrained({"student_epochs"})) == ["student_sup", "student_unsup", "student_unsup_from_teacher"]
 
 
-@pytest.mark.slow
 def test_table3_is_timed_on_the_cpu_whatever_device_the_study_trained_on(micro_study):
     study, _, code = micro_study
     assert code == 0
     cfg = dataclasses.replace(load_config(study / "config.json"), device="cuda", threads=1)  # a GPU study's config
     res = study_inference(study, cfg, rounds=1)
     assert res["device"] == "cpu, 1 threads" and res["teacher_s"] > 0 and res["student_s"] > 0
+
+
+def test_table4_and_the_unseen_contrasts_recomputed_from_metrics_csv(micro_study):
+    """As a reviewer would: Table 4's UA and the unseen contrasts of the micro study worked out from its
+    metrics.csv with this test's own arithmetic (a family's noise types averaged within a fold and severity, then
+    the folds), and compared with table4.csv and stats.csv."""
+    study, _, code = micro_study
+    assert code == 0
+    m = pd.read_csv(study / "metrics.csv")
+    m["sev"] = m.severity.fillna(-1.0)
+    cells = m.groupby(["model", "condition", "sev", "fold"]).ua.mean()  # noise types averaged
+    ua = cells.groupby(["model", "condition", "sev"]).mean()
+    t4 = pd.read_csv(study / "table4.csv")
+    t4 = t4[t4.kind == "ua"].assign(sev=lambda d: d.severity.fillna(-1.0)).set_index(["model", "condition", "sev"])
+    assert len(t4) == len(ua) and set(m.condition) - {"clean", "noise"}  # the micro study has unseen families
+    for key, value in ua.items():
+        assert t4.loc[key, "ua_mean"] == pytest.approx(value, abs=1e-12), key
+
+    unseen = cells[~cells.index.get_level_values("condition").isin(["clean", "noise"])].unstack("model")
+    stats = pd.read_csv(study / "stats.csv")
+    stats = stats[stats.kind == "unseen"].set_index(["comparison", "noise"])
+    for comparison, other in (("MLKD (teacher init) − CE (pretrained init)", "student_unsup"),
+                              ("MLKD − baseline", "baseline")):
+        d = 100 * (unseen["student_sup"] - unseen[other])
+        pooled = d.groupby("fold").mean().mean()  # each fold over its (family, severity) cells, then the folds
+        assert stats.loc[(comparison, "pooled unseen"), "mean"] == pytest.approx(pooled, abs=1e-9)
+        for family, g in d.groupby("condition"):
+            assert stats.loc[(comparison, f"pooled {family}"), "mean"] == pytest.approx(
+                g.groupby("fold").mean().mean(), abs=1e-9), family

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from mlkd_lib.analysis.frontier import condition_kinds, fold_scores, frontier_co
 from mlkd_lib.arms import STUDENT_CONTROL, STUDENT_SUP, STUDENT_UNSUP, arm, retrained, students, study_arms
 from mlkd_lib.config import make_config
 from mlkd_lib.study.sweep import check_depths, parse_grid
+
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
 
 
 def test_depth_is_an_ablation_key_of_every_student_arm():
@@ -63,7 +66,6 @@ def _files(folder):
     return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.slow
 def test_a_depth_sweep_of_the_micro_study_and_its_rerun(micro_study, tmp_path):
     from mlkd_lib.study.sweep import run_sweep
     study, _, code = micro_study
@@ -141,13 +143,15 @@ def test_a_depth_sweep_of_the_micro_study_and_its_rerun(micro_study, tmp_path):
     assert _files(study) == before
 
 
-@pytest.mark.slow
 def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_path):
-    """The issue's own command on the micro study: four points, the study's (T = 7, α = 0.7) reused, the others
-    retraining the MLKD student alone; each fold's choice is the argmax of validation UA read back from the points'
-    own histories, and its reported test UA is that point's; a rerun trains nothing."""
+    """docs/grid.md's commands as written, from a folder of the test's whose results/demo and results/paper are the
+    micro study: four points, the study's (T = 7, α = 0.7) reused, the others retraining the MLKD student alone;
+    each fold's choice is the argmax of validation UA read back from the points' own histories, and its reported
+    test UA is that point's; the paper's 25-point grid is priced and nothing written; a rerun trains nothing."""
     import subprocess
     import sys
+
+    from helpers.docs import run_block, shell_blocks
 
     from mlkd_lib.analysis.frontier import fold_scores
     from mlkd_lib.config import load_config
@@ -155,12 +159,17 @@ def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_p
     from mlkd_lib.study.sweep import parse_grid, run_sweep
     study, _, code = micro_study
     assert code == 0
-    before, out = _files(study), tmp_path / "grid"
-    command = [sys.executable, "-m", "mlkd_lib", "sweep", "--study", str(study), "--out", str(out),
-               "--set", "temperature=1,7", "--set", "alpha=0.3,0.7", "--jobs", "2"]
-    ran = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    assert "sweep: 4 points × 1 folds; 3 points to train, 3 student trainings" in ran.stderr
+    before, out = _files(study), tmp_path / "results" / "demo-grid"
+    out.parent.mkdir()
+    for name in ("demo", "paper"):
+        (tmp_path / "results" / name).symlink_to(study, target_is_directory=True)
+    demo, paper = shell_blocks(Path(__file__).resolve().parents[2] / "docs" / "grid.md", "## Running a grid")
+    ran = run_block(demo, tmp_path, {})[-1]
+    assert ran.code == 0, ran.err[-3000:]
+    assert "sweep: 4 points × 1 folds; 3 points to train, 3 student trainings" in ran.err
+    priced = run_block(paper, tmp_path, {})[-1]
+    assert priced.code == 0 and "sweep: 25 points × 1 folds; 24 points to train, 24 student trainings" in priced.err
+    assert not (tmp_path / "results" / "paper-grid").exists()
     assert _files(study) == before
 
     grid = pd.read_csv(out / "grid.csv")
@@ -211,5 +220,6 @@ def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_p
     assert sorted(s["status"] for s in status.values()) == ["complete (skipped)"] * 3 + ["the study's own setting"]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "folds" in p.parts} == points
 
-    refused = subprocess.run([*command[:-2], "--set", "seed=1,2"], capture_output=True, text=True, cwd=tmp_path)
+    command = [sys.executable, "-m", "mlkd_lib", "sweep", "--study", str(study), "--out", str(out)]
+    refused = subprocess.run([*command, "--set", "seed=1,2"], capture_output=True, text=True, cwd=tmp_path)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and "seed" in refused.stderr

@@ -17,6 +17,8 @@ import soundfile as sf
 from helpers import corpora
 from helpers.docs import run_block, shell_blocks
 
+pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
+
 ROOT = Path(__file__).resolve().parents[2]
 SIX = ["ang", "dis", "fea", "hap", "neu", "sad"]
 FOUR = ["neu", "hap", "ang", "sad"]
@@ -73,7 +75,6 @@ def cremad_run(place):
     return work, readme, docs
 
 
-@pytest.mark.slow
 def test_the_readme_setup_plans_and_runs_as_a_micro_study(cremad_run):
     work, ran, docs = cremad_run
     plan = of(ran, "cremad.yaml --plan")
@@ -97,12 +98,16 @@ def test_the_readme_setup_plans_and_runs_as_a_micro_study(cremad_run):
     assert [c for c in pred.columns if c.startswith("p_")] == [f"p_{e}" for e in SIX]
     manifest = pd.read_csv(work.parent / "project" / "data" / "micro" / "manifest" / "manifest.csv")
     test_speakers = set(manifest.set_index("utt_id").loc[pred.utt_id.unique(), "speaker"])
-    assert len(test_speakers) == 2 and set(pred.label) == set(range(6))  # two held-out actors, all six classes
+    assert len(test_speakers) == 2 and set(pred.label) == set(range(6))  # two actors, all six classes
+    from mlkd_lib.config import load_config
+    from mlkd_lib.data.prepare import load_fold
+    fold = load_fold(load_config(study / "config.json"), "fold1")  # what the fold's models trained on
+    assert test_speakers == set(fold.test.speaker) and not test_speakers & (set(fold.train.speaker) | set(
+        fold.val.speaker))  # held out: neither trained nor validated on
     again = of(docs, "--out results/cremad-try")
     assert "0 failed or blocked" in again.out and " 0 run," in again.out  # docs/your-data.md: the same study
 
 
-@pytest.mark.slow
 def test_the_exported_student_carries_the_six_classes(cremad_run, tmp_path):
     from transformers import pipeline
 
@@ -123,7 +128,6 @@ def test_the_exported_student_carries_the_six_classes(cremad_run, tmp_path):
 
 # ---------------------------------------------------------------- RAVDESS at 48 kHz, DEMAND, scored on EmoDB
 
-@pytest.mark.slow
 def test_ravdess_as_it_ships_with_demand_and_emodb(place):
     work, roots, env = place
     expected = corpora.ravdess(roots["/corpora"] / "RAVDESS", counts={1: 1, 2: 1, 3: 2, 4: 2, 5: 2, 6: 1, 7: 1, 8: 1})
@@ -168,7 +172,6 @@ def test_ravdess_as_it_ships_with_demand_and_emodb(place):
 
 # ---------------------------------------------------------------- a corpus of one's own, 44.1 kHz stereo
 
-@pytest.mark.slow
 def test_a_corpus_of_ones_own_at_44_khz_stereo(place):
     work, roots, env = place
     corpora.own_corpus(work, per_label=2)

@@ -24,7 +24,8 @@ from mlkd_lib.layout import StudyLayout
 from mlkd_lib.method import losses
 from mlkd_lib.method.evaluate import evaluate_conditions, metrics_from_predictions
 from mlkd_lib.method.models import build_teacher
-from mlkd_lib.method.train import Role, train
+from mlkd_lib.method.roles import Role
+from mlkd_lib.method.train import train
 
 KD = arms.Arm("student_kd", "Student with KD only (no L_ML)", "KD only", "KD", "teacher",
               arms.STUDENT_KEYS | {"alpha", "temperature", "kd_t_squared"}, against=(arms.STUDENT_UNSUP,),

@@ -159,6 +159,60 @@ def test_measured_rirs_from_a_folder(tmp_path, rng):
         reverb.load_rirs(empty)
 
 
+def test_the_rir_bank_the_study_reads_holds_rooms_of_their_labelled_rt60(tmp_path):
+    """The data step writes the bank (``write_rir_bank``) and the steps read it back (``load_rir_bank``): each RIR
+    read back decays at the RT60 its folder names (Schroeder T20, this test's own arithmetic)."""
+    counts = reverb.write_rir_bank(tmp_path / "rirs", reverb.SEVERITIES, rooms=2, seed=0)
+    bank = reverb.load_rir_bank(tmp_path / "rirs")
+    assert counts == {t: 2 for t in reverb.SEVERITIES} and sorted(bank) == sorted(reverb.SEVERITIES)
+    for rt60, rirs in bank.items():
+        assert len(rirs) == 2
+        for rir in rirs:
+            assert abs(schroeder_rt60(rir, -5, -25) / rt60 - 1) < 0.2, (rt60, schroeder_rt60(rir, -5, -25))
+
+
+def exponential_rir(rt60: float, seed: int, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A measured-looking RIR: a direct path, then noise decaying 60 dB in ``rt60`` seconds."""
+    n = int(1.5 * rt60 * rate)
+    h = np.random.default_rng(seed).standard_normal(n) * 10 ** (-3 * np.arange(n) / (rt60 * rate))
+    h[0] = 3.0
+    return (0.3 * h / np.max(np.abs(h))).astype(np.float32)
+
+
+def test_real_rirs_are_filed_by_their_measured_rt60(tmp_path):
+    """A folder of real RIRs (``rir_dir``) is sorted into the study's RT60s by what each one measures, not by name or
+    order: 0.35 s and 0.32 s go with 0.3, 0.95 s with 0.9, 0.55 s with 0.6."""
+    made = {"lecture.wav": 0.95, "office/a.wav": 0.35, "office/b.wav": 0.32, "classroom.wav": 0.55}
+    for i, (name, rt60) in enumerate(made.items()):
+        path = tmp_path / "measured" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, exponential_rir(rt60, i), SAMPLE_RATE, subtype="FLOAT")
+    counts = reverb.write_rir_bank(tmp_path / "bank", reverb.SEVERITIES, rooms=5, seed=0,
+                                   rir_dir=str(tmp_path / "measured"))
+    assert counts == {0.3: 2, 0.6: 1, 0.9: 1}
+    for rt60, rirs in reverb.load_rir_bank(tmp_path / "bank").items():
+        for rir in rirs:
+            measured = schroeder_rt60(rir, -5, -25)
+            assert min(reverb.SEVERITIES, key=lambda t: abs(t - measured)) == rt60
+
+
+def test_far_field_noise_sits_at_its_snr_below_the_reverberant_speech():
+    """reverb + noise: the noise is added at ``reverb_noise_snr`` below the speech as it arrives after the room (its
+    P.56 active level), not below the dry speech."""
+    from mlkd_lib.data.conditions import reverb_noise
+    from mlkd_lib.data.conditions.families import Condition
+    from mlkd_lib.data.mixing import active_level_db, rms_level_db
+    bank = synthetic_bank(5.0, 0)
+    rirs = {t: [reverb.simulate_rir(t, np.random.default_rng(i))[0] for i in range(2)] for t in reverb.SEVERITIES}
+    x = speech(2.0)
+    for rt60 in reverb.SEVERITIES:
+        condition = Condition("factory", 10.0, reverb_noise.FAMILY, rt60)
+        y = reverb_noise.audio(x, condition, np.random.default_rng(4), bank, rirs, "p56")
+        far = reverb.audio(x, condition, np.random.default_rng(4), bank, rirs, "p56")  # the same room drawn
+        snr = active_level_db(far) - rms_level_db(y - far)
+        assert snr == pytest.approx(10.0, abs=0.1), rt60
+
+
 # ---------------------------------------------------------------- telephone
 
 def test_telephone_band_limit_on_a_sweep():
@@ -202,6 +256,22 @@ def test_codec_hits_its_bitrate_and_stays_aligned(kbps):
     y = codec.apply(x, kbps, np.random.default_rng(0))
     assert y.shape == x.shape and lag_of_peak(y, x) == 0
     assert 10 * np.log10(np.sum(x ** 2) / np.sum((y - x) ** 2)) > 10  # aligned: the error is the coding's
+
+
+@pytest.mark.parametrize("kbps", codec.SEVERITIES)
+def test_the_codec_condition_encodes_at_its_labelled_bitrate(kbps, monkeypatch):
+    """What ``codec.apply`` — the condition the study scores — hands the encoder, measured from the stream's size."""
+    streams = []
+    encode = codec.encode
+
+    def recorded(x, rate):
+        streams.append((len(x), encode(x, rate)))
+        return streams[-1][1]
+
+    monkeypatch.setattr(codec, "encode", recorded)
+    codec.apply(speech(3.0), kbps, np.random.default_rng(0))
+    [(samples, stream)] = streams
+    assert len(stream) * 8 / (samples / SAMPLE_RATE) / 1000 == pytest.approx(kbps, rel=0.1)
 
 
 def test_codec_rejects_a_rate_mp3_lacks():

@@ -65,3 +65,25 @@ def test_validation_is_stratified_by_speaker_and_emotion_and_the_same_in_every_f
     # another seed picks other utterances, as many
     other = manifest[validation_mask(manifest, 0.2, seed=1)]
     assert len(other) == len(held) and set(other.utt_id) != set(held.utt_id)
+
+
+def test_kfold_with_speaker_validation_holds_whole_speakers_out_of_training():
+    """Speaker-independent k-fold with ``validation="speaker"``: each fold tests on its group of speakers,
+    validates on ``n_val_speakers`` others held out whole, trains on the rest; no speaker is in two parts, every
+    utterance is in exactly one, and every speaker is tested exactly once over the folds."""
+    from mlkd_lib.data.folds import kfold_folds
+    manifest = corpus(per_cell=3)
+    folds = kfold_folds(manifest, n_folds=5, validation="speaker", n_val_speakers=2, seed=0)
+    tested = []
+    for f in folds:
+        parts = split(manifest, f)
+        speakers = {k: set(v.speaker) for k, v in parts.items()}
+        assert len(speakers["val"]) == 2 and len(speakers["test"]) == 2 and len(speakers["train"]) == 6
+        assert not (speakers["train"] & speakers["val"] or speakers["train"] & speakers["test"]
+                    or speakers["val"] & speakers["test"])
+        assert sum(map(len, parts.values())) == len(manifest)
+        assert all(len(parts["val"][parts["val"].speaker == s]) == 3 * len(EMOTIONS) for s in speakers["val"])
+        tested += sorted(speakers["test"])
+    assert sorted(tested) == sorted(manifest.speaker.unique())
+    with pytest.raises(ValueError, match="5-fold"):
+        kfold_folds(corpus().query("speaker < 'Ses04'"), n_folds=5, validation="speaker", n_val_speakers=2)

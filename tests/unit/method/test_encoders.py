@@ -149,8 +149,10 @@ def test_a_checkpoint_round_trips_each_family(folders, family, tmp_path):
         assert torch.equal(again.eval()(x, lengths).logits, student.eval()(x, lengths).logits)
 
 
-def test_a_folder_with_missing_weights_is_refused_naming_them(tmp_path):
-    _save("wav2vec2", tmp_path / "cut")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_folder_with_missing_weights_is_refused_naming_them(family, tmp_path):
+    """Half-loaded weights in any family: its fourth layer cut from the file would start random."""
+    _save(family, tmp_path / "cut")
     weights = load_file(tmp_path / "cut" / "model.safetensors")
     dropped = sorted(k for k in weights if k.startswith("encoder.layers.3."))
     save_file({k: v for k, v in weights.items() if k not in dropped}, tmp_path / "cut" / "model.safetensors",
@@ -205,3 +207,17 @@ def test_what_a_checkpoint_may_lack_or_carry_besides_is_accepted(tmp_path):
     (tmp_path / "no_mask_vector" / "config.json").write_text(json.dumps(dict(config, mask_time_prob=0.05)))
     teacher = build_teacher(tmp_path / "no_mask_vector")
     assert all(torch.equal(v, _state(teacher.encoder)[k]) for k, v in _state(plain).items())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_hf_export_refuses_an_encoder_that_does_not_map(family, folders, monkeypatch):
+    """The Hugging Face export copies the encoder into its family's classifier; weights that would not all land
+    there (here a layer short) are refused, never exported beside random ones."""
+    from mlkd_lib.deploy.hf import to_hf
+    teacher = build_teacher(folders[family][0], SIX)
+    assert type(to_hf(teacher)).__name__ == ENCODERS[family].classifier.__name__  # whole: it maps
+    full = teacher.encoder.state_dict()
+    monkeypatch.setattr(teacher.encoder, "state_dict",
+                        lambda *a, **k: {n: v for n, v in full.items() if not n.startswith("encoder.layers.1.")})
+    with pytest.raises(RuntimeError, match=r"does not map onto .*missing .*encoder\.layers\.1\."):
+        to_hf(teacher)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mlkd_lib.config import make_config
 from mlkd_lib.data.pretrain_corpus import PRETRAIN_SENTENCES, make_pretrain_corpus, pretrain_voices
@@ -49,4 +50,8 @@ def test_the_shipped_demo_encoder_is_what_the_demo_teacher_loads():
     prov = json.loads((cfg.model_path / "provenance.json").read_text())
     assert prov["settings"]["seed"] == 0 and prov["git_commit"] and prov["wall_s"] > 0
     teacher = build_teacher(cfg.model)
-    assert teacher.config.hidden_size == json.loads((cfg.model_path / "config.json").read_text())["hidden_size"]
+    # every tensor of the shipped file is the demo teacher's encoder's, bit for bit
+    from safetensors.torch import load_file
+    shipped, loaded = load_file(cfg.model_path / "model.safetensors"), teacher.encoder.state_dict()
+    assert shipped and all(torch.equal(loaded[k], v) for k, v in shipped.items())
+    assert set(shipped) <= set(loaded)

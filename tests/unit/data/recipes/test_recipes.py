@@ -67,7 +67,12 @@ def test_cremad(tmp_path):
     root = cremad_tree(tmp_path / "CREMA-D")
     df, said = build(cremad, root)
     check_contract(df, "cremad")
-    assert Counter(df.emotion) == {"ang": 2, "hap": 2, "neu": 2, "sad": 1, "dis": 1, "fea": 1}
+    # file by file, from CREMA-D's published naming (ActorID_Sentence_Emotion_Level; ANG anger, DIS disgust, FEA
+    # fear, HAP happy, NEU neutral, SAD sad): a swap of two codes cannot hide in a count
+    assert dict(zip(df.utt_id, df.emotion)) == {
+        "1001_DFA_ANG_XX": "ang", "1001_DFA_HAP_HI": "hap", "1001_IEO_NEU_XX": "neu", "1001_ITS_SAD_LO": "sad",
+        "1002_DFA_ANG_XX": "ang", "1002_DFA_DIS_XX": "dis", "1002_TIE_FEA_MD": "fea", "1076_MTI_NEU_XX": "neu",
+        "1091_WSI_HAP_XX": "hap"}
     assert Counter(df.speaker) == {"1001": 4, "1002": 3, "1076": 1, "1091": 1}
     assert dict(zip(df.speaker, df.gender)) == {"1001": "M", "1002": "F", "1076": "F", "1091": ""}
     assert set(df.session) == {""}
@@ -151,7 +156,11 @@ def emodb_tree(root: Path) -> Path:
 def test_emodb(tmp_path):
     df, said = build(emodb, emodb_tree(tmp_path / "emodb"))
     check_contract(df, "emodb")
-    assert Counter(df.emotion) == {"hap": 1, "ang": 1, "neu": 3, "bor": 1, "dis": 1, "fea": 1, "sad": 1}
+    # file by file, from EmoDB's published naming (speaker, text, emotion letter, version; W Ärger → anger,
+    # L Langeweile → boredom, E Ekel → disgust, A Angst → fear, F Freude → happiness, T Trauer → sadness, N neutral)
+    assert dict(zip(df.utt_id, df.emotion)) == {
+        "03a01Fa": "hap", "03a01Wa": "ang", "03b10Nc": "neu", "08a02Lb": "bor", "09b03Ec": "dis", "10a04Ad": "fea",
+        "13b10Ta": "sad", "16a05Na": "neu", "16a05Nb": "neu"}
     assert Counter(df.speaker) == {"03": 3, "08": 1, "09": 1, "10": 1, "13": 1, "16": 2}
     assert dict(zip(df.speaker, df.gender)) == {"03": "M", "08": "F", "09": "F", "10": "M", "13": "F", "16": "F"}
     assert sorted(set(df.duration_s)) == [0.1, 0.15]
@@ -171,6 +180,7 @@ MSP = [  # FileName, EmoClass, SpkrID, Gender, Split_Set, has audio
     ("MSP-PODCAST_0004_0002.wav", "C", "310", "Male", "Train", True),
     ("MSP-PODCAST_0004_0003.wav", "D", "310", "Male", "Test1", False),
     ("MSP-PODCAST_0005_0001.wav", "F", "88", "Male", "Development", True),
+    ("MSP-PODCAST_0005_0002.wav", "D", "88", "Male", "Test1", True),
 ]
 
 
@@ -189,13 +199,18 @@ def msp_tree(root: Path) -> Path:
 def test_msppodcast(tmp_path):
     df, said = build(msppodcast, msp_tree(tmp_path / "MSP-Podcast"))
     check_contract(df, "msppodcast", split=True)
-    assert Counter(df.emotion) == {"neu": 1, "ang": 1, "hap": 1, "sad": 1, "sur": 1, "con": 1, "fea": 1}
-    assert Counter(df.speaker) == {"127": 2, "310": 2, "88": 1, "unknown-MSP-PODCAST_0002_0001": 1,
+    # file by file, every one of MSP-Podcast's eight classes (A angry, S sad, H happy, U surprise, F fear,
+    # D disgust, C contempt, N neutral; O other and X no agreement left out)
+    assert dict(zip(df.utt_id, df.emotion)) == {
+        "MSP-PODCAST_0001_0008": "neu", "MSP-PODCAST_0001_0012": "ang", "MSP-PODCAST_0002_0001": "hap",
+        "MSP-PODCAST_0002_0003": "sad", "MSP-PODCAST_0004_0001": "sur", "MSP-PODCAST_0004_0002": "con",
+        "MSP-PODCAST_0005_0001": "fea", "MSP-PODCAST_0005_0002": "dis"}
+    assert Counter(df.speaker) == {"127": 2, "310": 2, "88": 2, "unknown-MSP-PODCAST_0002_0001": 1,
                                    "unknown-MSP-PODCAST_0002_0003": 1}
     by_utt = df.set_index("utt_id")
     assert by_utt.loc["MSP-PODCAST_0002_0001", "gender"] == "" and by_utt.loc["MSP-PODCAST_0001_0008", "gender"] == "F"
-    assert Counter(df.gender) == {"F": 2, "M": 3, "": 2}
-    assert Counter(df.split) == {"train": 3, "development": 2, "test1": 1, "test2": 1}
+    assert Counter(df.gender) == {"F": 2, "M": 4, "": 2}
+    assert Counter(df.split) == {"train": 3, "development": 2, "test1": 2, "test2": 1}
     assert len(said) == 1 and "1 labelled files with no audio" in said[0] and "MSP-PODCAST_0004_0003.wav" in said[0]
     assert df.attrs["left_out"] == {"labelled files with no audio in Audios/": 1, "class O (other)": 1,
                                     "class X (no agreement)": 1}
