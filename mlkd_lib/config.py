@@ -129,7 +129,8 @@ class StudyConfig:
                                                           "(fp16 memmaps) or recomputed every batch")
     seed: int = key(0, "seed of training, noise draws and test conditions")
     device: Literal["auto", "cpu", "cuda"] = key("auto", "where models train and are evaluated")
-    threads: int = key(0, "torch CPU threads; 0: all cores for one job", *non_negative)
+    threads: int = key(0, "torch CPU threads; 0: every core for one job (OMP_NUM_THREADS where it is set)",
+                       *non_negative)
     amp: bool = key(True, "bf16 mixed precision on a GPU")
     eval_batch_size: int = key(16, "evaluation batch size (group-norm models, which see no attention mask, are "
                                    "evaluated in batches of equal length only, so the batch never changes a result)",

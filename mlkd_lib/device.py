@@ -27,10 +27,20 @@ def pick_device(cfg: StudyConfig):
     return torch.device(cfg.device)
 
 
+def cpu_cores() -> int:
+    """The cores this process may use: ``OMP_NUM_THREADS`` where the environment sets it (a cluster scheduler's
+    allocation, a shared machine's share), else every core of the machine."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return os.cpu_count() or 1
+
+
 def set_threads(cfg: StudyConfig) -> None:
-    """CPU threads: ``cfg.threads`` if set, else all cores (parallel study jobs set 1 each)."""
+    """CPU threads: ``cfg.threads`` if set, else every core this process may use (parallel study jobs set 1
+    each)."""
     import torch
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cfg.threads or cpu_cores())
 
 
 def autocast(device, enabled: bool):

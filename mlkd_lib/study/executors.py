@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..device import THREAD_ENV_VARS
+from ..device import THREAD_ENV_VARS, cpu_cores
 from ..paths import NOTEBOOKS, library_fingerprint
 from .kernels import KernelPool
 from .steps import Outcome, Progress, Step, execute, run_notebook, settle
@@ -70,7 +70,7 @@ def open_executor(kind: str, jobs: int, folders: list[Path], ray_settings: RaySe
 
 def local_cpus_per_step(jobs: int) -> int:
     """On one machine a step gets cores / jobs (what the local executor's threads get too)."""
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    return max(1, cpu_cores() // max(1, jobs))
 
 
 def ray_cpus_per_step(settings: RaySettings, jobs: int) -> float:

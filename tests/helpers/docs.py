@@ -75,3 +75,33 @@ def run_block(block: str, cwd: Path, roots: dict[str, Path], env: dict | None = 
         if run.returncode:
             break
     return done
+
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, whose docs are read (commands run elsewhere)
+
+
+def block(page: str, heading: str, index: int = 0) -> str:
+    """The ``index``-th shell block under ``heading`` of ``page`` (relative to the checkout)."""
+    return shell_blocks(ROOT / page, heading)[index]
+
+
+def finished(ran: list[Ran]) -> list[Ran]:
+    """The commands' outcomes, every one a success; else the test fails naming the first command that failed."""
+    last = ran[-1]
+    assert last.code == 0, f"{last.command}\n--- exit {last.code}\n{last.out[-3000:]}\n{last.err[-3000:]}"
+    return ran
+
+
+def of(ran: list[Ran], words: str) -> Ran:
+    """The outcome of the command that holds ``words``."""
+    return next(r for r in ran if words in r.command)
+
+
+def tiny_wav2vec2(folder: Path) -> Path:
+    """wav2vec2-base's twelve layers (a layer-norm encoder), narrow (random weights)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=12, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                            feat_extract_norm="layer", do_stable_layer_norm=True, mask_time_prob=0.0)
+    Wav2Vec2Model(config).save_pretrained(folder)
+    return folder

@@ -102,7 +102,7 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     pred = pd.read_csv(study / "folds" / "Ses01F" / "teacher" / "predictions.csv")
     row = pred[(pred.noise == "factory") & (pred.snr_db == 0.0)].iloc[1]
     _, noisy, _, probs, notes = ex.compute("Ses01F", row.utt_id, "factory", 0.0)
-    test = ex.manifest[ex.manifest.utt_id == row.utt_id]
+    test = ex.fold_data("Ses01F").test.query("utt_id == @row.utt_id")
     ds = NoisyPairDataset(test, ex.bank, Condition("factory", 0.0), seed=ex.cfg.seed, level=ex.cfg.level)
     assert np.array_equal(noisy, ds[0]["noisy"])
     np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float), atol=1e-4)

@@ -5,6 +5,7 @@ its teacher trains and started again, and must resume to the same metrics as the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -104,4 +105,8 @@ def test_plan_estimates_disk_and_time_for_the_paper_shaped_tree(paper_runs):
     assert "5 steps: data, Ses01F/teacher" in plan.stdout and "student_unsup" in plan.stdout
     assert "disk: about" in plan.stdout
     assert "time: about" in plan.stdout and "utterances" in plan.stdout
-    assert not (root / "planned").exists()
+    assert [p.name for p in (root / "planned").iterdir()] == ["plan.json"]  # what it measured, nothing else
+    measured = json.loads((root / "planned" / "plan.json").read_text())["roles"]
+    assert set(measured) == {"teacher", "student_sup", "student_unsup"} and all(
+        m["step_s"] > 0 and m["timed_steps"] == 6 for m in measured.values())
+    assert f"teacher: {1000 * measured['teacher']['step_s']:.1f} ms a step" in plan.stdout

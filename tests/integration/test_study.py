@@ -50,7 +50,6 @@ def test_micro_study_end_to_end_and_resume(micro_study):
     extra = metrics[~metrics.condition.isin(["clean", "noise"])]
     assert extra.groupby("model").size().eq(2 * 2 + 3 + 3 + 1 + 3 + 3).all() and len(extra) == 5 * 17
     assert set(extra[extra.condition == "unseen_noise"].noise) == {"music", "traffic"}
-    assert set(extra[extra.condition == "unseen_noise"].noise) == {"music"}
     assert (study / "table4.md").is_file() and (study / "plots" / "robustness.png").is_file()
     # the three contrasts between the students, with room for a CI, p, q and detectable effect
     stats = pd.read_csv(study / "stats.csv")

@@ -1,6 +1,9 @@
-"""The Ray executor's own start of a local instance, without starting Ray (a stand-in records the calls)."""
+"""The local executor: the cores a step is given, and its own start of a local Ray instance without starting Ray (a
+stand-in records the calls)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -39,3 +42,23 @@ def test_a_second_timeout_and_any_other_error_are_raised():
     with pytest.raises(ValueError, match="num_cpus"):
         start_local_ray(other)
     assert [c[0] for c in other.calls] == ["init"]
+
+
+def test_all_cores_means_the_cores_the_environment_allows(monkeypatch):
+    """A cluster scheduler (or a shared machine) says how many cores a job has in OMP_NUM_THREADS: "every core"
+    (threads=0) and the local executor's share per job honour it."""
+    import torch
+
+    from mlkd_lib.config import make_config
+    from mlkd_lib.device import cpu_cores, set_threads
+    from mlkd_lib.study.executors import local_cpus_per_step
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    try:
+        assert cpu_cores() == 3 and local_cpus_per_step(2) == 1 and local_cpus_per_step(1) == 3
+        set_threads(make_config("micro", threads=0))
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+        assert cpu_cores() == (os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(before)
