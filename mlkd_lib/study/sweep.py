@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..analysis.grid import point_label
+from ..analysis.grid import point_label, write_grid
 from ..arms import ablation_keys, retrained, study_arms
 from ..config import load_config, with_overrides
 from ..layout import StudyLayout, is_done
@@ -208,7 +208,6 @@ def run_sweep(study: str | Path, out: str | Path, grid: dict[str, list[str]], jo
         record |= {"teacher_layers": teacher_layers(base), "study_depth": load_config(base.config).student_layers,
                    "depths": {p[DEPTH_KEY]: record["points"][point_label(p)] for p in points}}
     (out / SWEEP_JSON).write_text(json.dumps(record, indent=2))
-    from ..analysis.grid import write_grid
     done = [(p, point_dir(out, p), o) for p, o in zip(points, own) if status[point_label(p)][0] == 0]
     paths = write_grid(out, *map(list, zip(*done))) if done else []
     if depth_sweep:
