@@ -40,7 +40,7 @@ The method (``method/``)
 
 The study (``study/``)
     study.notebook:open_step              what the notebooks call
-    study.runner:run_study                ``mlkd study``: plan, run, run.json; study.runner:run_ablation
+    study.runner:run_study                ``mlkd study``: plan, run, run.json; study.runner:run_ablations
     study.steps:execute                   the local executor; study.executors:open_executor (local or Ray)
     study.kernels:KernelPool              warm notebook kernels: the local executor's steps skip start-up
     study.preflight:preflight             every problem with the inputs, before anything starts

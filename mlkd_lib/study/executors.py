@@ -19,7 +19,7 @@ from pathlib import Path
 from ..device import THREAD_ENV_VARS, cpu_cores
 from ..paths import NOTEBOOKS, library_fingerprint
 from .kernels import KernelPool
-from .steps import Outcome, Progress, Step, execute, run_notebook, settle
+from .steps import Outcome, Progress, Step, execute, run_notebook, settle, waits_for
 
 EXECUTORS = ("local", "ray")
 # env vars a step's kernel must see on every node: thread counts (what --jobs shares out) and
@@ -40,8 +40,8 @@ class RaySettings:
 @contextmanager
 def open_executor(kind: str, jobs: int, folders: list[Path], ray_settings: RaySettings | None = None,
                   warm_kernels: bool = True):
-    """The one place the executor is chosen. Yields ``(run, info)``: ``run(steps, log_dir, force,
-    on_done)`` returns the outcomes by step name; ``info`` goes into ``run.json``. ``warm_kernels``: the
+    """The one place the executor is chosen. Yields ``(run, info)``: ``run(steps, force, on_done)`` returns the
+    outcomes by step name; ``info`` goes into ``run.json``. ``warm_kernels``: the
     local executor runs its steps in kernels kept warm between steps (``kernels.py``)."""
     if kind == "local":
         if ray_settings is not None and ray_settings.address:
@@ -49,8 +49,8 @@ def open_executor(kind: str, jobs: int, folders: list[Path], ray_settings: RaySe
 
         kernels = KernelPool(jobs) if warm_kernels else None
 
-        def run(steps, log_dir, force, on_done=None):
-            return execute(steps, jobs, log_dir, force, on_done, kernels)
+        def run(steps, force, on_done=None):
+            return execute(steps, jobs, force, on_done, kernels)
 
         try:
             yield run, {"kind": "local", "jobs": jobs, "warm_kernels": warm_kernels}
@@ -118,7 +118,7 @@ def _is_loopback(address: str) -> bool:
 
 # --- functions that run on Ray workers (module level: workers import them by name) ----------
 
-def _ray_step(step: Step, log_dir: Path, force: bool, cwd: str, *deps: Outcome) -> Outcome:
+def _ray_step(step: Step, force: bool, cwd: str, *deps: Outcome) -> Outcome:
     """One step as a Ray task. Ray starts it once every dependency's task has returned and hands
     over their outcomes (small objects; the data itself stays in files in the study folder)."""
     out = settle(step, list(deps), force)
@@ -126,10 +126,10 @@ def _ray_step(step: Step, log_dir: Path, force: bool, cwd: str, *deps: Outcome) 
         return out
     import ray
     node = ray.get_runtime_context().get_node_id()
-    # who runs the step, for a person (or a test) who has to find the worker
-    (log_dir / f"{step.name.replace('/', '_')}.worker.json").write_text(
-        json.dumps({"pid": os.getpid(), "node": node, "host": socket.gethostname()}))
-    outcome = run_notebook(step, log_dir, cwd=cwd if os.path.isdir(cwd) else None)
+    if step.log_dir is not None:  # who runs the step, for a person (or a test) who has to find the worker
+        (step.log_dir / f"{step.name.replace('/', '_')}.worker.json").write_text(
+            json.dumps({"pid": os.getpid(), "node": node, "host": socket.gethostname()}))
+    outcome = run_notebook(step, cwd=cwd if os.path.isdir(cwd) else None)
     outcome.node = node
     return outcome
 
@@ -246,10 +246,10 @@ class RayExecutor:
         return dict(num_cpus=cpus, num_gpus=gpus, max_retries=self.settings.max_retries, retry_exceptions=False,
                     runtime_env=self.runtime_env)
 
-    def run(self, steps: list[Step], log_dir: Path, force: bool, on_done=None) -> dict[str, Outcome]:
+    def run(self, steps: list[Step], force: bool, on_done=None) -> dict[str, Outcome]:
         """Submit every step at once, each with its dependencies' object refs as arguments (Ray
-        starts it when they are ready), then report outcomes as they come in. The analysis
-        (``always_last``) is submitted when the others are settled: it runs even when a fold's
+        starts it when they are ready), then report outcomes as they come in. An analysis
+        (``always_last``) is submitted when the steps it waits for are settled: it runs even when a fold's
         task died, which an object ref of that task would not allow."""
         ray, cwd = self.ray, os.getcwd()
         task = ray.remote(_ray_step)
@@ -260,8 +260,7 @@ class RayExecutor:
             missing = [d for d in s.deps if d not in refs]
             if missing:
                 raise ValueError(f"step {s.name} needs {missing}, which are not planned before it")
-            refs[s.name] = task.options(**self._options(s, force)).remote(s, log_dir, force, cwd,
-                                                                          *(refs[d] for d in s.deps))
+            refs[s.name] = task.options(**self._options(s, force)).remote(s, force, cwd, *(refs[d] for d in s.deps))
         by_ref = {refs[s.name]: s for s in body}
         progress = Progress(steps, on_done)
         outcomes, remaining, ready = progress.outcomes, list(by_ref), []
@@ -280,11 +279,11 @@ class RayExecutor:
                 if all(d in outcomes for d in s.deps):
                     ready.remove(ref)
                     progress.finish(s, self._outcome(ref, [outcomes[d] for d in s.deps]))
-        for s in steps:
-            if s.always_last:
-                deps = list(outcomes.values())
-                ref = task.options(**self._options(s, force)).remote(s, log_dir, force, cwd, *deps)
-                progress.finish(s, self._outcome(ref, []))
+        last = [(s, task.options(**self._options(s, force)).remote(s, force, cwd,
+                                                                   *(outcomes[d] for d in waits_for(s, steps))))
+                for s in steps if s.always_last]
+        for s, ref in last:
+            progress.finish(s, self._outcome(ref, []))
         return progress.close()
 
     def _outcome(self, ref, deps: list[Outcome]) -> Outcome:

@@ -17,6 +17,8 @@ import os
 import platform
 import sys
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -46,12 +48,13 @@ def plan_fold_steps(study: Path, cfg: StudyConfig, folds: list[str]) -> list[Ste
     for fold in folds:
         base, f = dict(study_dir=str(study), preset=cfg.preset, fold=fold), layout.fold(fold)
         teacher = f"{fold}/{TEACHER}"
-        steps.append(Step(teacher, TEACHER_NB, base, f.model(TEACHER).path, f.notebook(TEACHER_NB), gpu=True))
+        steps.append(Step(teacher, TEACHER_NB, base, f.model(TEACHER).path, f.notebook(TEACHER_NB), gpu=True,
+                          log_dir=layout.logs))
         steps.append(Step(f"{fold}/{BASELINE}", BASELINE_NB, base, f.model(BASELINE).path, f.notebook(BASELINE_NB),
-                          [teacher], gpu=True))
+                          [teacher], gpu=True, log_dir=layout.logs))
         for model in study_arms(cfg):
             steps.append(Step(f"{fold}/{model}", STUDENT_NB, dict(base, student=model), f.model(model).path,
-                              f.notebook(STUDENT_NB, model), [teacher], gpu=True))
+                              f.notebook(STUDENT_NB, model), [teacher], gpu=True, log_dir=layout.logs))
     return steps
 
 
@@ -64,8 +67,6 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             out[p] = None
     return out
-
-
 
 
 def _check_same_study(path: Path, cfg: StudyConfig) -> None:
@@ -82,15 +83,10 @@ def _check_same_study(path: Path, cfg: StudyConfig) -> None:
                          f"use another --out, or --force to rerun every step with the new settings")
 
 
-def run_study(preset: str | None = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
-              jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None,
-              plan_only: bool = False, config_file: str | None = None) -> int:
-    """Check the inputs, plan and run a study; write ``run.json``; return the exit code (0: every step
-    ok; 2: the pre-flight found problems and nothing started). ``executor``: "local" or "ray"
-    (``executors.open_executor``; ``ray_settings``: its options). ``plan_only``: print the plan
-    (steps, disk, hours from training steps measured here), write it to ``plan.json`` and stop. ``config_file``: a
-    setup file (YAML or JSON of study keys, its ``preset`` used where ``preset`` is None); ``overrides`` go on top
-    of it."""
+def configure(preset: str | None, out: str | None, folds: str, overrides: dict | None, jobs: int, executor: str,
+              ray_settings, config_file: str | None) -> tuple[Path, StudyConfig, list[str]] | int:
+    """A study's folder and settings from a preset, a setup file and overrides, checked by the pre-flight:
+    ``(folder, config, notes on the data)``, or 2 after printing what the pre-flight found."""
     setup = read_setup(config_file) if config_file else {}
     preset = preset or setup.pop("preset", "demo")
     setup.pop("preset", None)
@@ -113,7 +109,22 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
         print(f"mlkd study: the pre-flight found {len(problems)} problems; nothing was started:\n"
               + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
-    notes = data_notes(cfg)  # what the data step will convert, what the noise collection leaves out
+    return study, cfg, data_notes(cfg)  # what the data step will convert, what the noise collection leaves out
+
+
+def run_study(preset: str | None = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
+              jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None,
+              plan_only: bool = False, config_file: str | None = None) -> int:
+    """Check the inputs, plan and run a study; write ``run.json``; return the exit code (0: every step
+    ok; 2: the pre-flight found problems and nothing started). ``executor``: "local" or "ray"
+    (``executors.open_executor``; ``ray_settings``: its options). ``plan_only``: print the plan
+    (steps, disk, hours from training steps measured here), write it to ``plan.json`` and stop. ``config_file``: a
+    setup file (YAML or JSON of study keys, its ``preset`` used where ``preset`` is None); ``overrides`` go on top
+    of it."""
+    configured = configure(preset, out, folds, overrides, jobs, executor, ray_settings, config_file)
+    if isinstance(configured, int):
+        return configured
+    study, cfg, notes = configured
     if plan_only:
         from .plan import make_plan  # torch: only for the plan's timed steps
         plan = make_plan(cfg, cfg.folds, jobs)
@@ -122,52 +133,98 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
         return 0
     for line in notes:
         print(f"mlkd study: {line}", file=sys.stderr)
-    layout = StudyLayout(study)
-    config_path = layout.config
     if not force:
-        _check_same_study(config_path, cfg)
-    with FolderLock(study).acquire():  # one runner per study folder, released however this process ends
-        return _run_locked(study, cfg, layout, jobs, force, executor, ray_settings)
+        _check_same_study(StudyLayout(study).config, cfg)
+    return run_studies([(study, cfg)], jobs, force, executor, ray_settings)[0]
 
 
-def _run_locked(study: Path, cfg: StudyConfig, layout: StudyLayout, jobs: int, force: bool, executor: str,
-                ray_settings) -> int:
-    config_path = layout.config
-    cfg.save(config_path)
-    log_dir = layout.logs
-    log_dir.mkdir(exist_ok=True)
+def run_studies(studies: list[tuple[Path, StudyConfig]], jobs: int, force: bool = False, executor: str = "local",
+                ray_settings=None) -> list[int]:
+    """Run configured studies' steps in one executor, ``jobs`` at a time over all of them (one study's analysis
+    overlaps another's training, and warm kernels serve them all); each study keeps its own ``run.json``. Returns
+    each study's exit code."""
+    with ExitStack() as locks:
+        for study, _ in studies:  # one runner per study folder, released however this process ends
+            locks.enter_context(FolderLock(study).acquire())
+        return _run_locked(studies, jobs, force, executor, ray_settings)
+
+
+@dataclass
+class _Planned:
+    """One study of a run: its steps as the study names them, and the prefix its names carry in the run."""
+    study: Path
+    cfg: StudyConfig
+    prefix: str
+    steps: list[Step] = field(default_factory=list)
+
+    def named(self, steps: list[Step]) -> list[Step]:
+        self.steps += steps
+        return [replace(s, name=self.prefix + s.name, deps=[self.prefix + d for d in s.deps]) for s in steps]
+
+    def outcomes(self, all_outcomes: dict[str, Outcome]) -> dict[str, Outcome]:
+        return {s.name: all_outcomes[self.prefix + s.name] for s in self.steps if self.prefix + s.name in all_outcomes}
+
+
+def _run_locked(studies: list[tuple[Path, StudyConfig]], jobs: int, force: bool, executor: str,
+                ray_settings) -> list[int]:
     t0 = time.time()
-    base = dict(study_dir=str(study), preset=cfg.preset)
-    data_step = Step("data", DATA_NB, base, layout.data_step, study / DATA_NB)
-    if cfg.threads:
-        # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
-        os.environ.update(thread_env(cfg.threads))
-    steps = [data_step]
-    with open_executor(executor, jobs, [study, Path(cfg.data_dir)], ray_settings) as (run, info):
-        outcomes = run([data_step], log_dir, force)
-        if outcomes["data"].status in ("ok", "skipped"):
-            from ..data.prepare import fold_names
-            fold_steps = plan_fold_steps(study, cfg, fold_names(cfg))
-            # every teacher first: their dependents then fill both job slots to the end, no idle tail
-            steps += sorted(fold_steps, key=lambda s: bool(s.deps))
-            # on the CPU even where GPUs are: Table 3 times CPU inference, as the paper did
-            steps.append(Step("analysis", ANALYSIS_NB, dict(study_dir=str(study)), layout.analysis_step,
-                              study / ANALYSIS_NB, always_last=True))
+    # several studies in one run: a step's name there starts with its study's folder name, which must be its own
+    if len({study.name for study, _ in studies}) < len(studies):
+        raise ValueError(f"studies run together need folders of distinct names: {[str(s) for s, _ in studies]}")
+    planned = [_Planned(study, cfg, f"{study.name}/" if len(studies) > 1 else "") for study, cfg in studies]
+    for p in planned:
+        p.cfg.save(StudyLayout(p.study).config)
+        StudyLayout(p.study).logs.mkdir(exist_ok=True)
+        if p.cfg.threads:
+            # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
+            os.environ.update(thread_env(p.cfg.threads))
+    folders = [f for p in planned for f in (p.study, Path(p.cfg.data_dir))]
+    with open_executor(executor, jobs, folders, ray_settings) as (run, info):
+        outcomes = run([s for p in planned for s in p.named([data_step(p.study, p.cfg)])], force)
+        later = []
+        for p in planned:
+            if outcomes[p.prefix + "data"].status in ("ok", "skipped"):
+                later += p.named(study_steps(p.study, p.cfg))
+        later.sort(key=lambda s: bool(s.deps))  # every teacher first: their dependents then fill every job slot
 
-            def record(done):
-                write_run_json(study, cfg, {**outcomes, **done}, steps, time.time() - t0, info)
+        def record(done):
+            for p in planned:
+                write_run_json(p.study, p.cfg, p.outcomes({**outcomes, **done}), p.steps, time.time() - t0, info)
 
-            outcomes.update(run(steps[1:], log_dir, force, on_done=record))
+        outcomes.update(run(later, force, on_done=record))
     wall = time.time() - t0
-    write_run_json(study, cfg, outcomes, steps, wall, info)
-    failed = {k: o for k, o in outcomes.items() if o.status in ("failed", "blocked")}
-    print(f"\nstudy {study}: {len(outcomes)} steps in {wall:.0f} s — "
-          f"{sum(o.status == 'ok' for o in outcomes.values())} run, "
-          f"{sum(o.status == 'skipped' for o in outcomes.values())} already complete, {len(failed)} failed or blocked")
-    for name, o in failed.items():
-        nb = next(s.output for s in steps if s.name == name)
-        print(f"  {name}: {o.status}" + (f" — {o.error}\n    executed notebook: {nb}" if o.status == "failed" else ""))
-    return 1 if failed else 0
+    codes = []
+    for p in planned:
+        mine = p.outcomes(outcomes)
+        write_run_json(p.study, p.cfg, mine, p.steps, wall, info)
+        failed = {k: o for k, o in mine.items() if o.status in ("failed", "blocked")}
+        print(f"\nstudy {p.study}: {len(mine)} steps in {wall:.0f} s — "
+              f"{sum(o.status == 'ok' for o in mine.values())} run, "
+              f"{sum(o.status == 'skipped' for o in mine.values())} already complete, "
+              f"{len(failed)} failed or blocked")
+        for name, o in failed.items():
+            nb = next(s.output for s in p.steps if s.name == name)
+            print(f"  {name}: {o.status}" + (f" — {o.error}\n    executed notebook: {nb}" if o.status == "failed"
+                                             else ""))
+        codes.append(1 if failed else 0)
+    return codes
+
+
+def data_step(study: Path, cfg: StudyConfig) -> Step:
+    """The corpus, noise and conditions, made once a study: every fold's steps are planned from its manifest."""
+    layout = StudyLayout(study)
+    return Step("data", DATA_NB, dict(study_dir=str(study), preset=cfg.preset), layout.data_step, study / DATA_NB,
+                log_dir=layout.logs)
+
+
+def study_steps(study: Path, cfg: StudyConfig) -> list[Step]:
+    """Once the data step is done: every fold's steps (``plan_fold_steps``), then the analysis, which waits for
+    them all whatever their outcome (it reports on whatever finished, so one failed fold loses no table). On the
+    CPU even where GPUs are: Table 3 times CPU inference, as the paper did."""
+    from ..data.prepare import fold_names
+    layout, folds = StudyLayout(study), plan_fold_steps(study, cfg, fold_names(cfg))
+    return folds + [Step("analysis", ANALYSIS_NB, dict(study_dir=str(study)), layout.analysis_step,
+                         study / ANALYSIS_NB, [s.name for s in folds], always_last=True, log_dir=layout.logs)]
 
 
 def write_run_json(study: Path, cfg: StudyConfig, outcomes: dict[str, Outcome], steps: list[Step], wall: float,
@@ -201,23 +258,42 @@ def run_ablation(base: str | Path, out: str | Path, overrides: dict, jobs: int =
     every fold's comparison stays paired. E.g. ``beta`` retrains only the MLKD students, ``student_epochs``
     every student arm, ``student_layers`` every arm at another depth. ``executor``, ``ray_settings``: as
     :func:`run_study`'s."""
-    unknown = set(overrides) - ablation_keys()
+    return run_ablations(base, [(out, overrides)], jobs, executor, ray_settings)[0]
+
+
+def run_ablations(base: str | Path, ablations: list[tuple[str | Path, dict]], jobs: int = 1,
+                  executor: str = "local", ray_settings=None) -> list[int]:
+    """Several ablations of one study (``(folder, overrides)`` each, as :func:`run_ablation`'s) run together:
+    their steps share the executor's ``jobs`` (``run_studies``). Returns each one's exit code."""
+    unknown = {k for _, overrides in ablations for k in overrides} - ablation_keys()
     if unknown:
         raise ValueError(f"an ablation changes only {sorted(ablation_keys())}, not {sorted(unknown)}")
-    base, out = StudyLayout(resolve(base)), StudyLayout(resolve(out))
+    base = StudyLayout(resolve(base))
     cfg = load_config(base.config)
-    new = with_overrides(cfg, **overrides).to_json()
-    changed = {k for k, v in new.items() if cfg.to_json()[k] != v}
     folds = [m.fold for m in base.models(TEACHER) if m.done.is_file()]
     if not folds:
         raise FileNotFoundError(f"{base.dir}: no fold with a finished teacher to reuse")
-    reused = [TEACHER, BASELINE] + [m for m in study_arms(cfg) if m not in retrained(changed)]
-    shared = [(base.data_step, out.data_step)] + [(base.fold(f).model(m).path, out.fold(f).model(m).path)
-                                                  for f in folds for m in reused]
-    for source, link in shared:
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists() and source.exists():
-            link.symlink_to(source, target_is_directory=True)
     settings = {k: v for k, v in cfg.to_json().items() if k not in ("preset", "folds")}
-    return run_study(cfg.preset, str(out.dir), ",".join(folds), {**settings, **overrides}, jobs,
-                     executor=executor, ray_settings=ray_settings)
+    codes, runnable = {}, []
+    for i, (folder, overrides) in enumerate(ablations):
+        out = StudyLayout(resolve(folder))
+        changed = {k for k, v in with_overrides(cfg, **overrides).to_json().items() if cfg.to_json()[k] != v}
+        reused = [TEACHER, BASELINE] + [m for m in study_arms(cfg) if m not in retrained(changed)]
+        shared = [(base.data_step, out.data_step)] + [(base.fold(f).model(m).path, out.fold(f).model(m).path)
+                                                      for f in folds for m in reused]
+        for source, link in shared:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists() and source.exists():
+                link.symlink_to(source, target_is_directory=True)
+        configured = configure(cfg.preset, str(out.dir), ",".join(folds), {**settings, **overrides}, jobs, executor,
+                               ray_settings, None)
+        if isinstance(configured, int):
+            codes[i] = configured
+            continue
+        study, point_cfg, _ = configured
+        _check_same_study(StudyLayout(study).config, point_cfg)
+        runnable.append((i, (study, point_cfg)))
+    if runnable:
+        ran = run_studies([s for _, s in runnable], jobs, executor=executor, ray_settings=ray_settings)
+        codes |= {i: code for (i, _), code in zip(runnable, ran)}
+    return [codes[i] for i in range(len(ablations))]

@@ -32,8 +32,16 @@ class Step:
     done_dir: Path
     output: Path  # the executed notebook, kept failed or not
     deps: list[str] = field(default_factory=list)  # names of the steps that must be ok first
-    always_last: bool = False  # the analysis: runs after every other step, whatever their outcome
+    always_last: bool = False  # the analysis: after its deps (none named: every other step), whatever their outcome
     gpu: bool = False  # runs a model: an executor with GPUs gives it one (Ray's num_gpus)
+    log_dir: Path | None = None  # where its parameters (and a Ray worker's whereabouts) are logged
+
+
+def waits_for(step: Step, steps: list[Step]) -> list[str]:
+    """The steps ``step`` waits for: its deps; an ``always_last`` step that names none waits for every other."""
+    if step.always_last and not step.deps:
+        return [s.name for s in steps if not s.always_last]
+    return step.deps
 
 
 Status = Literal["ok", "skipped", "failed", "blocked"]  # skipped: already complete; blocked: a dependency failed
@@ -47,14 +55,15 @@ class Outcome:
     node: str = ""  # the Ray node that ran it (empty for the local executor)
 
 
-def run_notebook(step: Step, log_dir: Path, cwd: str | None = None, kernel=None) -> Outcome:
+def run_notebook(step: Step, cwd: str | None = None, kernel=None) -> Outcome:
     """Execute one notebook with papermill (its kernel is a process of its own: a new one, or ``kernel``,
     a warm one from ``kernels.KernelPool``); keep the executed copy, which holds the error at the top when
     a cell fails. ``cwd``: a new kernel's working directory (a Ray worker's own may differ from the one
     the study was started in)."""
     import papermill as pm
     step.output.parent.mkdir(parents=True, exist_ok=True)
-    (log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
+    if step.log_dir is not None:
+        (step.log_dir / f"{step.name.replace('/', '_')}.params.json").write_text(json.dumps(step.params))
     t0 = time.time()
     warm = {"km": kernel.km} if kernel is not None else {}
     try:
@@ -111,43 +120,47 @@ class Progress:
         return self.outcomes
 
 
-def _run_warm(pool: KernelPool | None, step: Step, log_dir: Path) -> Outcome:
+def _run_warm(pool: KernelPool | None, step: Step) -> Outcome:
     """``step`` in a warm kernel of ``pool`` (a new kernel without one), the kernel reset or replaced after."""
     kernel = pool.take() if pool is not None else None
-    out = run_notebook(step, log_dir, kernel=kernel)
+    out = run_notebook(step, kernel=kernel)
     if pool is not None:
         pool.give_back(kernel, out.status == "ok")
     return out
 
 
-def execute(steps: list[Step], jobs: int, log_dir: Path, force: bool, on_done=None,
-            kernels: KernelPool | None = None) -> dict[str, Outcome]:
+def execute(steps: list[Step], jobs: int, force: bool, on_done=None, kernels: KernelPool | None = None
+            ) -> dict[str, Outcome]:
     """The local executor: run ``steps`` respecting dependencies, ``jobs`` at a time in a pool of
     threads that each wait on a papermill process (in a warm kernel of ``kernels`` where given); skip
-    complete ones."""
+    complete ones. An ``always_last`` step starts once every step it waits for has an outcome, whatever it is."""
     progress = Progress(steps, on_done)
     outcomes = progress.outcomes
-    pending = [s for s in steps if not s.always_last]
-    last = [s for s in steps if s.always_last]
+
+    def known(s: Step) -> list[Outcome] | None:
+        """The outcomes ``s`` starts from, or None while it must wait."""
+        deps = [outcomes[d] for d in waits_for(s, steps) if d in outcomes]
+        broken = not s.always_last and any(o.status in ("failed", "blocked") for o in deps)
+        return deps if broken or len(deps) == len(waits_for(s, steps)) else None
+
+    pending, running = list(steps), {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        running = {}
         while pending or running:
             for s in list(pending):
-                deps = [outcomes.get(d) for d in s.deps]
-                failed = any(o is not None and o.status in ("failed", "blocked") for o in deps)
-                if failed or all(o is not None for o in deps):
-                    out = settle(s, [o for o in deps if o is not None], force)
-                    if out is not None:
-                        pending.remove(s)
-                        progress.finish(s, out)
-                    elif len(running) < max(1, jobs):
-                        pending.remove(s)
-                        running[pool.submit(_run_warm, kernels, s, log_dir)] = s
+                deps = known(s)
+                if deps is None:
+                    continue
+                out = settle(s, deps, force)
+                if out is not None:
+                    pending.remove(s)
+                    progress.finish(s, out)
+                elif len(running) < max(1, jobs):
+                    pending.remove(s)
+                    running[pool.submit(_run_warm, kernels, s)] = s
             if running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     progress.finish(running.pop(fut), fut.result())
-    for s in last:
-        out = settle(s, list(outcomes.values()), force)
-        progress.finish(s, out or _run_warm(kernels, s, log_dir))
+            elif pending and all(known(s) is None for s in pending):
+                raise ValueError(f"steps wait for steps that are not planned: {[s.name for s in pending]}")
     return progress.close()

@@ -2,7 +2,7 @@
 
 ``--set key=v1,v2 ...`` over the keys an ablation may change (temperature, alpha, beta, kd_t_squared,
 student_layers, sup_init, student_epochs, student_lr, ...): the grid is the product of the listed values, each
-point an ablation of the study (``runner.run_ablation``) into its own folder, which retrains only the arms its keys
+point an ablation of the study (``runner.run_ablations``) into its own folder, which retrains only the arms its keys
 concern and links the rest, so every point is paired with every other fold by fold. The point with the study's
 own settings trains nothing: its folder links to the study. ``analysis/grid.py`` then chooses each fold's point
 on validation and reports it on test, beside the optimistic test-chosen figure.
@@ -24,15 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..analysis.grid import point_label, write_grid
 from ..arms import ablation_keys, retrained, study_arms
 from ..config import load_config, with_overrides
 from ..layout import StudyLayout, is_done
 from ..names import TEACHER
 from ..paths import resolve
-from .runner import RUNTIME_KEYS, plan_fold_steps, run_ablation
+from .runner import RUNTIME_KEYS, plan_fold_steps, run_ablations
 
 DEPTH_KEY = "student_layers"  # a sweep of this key alone is the depth frontier
 SWEEP_JSON = "sweep.json"
@@ -186,19 +184,24 @@ def run_sweep(study: str | Path, out: str | Path, grid: dict[str, list[str]], jo
     if plan_only:
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    t0, status = time.time(), {}
-    for point, is_study in tqdm(list(zip(points, own)), desc="grid points", disable=not progress):
+    t0, status, train = time.time(), {}, []
+    for point, is_study in zip(points, own):
         folder, name = point_dir(out, point), point_label(point)
         if is_study:
             _link_study(base.dir, folder)
             status[name] = (0, "the study's own setting")
         elif point_complete(base, folder, ablation_of(point)):
-            print(f"\n=== {name}: every step of {folder} is complete (skipped)", file=sys.stderr)
+            print(f"=== {name}: every step of {folder} is complete (skipped)", file=sys.stderr)
             status[name] = (0, "complete (skipped)")
         else:
-            print(f"\n=== {name}: {folder}", file=sys.stderr)
-            code = run_ablation(base.dir, folder, ablation_of(point), jobs, executor, ray_settings)
-            status[name] = (code, "ran" if code == 0 else "failed or blocked steps (see its run.json)")
+            train.append(point)
+    if train:  # every point's steps in one run: one point's analysis overlaps another's training
+        print(f"=== training {len(train)} points: " + ", ".join(map(point_label, train)), file=sys.stderr)
+        codes = run_ablations(base.dir, [(point_dir(out, p), ablation_of(p)) for p in train], jobs, executor,
+                              ray_settings)
+        status |= {point_label(p): (c, "ran" if c == 0 else "failed or blocked steps (see its run.json)")
+                   for p, c in zip(train, codes)}
+    status = {point_label(p): status[point_label(p)] for p in points}  # in the grid's order
     depth_sweep = list(grid) == [DEPTH_KEY]
     record = {"study": str(base.dir), "grid": grid, "train_wall_s": round(time.time() - t0, 2),
               "points": {name: {"folder": str(point_dir(out, p)), "settings": p, "exit_code": c, "status": why,

@@ -36,7 +36,7 @@ def test_a_reused_kernel_looks_new_and_a_failed_one_is_replaced(tmp_path):
     steps = [s for n in names for s in _steps(tmp_path, [n], bad if n == "bad" else probe)]
     pool = KernelPool(1)  # a job's kernel and a spare: a step starts in one while the other is reset
     try:
-        out = execute(steps, 1, tmp_path, force=False, kernels=pool)
+        out = execute(steps, 1, force=False, kernels=pool)
     finally:
         pool.close()
     assert {k: o.status for k, o in out.items()} == {"a": "ok", "b": "ok", "bad": "failed", "c": "ok", "d": "ok"}

@@ -35,20 +35,20 @@ def _ok_and_bad(tmp_path):
 
 def test_ray_isolates_a_failing_step_and_shares_markers_with_local(ray_local, tmp_path):
     steps = _ok_and_bad(tmp_path)
-    assert execute(steps[2:3], jobs=1, log_dir=tmp_path, force=False)["c"].status == "ok"  # a study begun locally
+    assert execute(steps[2:3], jobs=1, force=False)["c"].status == "ok"  # a study begun locally
     with open_executor("ray", 2, [tmp_path], RaySettings()) as (run, info):
         assert info["kind"] == "ray" and info["nodes"] == 1 and info["cpus_per_step"] == 1
-        out = run(steps, tmp_path, force=False)
+        out = run(steps, force=False)
         assert out["a"].status == "failed" and "the corpus is on fire" in out["a"].error
         assert out["b"].status == "blocked"  # only its dependent is held back
         assert out["c"].status == "skipped"  # the local executor's marker is Ray's too
         assert out["d"].status == "ok" and out["d"].wall_s > 0
         assert (tmp_path / "out" / "a.ipynb").is_file()  # the failed notebook is kept as the record
         assert "the corpus is on fire" in (tmp_path / "out" / "a.ipynb").read_text()
-        again = run(steps[2:], tmp_path, force=False)
+        again = run(steps[2:], force=False)
         assert {k: o.status for k, o in again.items()} == {"c": "skipped", "d": "skipped"}
     # the markers Ray's steps wrote are the local executor's too
-    local = execute(steps, jobs=1, log_dir=tmp_path, force=False)
+    local = execute(steps, jobs=1, force=False)
     assert {k: o.status for k, o in local.items()} == {"a": "failed", "b": "blocked", "c": "skipped", "d": "skipped"}
     assert not (tmp_path / ".mlkd-probe").exists()  # the storage probe cleans up after itself
 

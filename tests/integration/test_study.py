@@ -24,12 +24,12 @@ def test_a_failing_step_leaves_the_others_running(tmp_path):
     steps = [Step("a", bad, {"done_dir": str(tmp_path / "a")}, tmp_path / "a", tmp_path / "out" / "a.ipynb"),
              Step("b", ok, {"done_dir": str(tmp_path / "b")}, tmp_path / "b", tmp_path / "out" / "b.ipynb", ["a"]),
              Step("c", ok, {"done_dir": str(tmp_path / "c")}, tmp_path / "c", tmp_path / "out" / "c.ipynb")]
-    out = execute(steps, jobs=2, log_dir=tmp_path, force=False)
+    out = execute(steps, jobs=2, force=False)
     assert out["a"].status == "failed" and "the corpus is on fire" in out["a"].error
     assert out["b"].status == "blocked"
     assert out["c"].status == "ok"
     assert (tmp_path / "out" / "a.ipynb").is_file()  # the failed notebook is kept as the record
-    again = execute(steps[2:], jobs=1, log_dir=tmp_path, force=False)
+    again = execute(steps[2:], jobs=1, force=False)
     assert again["c"].status == "skipped"
 
 
