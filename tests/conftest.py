@@ -71,11 +71,11 @@ def micro_study(tmp_path_factory, worker_id):
 # `make test` runs the integration tier on two pytest-xdist workers (--dist loadscope), in two groups of about
 # equal time, a group on a worker. The modules that read the shared micro study in place (one reruns it, one
 # checks that a sweep never writes there) share a worker, which makes that study first, with two that need
-# no study of it (kernels, the README's setup) to even the groups out; the other group holds every Ray test (so
-# that no two Ray instances start at once), the paper-shaped runs and the corpora as they ship, and reads the
+# no study of it (kernels, the corpora as they ship) to even the groups out; the other group holds every Ray test
+# (so that no two Ray instances start at once), the paper-shaped runs and the README's setup, and reads the
 # shared study last.
 WITH_THE_SHARED_MICRO_STUDY = {"test_deploy", "test_lab_browser", "test_listen_browser", "test_study", "test_sweep",
-                               "test_kernels", "test_your_data"}
+                               "test_kernels", "test_corpora_as_they_ship"}
 
 
 def _module(nodeid: str) -> str:

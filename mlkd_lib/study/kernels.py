@@ -119,17 +119,22 @@ class WarmKernel:
 
 
 class KernelPool:
-    """Warm kernels for ``size`` jobs and ``spare`` more, started when the first step asks for one (a run whose
+    """Warm kernels for ``size`` jobs and ``spare`` more, started as steps are announced (``expect``; a run whose
     steps are all complete starts none; the spares once the jobs' kernels are ready); ``take`` waits for a ready
     one, ``give_back`` resets it (or replaces it after a failure) in the background, so that the job's next step
-    starts at once in a spare instead of waiting the second or so a reset takes."""
+    starts at once in a spare instead of waiting the second or so a reset takes. A spare costs a kernel's start
+    (several seconds of a core) and saves about a second a step: it is started only for runs of at least
+    ``SPARE_AFTER`` steps a job."""
+
+    SPARE_AFTER = 4
 
     def __init__(self, size: int, spare: int = 1):
         self.size, self.spare = size, spare
         self._free: queue.Queue[WarmKernel] = queue.Queue()
         self._all: list[WarmKernel] = []
         self._lock = threading.Lock()
-        self._started = self._closed = False
+        self._jobs = self._spares = 0  # kernels started for the jobs, spares started
+        self._closed = False
 
     def _add(self) -> WarmKernel | None:
         with self._lock:
@@ -140,22 +145,30 @@ class KernelPool:
         self._free.put(kernel)
         return kernel
 
-    def _add_spares(self, first: list[WarmKernel | None]) -> None:
+    def _add_spares(self, first: list[WarmKernel | None], count: int) -> None:
         """The spares, once the jobs' kernels are up: started beside them, they would share the cores with the
         imports the first steps wait for."""
         for kernel in first:
             if kernel is not None:
                 kernel.ready()
-        for _ in range(self.spare):
+        for _ in range(count):
             self._add()
+
+    def expect(self, steps: int) -> None:
+        """``steps`` steps are about to ask for kernels: start a kernel for each job they can keep busy (up to
+        ``size``), and the spares if the run is long enough for them to pay off."""
+        with self._lock:
+            jobs = max(0, min(self.size, steps) - self._jobs)
+            spares = self.spare - self._spares if steps >= self.SPARE_AFTER * self.size else 0
+            self._jobs, self._spares = self._jobs + jobs, self._spares + spares
+        first = [self._add() for _ in range(jobs)]
+        if spares:
+            threading.Thread(target=self._add_spares, args=(first, spares), daemon=True).start()
 
     def take(self) -> WarmKernel | None:
         """A ready kernel, or None when one could not be started (the step then starts its own)."""
-        with self._lock:
-            start, self._started = not self._started, True
-        if start:
-            first = [self._add() for _ in range(self.size)]
-            threading.Thread(target=self._add_spares, args=(first,), daemon=True).start()
+        if not self._jobs:  # nobody said how many steps come: a kernel a job and the spares
+            self.expect(self.SPARE_AFTER * self.size)
         kernel = self._free.get()
         if kernel.ready():
             return kernel

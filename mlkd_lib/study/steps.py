@@ -143,6 +143,8 @@ def execute(steps: list[Step], jobs: int, force: bool, on_done=None, kernels: Ke
         broken = not s.always_last and any(o.status in ("failed", "blocked") for o in deps)
         return deps if broken or len(deps) == len(waits_for(s, steps)) else None
 
+    if kernels is not None:
+        kernels.expect(sum(force or s.always_last or not is_done(s.done_dir) for s in steps))
     pending, running = list(steps), {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while pending or running:

@@ -96,3 +96,33 @@ def test_studies_run_together_need_folders_of_distinct_names(tmp_path):
     with pytest.raises(ValueError, match="distinct names"):
         run_studies([(f, cfg) for f in folders], jobs=1)
     assert not any((f / "config.json").exists() for f in folders)  # refused before anything is written
+
+
+class FakeKernel:
+    started = 0
+
+    def __init__(self):
+        FakeKernel.started += 1
+
+    def ready(self):
+        return True
+
+
+@pytest.mark.parametrize("announced, started", [
+    ([1], 1),  # the data step alone: one kernel, no spare
+    ([1, 6], 2),  # then a micro fold's six steps on two jobs: a kernel a job, the spare not worth its start
+    ([1, 8], 3),  # a run of four steps a job: the spare too
+    ([0], 0),  # every step complete: nothing started
+    ([], 3),  # nobody announced the steps (a step simply asks): a kernel a job and the spare
+])
+def test_warm_kernels_are_started_for_the_steps_announced(monkeypatch, announced, started):
+    from mlkd_lib.study import kernels
+    monkeypatch.setattr(kernels, "WarmKernel", FakeKernel)
+    FakeKernel.started = 0
+    pool = kernels.KernelPool(2)
+    for n in announced:
+        pool.expect(n)
+    if not announced:
+        pool.take()
+    time.sleep(0.2)  # the spares start on a thread of their own
+    assert FakeKernel.started == started
