@@ -143,8 +143,9 @@ def execute(steps: list[Step], jobs: int, force: bool, on_done=None, kernels: Ke
         broken = not s.always_last and any(o.status in ("failed", "blocked") for o in deps)
         return deps if broken or len(deps) == len(waits_for(s, steps)) else None
 
-    if kernels is not None:
-        kernels.expect(sum(force or s.always_last or not is_done(s.done_dir) for s in steps))
+    if kernels is not None:  # the steps that will ask for a kernel: an analysis runs when anything else did
+        body = sum(force or not is_done(s.done_dir) for s in steps if not s.always_last)
+        kernels.expect(body + sum(force or body > 0 or not is_done(s.done_dir) for s in steps if s.always_last))
     pending, running = list(steps), {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while pending or running:

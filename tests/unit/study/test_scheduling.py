@@ -126,3 +126,15 @@ def test_warm_kernels_are_started_for_the_steps_announced(monkeypatch, announced
         pool.take()
     time.sleep(0.2)  # the spares start on a thread of their own
     assert FakeKernel.started == started
+
+
+def test_a_run_with_every_step_complete_starts_no_kernel(monkeypatch, tmp_path):
+    from mlkd_lib.study import kernels
+    monkeypatch.setattr(kernels, "WarmKernel", FakeKernel)
+    FakeKernel.started = 0
+    steps = _study(tmp_path, "A")
+    for s in steps:
+        s.done_dir.mkdir(parents=True)
+        (s.done_dir / "done.json").write_text("{}")
+    out = execute(steps, jobs=2, force=False, kernels=kernels.KernelPool(2))
+    assert {o.status for o in out.values()} == {"skipped"} and FakeKernel.started == 0
