@@ -248,9 +248,9 @@ class RayExecutor:
 
     def run(self, steps: list[Step], force: bool, on_done=None) -> dict[str, Outcome]:
         """Submit every step at once, each with its dependencies' object refs as arguments (Ray
-        starts it when they are ready), then report outcomes as they come in. An analysis
-        (``always_last``) is submitted when the steps it waits for are settled: it runs even when a fold's
-        task died, which an object ref of that task would not allow."""
+        starts it when they are ready), then report outcomes as they come in. The analyses (``always_last``) are
+        submitted once every other step is settled, each given the outcomes of the steps it waits for: it runs
+        even when a fold's task died, which an object ref of that task would not allow."""
         ray, cwd = self.ray, os.getcwd()
         task = ray.remote(_ray_step)
         order = {s.name: i for i, s in enumerate(steps)}
