@@ -93,6 +93,9 @@ class StudyConfig:
                               lambda v: 0 < v <= 0.5, "must lie in (0, 0.5]")
     n_val_speakers: int = key(1, "training speakers held out whole for validation (validation=speaker)", *positive)
     folds: list[str] = key([], "test speakers to run (one fold each); empty: every speaker")
+    fold_utterances: int = key(0, "at most this many utterances of each class in each of a fold's training, "
+                                  "validation and test parts and of each test corpus, drawn by seed (a trial's "
+                                  "size: mlkd study --trial); 0: all", *non_negative)
     # --- models
     model: str = key("tiny", "tiny, micro, base (random weights) or a local encoder folder (wav2vec 2.0, HuBERT, "
                            "WavLM or data2vec-audio)")
@@ -218,6 +221,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def trial_settings(cfg: StudyConfig) -> dict[str, Any]:
+    """``mlkd study --trial``: the user's own setup — corpus, noise, classes, encoder — at a size that runs in
+    minutes on a CPU (a few utterances of each class in one fold, one epoch, short cuts, the lowest and highest SNR),
+    to see the whole pipeline on their data before the study. Applied over the setup file; its figures are no
+    result (the study's README says so)."""
+    snrs = sorted(cfg.snrs)
+    return dict(fold_utterances=4, teacher_epochs=1, student_epochs=1, max_seconds=3.0,
+                snrs=sorted({snrs[0], snrs[-1]}), enhancement_snrs=[snrs[0]], enhancement_per_emotion=1,
+                bench_utterances=2, representation_utterances=8)
+
+
+def trial_note(cfg: StudyConfig) -> str:
+    """What a trial is, said before it starts and in its README."""
+    return (f"trial: the setup at a trial's size — fold {', '.join(cfg.folds)}, at most {cfg.fold_utterances} "
+            f"utterances of each class in its training, validation and test parts, "
+            f"{cfg.teacher_epochs} epoch{'s' * (cfg.teacher_epochs != 1)}, cut at "
+            f"{cfg.max_seconds:g} s, SNRs {', '.join(f'{s:g}' for s in cfg.snrs)} dB: it shows that the whole "
+            f"pipeline runs on this corpus, noise and encoder; its figures are no result")
+
+
 def _is_merge(text: str) -> bool:
     ((raw, code),) = label_merges([text]).items()
     return bool(raw) and code in LABEL_CODES
@@ -263,7 +286,7 @@ def read_setup(path: str | Path) -> dict[str, Any]:
     """A setup file (``mlkd study --config FILE``, a notebook's ``config_file``): YAML or JSON, a mapping of
     study keys to values, so that a corpus + noise + encoder setup can be shared and versioned. Its keys are
     checked like ``--set`` ones; ``preset`` names the preset they start from; its relative paths are taken
-    against the file's own folder."""
+    against the file's own folder, and its ``data_dir`` is ``data/<file stem>`` there unless it names one."""
     path = resolve(path)
     if not path.is_file():
         raise FileNotFoundError(f"setup file not found: {path}")
@@ -277,7 +300,18 @@ def read_setup(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - set(key_types()))
     if unknown:
         raise KeyError(f"setup file {path}: unknown config keys {unknown}; `mlkd study --list-keys` lists them")
-    return absolute(data, path.parent)
+    # a setup owns its data: by default in data/<its name> beside it, never a folder another setup shares
+    return {"data_dir": str(path.parent / "data" / path.stem), **absolute(data, path.parent)}
+
+
+def study_config(study: str | Path) -> StudyConfig:
+    """A study's settings, for a reader of its data (an export, Table 3, the frontier, the listening page): refused
+    (``ownership.DataMismatch``, one line naming both) where its data folder no longer holds the data the study was
+    made from."""
+    from .data.prepare import check_study_data
+    cfg = load_config(Path(study) / "config.json")
+    check_study_data(study, cfg)
+    return cfg
 
 
 def load_config(path: str | Path) -> StudyConfig:

@@ -18,7 +18,8 @@ def _study(a):
     from ..study.runner import run_study
     ray = RaySettings(a.ray_address, a.ray_cpus, a.ray_gpus, a.ray_max_retries)
     overrides = absolute(parse_set(a.set), Path.cwd())  # --set data_dir=... is a path typed here too
-    sys.exit(run_study(a.preset, a.out, a.folds, overrides, a.jobs, a.force, a.executor, ray, a.plan, a.config))
+    sys.exit(run_study(a.preset, a.out, a.folds, overrides, a.jobs, a.force, a.executor, ray, a.plan, a.config,
+                       a.trial))
 
 
 def _ablate(a):
@@ -58,9 +59,13 @@ def _add_study(sub) -> None:
     s.add_argument("--plan", action="store_true", help="check the inputs, time a few training steps of each "
                    "role here, print the steps, disk use and device hours projected from them, write plan.json to "
                    "--out, and exit")
+    s.add_argument("--trial", action="store_true", help="the setup at a trial's size: its corpus, noise, classes and "
+                   "encoder, a few utterances of each class in one fold, one epoch, short cuts (minutes on a CPU); "
+                   "its figures are no result (default --out: results/<setup>-trial beside the setup file)")
     s.add_argument("--list-keys", action="store_true", help="print every config key (type, the preset's value, "
                    "what it is for) and exit")
-    s.add_argument("--out", type=here, help="study folder (default results/<preset> in the project)")
+    s.add_argument("--out", type=here, help="study folder (default: results/<setup name> beside the setup file; "
+                   "without one, results/<preset> in the project)")
     s.add_argument("--folds", default="all", help="'all' or comma-separated folds: test speakers (leave-one-speaker-"
                    "out, e.g. Ses01F,Ses01M), fold1,fold2 (kfold) or split")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")

@@ -5,6 +5,7 @@ Every recipe (``data/recipes/``) writes it whole; a user's own manifest (``corpu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,9 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     """The manifest's columns, and ``split`` where the corpus defines one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    df[MANIFEST_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in df.columns]].to_csv(path, index=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # whole or not at all: a step may be reading it
+    df[MANIFEST_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in df.columns]].to_csv(tmp, index=False)
+    os.replace(tmp, path)
     return path
 
 

@@ -25,6 +25,18 @@ from .ingest import ingest
 from .manifest import read_manifest, write_manifest
 from .noise.bank import load_noise_bank, split_noise, write_noise_bank
 from .noise.collection import collection_type_names
+from .ownership import (
+    BUILDING,
+    READY,
+    DataMismatch,
+    differences,
+    file_digest,
+    holds,
+    holds_ready,
+    mismatch,
+    recorded_identity,
+    write_holds,
+)
 from .recipes import iemocap
 from .synthetic import make_synthetic_corpus
 
@@ -114,10 +126,67 @@ def planned_corpus(cfg) -> pd.DataFrame | None:
     return corpus_listing(cfg, progress=False)
 
 
-def prepare_data(cfg, progress: bool = True) -> dict:
+def data_identity(cfg) -> dict:
+    """What ``cfg``'s data folder holds once its data step has run: every input its files are made from
+    (``ownership.py``)."""
+    ident = {k: getattr(cfg, k) for k in STAMP_KEYS}
+    ident["noise_types"] = bank_types(cfg)
+    if cfg.corpus == "manifest":
+        ident["manifest_sha256"] = file_digest(cfg.manifest)
+    ident["emotions"], ident["label_map"] = list(cfg.emotions), list(cfg.label_map)
+    ident["rirs"] = [cfg.rir_dir, cfg.rir_rooms] if needs_rirs(cfg) else None
+    ident["test_manifests"] = {str(p): file_digest(p) for p in cfg.test_manifests}
+    return ident
+
+
+def own_data(study: str | Path, cfg) -> dict:
+    """The data ``study`` reads: what its data step recorded, where its folder still holds it or its settings make
+    it again; what its settings make, before its data step has run. ``DataMismatch`` where neither holds: it was
+    made from data its folder has lost and its settings no longer make (its table changed since)."""
+    recorded, now = recorded_identity(study), data_identity(cfg)
+    if recorded is None or recorded == now or holds_ready(cfg.data_dir, recorded):
+        return recorded or now
+    raise DataMismatch(f"{mismatch(study, recorded, cfg.data_dir)}, and its settings now make other data "
+                       f"(they differ in {', '.join(differences(recorded, now))}): run it again with --force to "
+                       f"make its data anew and retrain every model, or restore what it was made from")
+
+
+def check_study_data(study: str | Path, cfg) -> None:
+    """Refuse (``DataMismatch``, naming both) to read ``study``'s data from a folder that does not hold it now. A
+    study and a folder from before folders said what they hold are taken as they are."""
+    recorded = recorded_identity(study)
+    if recorded is None and holds(cfg.data_dir) is None:
+        return
+    want = recorded if recorded is not None else data_identity(cfg)
+    if holds_ready(cfg.data_dir, want):
+        return
+    again = data_identity(cfg) == want
+    raise DataMismatch(f"{mismatch(study, want, cfg.data_dir)}. " + (
+        "Run the study's own command again (its run.json has it): its data step makes its data again, and nothing "
+        "is retrained" if again else "Its settings no longer make that data: run it again with --force"))
+
+
+WRITE_WAIT_S = 6 * 3600.0  # a data step waits this long for another writing the same folder (a conversion)
+
+
+def prepare_data(cfg, progress: bool = True, study: str | Path | None = None) -> dict:
     """Build (or reuse) the corpus listing, the noise bank and the room impulse responses named by the config; bring
     the study's utterances to 16 kHz mono into the manifest the steps read (every run: a file that changed is
-    converted again)."""
+    converted again). One writer at a time; the folder then says it holds this data (``ownership.py``: ``study``
+    is named there as the one it was made for)."""
+    from ..layout import FolderLock
+    ident = data_identity(cfg)
+    with FolderLock(cfg.data_dir).acquire(wait_s=WRITE_WAIT_S):
+        made = holds_ready(cfg.data_dir, ident)
+        if not made:
+            write_holds(cfg.data_dir, ident, BUILDING, study)
+        paths = _prepare(cfg, progress)
+        if not made:
+            write_holds(cfg.data_dir, ident, READY, study)
+    return paths
+
+
+def _prepare(cfg, progress: bool) -> dict:
     listing, noise_dir = corpus_listing_path(cfg), cfg.noise_bank_dir
     if not is_prepared(cfg):
         write_manifest(corpus_listing(cfg, progress), listing)
@@ -225,16 +294,26 @@ def protocol_of(cfg) -> dict:
                 val_fraction=cfg.val_fraction, n_val_speakers=cfg.n_val_speakers, seed=cfg.seed)
 
 
+def at_most(utterances: pd.DataFrame, per_class: int, seed: int) -> pd.DataFrame:
+    """At most ``per_class`` utterances of each class, drawn by ``seed``, in their order (0: all of them)."""
+    if not per_class:
+        return utterances
+    drawn = utterances.sample(frac=1.0, random_state=seed).groupby("emotion", sort=False).head(per_class)
+    return utterances.loc[sorted(drawn.index)].reset_index(drop=True)
+
+
 def load_fold(cfg, fold: str) -> FoldData:
+    """A fold's parts (each of at most ``fold_utterances`` a class, where a trial sets it), noise, rooms and the
+    other corpora it is scored on."""
     manifest = study_manifest(cfg)
     f = get_fold(manifest, fold, **protocol_of(cfg))
-    parts = split(manifest, f)
+    parts = {k: at_most(v, cfg.fold_utterances, cfg.seed) for k, v in split(manifest, f).items()}
     bank = load_noise_bank(cfg.noise_bank_dir, bank_types(cfg))
     train_noise, test_noise = split_noise(bank, cfg.noise_train_fraction)
     train_noise = {k: v for k, v in train_noise.items() if k in cfg.noise_types}  # never an unseen type
     rirs = reverb.load_rir_bank(rir_bank_dir(cfg)) if needs_rirs(cfg) else {}
     return FoldData(f, parts["train"], parts["val"], parts["test"], test_noise, train_noise, rirs,
-                    load_test_corpora(cfg))
+                    {k: at_most(v, cfg.fold_utterances, cfg.seed) for k, v in load_test_corpora(cfg).items()})
 
 
 def fold_names(cfg) -> list[str]:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..arms import trained
-from ..config import load_config
+from ..config import study_config
 from ..data.audio import SAMPLE_RATE
 from ..data.dataset import AudioCache, NoisyPairDataset
 from ..data.prepare import load_fold
@@ -210,7 +210,7 @@ def export_from_study(study_dir: str | Path, fold: str, role: str, out: str | Pa
     ckpt = study.fold(fold).model(role).best_ckpt
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found (folds in {study_dir}: {study.folds() or 'none'})")
-    cfg = load_config(study.config)
+    cfg = study_config(study_dir)
     run = json.loads(study.run_json.read_text()) if study.run_json.is_file() else {}
     provenance = dict(study=str(study_dir.resolve()), fold=fold, role=role, checkpoint=str(ckpt.resolve()),
                       corpus=cfg.corpus, max_seconds=cfg.max_seconds, study_git_commit=run.get("git_commit"))

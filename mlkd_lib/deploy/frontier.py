@@ -25,7 +25,7 @@ from ..analysis.frontier import (
 )
 from ..analysis.plots import save
 from ..arms import study_arms
-from ..config import load_config
+from ..config import load_config, study_config
 from ..data.audio import SAMPLE_RATE
 from ..data.conditions.families import trained_conditions
 from ..data.dataset import AudioCache
@@ -126,7 +126,7 @@ def measure(out: str | Path, int8_ua: str = "deploy", rounds: int = 5, progress:
     out = Path(out)
     sweep = read_sweep(out)
     study = StudyLayout(sweep["study"])
-    cfg, layers = load_config(study.config), int(sweep["teacher_layers"])
+    cfg, layers = study_config(study.dir), int(sweep["teacher_layers"])
     sources = _depth_sources(out, sweep)
     conditions = int8_conditions(cfg, int8_ua)
     per_fold, metrics, teacher_metrics = _per_fold(cfg, study, sources, layers)

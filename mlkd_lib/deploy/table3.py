@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..arms import method_arm
-from ..config import load_config
+from ..config import study_config
 from ..data.conditions.families import Condition
 from ..data.prepare import load_fold
 from ..layout import StudyLayout
@@ -34,7 +34,7 @@ def export_fold(study_dir: str | Path, fold: str, cfg=None) -> dict[str, Path]:
     """``student.onnx`` and ``student_int8.onnx`` (with sidecars) in the step folder of the fold's MLKD student
     (``scoring.exported``: kept while newer than the checkpoint)."""
     study = StudyLayout(study_dir)
-    cfg = cfg or load_config(study.config)
+    cfg = cfg or study_config(study.dir)
     folder = study.fold(fold).model(method_arm().name)
     paths = exported(study.dir, fold, folder.name, *(folder.path / n for n in ONNX_FILES.values()),
                      lambda: fold_calibration(cfg, load_fold(cfg, fold)))

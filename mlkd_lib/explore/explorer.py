@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..analysis.tables import summarise
 from ..arms import study_models
-from ..config import load_config
+from ..config import study_config
 from ..data.conditions.families import Condition, family_conditions, heard
 from ..data.dataset import AudioCache
 from ..data.prepare import FoldData, bank_types, load_fold
@@ -73,7 +73,7 @@ class Explorer:
     def __init__(self, study_dir: str | Path):
         self.study_dir = Path(study_dir)
         self.study = StudyLayout(self.study_dir)
-        self.cfg = load_config(self.study.config)
+        self.cfg = study_config(self.study_dir)
         self.folds = self.study.folds()
         if not self.folds:
             raise FileNotFoundError(f"{self.study_dir}: no trained folds yet (folds/<fold>/...): run `mlkd study`")

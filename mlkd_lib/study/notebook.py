@@ -26,7 +26,15 @@ from ..data.conditions.families import Condition, corpus_conditions, family_cond
 from ..data.dataset import AudioCache
 from ..data.kept_audio import KeptAudio
 from ..data.noise.bank import load_noise_bank
-from ..data.prepare import FoldData, follow_data, load_fold, prepare_data, study_manifest
+from ..data.prepare import (
+    FoldData,
+    check_study_data,
+    data_identity,
+    follow_data,
+    load_fold,
+    prepare_data,
+    study_manifest,
+)
 from ..device import pick_device
 from ..layout import FolderLock, ModelDir, StudyLayout, is_done, mark_done
 from ..method.checkpoint import finish_step, last_epoch_model, load_model
@@ -143,14 +151,18 @@ class DataStep:
     noise_bank: dict
 
     def finish(self) -> None:
-        mark_done(self.study.data_step, utterances=len(self.manifest), speakers=int(self.manifest.speaker.nunique()))
+        """Mark the step complete, recording the data the study is made from (every reader checks its folder still
+        holds it: ``prepare.check_study_data``)."""
+        mark_done(self.study.data_step, utterances=len(self.manifest), speakers=int(self.manifest.speaker.nunique()),
+                  data=data_identity(self.cfg))
 
 
 def open_data_step(study_dir: str, preset: str, config_file: str = "") -> DataStep:
     """01's setup: build or reuse the corpus manifest and noise bank the config names."""
     cfg = notebook_config(study_dir, preset, config_file)
-    paths = prepare_data(cfg)
-    step = DataStep(cfg, StudyLayout(notebook_study(study_dir, cfg.preset)), study_manifest(cfg),
+    study = notebook_study(study_dir, cfg.preset)
+    paths = prepare_data(cfg, study=study)
+    step = DataStep(cfg, StudyLayout(study), study_manifest(cfg),
                     load_noise_bank(paths["noise_dir"], cfg.noise_types))
     print(f"{cfg.corpus} corpus: {len(step.manifest)} utterances, {step.manifest.speaker.nunique()} speakers; "
           f"noise bank: {sorted(step.noise_bank)}")
@@ -262,6 +274,7 @@ def open_step(study_dir: str, preset: str, fold: str, model: str, config_file: s
     non-``None`` ``params``), the fold's train / validation / test split and the step's output folder."""
     cfg = notebook_config(study_dir, preset, config_file, **params)
     study = StudyLayout(notebook_study(study_dir, cfg.preset))
+    check_study_data(study.dir, cfg)
     out = study.fold(fold).model(model)
     # a step retried after its worker died waits here until the old kernel (which exits within a
     # second of its parent) has let go of the folder

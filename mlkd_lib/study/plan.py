@@ -17,7 +17,7 @@ from ..arms import study_arms
 from ..config import StudyConfig
 from ..data.conditions.families import condition_count, corpus_conditions
 from ..data.folds import planned_fold_names, split_part
-from ..data.prepare import test_classes
+from ..data.prepare import at_most, test_classes
 from ..data.synthetic import SPEAKERS
 from ..data.user_manifest import complete_manifest
 from ..device import pick_device, set_threads
@@ -105,7 +105,13 @@ def fold_shares(cfg: StudyConfig, durations: pd.DataFrame, cut: pd.Series) -> Sh
         test_share = float(durations.split.map(split_part).eq("test").mean())
     share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (1 - test_share) * cfg.val_fraction
     train = 1 - test_share - share_val
-    return Shares(len(cut) * train, cut.sum() * train, cut.sum() * share_val, cut.sum() * test_share)
+    shares = Shares(len(cut) * train, cut.sum() * train, cut.sum() * share_val, cut.sum() * test_share)
+    if not cfg.fold_utterances:
+        return shares
+    most = cfg.fold_utterances * len(cfg.emotions)  # a trial's parts: at most this many utterances each
+    mean = float(cut.mean())
+    return Shares(min(shares.train_n, most), min(shares.train_s, most * mean), min(shares.val_s, most * mean),
+                  min(shares.test_s, most * mean))
 
 
 def _gpu_fit(device, measured: dict) -> str:
@@ -161,7 +167,8 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     batch = torch.randn(cfg.batch_size, int(seconds * 16_000), device=device)
     infer = {m: _forward_seconds(model, batch, device) / (cfg.batch_size * seconds)
              for m, model in ((TEACHER, teacher), ("student", student))}
-    corpora = {Path(p).stem: test_classes(complete_manifest(p, progress=False), cfg, p) for p in cfg.test_manifests}
+    corpora = {Path(p).stem: at_most(test_classes(complete_manifest(p, progress=False), cfg, p), cfg.fold_utterances,
+                                     cfg.seed) for p in cfg.test_manifests}
     # each model of each fold also scores every other corpus under its conditions (family corpus)
     scored_s = conditions * fold.test_s + sum(len(corpus_conditions(cfg, name)) * df.duration_s.clip(
         upper=cfg.max_seconds).sum() for name, df in corpora.items())

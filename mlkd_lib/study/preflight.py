@@ -245,6 +245,11 @@ def corpus_speakers(utterances) -> list[str]:
     return sorted(utterances.speaker.unique())
 
 
+def first_fold(cfg: StudyConfig) -> list[str]:
+    """The study's first fold (a trial runs it alone), named before the data step has run."""
+    return planned_fold_names(cfg.protocol, corpus_speakers(study_utterances(cfg)), cfg.n_folds)[:1]
+
+
 def _fold_problems(cfg: StudyConfig, utterances) -> list[str]:
     speakers = corpus_speakers(utterances)
     if not speakers:
@@ -276,7 +281,19 @@ def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
                                  if readable else 10)
     need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(cfg, n_folds, jobs, utterances)
     return (corpus + data + _noise_problems(cfg) + _test_corpus_problems(cfg) + model + _device_problems(cfg)
-            + _disk_problems(study_dir, need))
+            + _disk_problems(study_dir, need) + ([] if corpus else _data_folder_problems(cfg, study_dir)))
+
+
+def _data_folder_problems(cfg: StudyConfig, study_dir: Path) -> list[str]:
+    """The data folder: in use by a running study of other data, or no longer holding what the study was made from
+    and its settings no longer making it (``data/ownership.py``)."""
+    from ..data.ownership import DataMismatch, in_use_by_other
+    from ..data.prepare import own_data
+    try:
+        why = in_use_by_other(cfg.data_dir, own_data(study_dir, cfg))
+    except DataMismatch as err:
+        return [str(err)]
+    return [why] if why else []
 
 
 def data_notes(cfg: StudyConfig) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..arms import study_arms
-from ..config import StudyConfig, load_config
+from ..config import StudyConfig, load_config, trial_note
 from ..data.prepare import no_unseen_noise
 from ..layout import StudyLayout, mark_done
 from ..names import CLEAN
@@ -107,7 +107,7 @@ class AnalysisStep:
     def finish(self, tables: list[Path], plots: list[Path]) -> Path:
         """The study's ``README.md`` (tables, plots, notebooks), and the step marked done."""
         from ..analysis.tables import write_study_readme
-        notes = [n for n in (no_unseen_noise(self.cfg),) if n]
+        notes = [n for n in (no_unseen_noise(self.cfg), self.cfg.fold_utterances and trial_note(self.cfg)) if n]
         readme = write_study_readme(self.study.dir, [t for t in tables if t], [p for p in plots if p], self.synthetic,
                                     notes)
         for fold in self.study.folds():  # what two steps finishing a fold at once both left

@@ -23,14 +23,15 @@ from importlib import metadata
 from pathlib import Path
 
 from ..arms import ablation_keys, retrained, study_arms
-from ..config import StudyConfig, load_config, make_config, read_setup, with_overrides
-from ..data.prepare import follow_data
+from ..config import StudyConfig, load_config, make_config, read_setup, trial_note, trial_settings, with_overrides
+from ..data.ownership import DataClaim, holds_ready
+from ..data.prepare import data_identity, follow_data, own_data
 from ..device import thread_env
-from ..layout import FolderLock, StudyLayout
+from ..layout import DONE, FolderLock, StudyLayout
 from ..names import BASELINE, TEACHER
 from ..paths import git_commit, resolve, with_absolute_paths
 from .executors import RaySettings, local_cpus_per_step, open_executor, ray_cpus_per_step
-from .preflight import data_notes, preflight
+from .preflight import data_notes, first_fold, preflight
 from .steps import Outcome, Step
 
 DATA_NB, TEACHER_NB, BASELINE_NB = "01_data_prep.ipynb", "02_train_teacher.ipynb", "02b_baseline_vad_nmf.ipynb"
@@ -69,31 +70,53 @@ def _versions() -> dict:
     return out
 
 
+# keys added since studies were first written whose value here is what a study without them did
+AS_BEFORE = {"fold_utterances": 0}
+
+
 def _check_same_study(path: Path, cfg: StudyConfig) -> None:
-    """Refuse a study folder made with other settings. A key its config.json lacks counts as changed:
-    that study predates the key, and its old behaviour need not be the key's default."""
+    """Refuse a study folder made with other settings. A key its config.json lacks counts as changed (that study
+    predates the key, and its old behaviour need not be the key's default), unless ``AS_BEFORE`` says it was."""
     if not path.is_file():
         return
     written = json.loads(path.read_text())
     old = load_config(path).to_json()
-    changed = sorted(k for k, v in cfg.to_json().items()
-                     if k not in RUNTIME_KEYS and (k not in written or old.get(k) != v))
+    def unlike(k, v):
+        return old.get(k) != v if k in written else k not in AS_BEFORE or AS_BEFORE[k] != v
+
+    changed = sorted(k for k, v in cfg.to_json().items() if k not in RUNTIME_KEYS and unlike(k, v))
     if changed:
         raise ValueError(f"{path.parent} holds a study run with other settings ({', '.join(changed)}): "
                          f"use another --out, or --force to rerun every step with the new settings")
 
 
+def default_out(preset: str, config_file: str | None, setup_preset: str | None, trial: bool) -> Path:
+    """Where a study goes without ``--out``: a setup's beside its file, named after it (``results/cremad``; a trial
+    ``results/cremad-trial``, another preset than the file's ``results/cremad-micro``), so that two setups never share
+    one; without a setup, ``results/<preset>`` in the project."""
+    if not config_file:
+        return resolve(f"results/{preset}" + ("-trial" if trial else ""))
+    setup = Path(config_file)
+    name = setup.stem + (f"-{preset}" if setup_preset and preset != setup_preset else "") + ("-trial" * trial)
+    return setup.resolve().parent / "results" / name
+
+
 def configure(preset: str | None, out: str | None, folds: str, overrides: dict | None, jobs: int, executor: str,
-              ray_settings, config_file: str | None) -> tuple[Path, StudyConfig, list[str]] | int:
+              ray_settings, config_file: str | None, trial: bool = False) -> tuple[Path, StudyConfig, list[str]] | int:
     """A study's folder and settings from a preset, a setup file and overrides, checked by the pre-flight:
-    ``(folder, config, notes on the data)``, or 2 after printing what the pre-flight found."""
+    ``(folder, config, notes on the data)``, or 2 after printing what the pre-flight found. ``trial``: the setup at a
+    trial's size (``config.trial_settings``; ``--set`` still wins) on its first fold unless ``folds`` names others."""
     setup = read_setup(config_file) if config_file else {}
-    preset = preset or setup.pop("preset", "demo")
-    setup.pop("preset", None)
-    study = resolve(out or f"results/{preset}")
-    overrides = {**setup, **(overrides or {})}
+    setup_preset = setup.pop("preset", None)
+    preset = preset or setup_preset or "demo"
+    study = resolve(out) if out else default_out(preset, config_file, setup_preset, trial)
+    given = dict(overrides or {})
+    overrides = {**setup, **given}
     if folds and folds != "all":
         overrides["folds"] = folds
+    if trial:
+        sized = trial_settings(make_config(preset, **overrides))
+        overrides |= {k: v for k, v in sized.items() if k not in given}
     if "threads" not in overrides:
         # a step's torch and BLAS threads: what it is given of the cores (one step alone: all of them)
         if executor == "ray":  # what a step asks Ray for
@@ -102,6 +125,8 @@ def configure(preset: str | None, out: str | None, folds: str, overrides: dict |
             overrides["threads"] = local_cpus_per_step(jobs)
     cfg = follow_data(with_absolute_paths(make_config(preset, **overrides)))
     problems = preflight(cfg, study, jobs)
+    if trial and not problems and not cfg.folds:
+        cfg = with_overrides(cfg, folds=first_fold(cfg))
     if len(problems) == 1:
         print(f"mlkd study: error: {problems[0]} (nothing was started)", file=sys.stderr)
         return 2
@@ -114,17 +139,19 @@ def configure(preset: str | None, out: str | None, folds: str, overrides: dict |
 
 def run_study(preset: str | None = "demo", out: str | None = None, folds: str = "all", overrides: dict | None = None,
               jobs: int = 1, force: bool = False, executor: str = "local", ray_settings=None,
-              plan_only: bool = False, config_file: str | None = None) -> int:
+              plan_only: bool = False, config_file: str | None = None, trial: bool = False) -> int:
     """Check the inputs, plan and run a study; write ``run.json``; return the exit code (0: every step
     ok; 2: the pre-flight found problems and nothing started). ``executor``: "local" or "ray"
     (``executors.open_executor``; ``ray_settings``: its options). ``plan_only``: print the plan
     (steps, disk, hours from training steps measured here), write it to ``plan.json`` and stop. ``config_file``: a
     setup file (YAML or JSON of study keys, its ``preset`` used where ``preset`` is None); ``overrides`` go on top
-    of it."""
-    configured = configure(preset, out, folds, overrides, jobs, executor, ray_settings, config_file)
+    of it. ``trial``: the setup at a trial's size (``config.trial_settings``)."""
+    configured = configure(preset, out, folds, overrides, jobs, executor, ray_settings, config_file, trial)
     if isinstance(configured, int):
         return configured
     study, cfg, notes = configured
+    if trial:
+        notes = [trial_note(cfg), *notes]
     if plan_only:
         from .plan import make_plan  # torch: only for the plan's timed steps
         plan = make_plan(cfg, cfg.folds, jobs)
@@ -172,15 +199,19 @@ def _run_locked(studies: list[tuple[Path, StudyConfig]], jobs: int, force: bool,
     if len({study.name for study, _ in studies}) < len(studies):
         raise ValueError(f"studies run together need folders of distinct names: {[str(s) for s, _ in studies]}")
     planned = [_Planned(study, cfg, f"{study.name}/" if len(studies) > 1 else "") for study, cfg in studies]
-    for p in planned:
-        p.cfg.save(StudyLayout(p.study).config)
-        StudyLayout(p.study).logs.mkdir(exist_ok=True)
-        if p.cfg.threads:
-            # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
-            os.environ.update(thread_env(p.cfg.threads))
     folders = [f for p in planned for f in (p.study, Path(p.cfg.data_dir))]
-    with open_executor(executor, jobs, folders, ray_settings) as (run, info):
+    with ExitStack() as held:
+        claims = hold_data(studies, held, force)  # before anything is written
+        for p in planned:
+            p.cfg.save(StudyLayout(p.study).config)
+            StudyLayout(p.study).logs.mkdir(exist_ok=True)
+            if p.cfg.threads:
+                # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
+                os.environ.update(thread_env(p.cfg.threads))
+        run, info = held.enter_context(open_executor(executor, jobs, folders, ray_settings))
         outcomes = run([s for p in planned for s in p.named([data_step(p.study, p.cfg)])], force)
+        for claim in claims:
+            claim.share()  # made: other runs of the same data may join
         later = []
         for p in planned:
             if outcomes[p.prefix + "data"].status in ("ok", "skipped"):
@@ -208,6 +239,29 @@ def _run_locked(studies: list[tuple[Path, StudyConfig]], jobs: int, force: bool,
                                              else ""))
         codes.append(1 if failed else 0)
     return codes
+
+
+def hold_data(studies: list[tuple[Path, StudyConfig]], held: ExitStack, force: bool = False) -> list[DataClaim]:
+    """Each data folder of a run, held until ``held`` closes (``data/ownership.py``): shared with runs of the same
+    data, alone while its data is made; a folder in use by a run of other data is refused in one line. A study whose
+    folder no longer holds the data it was made from has its data step run again (the same settings make the same
+    data); ``force`` makes every study's data anew from its settings."""
+    wanted: dict[Path, tuple[dict, Path]] = {}
+    for study, cfg in studies:
+        ident = data_identity(cfg) if force else own_data(study, cfg)
+        folder = Path(cfg.data_dir).resolve()
+        if folder in wanted and wanted[folder][0] != ident:
+            raise ValueError(f"studies {wanted[folder][1]} and {study}, run together, need other data in one data "
+                             f"folder {folder}: give them data_dirs of their own")
+        wanted.setdefault(folder, (ident, study))
+    say = lambda line: print(f"mlkd study: {line}", file=sys.stderr)  # noqa: E731
+    claims = [held.enter_context(DataClaim(folder, ident, study, say)) for folder, (ident, study) in
+              sorted(wanted.items())]
+    for study, cfg in studies:
+        marker = StudyLayout(study).data_step / DONE
+        if marker.is_file() and not holds_ready(cfg.data_dir, wanted[Path(cfg.data_dir).resolve()][0]):
+            marker.unlink()  # its folder holds other data now: the data step makes its own again
+    return claims
 
 
 def data_step(study: Path, cfg: StudyConfig) -> Step:
