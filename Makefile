@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-# espeak-ng synthesises the demo corpus; chromium drives the browser test of `mlkd listen`.
+# espeak-ng synthesises the demo corpus (every target); chromium drives the browser tests (make test only).
+SYSTEM_DEPS ?= espeak-ng
+test: SYSTEM_DEPS = espeak-ng chromium
 system-deps:
 	@missing=""; \
-	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
-	command -v chromium  >/dev/null || missing="$$missing chromium"; \
+	for tool in $(SYSTEM_DEPS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \

@@ -44,6 +44,8 @@ def _listen(a):
     if not (study / "config.json").is_file():
         raise FileNotFoundError(f"{study} is not a study folder (no config.json): run `mlkd study` first, or "
                                 f"name one with --study")
+    from ..config import study_config
+    study_config(study)  # a study whose data folder now holds other data is refused here, in one line
     env = dict(os.environ, MLKD_STUDY=str(study))
     print(f"serving {notebook.name} for {study} at http://127.0.0.1:{a.port}/  (Ctrl-C stops)")
     subprocess.run([sys.executable, "-m", "voila", str(notebook), f"--port={a.port}", "--no-browser",

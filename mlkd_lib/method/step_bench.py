@@ -37,15 +37,15 @@ def measure(run, steps: int, warmup: int) -> dict[str, float]:
     return clock.summary() | peak_memory(run.device)
 
 
-def bench_corpus(folder: Path, durations, seed: int = 0):
+def bench_corpus(folder: Path, durations, labels, seed: int = 0):
     """Speech-like utterances of ``durations`` seconds written to ``folder``, as a manifest the real loader reads
-    (four classes, two speakers)."""
+    (the study's classes ``labels`` in turn, two speakers)."""
     rng = np.random.default_rng(seed)
     rows = []
     for i, seconds in enumerate(durations):
         x = speech_like(rng, seconds=float(seconds), pause_s=0.1)
         path = write_audio(folder / f"u{i:04d}.wav", x)
-        rows.append(dict(utt_id=f"u{i:04d}", path=str(path), emotion=("neu", "hap", "ang", "sad")[i % 4],
+        rows.append(dict(utt_id=f"u{i:04d}", path=str(path), emotion=labels[i % len(labels)],
                          speaker=f"s{i % 2}", duration_s=len(x) / 16_000))
     return pd.DataFrame(rows)
 
@@ -57,7 +57,7 @@ def measured_steps(cfg, durations, steps: int, warmup: int, roles=None) -> dict[
     roles = roles or (TEACHER, method_arm().name)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = bench_corpus(Path(tmp) / "audio", durations)
+        corpus = bench_corpus(Path(tmp) / "audio", durations, cfg.emotions)
         bank = synthetic_bank(10.0, cfg.synth_seed)  # what the noise sounds like does not change a step's work
         teacher = build_teacher(cfg.model, cfg.emotions)
         for role in roles:

@@ -209,7 +209,7 @@ def _run_locked(studies: list[tuple[Path, StudyConfig]], jobs: int, force: bool,
                 # kernels inherit this: numpy's BLAS (the NMF baseline) then does not oversubscribe the cores
                 os.environ.update(thread_env(p.cfg.threads))
         run, info = held.enter_context(open_executor(executor, jobs, folders, ray_settings))
-        outcomes = run([s for p in planned for s in p.named([data_step(p.study, p.cfg)])], force)
+        outcomes = run(data_steps(planned), force)
         for claim in claims:
             claim.share()  # made: other runs of the same data may join
         later = []
@@ -239,6 +239,18 @@ def _run_locked(studies: list[tuple[Path, StudyConfig]], jobs: int, force: bool,
                                              else ""))
         codes.append(1 if failed else 0)
     return codes
+
+
+def data_steps(planned: list[_Planned]) -> list[Step]:
+    """Each study's data step; where several share one (a sweep's points, linked to their study's), the first makes
+    it and the others wait for it and find it done."""
+    first: dict[Path, str] = {}
+    steps = []
+    for p in planned:
+        (step,) = p.named([data_step(p.study, p.cfg)])
+        shared = first.setdefault(step.done_dir.resolve(), step.name)
+        steps.append(step if shared == step.name else replace(step, deps=[shared]))
+    return steps
 
 
 def hold_data(studies: list[tuple[Path, StudyConfig]], held: ExitStack, force: bool = False) -> list[DataClaim]:

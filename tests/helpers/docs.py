@@ -1,8 +1,8 @@
 """The docs' commands as a user types them: the shell blocks of a README or docs page, cut into commands and run
 one by one in bash, from a folder of the test's (never the checkout), with only the data roots replaced.
 
-A command that would start a full-scale study (``mlkd study`` without ``--plan`` or ``--preset micro``: hours on
-a GPU) runs with ``--plan`` added: its inputs pass the pre-flight and it is priced, but nothing trains."""
+A command that would start a full-scale study (``mlkd study`` without ``--plan``, ``--trial`` or ``--preset micro``:
+hours on a GPU) runs with ``--plan`` added: its inputs pass the pre-flight and it is priced, but nothing trains."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent  # the venv's `mlkd`
-FULL_STUDY = re.compile(r"^mlkd study (?!.*--plan)(?!.*--preset micro)")
+FULL_STUDY = re.compile(r"^mlkd study (?!.*--plan)(?!.*--trial)(?!.*--preset micro)")
 
 
 @dataclass

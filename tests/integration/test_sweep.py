@@ -144,22 +144,36 @@ def test_a_depth_sweep_of_the_micro_study_and_its_rerun(micro_study, tmp_path):
 
 
 def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_path):
-    """docs/grid.md's commands as written, from a folder of the test's whose results/demo and results/paper are the
-    micro study: four points, the study's (T = 7, α = 0.7) reused, the others retraining the MLKD student alone;
-    each fold's choice is the argmax of validation UA read back from the points' own histories, and its reported
-    test UA is that point's; the paper's 25-point grid is priced and nothing written; a rerun trains nothing."""
+    """docs/grid.md's commands as written, from a folder of the test's whose results/demo and results/paper are a
+    copy of the micro study: four points, the study's (T = 7, α = 0.7) reused, the others retraining the MLKD student
+    alone; each fold's choice is the argmax of validation UA read back from the points' own histories, and its
+    reported test UA is that point's; the paper's 25-point grid is priced and nothing written; a rerun trains
+    nothing. Before it, another setup has made its own data in the study's data folder: the sweep makes the study's
+    own data there again and trains on it, never on the other setup's utterances."""
+    import shutil
     import subprocess
     import sys
 
     from helpers.docs import run_block, shell_blocks
 
     from mlkd_lib.analysis.frontier import fold_scores
-    from mlkd_lib.config import load_config
+    from mlkd_lib.config import load_config, make_config, with_overrides
+    from mlkd_lib.data.ownership import holds
+    from mlkd_lib.data.prepare import data_identity, prepare_data, study_manifest
     from mlkd_lib.layout import StudyLayout
     from mlkd_lib.study.sweep import parse_grid, run_sweep
-    study, _, code = micro_study
+    shared, _, code = micro_study
     assert code == 0
-    before, out = _files(study), tmp_path / "results" / "demo-grid"
+    before, study, out = _files(shared), tmp_path / "study", tmp_path / "results" / "demo-grid"
+    shutil.copytree(shared, study, symlinks=True)
+    data = tmp_path / "data"
+    shutil.copytree(load_config(StudyLayout(study).config).data_dir, data)
+    own = with_overrides(load_config(StudyLayout(study).config), data_dir=str(data))
+    own.save(StudyLayout(study).config)
+    ids = set(study_manifest(own).utt_id)
+    other = make_config("micro", data_dir=str(data), synth_seed=1, synth_per_class=1)  # another setup, same folder
+    prepare_data(other, progress=False, study=tmp_path / "other")
+    assert holds(data)["identity"] == data_identity(other) and set(study_manifest(own).utt_id) != ids
     out.parent.mkdir()
     for name in ("demo", "paper"):
         (tmp_path / "results" / name).symlink_to(study, target_is_directory=True)
@@ -167,10 +181,14 @@ def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_p
     ran = run_block(demo, tmp_path, {})[-1]
     assert ran.code == 0, ran.err[-3000:]
     assert "sweep: 4 points × 1 folds; 3 points to train, 3 student trainings" in ran.err
+    assert holds(data)["identity"] == data_identity(own) and set(study_manifest(own).utt_id) == ids
+    for point in out.glob("temperature=*"):
+        predictions = pd.read_csv(point / "folds" / "Ses01F" / "student_sup" / "predictions.csv")
+        assert set(predictions.utt_id) <= ids  # the study's own utterances, never the other setup's
     priced = run_block(paper, tmp_path, {})[-1]
     assert priced.code == 0 and "sweep: 25 points × 1 folds; 24 points to train, 24 student trainings" in priced.err
     assert not (tmp_path / "results" / "paper-grid").exists()
-    assert _files(study) == before
+    assert _files(shared) == before
 
     grid = pd.read_csv(out / "grid.csv")
     assert len(grid) == 4 and set(grid.fold) == {"Ses01F"}
@@ -215,7 +233,9 @@ def test_a_grid_of_temperature_and_alpha_chosen_on_validation(micro_study, tmp_p
     assert "chosen on validation, reported on test" in text and "image/png" in text and "no frontier" in text
 
     points = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "folds" in p.parts}
+    made = _files(data)
     assert run_sweep(study, out, parse_grid({"temperature": "1,7", "alpha": "0.3,0.7"}), progress=False) == 0
+    assert _files(data) == made  # its data is its own now: nothing made again
     status = json.loads((out / "sweep.json").read_text())["points"]
     assert sorted(s["status"] for s in status.values()) == ["complete (skipped)"] * 3 + ["the study's own setting"]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "folds" in p.parts} == points

@@ -1,6 +1,6 @@
 """The README's own setup run exactly as written — from a folder outside the checkout, with the defaults — on
 CREMA-D with MUSAN's noise and a WavLM laid out and encoded as their publishers ship them (only the roots
-``/corpora`` and ``/models`` replaced): through ``--plan`` and a micro study, to the tables and a Hugging Face
+``/corpora`` and ``/models`` replaced): through ``--plan`` and its trial, to the tables and a Hugging Face
 export. Corpora at other rates and channel counts: ``test_corpora_as_they_ship.py``."""
 
 from __future__ import annotations
@@ -27,33 +27,38 @@ def cremad_run(place):
     corpora.musan(roots["/corpora"])
     corpora.tiny_wavlm(roots["/models"] / "wavlm-base-plus")
     readme = finished(run_block(block("README.md", "## Your own data"), work, roots, env))
-    # the same setup in docs/your-data.md: the same study, so its micro run finds every step done
+    # the same setup in docs/your-data.md: the same study, so its trial finds every step done
     docs = finished(run_block(block("docs/your-data.md", "## CREMA-D, MUSAN's noise and WavLM"), work, roots, env))
     return work, readme, docs
 
 
-def test_the_readme_setup_plans_and_runs_as_a_micro_study(cremad_run):
+def test_the_readme_setup_plans_and_runs_its_trial(cremad_run):
     work, ran, docs = cremad_run
     plan = of(ran, "cremad.yaml --plan")
     assert "corpus: 120 utterances" in plan.out and "5 folds" in plan.out
     assert "unseen noise: none" in plan.out  # both of MUSAN's noise folders train: said, not an error
     assert "22050 Hz 2 channels" in plan.out  # the one MUSAN file that is not 16 kHz mono is converted
-    full = of(ran, "--out results/cremad ")
+    full = [r for r in ran if r.command.startswith("mlkd study")][-1]
     assert full.command.endswith("--plan") and "steps:" in full.out  # the full study: priced, not run here
-    study = work / "results" / "cremad-try"
+    trial = of(ran, "--trial")
+    assert "trial: the setup at a trial's size — fold fold1, at most 4 utterances" in trial.err
+    study = work / "results" / "cremad-trial"  # beside the setup file, named after it
     config = json.loads((study / "config.json").read_text())
     assert config["manifest"] == str(work / "data" / "cremad.csv")  # relative to the setup file's folder
+    assert config["data_dir"] == str(work / "data" / "cremad")  # the setup's own data folder
     assert config["model"].endswith("models/wavlm-base-plus") and config["emotions"] == SIX
-    assert config["preset"] == "micro" and config["unseen_noise_types"] == []
+    assert config["preset"] == "paper" and config["unseen_noise_types"] == []
+    assert (config["fold_utterances"], config["teacher_epochs"], config["max_seconds"]) == (4, 1, 3.0)
     metrics = pd.read_csv(study / "metrics.csv")
     assert set(metrics.fold) == {"fold1"} and set(metrics.model) == {"teacher", "baseline", "student_sup",
                                                                      "student_unsup", "student_unsup_from_teacher"}
     assert "unseen_noise" not in set(metrics.condition)
     assert {"reverb", "codec", "clipping", "telephone"} <= set(metrics.condition)  # the other families, by default
-    assert "unseen noise: none" in (study / "README.md").read_text()
+    readme = (study / "README.md").read_text()
+    assert "unseen noise: none" in readme and "its figures are no result" in readme
     pred = pd.read_csv(study / "folds" / "fold1" / "student_sup" / "predictions.csv")
     assert [c for c in pred.columns if c.startswith("p_")] == [f"p_{e}" for e in SIX]
-    manifest = pd.read_csv(work.parent / "project" / "data" / "micro" / "manifest" / "manifest.csv")
+    manifest = pd.read_csv(work / "data" / "cremad" / "manifest" / "manifest.csv")
     test_speakers = set(manifest.set_index("utt_id").loc[pred.utt_id.unique(), "speaker"])
     assert len(test_speakers) == 2 and set(pred.label) == set(range(6))  # two actors, all six classes
     from mlkd_lib.config import load_config
@@ -62,8 +67,19 @@ def test_the_readme_setup_plans_and_runs_as_a_micro_study(cremad_run):
     test_speakers = {str(s) for s in test_speakers}  # read back by pandas as numbers; the study's are strings
     assert test_speakers == set(fold.test.speaker) and not test_speakers & (set(fold.train.speaker) | set(
         fold.val.speaker))  # held out: neither trained nor validated on
-    again = of(docs, "--out results/cremad-try")
+    again = of(docs, "--trial")
     assert "0 failed or blocked" in again.out and " 0 run," in again.out  # docs/your-data.md: the same study
+
+
+def test_a_brought_checkpoint_is_checked_as_the_docs_say(cremad_run, place):
+    work, roots, env = place
+    (ran,) = finished(run_block(block("docs/your-data.md", "## Bringing a checkpoint"), work, roots, env))
+    teacher, student = ran.out.splitlines()[:2]
+    assert teacher.split()[:3] == ["teacher", "wavlm", "12"] and student.split()[:3] == ["student", "wavlm", "6"]
+    (roots["/models"] / "wavlm-base-plus" / "model.safetensors").rename(roots["/models"] / "half.safetensors")
+    missing = run_block(block("docs/your-data.md", "## Bringing a checkpoint"), work, roots, env)[-1]
+    assert missing.code == 2 and missing.err.count("\n") == 1  # a folder without its weights: one line, exit 2
+    (roots["/models"] / "half.safetensors").rename(roots["/models"] / "wavlm-base-plus" / "model.safetensors")
 
 
 def test_the_exported_student_carries_the_six_classes(cremad_run, tmp_path):
@@ -71,7 +87,7 @@ def test_the_exported_student_carries_the_six_classes(cremad_run, tmp_path):
 
     from mlkd_lib.deploy.export import export_from_study
     work = cremad_run[0]
-    study = work / "results" / "cremad-try"
+    study = work / "results" / "cremad-trial"
     folder = tmp_path / "hf"
     export_from_study(study, "fold1", "student_sup", folder, fmt="hf")
     hf_config = json.loads((folder / "config.json").read_text())

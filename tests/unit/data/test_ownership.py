@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from mlkd_lib.config import make_config, study_config, with_overrides
-from mlkd_lib.data.ownership import READY, DataClaim, DataFolderInUse, DataMismatch, holds
+from mlkd_lib.data.ownership import READY, DataClaim, DataFolderInUse, DataMismatch, holds, in_use_by_other
 from mlkd_lib.data.prepare import check_study_data, data_identity, own_data, prepare_data, study_manifest
 from mlkd_lib.layout import mark_done
 
@@ -84,8 +84,9 @@ def test_a_run_of_other_data_is_refused_while_the_folder_is_in_use_and_one_of_th
         line = str(refused.value)
         assert "\n" not in line and "ravdess.csv" in line and "emodb.csv" in line and "results/ravdess" in line
         assert "manifest" in line.split("differs in")[1]  # what differs is named
-        with DataClaim(data, data_identity(ravdess), tmp_path / "results" / "sweep") as second:
-            assert not second.exclusive  # the same data: it reads beside the first
+        second = DataClaim(data, data_identity(ravdess), tmp_path / "results" / "sweep").acquire(0.01, wait_s=5)
+        assert not second.exclusive  # the same data: it reads beside the first
+        second.release()
     with DataClaim(data, data_identity(emodb), tmp_path / "results" / "emodb") as free:
         assert free.exclusive  # nobody holds it any more: the other setup may make its data there
     assert holds(data)["identity"] == data_identity(emodb) and holds(data)["state"] == "building"
@@ -100,9 +101,11 @@ def test_the_preflight_names_a_folder_in_use_by_a_run_of_other_data(tmp_path, ca
         running.share()
         settings = {k: v for k, v in emodb.to_json().items() if k != "preset"}
         assert run_study("micro", str(tmp_path / "emodb-study"), "all", settings, plan_only=True) == 2
+        assert in_use_by_other(data, data_identity(ravdess)) is None  # a run of the same data may join
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "in use by a running study of other data" in err and "ravdess.csv" in err
     assert not (tmp_path / "emodb-study").exists()  # nothing was started or written
+    assert in_use_by_other(data, data_identity(emodb)) is None  # nobody holds it now: the data step may make its own
 
 
 def test_a_reader_refuses_a_folder_that_another_setup_has_rebuilt_naming_both(tmp_path):
@@ -141,6 +144,7 @@ def test_a_study_whose_data_can_be_made_neither_from_its_folder_nor_its_settings
     table = Path(ravdess.manifest)
     table.write_text(table.read_text().replace("ann_neu1.wav,neu", "ann_neu1.wav,sad"))
     assert own_data(study, ravdess) != data_identity(ravdess)  # edited since: it reads what it was made from
+    check_study_data(study, ravdess)  # which its folder still holds
     prepare_data(emodb, progress=False)
     with pytest.raises(DataMismatch, match="manifest_sha256"):
         own_data(study, ravdess)
