@@ -13,8 +13,8 @@ import json
 import zlib
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
+
 from helpers.corpora import voice, write
 
 CODE_OF = {"angry": "ang", "anger": "ang", "happy": "hap", "happiness": "hap", "neutral": "neu", "sad": "sad",
@@ -54,16 +54,23 @@ def _table(rows: list[dict], label: str, names: list[str] | None, rate: int, spe
 
 
 def hf_parquet(root: Path, shards: dict[str, list[list[dict]]], label: str = "emotion", speaker: str = "speaker_id",
-               rate: int = 44_100, names: list[str] | None = None) -> Path:
+               rate: int = 44_100, names: list[str] | None = None, by_datasets: bool = False) -> Path:
     """A dataset repository as the Hub holds it: ``data/{split}-{i:05d}-of-{n:05d}.parquet`` for each split's shards
     (``shards``: split → list of shards, each a list of rows), the README whose YAML header lists the features and
-    the default config's ``data_files``, and ``.gitattributes``."""
+    the default config's ``data_files``, and ``.gitattributes``. ``by_datasets``: the shards written by the
+    ``datasets`` library itself (an ``Audio`` column cast from the bytes, ``to_parquet``)."""
     import pyarrow.parquet as pq
     (root / "data").mkdir(parents=True, exist_ok=True)
     for split, parts in shards.items():
         for i, rows in enumerate(parts):
-            pq.write_table(_table(rows, label, names, rate, speaker),
-                           root / "data" / f"{split}-{i:05d}-of-{len(parts):05d}.parquet")
+            table = _table(rows, label, names, rate, speaker)
+            path = root / "data" / f"{split}-{i:05d}-of-{len(parts):05d}.parquet"
+            if by_datasets:
+                from datasets import Audio, Dataset
+                bare = Dataset(table.replace_schema_metadata(None))
+                bare.cast_column("audio", Audio(sampling_rate=rate)).to_parquet(str(path))
+            else:
+                pq.write_table(table, path)
     files = "".join(f"  - split: {split}\n    path: data/{split}-*\n" for split in shards)
     dtype = "    dtype: string\n" if not names else "    class_label:\n      names:\n" + "".join(
         f"        '{i}': {n}\n" for i, n in enumerate(names))
@@ -173,7 +180,3 @@ def iemocap_utterances(sessions=range(1, 6), per_emotion: int = 2) -> list[tuple
     return out
 
 
-def silence(path: Path, seconds: float, rate: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.zeros(int(seconds * rate), np.float32), rate)
-    return path
