@@ -44,9 +44,10 @@ class StudyConfig:
     label_map: list[str] = key([], "labels merged before the classes are picked, as RAW:CODE (IEMOCAP's recipe "
                                "does exc:hap itself)", lambda v: all(_is_merge(m) for m in v),
                                "each must read RAW:CODE with CODE a three-letter code")
-    protocol: Literal["loso", "kfold", "split"] = key(
+    protocol: Literal["loso", "kfold", "split", "folds"] = key(
         "loso", "folds: leave-one-speaker-out (a fold a speaker), speaker-independent kfold (n_folds groups of "
-        "speakers, balanced by utterances) or split (the manifest's split column: train / development / test)")
+        "speakers, balanced by utterances), split (the manifest's split column: train / development / test) or "
+        "folds (the manifest's fold column, e.g. EmoBox's official folds: a fold a value, tested on its rows)")
     n_folds: int = key(5, "folds of protocol=kfold", lambda v: v >= 2, "must be at least 2")
     noise_dir: str = key("", "a noise collection: a folder of audio files (type = file stem; NOISEX-92 .wav/.mat), "
                          "a folder of folders (type = subfolder, e.g. MUSAN, DEMAND) or a CSV of path,type; "

@@ -17,7 +17,9 @@ first commands:
   mlkd study --preset demo --jobs 2            the whole demo study (synthetic speech, tiny encoder), offline
   mlkd study --config my_setup.yaml --plan     check your corpus, noise and encoder; say what the study costs
   mlkd data cremad --root CREMA-D --out data/cremad.csv
-                                               a corpus's manifest (also: iemocap, ravdess, emodb, msppodcast)
+                                               a corpus's manifest (also: iemocap, ravdess, emodb, msppodcast;
+                                               hf, audformat, emobox for a Hugging Face dataset, an audformat
+                                               database, EmoBox's folds)
   mlkd study --list-keys                       every study setting, its type and what it is for
   mlkd listen --study results/demo             hear noisy samples and see what each model predicts
   mlkd sweep --study results/demo --out results/demo-sweep --set temperature=1,7 --set alpha=0.3,0.7

@@ -16,17 +16,31 @@ RECIPES = {  # mlkd data NAME: the corpus's recipe module (data/recipes/NAME.py)
     "emodb": "EmoDB wav/: seven classes, 10 speakers (German)",
     "msppodcast": "MSP-Podcast Audios/ + Labels/labels_consensus.csv: eight classes, its own split (O, X left out)",
 }
+SOURCES = {  # mlkd data NAME for a corpus in a general form: one module each beside the recipes, its options
+    "hf": "a Hugging Face dataset folder (Parquet shards or save_to_disk): its label, speaker and split columns",
+    "audformat": "an audformat database (db.yaml): one table's labels, speaker and gender from its schemes",
+    "emobox": "a corpus of EmoBox with its official folds (a fold column, for protocol=folds)",
+}
+
+
+def listed(text: str) -> list[str]:
+    """A comma-separated list typed on the command line."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _recipe(a):
     from importlib import import_module
     recipe = import_module(f"mlkd_lib.data.recipes.{a.what}")
-    options = {"include_song": True} if getattr(a, "include_song", False) else {}
-    df = recipe.build_manifest(a.root, a.out, **options)
+    options = {name: getattr(a, name) for name in a.options}
+    df = recipe.build_manifest(a.root, out=a.out, **options)
     print(f"{len(df)} utterances, {df.speaker.nunique()} speakers → {a.out}")
     print(df.emotion.value_counts().to_string())
     for reason, count in df.attrs.get("left_out", {}).items():
         print(f"left out: {count} ({reason})")
+    for column in ("split", "fold"):
+        if column in df:
+            counts = sorted(df[column].value_counts().items())
+            print(f"{column}: " + ", ".join(f"{value or '(none)'} {n}" for value, n in counts))
 
 
 def _synth(a):
@@ -77,7 +91,34 @@ def add_commands(sub) -> None:
                                                                 "--set manifest=FILE)")
         if name == "ravdess":
             d.add_argument("--include-song", action="store_true", help="also the sung files (vocal channel 02)")
-        d.set_defaults(func=_recipe)
+        d.set_defaults(func=_recipe, options=["include_song"] if name == "ravdess" else [])
+    for name, about in SOURCES.items():
+        d = data.add_parser(name, help=f"{about} → manifest CSV")
+        d.add_argument("--root", type=here, required=True, help="the folder as downloaded (emobox: EmoBox's, with "
+                                                                 "data/ and downloads/)" if name == "emobox" else
+                       "the folder as downloaded")
+        d.add_argument("--out", type=here, required=True, help="the manifest CSV; audio kept inside the source is "
+                                                                "written once beside it (OUT-audio/)")
+        options = ["label_map"]
+        if name == "hf":
+            d.add_argument("--emotion", required=True, help="the column of labels (strings or a ClassLabel)")
+            d.add_argument("--speaker", required=True, help="the column of speaker ids")
+            d.add_argument("--audio", default="audio", help="the audio column (default: audio)")
+            which = d.add_mutually_exclusive_group()
+            which.add_argument("--split", help="a column naming each row's split, instead of the dataset's own")
+            which.add_argument("--splits", type=listed, help="comma-separated splits to take (default: all)")
+            options += ["emotion", "speaker", "audio", "split", "splits"]
+        elif name == "audformat":
+            d.add_argument("--table", help="the table of labels (default: the one with --column)")
+            d.add_argument("--column", default="emotion", help="the column of labels (default: emotion)")
+            options += ["table", "column"]
+        else:
+            d.add_argument("--corpus", required=True, help="the corpus's name in EmoBox's data/ (e.g. iemocap)")
+            options += ["corpus"]
+        d.add_argument("--label-map", type=listed, action="extend", default=[], metavar="RAW:CODE,...",
+                       help="labels as the study's codes where they are no code nor word for one; RAW:- leaves "
+                            "RAW's utterances out")
+        d.set_defaults(func=_recipe, options=options)
     d = data.add_parser("synth", help="the synthetic emotional corpus (espeak-ng)")
     d.add_argument("--out", type=here, required=True)
     d.add_argument("--seed", type=int, default=0)

@@ -1,23 +1,28 @@
 """Speaker-independent folds and their validation sets, for any number of speakers.
 
-Three protocols (the study's ``protocol`` key):
+Four protocols (the study's ``protocol`` key):
 
 - ``"loso"``: leave one speaker out, a fold a speaker (the paper's 10-speaker protocol): ten folds, ten trainings;
 - ``"kfold"``: the speakers dealt into k groups balanced by utterance count (seeded), a fold a group — for corpora
   with many speakers (CREMA-D has 91);
 - ``"split"``: the corpus's own sets, from the manifest's ``split`` column (MSP-Podcast: Train / Development /
-  Test1 / Test2): one fold, tested on every test set, validated on the development set.
+  Test1 / Test2): one fold, tested on every test set, validated on the development set;
+- ``"folds"``: the manifest's own folds, from its ``fold`` column (EmoBox's official folds: ``mlkd data emobox``): a
+  fold a value, testing on its rows and training on every other row (an empty ``fold``: a row no fold tests on).
 
-No test speaker ever trains or validates in its fold. Model selection reads a validation set:
+No test speaker ever trains or validates in its fold (``folds``: as far as the given folds keep speakers apart).
+Model selection reads a validation set:
 
 - ``"fraction"`` (default): a share of every training speaker's utterances of every emotion (stratified
-  by speaker × emotion), the same utterances whichever fold they train in;
+  by speaker × emotion), the same utterances whichever fold they train in; utterances whose speaker is unknown
+  (``unknown-…``, one speaker each) are one stratum, so that validation is drawn from them by utterance;
 - ``"speaker"``: whole training speakers held out (for LOSO, the session partner first). Two LOSO folds of one
   session then train on the same speakers: five trainings, not ten. Kept to reproduce older studies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zlib
 from dataclasses import dataclass
@@ -25,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-PROTOCOLS = ("loso", "kfold", "split")
+from .manifest import UNKNOWN_SPEAKER
+
+PROTOCOLS = ("loso", "kfold", "split", "folds")
 VALIDATIONS = ("fraction", "speaker")
 SPLIT_FOLD = "split"  # the one fold of protocol "split"
 SPLIT_PARTS = {"train": "train", "training": "train", "development": "val", "dev": "val", "validation": "val",
@@ -35,12 +42,13 @@ SPLIT_PARTS = {"train": "train", "training": "train", "development": "val", "dev
 @dataclass(frozen=True)
 class Fold:
     name: str
-    test_speakers: tuple[str, ...]  # empty for protocol "split": the manifest's test sets say who tests
+    test_speakers: tuple[str, ...]  # for "split" and "folds" the manifest's split / fold column says who tests
     train_speakers: tuple[str, ...]  # the speakers whose utterances train (and, with a fraction, validate)
     val_speakers: tuple[str, ...] = ()  # held out whole for validation ("speaker" validation)
     val_fraction: float = 0.0  # share of each training speaker × emotion held out ("fraction" validation)
     seed: int = 0
     by_split: bool = False  # the parts come from the manifest's split column
+    by_fold: bool = False  # the test part is the rows whose fold column holds the fold's name
 
     @property
     def test_speaker(self) -> str:
@@ -143,6 +151,34 @@ def split_fold(manifest: pd.DataFrame, val_fraction: float = 0.2, seed: int = 0)
                 0.0 if has_val else val_fraction, seed, by_split=True)
 
 
+def given_fold_names(manifest: pd.DataFrame) -> list[str]:
+    """The folds of protocol "folds": the values of the manifest's ``fold`` column (an empty one tests in none)."""
+    if "fold" not in manifest.columns:
+        raise ValueError("protocol=folds needs a fold column in the manifest (the fold whose test set holds each "
+                         "utterance; `mlkd data emobox` writes one)")
+    names = sorted(set(manifest["fold"].astype(str).str.strip()) - {""})
+    if not names:
+        raise ValueError("protocol=folds: the manifest's fold column is empty")
+    return names
+
+
+def given_folds(manifest: pd.DataFrame, validation: str = "fraction", val_fraction: float = 0.2,
+                n_val_speakers: int = 1, seed: int = 0) -> list[Fold]:
+    """The manifest's own folds: each tests on its rows; every other row trains, and validation is drawn from those
+    (a share of them, or whole speakers of them that the fold does not test on), never from the fold's test rows."""
+    if validation not in VALIDATIONS:
+        raise ValueError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
+    fold = manifest["fold"].astype(str).str.strip() if "fold" in manifest.columns else None
+    out = []
+    for name in given_fold_names(manifest):
+        test = sorted(manifest.loc[fold == name, "speaker"].unique())
+        rest = sorted(manifest.loc[fold != name, "speaker"].unique())
+        order = [s for s in np.random.default_rng([seed, 1]).permutation(rest).tolist() if s not in test]
+        f = _with_validation(name, test, rest, validation, val_fraction, order, n_val_speakers, seed)
+        out.append(dataclasses.replace(f, by_fold=True))
+    return out
+
+
 def make_folds(manifest: pd.DataFrame, protocol: str = "loso", n_folds: int = 5, validation: str = "fraction",
                val_fraction: float = 0.2, n_val_speakers: int = 1, seed: int = 0) -> list[Fold]:
     """The folds of a study's ``protocol``."""
@@ -152,6 +188,8 @@ def make_folds(manifest: pd.DataFrame, protocol: str = "loso", n_folds: int = 5,
         return kfold_folds(manifest, n_folds, validation, val_fraction, n_val_speakers, seed)
     if protocol == "split":
         return [split_fold(manifest, val_fraction, seed)]
+    if protocol == "folds":
+        return given_folds(manifest, validation, val_fraction, n_val_speakers, seed)
     raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
 
 
@@ -162,14 +200,22 @@ def get_fold(manifest: pd.DataFrame, name: str, **protocol) -> Fold:
     return folds[name]
 
 
+def validation_strata(utterances: pd.DataFrame) -> list[pd.Series]:
+    """The groups validation is stratified by: speaker × emotion, every unknown speaker's utterances (one speaker id
+    each) counted as one speaker, so that a corpus without speakers still validates on a share of each emotion."""
+    speaker = utterances["speaker"].astype(str)
+    return [speaker.where(~speaker.str.startswith(UNKNOWN_SPEAKER), UNKNOWN_SPEAKER), utterances["emotion"]]
+
+
 def validation_mask(utterances: pd.DataFrame, fraction: float, seed: int = 0) -> pd.Series:
-    """True for the utterances held out for validation: in every speaker × emotion group, the
+    """True for the utterances held out for validation: in every group of ``validation_strata``, the
     ``round(fraction · n)`` with the lowest seeded hash of their id (at least one where a group has two
     or more). It depends on the utterance alone, so an utterance validates in every fold that trains
     on its speaker, and never trains in one of them."""
     rank = utterances["utt_id"].map(lambda u: zlib.crc32(f"{seed}:{u}".encode()))
-    order = rank.groupby([utterances["speaker"], utterances["emotion"]]).rank(method="first")
-    size = utterances.groupby(["speaker", "emotion"])["utt_id"].transform("size")
+    strata = validation_strata(utterances)
+    order = rank.groupby(strata).rank(method="first")
+    size = rank.groupby(strata).transform("size")
     take = (size * fraction).round().clip(lower=((size >= 2) & (fraction > 0)).astype(int))
     return order <= take
 
@@ -180,6 +226,11 @@ def split(manifest: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
         part = manifest["split"].map(split_part)
         test, pool = manifest[part == "test"], manifest[part == "train"]
         val = manifest[part == "val"]
+    elif fold.by_fold:
+        tested = manifest["fold"].astype(str).str.strip() == fold.name
+        test, rest = manifest[tested], manifest[~tested]
+        pool = rest[rest["speaker"].isin(fold.train_speakers)]
+        val = rest[rest["speaker"].isin(fold.val_speakers)]
     else:
         test = manifest[manifest["speaker"].isin(fold.test_speakers)]
         pool = manifest[manifest["speaker"].isin(fold.train_speakers)]
@@ -192,8 +243,11 @@ def split(manifest: pd.DataFrame, fold: Fold) -> dict[str, pd.DataFrame]:
     return {k: v.reset_index(drop=True) for k, v in (("train", train), ("val", val), ("test", test))}
 
 
-def planned_fold_names(protocol: str, speakers: list[str], n_folds: int) -> list[str]:
-    """The names the folds of ``protocol`` will have, from the corpus's speakers alone (before the data is made)."""
+def planned_fold_names(protocol: str, speakers: list[str], n_folds: int, given: list[str] = ()) -> list[str]:
+    """The names the folds of ``protocol`` will have, from the corpus's speakers alone (before the data is made);
+    ``given``: the values of the manifest's fold column (protocol "folds")."""
+    if protocol == "folds":
+        return sorted(set(map(str, given)) - {""})
     if protocol == "kfold":
         return [fold_label(i, n_folds) for i in range(n_folds)]
     return [SPLIT_FOLD] if protocol == "split" else sorted(speakers)

@@ -11,12 +11,24 @@ from pathlib import Path
 import pandas as pd
 
 MANIFEST_COLUMNS = ["utt_id", "path", "emotion", "speaker", "session", "gender", "duration_s", "corpus"]
-OPTIONAL_COLUMNS = ["split"]  # a corpus's own train / development / test sets (protocol=split)
-READ_AS_TEXT = {c: str for c in ("utt_id", "path", "emotion", "speaker", "gender", "split")}
+# a corpus's own train / development / test sets (protocol=split), its own folds (the fold whose test set holds the
+# utterance: protocol=folds), the raters' confidence in the label (audformat's)
+OPTIONAL_COLUMNS = ["split", "fold", "confidence"]
+READ_AS_TEXT = {c: str for c in ("utt_id", "path", "emotion", "speaker", "gender", "split", "fold")}
+UNKNOWN_SPEAKER = "unknown-"  # prefix of a speaker id that stands for one utterance of an unknown speaker
+UNKNOWN_SPEAKERS = {"", "unknown", "unk", "none", "nan"}  # what tables write for a speaker they do not know
+
+
+def speaker_ids(speakers: pd.Series, utt_ids: pd.Series) -> pd.Series:
+    """``speakers`` as text, an unknown one (empty, ``Unknown``: MSP-Podcast's word) made a speaker of its own per
+    utterance (``unknown-<utt_id>``): unknown utterances are not one person, and folds must not hold them together
+    as one voice that trains and tests."""
+    text = speakers.map(lambda v: "" if v is None else str(v).strip())
+    return text.where(~text.str.lower().isin(UNKNOWN_SPEAKERS), UNKNOWN_SPEAKER + utt_ids.astype(str))
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
-    """The manifest's columns, and ``split`` where the corpus defines one."""
+    """The manifest's columns, and those of ``OPTIONAL_COLUMNS`` the corpus has."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # whole or not at all: a step may be reading it

@@ -2,10 +2,10 @@
 trains, then completed into the study's manifest (``data/manifest.py``).
 
 The table is CSV (``.csv``, ``.tsv``) or JSON Lines (``.jsonl``, ``.json``), one utterance a row: ``path, emotion,
-speaker`` required; ``utt_id, session, gender, duration_s, split`` optional. Paths are taken against the table's
-folder; ``utt_id`` defaults to the file's stem (its path where stems repeat). A speaker written ``Unknown``
-(MSP-Podcast's word for it) is no one speaker: each such utterance gets a speaker id of its own, so that it never
-joins a fold's training as somebody's voice it also tests on.
+speaker`` required; ``utt_id, session, gender, duration_s, split, fold, confidence`` optional. Paths are taken
+against the table's folder; ``utt_id`` defaults to the file's stem (its path where stems repeat). A speaker written
+``Unknown`` (MSP-Podcast's word for it) is no one speaker: each such utterance gets a speaker id of its own, so that
+it never joins a fold's training as somebody's voice it also tests on.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .folds import split_part
-from .manifest import MANIFEST_COLUMNS
+from .manifest import MANIFEST_COLUMNS, OPTIONAL_COLUMNS, UNKNOWN_SPEAKER, speaker_ids
 
 REQUIRED = ["path", "emotion", "speaker"]
-OPTIONAL = ["utt_id", "session", "gender", "duration_s", "split"]
-UNKNOWN_SPEAKERS = {"unknown", "unk", "none"}
+OPTIONAL = ["utt_id", "session", "gender", "duration_s", *OPTIONAL_COLUMNS]
 SHOWN = 5  # rows named per problem; the count says how many more
 
 
@@ -67,12 +66,6 @@ def utterance_ids(df: pd.DataFrame, audio: pd.Series) -> pd.Series:
     stems = audio.map(lambda p: Path(p).stem)
     written = df["path"].map(lambda p: str(Path(p.strip()).with_suffix("")).strip("/").replace("/", "-"))
     return given.where(given.str.strip() != "", stems.where(~stems.duplicated(keep=False), written))
-
-
-def speaker_ids(df: pd.DataFrame, utt_ids: pd.Series) -> pd.Series:
-    """The speaker column, an unknown speaker made one of its own per utterance."""
-    unknown = df["speaker"].str.strip().str.lower().isin(UNKNOWN_SPEAKERS)
-    return df["speaker"].str.strip().where(~unknown, "unknown-" + utt_ids)
 
 
 def _audio_frames(path: str) -> int | None:
@@ -123,7 +116,7 @@ def manifest_problems(path: str | Path, progress: bool = True) -> list[str]:
         out.append(_rows(path, duplicated, f"{len(duplicated)} rows share an utt_id, e.g. {ids[duplicated[0]]!r} "
                                            f"(without an utt_id column the file stem is the id)"))
     if "split" in df.columns:
-        out += _split_problems(path, df, speaker_ids(df, ids))
+        out += _split_problems(path, df, speaker_ids(df["speaker"], ids))
     return out
 
 
@@ -138,7 +131,7 @@ def _split_problems(path: Path, df: pd.DataFrame, speakers: pd.Series) -> list[s
     if len(bad):
         return [_rows(path, bad, f"{len(bad)} rows whose split is not train, development or test* "
                                  f"(e.g. {df['split'][bad[0]]!r})")]
-    known = ~speakers.str.startswith("unknown-")
+    known = ~speakers.str.startswith(UNKNOWN_SPEAKER)
     spread = pd.DataFrame({"speaker": speakers, "part": parts})[known].groupby("speaker")["part"].nunique()
     leaking = sorted(spread.index[spread > 1])
     if not leaking:
@@ -160,13 +153,14 @@ def complete_manifest(path: str | Path, progress: bool = True) -> pd.DataFrame:
     audio = resolved_paths(df, path)
     ids = utterance_ids(df, audio)
     out = pd.DataFrame({"utt_id": ids, "path": audio, "emotion": df["emotion"].str.strip(),
-                        "speaker": speaker_ids(df, ids)})
+                        "speaker": speaker_ids(df["speaker"], ids)})
     for column in ("session", "gender"):
         out[column] = df[column].str.strip() if column in df.columns else ""
     given = pd.to_numeric(df["duration_s"], errors="coerce") if "duration_s" in df.columns else None
     header = pd.Series([round(sf.info(p).duration, 4) for p in audio], index=df.index)
     out["duration_s"] = header if given is None else given.fillna(header)
     out["corpus"] = path.stem
-    if "split" in df.columns:
-        out["split"] = df["split"].str.strip()
-    return out[MANIFEST_COLUMNS + (["split"] if "split" in out.columns else [])]
+    kept = [c for c in OPTIONAL_COLUMNS if c in df.columns]
+    for column in kept:
+        out[column] = df[column].str.strip()
+    return out[MANIFEST_COLUMNS + kept]

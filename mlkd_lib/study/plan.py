@@ -32,7 +32,7 @@ SYNTHETIC_MEAN_S = 1.7  # the synthetic corpus' mean utterance (measured on the 
 
 def corpus_durations(cfg: StudyConfig) -> tuple[pd.DataFrame, str]:
     """(speaker, duration_s) of every utterance the study uses (its classes only), and where they came from."""
-    columns = ["speaker", "duration_s", "split"]
+    columns = ["speaker", "duration_s", "split", "fold"]
     df = study_utterances(cfg)
     if df is not None:
         where = cfg.manifest or cfg.iemocap_root or cfg.manifest_path
@@ -103,6 +103,9 @@ def fold_shares(cfg: StudyConfig, durations: pd.DataFrame, cut: pd.Series) -> Sh
     test_share = 1 / (cfg.n_folds if cfg.protocol == "kfold" else n)
     if cfg.protocol == "split" and "split" in durations:
         test_share = float(durations.split.map(split_part).eq("test").mean())
+    if cfg.protocol == "folds" and "fold" in durations:  # the rows of one of the given folds, on average
+        given = durations.fold.astype(str).str.strip()
+        test_share = float(given.ne("").mean()) / max(1, given[given.ne("")].nunique())
     share_val = cfg.n_val_speakers / n if cfg.validation == "speaker" else (1 - test_share) * cfg.val_fraction
     train = 1 - test_share - share_val
     shares = Shares(len(cut) * train, cut.sum() * train, cut.sum() * share_val, cut.sum() * test_share)
@@ -154,7 +157,8 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     """The study's steps, disk and device hours, projected from training steps of each role measured on this device
     through the real loader, on utterances as long as the corpus's (the model's random weights: the same work)."""
     durations, source = corpus_durations(cfg)
-    folds = list(folds) or planned_fold_names(cfg.protocol, sorted(durations.speaker.unique()), cfg.n_folds)
+    folds = list(folds) or planned_fold_names(cfg.protocol, sorted(durations.speaker.unique()), cfg.n_folds,
+                                              list(durations.get("fold", [])))
     cut = durations.duration_s.clip(upper=cfg.max_seconds)
     fold, n_folds, conditions = fold_shares(cfg, durations, cut), len(folds), condition_count(cfg)
     arms = study_arms(cfg)

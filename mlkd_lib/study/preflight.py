@@ -14,7 +14,7 @@ from ..arms import study_arms
 from ..config import StudyConfig
 from ..data.conditions import unseen_noise
 from ..data.conditions.families import needs_rirs
-from ..data.folds import planned_fold_names
+from ..data.folds import planned_fold_names, validation_strata
 from ..data.noise.collection import noise_problems
 from ..names import ENCODER_TYPES, NAMED_MODELS
 
@@ -247,7 +247,16 @@ def corpus_speakers(utterances) -> list[str]:
 
 def first_fold(cfg: StudyConfig) -> list[str]:
     """The study's first fold (a trial runs it alone), named before the data step has run."""
-    return planned_fold_names(cfg.protocol, corpus_speakers(study_utterances(cfg)), cfg.n_folds)[:1]
+    utterances = study_utterances(cfg)
+    return planned_fold_names(cfg.protocol, corpus_speakers(utterances), cfg.n_folds,
+                              given_folds_of(cfg, utterances))[:1]
+
+
+def given_folds_of(cfg: StudyConfig, utterances) -> list[str]:
+    """The values of the study's fold column (protocol=folds), empty where it has none."""
+    if cfg.protocol != "folds" or utterances is None or "fold" not in utterances:
+        return []
+    return sorted(set(utterances["fold"].astype(str).str.strip()) - {""})
 
 
 def _fold_problems(cfg: StudyConfig, utterances) -> list[str]:
@@ -256,13 +265,17 @@ def _fold_problems(cfg: StudyConfig, utterances) -> list[str]:
         return []
     out = []
     if utterances is not None and cfg.validation == "fraction" and cfg.protocol != "split":
-        groups = utterances.groupby(["speaker", "emotion"]).size()
+        groups = utterances.groupby(validation_strata(utterances)).size()
         if (groups < 2).all():  # data.folds.validation_mask holds out a share of each group of two or more
             out.append("validation=fraction: every speaker has at most one utterance of each class, so model "
                        "selection would have no validation utterance; use validation=speaker")
     if cfg.protocol == "kfold" and len(speakers) < cfg.n_folds:
         out.append(f"protocol=kfold with n_folds={cfg.n_folds}: the corpus has only {len(speakers)} speakers")
-    names = planned_fold_names(cfg.protocol, speakers, cfg.n_folds)
+    given = given_folds_of(cfg, utterances)
+    if cfg.protocol == "folds" and utterances is not None and not given:
+        return out + ["protocol=folds: the manifest has no fold column or it is empty (the fold whose test set holds "
+                      "each utterance; `mlkd data emobox` writes one)"]
+    names = planned_fold_names(cfg.protocol, speakers, cfg.n_folds, given)
     unknown = sorted(set(cfg.folds) - set(names))
     if unknown:
         out.append(f"folds {', '.join(unknown)}: not folds of the study ({', '.join(names)})")
@@ -277,8 +290,8 @@ def preflight(cfg: StudyConfig, study_dir: Path, jobs: int = 1) -> list[str]:
     if not corpus and not data:
         data = _fold_problems(cfg, utterances)
     readable = not corpus and not data and (utterances is not None or cfg.corpus == "synthetic")
-    n_folds = len(cfg.folds) or (len(planned_fold_names(cfg.protocol, corpus_speakers(utterances), cfg.n_folds))
-                                 if readable else 10)
+    n_folds = len(cfg.folds) or (len(planned_fold_names(cfg.protocol, corpus_speakers(utterances), cfg.n_folds,
+                                                        given_folds_of(cfg, utterances))) if readable else 10)
     need = None if model or cfg.model in NAMED_MODELS else _disk_need_from_files(cfg, n_folds, jobs, utterances)
     return (corpus + data + _noise_problems(cfg) + _test_corpus_problems(cfg) + model + _device_problems(cfg)
             + _disk_problems(study_dir, need) + ([] if corpus else _data_folder_problems(cfg, study_dir)))

@@ -25,6 +25,14 @@ def read_genders(csv: Path) -> dict[str, str]:
     return {a.strip(): SEX.get(s.strip().lower(), "") for a, s in zip(table.ActorID, table.Sex)}
 
 
+def speaker_of(stem: str, genders: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """(actor, session, gender) of a file's stem: its first field; the gender from ``read_genders`` where given."""
+    m = NAME.fullmatch(stem)
+    if not m:
+        raise ValueError(f"not a CREMA-D file name: {stem!r}")
+    return m["actor"], "", (genders or {}).get(m["actor"], "")
+
+
 def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True,
                    demographics: str | Path | None = None) -> pd.DataFrame:
     """``demographics``: the VideoDemographics.csv when it is not in ``root``; without one gender is ""."""
@@ -35,6 +43,7 @@ def build_manifest(root: str | Path, out: str | Path | None = None, progress: bo
     genders = read_genders(csv) if csv.is_file() else {}
     rows, odd = [], []
     for wav, m in named_wavs(root / "AudioWAV", NAME, LABELS, odd):
+        actor, session, gender = speaker_of(wav.stem, genders)
         rows.append(dict(utt_id=wav.stem, path=str(wav), emotion=LABELS[m["emotion"]],
-                         speaker=m["actor"], session="", gender=genders.get(m["actor"], ""), corpus="cremad"))
+                         speaker=actor, session=session, gender=gender, corpus="cremad"))
     return finish(rows, root, "cremad", out, progress, skipped={"wavs not named ACTOR_SENTENCE_EMOTION_LEVEL": odd})

@@ -17,10 +17,19 @@ GENDER = {"03": "M", "10": "M", "11": "M", "12": "M", "15": "M",  # the corpus's
           "08": "F", "09": "F", "13": "F", "14": "F", "16": "F"}
 
 
+def speaker_of(stem: str) -> tuple[str, str, str]:
+    """(speaker, session, gender) of a file's stem: its first two digits, the gender from the corpus's documentation."""
+    m = NAME.fullmatch(stem)
+    if not m:
+        raise ValueError(f"not an EmoDB file name: {stem!r}")
+    return m["speaker"], "", GENDER.get(m["speaker"], "")
+
+
 def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
     root = corpus_root(root, "EmoDB", "wav")
     rows, odd = [], []
     for wav, m in named_wavs(root / "wav", NAME, LABELS, odd):
+        speaker, session, gender = speaker_of(wav.stem)
         rows.append(dict(utt_id=wav.stem, path=str(wav), emotion=LABELS[m["emotion"]],
-                         speaker=m["speaker"], session="", gender=GENDER.get(m["speaker"], ""), corpus="emodb"))
+                         speaker=speaker, session=session, gender=gender, corpus="emodb"))
     return finish(rows, root, "emodb", out, progress, skipped={"wavs not named SSTTTEv (e.g. 03a01Fa)": odd})

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..audio import audio_files
+from ..manifest import UNKNOWN_SPEAKER
 from .common import WAV, corpus_root, finish
 
 LABELS = {"A": "ang", "S": "sad", "H": "hap", "U": "sur", "F": "fea", "D": "dis", "C": "con", "N": "neu"}
@@ -48,7 +49,7 @@ def build_manifest(root: str | Path, out: str | Path | None = None, progress: bo
             continue
         utt = wav.stem
         rows.append(dict(utt_id=utt, path=str(wav), emotion=LABELS[emo],
-                         speaker=f"unknown-{utt}" if spk.lower() in ("unknown", "") else spk, session="",
+                         speaker=UNKNOWN_SPEAKER + utt if spk.lower() in ("unknown", "") else spk, session="",
                          gender=SEX.get(sex.lower(), ""), corpus="msppodcast", split=split.lower()))
     skipped = {"labelled files with no audio in Audios/": no_audio, "labels with an unknown EmoClass": odd}
     return finish(rows, root, "msppodcast", out, progress, skipped=skipped, not_used=not_used)

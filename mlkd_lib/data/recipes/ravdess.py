@@ -17,6 +17,14 @@ NAME = re.compile(r"(?P<modality>0[13])-(?P<channel>0[12])-(?P<emotion>0[1-8])-(
 ACTOR_DIRS = ("Actor_[0-9][0-9]", "*/Actor_[0-9][0-9]")  # speech and song zips unpacked side by side
 
 
+def speaker_of(stem: str) -> tuple[str, str, str]:
+    """(actor, session, gender) of a file's stem: the last field is the actor, odd actors male."""
+    m = NAME.fullmatch(stem)
+    if not m:
+        raise ValueError(f"not a RAVDESS file name: {stem!r}")
+    return m["actor"], "", "M" if int(m["actor"]) % 2 else "F"
+
+
 def build_manifest(root: str | Path, out: str | Path | None = None, progress: bool = True,
                    include_song: bool = False) -> pd.DataFrame:
     """``include_song``: add the sung utterances (vocal channel 02) to the spoken ones.
@@ -33,8 +41,8 @@ def build_manifest(root: str | Path, out: str | Path | None = None, progress: bo
             if m["channel"] == "02" and not include_song:
                 song += 1
                 continue
-            actor = m["actor"]
+            actor, session, gender = speaker_of(wav.stem)
             rows.append(dict(utt_id=wav.stem, path=str(wav), emotion=LABELS[m["emotion"]], speaker=actor,
-                             session="", gender="M" if int(actor) % 2 else "F", corpus="ravdess"))
+                             session=session, gender=gender, corpus="ravdess"))
     return finish(rows, root, "ravdess", out, progress, skipped={"wavs not named MM-VV-EE-II-SS-RR-AA": odd},
                   not_used={"song files (include_song=True adds them)": song})

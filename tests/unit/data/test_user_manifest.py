@@ -137,3 +137,28 @@ def test_the_split_protocol_reads_the_corpus_sets(rng):
     assert fold.name == "split"
     assert set(parts["test"].split) == {"Test1", "Test2"} and set(parts["val"].split) == {"Development"}
     assert set(parts["train"].split) == {"Train"} and sum(map(len, parts.values())) == len(manifest)
+
+
+def test_a_fold_column_is_carried_into_the_study_and_its_folds_are_the_given_ones(tmp_path):
+    """A table's own folds (EmoBox's, as `mlkd data emobox` writes them) reach the study's manifest with the raters'
+    confidence, and protocol=folds runs them: fold B tests on its four rows; a table without the column is a
+    pre-flight problem, not a crash."""
+    from mlkd_lib.study.preflight import _fold_problems, study_utterances
+    rows = [dict(path=f"a/{k}.wav", emotion=e, speaker=s, fold=f, confidence=c) for k, (e, s, f, c) in enumerate(
+        [("ang", "s1", "A", 0.5), ("sad", "s1", "A", 1.0), ("ang", "s2", "B", 0.8), ("sad", "s2", "B", 0.9),
+         ("ang", "s3", "", 1.0), ("sad", "s3", "", 0.7)] * 2)]
+    for r in rows:
+        wav(tmp_path / r["path"])
+    path = table(tmp_path, rows)
+    df = complete_manifest(path, progress=False)
+    assert list(df.fold) == ["A", "A", "B", "B", "", ""] * 2
+    assert list(df.confidence) == ["0.5", "1.0", "0.8", "0.9", "1.0", "0.7"] * 2
+    cfg = make_config("micro", corpus="manifest", manifest=str(path), emotions=["ang", "sad"], protocol="folds",
+                      data_dir=str(tmp_path / "data"))
+    assert [f.name for f in make_folds(df, protocol="folds")] == ["A", "B"]
+    assert set(split(df, make_folds(df, protocol="folds")[1])["test"].utt_id) == {"2", "3", "8", "9"}
+    assert _fold_problems(cfg, study_utterances(cfg)) == []
+    path.write_text(path.read_text().replace(",fold,", ",group,"))
+    assert _fold_problems(cfg, study_utterances(cfg)) == [
+        "protocol=folds: the manifest has no fold column or it is empty (the fold whose test set holds each "
+        "utterance; `mlkd data emobox` writes one)"]
