@@ -144,14 +144,14 @@ def test_the_three_forms_plan_and_an_emobox_fold_runs_scored_on_the_other_two(so
     hub = pd.read_csv(work / "data" / "hub.csv", dtype=str)
     assert len(hub) == 32 and dict(hub.split.value_counts()) == {"train": 24, "test": 8}
     assert {sf.info(p).samplerate for p in hub.path} == {44_100}  # the files as the dataset holds them
-    assert "44100 Hz 2 channels" in of(ran, "hub.yaml --preset").out  # converted by the data step, as --plan says
+    assert "44100 Hz 2 channels" in of(ran, "hub.yaml --trial").out  # converted by the data step, as --plan says
     dialogues = pd.read_csv(work / "data" / "dialogues.csv")
     assert len(dialogues) == 24 and (dialogues.groupby(["speaker", "emotion"]).size() == 2).all()
-    assert "48000 Hz 2 channels" in of(ran, "dialogues.yaml --preset").out
+    assert "48000 Hz 2 channels" in of(ran, "dialogues.yaml --trial").out
     emobox = pd.read_csv(work / "data" / "emobox-iemocap.csv", dtype=str)
     assert dict(emobox.fold.value_counts()) == {f"fold{k}": 10 for k in range(1, 6)}
     assert "5 folds" in of(ran, "emobox.yaml --plan").out
-    study = work / "results" / "emobox-try"
+    study = work / "results" / "emobox-trial"
     metrics = pd.read_csv(study / "metrics.csv")
     assert set(metrics.fold) == {"fold1"}
     scored = set(metrics.noise[metrics.condition == "corpus"].str.split("/").str[0])

@@ -69,8 +69,8 @@ def test_the_command_line_s_paths_are_relative_to_the_current_folder(root, tmp_p
     with pytest.raises(SystemExit):
         main(["study", "--config", "cremad.yaml", "--out", "results/cremad", "--set", "data_dir=d",
               "--set", "noise_dir=noise", "--set", "emotions=ang,hap"])
-    preset, out, folds, overrides, *_, config_file = seen["args"]
-    assert config_file == str(work / "cremad.yaml") and out == str(work / "results" / "cremad")
+    preset, out, folds, overrides, *_, config_file, trial = seen["args"]
+    assert config_file == str(work / "cremad.yaml") and out == str(work / "results" / "cremad") and not trial
     assert overrides == {"data_dir": str(work / "d"), "noise_dir": str(work / "noise"), "emotions": "ang,hap"}
     assert read_setup(config_file)["manifest"] == str(work / "cremad.csv")
 
