@@ -228,7 +228,7 @@ def trial_settings(cfg: StudyConfig) -> dict[str, Any]:
     to see the whole pipeline on their data before the study. Applied over the setup file; its figures are no
     result (the study's README says so)."""
     snrs = sorted(cfg.snrs)
-    return dict(fold_utterances=4, teacher_epochs=1, student_epochs=1, max_seconds=3.0,
+    return dict(fold_utterances=2, teacher_epochs=1, student_epochs=1, max_seconds=2.0,
                 snrs=sorted({snrs[0], snrs[-1]}), enhancement_snrs=[snrs[0]], enhancement_per_emotion=1,
                 bench_utterances=2, representation_utterances=8)
 

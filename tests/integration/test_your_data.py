@@ -41,14 +41,14 @@ def test_the_readme_setup_plans_and_runs_its_trial(cremad_run):
     full = [r for r in ran if r.command.startswith("mlkd study")][-1]
     assert full.command.endswith("--plan") and "steps:" in full.out  # the full study: priced, not run here
     trial = of(ran, "--trial")
-    assert "trial: the setup at a trial's size — fold fold1, at most 4 utterances" in trial.err
+    assert "trial: the setup at a trial's size — fold fold1, at most 2 utterances" in trial.err
     study = work / "results" / "cremad-trial"  # beside the setup file, named after it
     config = json.loads((study / "config.json").read_text())
     assert config["manifest"] == str(work / "data" / "cremad.csv")  # relative to the setup file's folder
     assert config["data_dir"] == str(work / "data" / "cremad")  # the setup's own data folder
     assert config["model"].endswith("models/wavlm-base-plus") and config["emotions"] == SIX
     assert config["preset"] == "paper" and config["unseen_noise_types"] == []
-    assert (config["fold_utterances"], config["teacher_epochs"], config["max_seconds"]) == (4, 1, 3.0)
+    assert (config["fold_utterances"], config["teacher_epochs"], config["max_seconds"]) == (2, 1, 2.0)
     metrics = pd.read_csv(study / "metrics.csv")
     assert set(metrics.fold) == {"fold1"} and set(metrics.model) == {"teacher", "baseline", "student_sup",
                                                                      "student_unsup", "student_unsup_from_teacher"}
@@ -58,15 +58,16 @@ def test_the_readme_setup_plans_and_runs_its_trial(cremad_run):
     assert "unseen noise: none" in readme and "its figures are no result" in readme
     pred = pd.read_csv(study / "folds" / "fold1" / "student_sup" / "predictions.csv")
     assert [c for c in pred.columns if c.startswith("p_")] == [f"p_{e}" for e in SIX]
-    manifest = pd.read_csv(work / "data" / "cremad" / "manifest" / "manifest.csv")
-    test_speakers = set(manifest.set_index("utt_id").loc[pred.utt_id.unique(), "speaker"])
-    assert len(test_speakers) == 2 and set(pred.label) == set(range(6))  # two actors, all six classes
-    from mlkd_lib.config import load_config
+    clean = pred[pred.noise == "clean"]
+    assert sorted(clean.label.value_counts().to_dict().items()) == [(k, 2) for k in range(6)]  # two of each class
+    from mlkd_lib.config import load_config, with_overrides
     from mlkd_lib.data.prepare import load_fold
-    fold = load_fold(load_config(study / "config.json"), "fold1")  # what the fold's models trained on
-    test_speakers = {str(s) for s in test_speakers}  # read back by pandas as numbers; the study's are strings
-    assert test_speakers == set(fold.test.speaker) and not test_speakers & (set(fold.train.speaker) | set(
-        fold.val.speaker))  # held out: neither trained nor validated on
+    cfg = load_config(study / "config.json")
+    fold = load_fold(cfg, "fold1")  # what the fold's models trained on
+    assert set(clean.utt_id) == set(fold.test.utt_id) and len(fold.train) == len(fold.val) == 12
+    whole = load_fold(with_overrides(cfg, fold_utterances=0), "fold1")  # the fold uncut: two actors
+    assert len(set(whole.test.speaker)) == 2 and set(fold.test.speaker) <= set(whole.test.speaker)
+    assert not set(whole.test.speaker) & (set(whole.train.speaker) | set(whole.val.speaker))  # held out
     again = of(docs, "--trial")
     assert "0 failed or blocked" in again.out and " 0 run," in again.out  # docs/your-data.md: the same study
 
@@ -156,9 +157,9 @@ def test_the_three_forms_plan_and_an_emobox_fold_runs_scored_on_the_other_two(so
     assert set(metrics.fold) == {"fold1"}
     scored = set(metrics.noise[metrics.condition == "corpus"].str.split("/").str[0])
     assert scored == {"hub", "dialogues"}  # every model scored on the two other forms' corpora
-    from mlkd_lib.config import load_config
+    from mlkd_lib.config import load_config, with_overrides
     from mlkd_lib.data.prepare import load_fold
-    fold = load_fold(load_config(study / "config.json"), "fold1")
+    fold = load_fold(with_overrides(load_config(study / "config.json"), fold_utterances=0), "fold1")  # uncut
     assert set(fold.test.utt_id) == set(emobox.utt_id[emobox.fold == "fold1"])  # EmoBox's fold_1 test file
     assert set(fold.test.speaker) == {"Ses01F", "Ses01M"} and not {"Ses01F", "Ses01M"} & set(fold.val.speaker)
     assert len(fold.val) and not set(fold.val.utt_id) & set(fold.test.utt_id)

@@ -32,7 +32,7 @@ def test_at_most_keeps_that_many_of_each_class_drawn_by_seed_in_their_order():
 def test_the_trial_keeps_the_lowest_and_highest_snr_and_scores_enhancement_at_the_lowest():
     sized = trial_settings(make_config("paper", snrs=[10.0, 0.0, 20.0, 5.0]))
     assert sized["snrs"] == [0.0, 20.0] and sized["enhancement_snrs"] == [0.0]
-    assert (sized["fold_utterances"], sized["teacher_epochs"], sized["student_epochs"]) == (4, 1, 1)
+    assert (sized["fold_utterances"], sized["teacher_epochs"], sized["student_epochs"]) == (2, 1, 1)
     assert trial_settings(make_config("paper", snrs=[5.0]))["snrs"] == [5.0]
 
 
@@ -44,7 +44,7 @@ def test_a_setup_owns_its_data_and_results_and_the_trial_goes_beside_them(tmp_pa
     study, cfg, _ = configure(None, None, "all", {"teacher_epochs": 3}, 1, "local", None, str(setup), trial=True)
     assert study == setup.parent / "results" / "ravdess-trial"
     assert cfg.data_dir == str(setup.parent / "data" / "ravdess") and cfg.folds == ["Ses01F"]  # the first fold
-    assert cfg.snrs == [0.0, 20.0] and cfg.fold_utterances == 4 and cfg.student_epochs == 1
+    assert cfg.snrs == [0.0, 20.0] and cfg.fold_utterances == 2 and cfg.student_epochs == 1
     assert cfg.teacher_epochs == 3  # --set wins over the trial's size
     study, cfg, _ = configure("demo", None, "Ses02M", {"model": "micro"}, 1, "local", None, str(setup))
     assert study == setup.parent / "results" / "ravdess-demo" and cfg.folds == ["Ses02M"]  # another preset
