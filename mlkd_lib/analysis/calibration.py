@@ -229,9 +229,9 @@ def calibration_differences(cal: pd.DataFrame, arms: dict, seed: int = 0) -> pd.
     tables = {"family": per_severity.groupby(["model", "condition", "fold"])[["ece", "aurc"]].mean()}
     if len(unseen):
         tables[UNSEEN_POOLED] = unseen.groupby(["model", "fold"])[["ece", "aurc"]].mean()
-    rows = []
+    rows, scored = [], set(scaled.model)
     for name, a, b in calibration_pairs(arms):
-        if not {a, b} <= set(scaled.model):
+        if not {a, b} <= scored:
             continue
         for metric, kind in (("ece", ECE_KIND), ("aurc", AURC_KIND)):
             d = {k: (100 * (t[metric].xs(a, level="model") - t[metric].xs(b, level="model"))).dropna()
@@ -251,31 +251,32 @@ def calibration_differences(cal: pd.DataFrame, arms: dict, seed: int = 0) -> pd.
     return out
 
 
-def verdict(row, metric: str = "ECE") -> str:
-    """One sentence on a contrast a − b of a score where lower is better."""
-    from .stats import describe
+def verdict(row) -> str:
+    """One sentence on an ECE contrast a − b (lower is better calibrated), a difference the test cannot tell from
+    zero said as such."""
+    from .stats import ALPHA, describe
     if not np.isfinite(row["p"]):
         n = int(row["n_folds"])
         return f"{row['mean']:+.1f} points over {n} fold{'s' if n != 1 else ''}: too few folds for a test"
-    if row["p"] >= 0.05:
-        return f"{describe(row)}: no detectable difference in {metric}"
-    better = "better" if row["mean"] < 0 else "worse"
-    return f"{describe(row)}: {better} calibrated ({metric} {'lower' if better == 'better' else 'higher'})"
+    if row["p"] >= ALPHA:
+        return f"{describe(row)}: no detectable difference in calibration"
+    return f"{describe(row)}: " + ("better calibrated (lower ECE)" if row["mean"] < 0
+                                   else "worse calibrated (higher ECE)")
 
 
 def contrast_cells(differences: pd.DataFrame) -> pd.DataFrame:
     """The contrasts as Table 5 shows them: a row per comparison and where, a column per score."""
+    from .corruption import UNSEEN_POOLED, shown_name
+    from .stats import POOLED
+    named = {POOLED: "trained noise, pooled", UNSEEN_POOLED: "unseen families, pooled", CLEAN: "clean"}
+
+    def where(noise: str) -> str:
+        return named.get(noise) or shown_name(noise.removeprefix("pooled "))
+
     def cell(r) -> str:
         ci = f" ({r['ci_low']:+.1f} … {r['ci_high']:+.1f})" if np.isfinite(r["ci_low"]) else ""
         test = f", p = {r['p']:.2g}" if np.isfinite(r["p"]) else ""
         return f"{r['mean']:+.1f}{ci}{test}" + (f", q = {r['q_bh']:.2g}" if np.isfinite(r["q_bh"]) else "")
-
-    from .corruption import UNSEEN_POOLED, shown_name
-    from .stats import POOLED
-
-    def where(noise: str) -> str:
-        named = {POOLED: "trained noise, pooled", UNSEEN_POOLED: "unseen families, pooled", CLEAN: "clean"}
-        return named.get(noise) or shown_name(noise.removeprefix("pooled "))
 
     d = differences.assign(cell=[cell(r) for r in differences.to_dict("records")], where=differences.noise.map(where))
     wide = d.pivot_table(index=["comparison", "where"], columns="kind", values="cell", aggfunc="first", sort=False)
@@ -327,6 +328,7 @@ def write_table5(study_dir: str | Path, cal: pd.DataFrame, metrics: pd.DataFrame
         lines = [f"- {r['comparison']}, ECE after scaling, pooled over the trained noise: {verdict(r)}"
                  for r in head.to_dict("records")]
     temps = temperatures.groupby("model").temperature.agg(["mean", "min", "max"])
+    temps = temps.loc[[m for m in models() if m in temps.index]]
     temp_line = "Temperatures (mean over the folds, range): " + "; ".join(
         f"{label(m)} {r['mean']:.2f} ({r['min']:.2f}–{r['max']:.2f})" for m, r in temps.iterrows()
         if m != BASELINE) + "; the baseline uses its teacher's." + (
@@ -357,7 +359,8 @@ def reliability_diagrams(predictions: pd.DataFrame, temperatures: pd.DataFrame, 
     low = t.snr_db[noise].min()
     where = {"clean": (t.noise == CLEAN).to_numpy(), f"{low:g} dB, trained noise": (noise & (t.snr_db == low))
              .to_numpy()}
-    shown = [m for m in models() if m in set(t.model)]
+    present = set(t.model)
+    shown = [m for m in models() if m in present]
     fig, axes = plt.subplots(2, len(shown), figsize=(2.8 * len(shown), 5.6), sharex=True, sharey=True, squeeze=False)
     y = t.label.to_numpy()
     for r, (name, p) in enumerate(((RAW, raw), (SCALED, scaled))):
@@ -391,34 +394,27 @@ def reliability_diagrams(predictions: pd.DataFrame, temperatures: pd.DataFrame, 
 def risk_coverage_plot(predictions: pd.DataFrame, temperatures: pd.DataFrame, emotions, synthetic: bool):
     """The risk–coverage curve per family (temperature-scaled confidence), a line a model, the family's utterances
     pooled over the folds and severities: read at a coverage, the error rate of what the model answers there."""
-    import matplotlib.pyplot as plt
-
     from .corruption import family_order, shown_name
-    from .plots import _title
+    from .plots import _title, legend_below, panel_grid
     from .tables import with_conditions
     t, _, scaled = with_scaled(with_conditions(predictions), temperatures, emotions)
-    families = [f for f in (CLEAN, *family_order()) if f in set(t.condition)]
-    cols = min(4, len(families))
-    rows = -(-len(families) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(families):]:
-        ax.axis("off")
+    present, scored = set(t.condition), set(t.model)
+    families = [f for f in (CLEAN, *family_order()) if f in present]
+    shown = [m for m in models() if m in scored]
+    fig, axes = panel_grid(len(families), 3.4)
     y = t.label.to_numpy()
     for ax, family in zip(axes.flat, families):
-        for model in [m for m in models() if m in set(t.model)]:
+        for model in shown:
             idx = ((t.condition == family) & (t.model == model)).to_numpy()
             if not idx.any():
                 continue
             p = scaled[idx]
             coverage, risk = risk_coverage(p.max(1), p.argmax(1) == y[idx])
-            ax.plot(coverage, 100 * risk, color=color(model), lw=1.2, label=label(model))
+            drawn = np.unique(np.linspace(0, len(risk) - 1, 200).astype(int))  # enough points for the eye
+            ax.plot(coverage[drawn], 100 * risk[drawn], color=color(model), lw=1.2, label=label(model))
         ax.axvline(COVERAGE, c="grey", lw=0.6, ls=":")
         ax.set(title=shown_name(family), xlim=(0, 1), xlabel="coverage")
         ax.title.set_fontsize(9)
-    for row in axes:
-        row[0].set_ylabel("risk: error % of the answered")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(_title("Risk against coverage (abstaining on the least confident first; dotted: 80 %)", synthetic))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig
+    return legend_below(fig, axes, "risk: error % of the answered",
+                        _title("Risk against coverage (abstaining on the least confident first; dotted: 80 %)",
+                               synthetic))

@@ -172,25 +172,14 @@ def _panel(ax, t: pd.DataFrame, name: str) -> None:
 
 def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
     """UA against severity, one panel a family, a line a model (mean ± std over folds)."""
-    import matplotlib.pyplot as plt
-
-    from .plots import _title
+    from .plots import _title, legend_below, panel_grid
     t = table4(metrics)
     shown = [f for f in family_order() if f in set(t.condition)]
-    cols = min(4, len(shown))
-    rows = -(-len(shown) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(shown):]:
-        ax.axis("off")
+    fig, axes = panel_grid(len(shown), 3.6)
     for ax, name in zip(axes.flat, shown):
         _panel(ax, t, name)
-    for row in axes:
-        row[0].set_ylabel("UA % (mean ± std over folds)\ndotted: clean")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(_title("UA against severity, beyond the training noise", synthetic))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig
+    return legend_below(fig, axes, "UA % (mean ± std over folds)\ndotted: clean",
+                        _title("UA against severity, beyond the training noise", synthetic))
 
 
 UNSEEN_POOLED = "pooled unseen"

@@ -97,6 +97,7 @@ def test_aurc_by_hand_ties_counted_as_every_order_would():
 def test_ua_at_80_percent_coverage_by_hand():
     # ⌈0.8 · 5⌉ = 4 answered: the least confident (0.55, wrong) abstains; recall class 0: 1/2, class 1: 1, class 2: 1
     assert ua_at_coverage(P, Y) == pytest.approx((0.5 + 1 + 1) / 3)
+    assert ua_at_coverage(P, Y, coverage=0.7) == pytest.approx((0.5 + 1 + 1) / 3)  # ⌈3.5⌉ = 4 answered too
     assert ua_at_coverage(P, Y, coverage=1.0) == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
 
 
