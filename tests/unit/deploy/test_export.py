@@ -397,3 +397,31 @@ def test_min_confidence_marks_the_unconfident_file_uncertain(tmp_path, micro_dat
     with pytest.raises(SystemExit) as ex:  # a probability above 1 is a typo: one line, exit status 2
         main(["predict", "--model", str(ckpt), str(sure), "--min-confidence", "90"])
     assert ex.value.code == 2
+
+
+def test_min_confidence_applies_to_each_segment_of_a_long_recording(tmp_path):
+    """`--segments` with `--min-confidence`: each speech turn answered or marked uncertain on its own confidence."""
+    from mlkd_lib.data.vad import TurnSettings
+    from mlkd_lib.deploy.predict import Classifier
+    from mlkd_lib.deploy.segments import format_segments, segment_file
+
+    class Turns(Classifier):
+        """Logits (5, 0, 0, 0) for the first segment it hears, (0.5, 0, 0, 0) for the next: top 0.98, then 0.35."""
+        labels, sample_rate, max_seconds = EMOTIONS, 16_000, None
+
+        def __init__(self):
+            self.calls = 0
+
+        def logits(self, wave):
+            self.calls += 1
+            return np.array([5.0 if self.calls == 1 else 0.5, 0.0, 0.0, 0.0])
+
+    gap, a, b = np.zeros(16_000, np.float32), voice(1.2, 16_000, 150.0), voice(1.2, 16_000, 210.0, seed=1)
+    sf.write(tmp_path / "two.wav", np.concatenate([gap, a, gap, b, gap]), 16_000)
+    segments, _ = segment_file(Turns(), tmp_path / "two.wav", TurnSettings(), progress=False, min_confidence=0.9)
+    assert [s.emotion for s in segments] == ["neu", ""]
+    np.testing.assert_allclose([s.confidence for s in segments], [math.exp(5) / (math.exp(5) + 3),
+                                                                  math.exp(0.5) / (math.exp(0.5) + 3)])
+    rows = format_segments(segments, EMOTIONS, "csv").splitlines()
+    assert rows[0].endswith(",p_sad,confidence") and rows[2].split(",")[3] == ""
+    assert "uncertain" in format_segments(segments, EMOTIONS, "text").splitlines()[2]
