@@ -52,6 +52,7 @@ Results (``analysis/``)
     analysis.tables:table1, table2, table3   the paper's tables
     analysis.stats:paired_differences        paired CIs and tests over folds
     analysis.corruption:table4               beyond the training noise: UA per family, CE and mCE
+    analysis.calibration:calibration_table   ECE, NLL, Brier, risk–coverage; the temperature fit; Table 5
     analysis.grid:grid_summary               a grid chosen on validation, reported on test
     analysis.frontier:frontier_contrasts     the depth frontier
     analysis.plots                           the figures

@@ -161,6 +161,9 @@ class StudyConfig:
                                         "empty: all of them", lambda v: True, "")
     representation_utterances: int = key(0, "test utterances of a fold whose layer states are compared with the "
                                              "teacher's clean ones (representation.csv); 0: all", *non_negative)
+    # --- calibration (analysis/calibration.py)
+    min_confidence: float = key(0.5, "the listening page marks a model's answer uncertain when its top "
+                                     "(temperature-scaled) probability is below this", *fraction)
     # --- table 3
     bench_utterances: int = key(20, "test utterances timed for Table 3", *positive)
     deploy: bool = key(False, "04 also exports every fold's MLKD student (ONNX fp32 + int8) and scores it (about 5 s "

@@ -90,8 +90,9 @@ def parse_set(pairs: list[str]) -> dict[str, str]:
 
 # --- the command line's numbers
 
-def number(kind, low=None, strict=False):
-    """An argparse type: ``kind`` (int or float), finite, at least ``low`` (above it with ``strict``)."""
+def number(kind, low=None, strict=False, high=None):
+    """An argparse type: ``kind`` (int or float), finite, at least ``low`` (above it with ``strict``), at most
+    ``high``."""
     def parse(text: str):
         try:
             value = kind(text)
@@ -100,6 +101,8 @@ def number(kind, low=None, strict=False):
         if not math.isfinite(value) or (low is not None and (value <= low if strict else value < low)):
             raise argparse.ArgumentTypeError(f"{text!r} must be {'above' if strict else 'at least'} {low}"
                                              if low is not None else f"{text!r} must be finite")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at most {high}")
         return value
     return parse
 

@@ -1,7 +1,7 @@
 """Where a study keeps what: the one description of a study folder.
 
-    <study>/config.json, run.json, plan.json (--plan), metrics.csv, stats.csv, representation.csv, selection.csv,
-            table*.{csv,md}, plots/, logs/, .lock
+    <study>/config.json, run.json, plan.json (--plan), metrics.csv, stats.csv, calibration.csv, representation.csv,
+            selection.csv, table*.{csv,md}, plots/, logs/, .lock
     <study>/data/done.json, analysis/done.json               (steps without a model)
     <study>/folds/<fold>/<model>/best.pt, last.pt, history.csv, predictions.csv, metrics.csv,
                                  metrics_last.csv, selection.json, representation.csv, done.json,
@@ -103,6 +103,7 @@ class StudyLayout:
     plan = property(lambda self: self.dir / "plan.json")  # --plan's measured steps and projection
     metrics = property(lambda self: self.dir / "metrics.csv")
     stats = property(lambda self: self.dir / "stats.csv")
+    calibration = property(lambda self: self.dir / "calibration.csv")
     plots = property(lambda self: self.dir / "plots")
     logs = property(lambda self: self.dir / "logs")
     data_step = property(lambda self: self.dir / "data")  # 01's done.json

@@ -34,19 +34,20 @@ def family_order() -> tuple[str, ...]:
     return (NOISE, *families.registry())
 
 
-def family_ua(metrics: pd.DataFrame) -> pd.DataFrame:
-    """UA per model × family × severity × fold (a family's noise types averaged within the fold), clean included."""
+def family_means(metrics: pd.DataFrame, values=("ua",), by=("model",)) -> pd.DataFrame:
+    """``values`` (UA; the calibration's scores too) per ``by`` × family × severity × fold (a family's noise types
+    averaged within the fold), clean included."""
     m = with_conditions(metrics)
     m = m.assign(severity=m.severity.where(m.condition != CLEAN, np.nan))
-    keys = ["model", "condition", m.severity.fillna(-1.0).rename("sev"), "fold"]
-    out = m.groupby(keys).ua.mean().reset_index()
+    keys = [*by, "condition", m.severity.fillna(-1.0).rename("sev"), "fold"]
+    out = m.groupby(keys)[list(values)].mean().reset_index()
     out["severity"] = out.pop("sev").replace(-1.0, np.nan)
     return out
 
 
 def table4(metrics: pd.DataFrame) -> pd.DataFrame:
     """Long Table 4: model, condition, severity, seen (the students trained on it), ua_mean, ua_std, n_folds."""
-    per_fold = family_ua(metrics)
+    per_fold = family_means(metrics)
     g = per_fold.groupby(["model", "condition", per_fold.severity.fillna(-1.0).rename("sev")]).ua
     out = g.agg(ua_mean="mean", ua_std="std", n_folds="count").reset_index()
     out["severity"] = out.pop("sev").replace(-1.0, np.nan)
@@ -171,25 +172,14 @@ def _panel(ax, t: pd.DataFrame, name: str) -> None:
 
 def ua_against_severity(metrics: pd.DataFrame, synthetic: bool):
     """UA against severity, one panel a family, a line a model (mean ± std over folds)."""
-    import matplotlib.pyplot as plt
-
-    from .plots import _title
+    from .plots import _title, legend_below, panel_grid
     t = table4(metrics)
     shown = [f for f in family_order() if f in set(t.condition)]
-    cols = min(4, len(shown))
-    rows = -(-len(shown) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
-    for ax in axes.flat[len(shown):]:
-        ax.axis("off")
+    fig, axes = panel_grid(len(shown), 3.6)
     for ax, name in zip(axes.flat, shown):
         _panel(ax, t, name)
-    for row in axes:
-        row[0].set_ylabel("UA % (mean ± std over folds)\ndotted: clean")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(_title("UA against severity, beyond the training noise", synthetic))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig
+    return legend_below(fig, axes, "UA % (mean ± std over folds)\ndotted: clean",
+                        _title("UA against severity, beyond the training noise", synthetic))
 
 
 UNSEEN_POOLED = "pooled unseen"
@@ -202,10 +192,8 @@ def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.D
     reading) and MLKD − baseline, pooled over every unseen corruption (one pre-specified test) and per unseen
     family (BH q over the families), and pooled over the other corpora (``corpus``, its own test), paired over the
     folds, in UA points."""
-    from scipy import stats as sps
-
-    from .stats import MLKD_VS_BASELINE, arm_name, paired_test
-    per_fold = family_ua(metrics)
+    from .stats import MLKD_VS_BASELINE, arm_name, bh_q, paired_test
+    per_fold = family_means(metrics)
     unseen = per_fold[~per_fold.condition.isin([CLEAN, NOISE])]
     if unseen.empty:
         return pd.DataFrame()
@@ -226,12 +214,7 @@ def unseen_differences(metrics: pd.DataFrame, arms: dict, seed: int = 0) -> pd.D
                              **paired_test(g.groupby("fold").d.mean().to_numpy(), seed), "q_bh": np.nan})
         cells = [{"comparison": name, "kind": kind, "noise": f"pooled {family}", "snr_db": None,
                   **paired_test(g.groupby("fold").d.mean().to_numpy(), seed)} for family, g in d.groupby("condition")]
-        ps = np.array([c["p"] for c in cells])
-        ok = np.isfinite(ps)
-        qs = np.full(len(ps), np.nan)
-        if ok.any():
-            qs[ok] = sps.false_discovery_control(ps[ok])
-        rows += [dict(c, q_bh=float(q)) for c, q in zip(cells, qs)]
+        rows += [dict(c, q_bh=q) for c, q in zip(cells, bh_q([c["p"] for c in cells]))]
     out = pd.DataFrame(rows)
     if len(out):
         out["significant"] = np.where(out.noise.isin([UNSEEN_POOLED, CORPUS_POOLED]), out.p < 0.05, out.q_bh < 0.05)

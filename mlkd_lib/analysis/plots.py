@@ -21,6 +21,27 @@ def _title(text: str, synthetic: bool) -> str:
     return text + (SYNTHETIC_SUFFIX if synthetic else "")
 
 
+def panel_grid(n: int, width: float, height: float = 3.0):
+    """A figure of ``n`` panels, at most four a row, sharing the y axis; the spare places left blank."""
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def legend_below(fig, axes, ylabel: str, title: str):
+    """``panel_grid``'s figure finished: the y label on each row, the first panel's legend under all, the title."""
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
 def heatmap(ax, grid: pd.DataFrame, fmt: str, cmap: str, vmin: float, vmax: float, label: str | None = None):
     """A table of numbers as coloured cells, each written in, the rows and columns named (a colour bar
     when ``label`` is given)."""

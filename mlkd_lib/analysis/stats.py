@@ -120,6 +120,16 @@ def paired_test(diffs, seed: int = 0, n_resamples: int = 10_000) -> dict:
     return out
 
 
+def bh_q(ps) -> list[float]:
+    """Benjamini–Hochberg q of each p of one family of tests (a p that is NaN stays out, its q NaN)."""
+    ps = np.asarray(ps, dtype=float)
+    qs = np.full(len(ps), np.nan)
+    ok = np.isfinite(ps)
+    if ok.any():
+        qs[ok] = stats.false_discovery_control(ps[ok])
+    return [float(q) for q in qs]
+
+
 def _per_fold(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
     m = metrics[metrics.model == model]
     return m.assign(snr=m.snr_db.fillna(-1.0)).set_index(["noise", "snr", "fold"]).ua
@@ -139,14 +149,8 @@ def paired_differences(metrics: pd.DataFrame, arms: dict[str, tuple[str, str]], 
         for (noise, snr), g in diff.groupby(["noise", "snr"], sort=True):
             cells.append({"comparison": name, "kind": kind, "noise": noise, "snr_db": None if snr < 0 else snr,
                           **paired_test(g.d.to_numpy(), seed)})
-        if cells:
-            ps = np.array([c["p"] for c in cells])
-            qs = np.full(len(ps), np.nan)
-            ok = np.isfinite(ps)
-            if ok.any():
-                qs[ok] = stats.false_discovery_control(ps[ok])
-            for c, q in zip(cells, qs):
-                c["q_bh"] = float(q)
+        for c, q in zip(cells, bh_q([c["p"] for c in cells])):
+            c["q_bh"] = q
         rows += cells
         noisy = diff[diff.noise != CLEAN]
         if noisy.noise.nunique() * noisy.snr.nunique() > 1:

@@ -29,7 +29,7 @@ def _bench(a):
 
 def _export(a):
     from ..deploy.export import export_from_study
-    meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration, a.format)
+    meta = export_from_study(a.study, a.fold, a.model, a.out, a.int8, a.int8_scheme, a.calibration, a.format, a.raw)
     if a.format == "hf":
         print(f"{a.out}: a Hugging Face ...ForSequenceClassification folder of the encoder's family (config, "
               f"safetensors, preprocessor, model card); "
@@ -42,11 +42,11 @@ def _export(a):
 
 def _predict(a):
     from ..deploy.predict import format_predictions, load_classifier, predict_files
-    classifier = load_classifier(a.model, a.threads)
+    classifier = load_classifier(a.model, a.threads, a.raw)
     fmt = "json" if a.json else "csv" if a.csv else "text"
     if a.segments:
         return _predict_segments(a, classifier, fmt)
-    preds = predict_files(classifier, a.paths, a.min_speech, a.vad_aggressiveness)
+    preds = predict_files(classifier, a.paths, a.min_speech, a.vad_aggressiveness, a.min_confidence)
     if not preds:
         raise FileNotFoundError(f"no audio files under {' '.join(a.paths)}")
     print(format_predictions(preds, classifier.labels, fmt))
@@ -54,6 +54,10 @@ def _predict(a):
     if silent:
         print(f"mlkd predict: {len(silent)} of {len(preds)} files hold less than {a.min_speech:g} s of speech (no "
               f"emotion given): {', '.join(silent)}", file=sys.stderr)
+    unsure = [p.path for p in preds if p.uncertain]
+    if unsure:
+        print(f"mlkd predict: {len(unsure)} of {len(preds)} files are uncertain, the model's top probability below "
+              f"{a.min_confidence:g} (no emotion given): {', '.join(unsure)}", file=sys.stderr)
     bad = [p.path for p in preds if p.error]
     if bad:  # each error is in the output beside the predictions; the exit status says some failed
         print(f"mlkd predict: {len(bad)} of {len(preds)} files could not be classified: {', '.join(bad)}",
@@ -68,7 +72,7 @@ def _predict_segments(a, classifier, fmt):
         raise ValueError("--plot draws one recording's timeline: give one file")
     max_seconds = a.max_seconds or classifier.max_seconds or TurnSettings.max_seconds
     settings = TurnSettings(a.min_turn, a.min_pause, a.padding, max_seconds, a.vad_aggressiveness)
-    found = [(path, *segment_file(classifier, path, settings)) for path in a.paths]
+    found = [(path, *segment_file(classifier, path, settings, min_confidence=a.min_confidence)) for path in a.paths]
     print(format_segments([s for _, segs, _ in found for s in segs], classifier.labels, fmt))
     if a.plot:
         path, segs, decisions = found[0]
@@ -128,6 +132,8 @@ def _add_export(sub) -> None:
                         "int8 MatMul/Gemm; matmul: dynamic MatMul/Gemm only")
     e.add_argument("--calibration", type=POSITIVE, default=16, help="training utterances for calibration (each clean "
                                                                     "and noisy)")
+    e.add_argument("--raw", action="store_true", help="the export gives the model's own probabilities: the fitted "
+                   "temperature is recorded but not applied (hf: not in the weights; onnx: `mlkd predict` ignores it)")
     e.set_defaults(func=_export)
 
 
@@ -143,6 +149,10 @@ def _add_predict(sub) -> None:
     pr.add_argument("--threads", type=COUNT, default=0, help="CPU threads (0: the runtime's default)")
     pr.add_argument("--min-speech", type=number(float, 0), default=MIN_SPEECH_S, help="s of speech (WebRTC VAD) a "
                     "file needs for an emotion; less: 'no speech', an empty emotion and its speech_s")
+    pr.add_argument("--min-confidence", type=number(float, 0, high=1), metavar="P", help="the top probability an "
+                    "answer needs; below it: 'uncertain', an empty emotion beside its probabilities and confidence")
+    pr.add_argument("--raw", action="store_true", help="the model's own probabilities, without the temperature "
+                    "fitted on its validation speech (docs/calibration.md)")
     pr.add_argument("--segments", action="store_true", help="emotion over time: one row per speech segment of each "
                     "(long) recording, found by WebRTC VAD and cut at the model's max_seconds")
     pr.add_argument("--plot", type=here, help="with --segments: the timeline of the recording as FILE.png")

@@ -167,9 +167,15 @@ def write_sidecar(onnx_path: str | Path, labels, **provenance) -> Path:
     return path
 
 
+def temperature_record(model: EmotionClassifier, raw: bool) -> dict | None:
+    """The model's temperature as an export carries it, and whether the export applies it (not with ``raw``)."""
+    return {**model.temperature_scaling, "applied": not raw} if model.temperature_scaling else None
+
+
 def export_model(model: EmotionClassifier, out: str | Path, int8: bool = False, scheme: str = "conv+matmul",
-                 calibration: list[np.ndarray] | None = None, **provenance) -> dict:
-    """Export (and check) fp32; with ``int8`` quantize it into ``out`` instead. Writes the sidecar; returns it."""
+                 calibration: list[np.ndarray] | None = None, raw: bool = False, **provenance) -> dict:
+    """Export (and check) fp32; with ``int8`` quantize it into ``out`` instead. Writes the sidecar (with the model's
+    temperature, which `mlkd predict` applies to the graph's logits unless ``raw``); returns it."""
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"{out}: the output file must end in .onnx")
@@ -184,7 +190,8 @@ def export_model(model: EmotionClassifier, out: str | Path, int8: bool = False, 
                     "calibration_utterances": len(calibration) if scheme == "conv+matmul" else 0,
                     "int8_max_logit_diff_vs_torch": max_logit_difference(model, done, _check_waves())}
         shutil.move(done if int8 else fp32, out)
-    return json.loads(write_sidecar(out, model.labels, encoder=model.family, **info, **provenance).read_text())
+    return json.loads(write_sidecar(out, model.labels, encoder=model.family, **info,
+                                    temperature_scaling=temperature_record(model, raw), **provenance).read_text())
 
 
 def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
@@ -198,9 +205,11 @@ def calibration_audio(cfg, data, n: int = 16) -> list[np.ndarray]:
 
 
 def export_from_study(study_dir: str | Path, fold: str, role: str, out: str | Path, int8: bool = False,
-                      scheme: str = "conv+matmul", calibration_n: int = 16, fmt: str = "onnx") -> dict:
+                      scheme: str = "conv+matmul", calibration_n: int = 16, fmt: str = "onnx", raw: bool = False
+                      ) -> dict:
     """`mlkd export`: the ``role`` model of ``fold`` in a study folder as ONNX (see :func:`export_model`), or
-    with ``fmt="hf"`` as a Hugging Face audio-classification folder (``deploy/hf.py``); returns its provenance."""
+    with ``fmt="hf"`` as a Hugging Face audio-classification folder (``deploy/hf.py``); returns its provenance.
+    ``raw``: the export's probabilities are the model's own (its temperature recorded, not applied)."""
     if role not in trained():
         raise ValueError(f"model must be one of {trained()}, got {role!r}")
     if fmt not in ("onnx", "hf"):
@@ -218,9 +227,10 @@ def export_from_study(study_dir: str | Path, fold: str, role: str, out: str | Pa
         from .hf import write_hf_folder
         provenance |= {"exported": time.strftime("%Y-%m-%dT%H:%M:%S"), "export_git_commit": git_commit(),
                        "versions": {p: _version(p) for p in ("torch", "transformers")}, "config": cfg.to_json()}
-        write_hf_folder(load_model(ckpt), out, study=study_dir, fold=fold, role=role, cfg=cfg, provenance=provenance)
+        write_hf_folder(load_model(ckpt), out, study=study_dir, fold=fold, role=role, cfg=cfg, provenance=provenance,
+                        raw=raw)
         return provenance
     calibration = None
     if int8 and scheme == "conv+matmul":
         calibration = calibration_audio(cfg, load_fold(cfg, fold), calibration_n)
-    return export_model(load_model(ckpt), out, int8, scheme, calibration, **provenance)
+    return export_model(load_model(ckpt), out, int8, scheme, calibration, raw, **provenance)

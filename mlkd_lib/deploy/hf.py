@@ -9,7 +9,10 @@ projects every frame (``projector``), takes the (masked) mean over frames, then 
 mean(W x + b) = W mean(x) + b: our head becomes the projector (``classifier_proj_size`` = number of
 labels) and the classifier is the identity. The feature extractor's ``do_normalize`` is our
 per-utterance normalisation (zero mean, unit variance, the same 1e-7), and it returns an attention
-mask exactly where our model takes one (layer-norm encoders).
+mask exactly where our model takes one (layer-norm encoders). The classifier divides by the model's
+fitted temperature (``analysis/calibration.py``), so that the pipeline's scores are the calibrated
+probabilities; ``config.json``'s ``temperature_scaling`` records it (``applied`` false: a ``raw`` export,
+whose classifier is the identity).
 """
 
 from __future__ import annotations
@@ -23,18 +26,21 @@ from transformers import PreTrainedModel, Wav2Vec2FeatureExtractor
 from ..arms import label
 from ..data.audio import SAMPLE_RATE
 from ..method.models import EmotionClassifier, encoder_family
+from .export import temperature_record
 
 FAMILY_NAMES = {"wav2vec2": "wav2vec 2.0", "hubert": "HuBERT", "wavlm": "WavLM", "data2vec-audio": "data2vec-audio"}
 
 
-def to_hf(model: EmotionClassifier) -> PreTrainedModel:
+def to_hf(model: EmotionClassifier, raw: bool = False) -> PreTrainedModel:
     """The same classifier as its family's ``XxxForSequenceClassification`` (weights copied, nothing
-    retrained), labelled with the model's classes."""
+    retrained), labelled with the model's classes; its logits divided by the model's temperature unless ``raw``."""
     labels, cls = model.labels, encoder_family(model.family).classifier
+    scaling = temperature_record(model, raw)
     config = type(model.config).from_dict({**model.config.to_dict(), "architectures": [cls.__name__],
                                            "id2label": dict(enumerate(labels)),
                                            "label2id": {lab: i for i, lab in enumerate(labels)},
-                                           "classifier_proj_size": len(labels), "use_weighted_layer_sum": False})
+                                           "classifier_proj_size": len(labels), "use_weighted_layer_sum": False,
+                                           **({"temperature_scaling": scaling} if scaling else {})})
     hf = cls(config).eval()
     body = getattr(hf, cls.base_model_prefix)  # the encoder inside: hf.wav2vec2, hf.wavlm, hf.data2vec_audio, …
     # SpecAugment's mask vector acts only in training with masking on; HF builds it only then
@@ -47,7 +53,7 @@ def to_hf(model: EmotionClassifier) -> PreTrainedModel:
     with torch.no_grad():
         hf.projector.weight.copy_(model.head.weight)
         hf.projector.bias.copy_(model.head.bias)
-        hf.classifier.weight.copy_(torch.eye(len(labels)))
+        hf.classifier.weight.copy_(torch.eye(len(labels)) / (model.calibration_temperature if not raw else 1.0))
         hf.classifier.bias.zero_()
     return hf
 
@@ -72,6 +78,7 @@ tags: [speech-emotion-recognition, {family}, knowledge-distillation{extra_tags}]
 - Input: mono speech at 16 kHz; one label per input, for utterances of up to {max_seconds:g} s (cut longer
   recordings into turns first, e.g. `mlkd predict --segments`).
 - Labels: {labels}.
+- Scores: {scores}
 
 ## Test UA on the held-out speaker (%)
 
@@ -121,14 +128,27 @@ def _ua_table(metrics_csv: Path) -> tuple[str, str, str, str]:
     return f"{clean:.1f}", " | ".join(f"{s:g} dB" for s in snrs), "---|" * len(snrs), "\n".join(rows)
 
 
+def scores_line(model: EmotionClassifier, raw: bool) -> str:
+    """What the pipeline's scores are, for the model card."""
+    if not model.temperature_scaling:
+        return "the model's own probabilities (no temperature was fitted for it)."
+    s = model.temperature_scaling
+    fitted = (f"T = {s['temperature']:.3f}, fitted by minimising the NLL on {s['utterances']} utterances of "
+              f"{s['fitted_on']}")
+    if raw:
+        return f"the model's own probabilities (exported `--raw`; its temperature, {fitted}, is not applied)."
+    return (f"temperature-scaled probabilities, softmax(logits / T) with {fitted} (the classifier layer divides by T; "
+            f"`mlkd export --raw` keeps the model's own). See `docs/calibration.md` of mlkd-ser.")
+
+
 def write_hf_folder(model: EmotionClassifier, out: str | Path, *, study: Path, fold: str, role: str, cfg,
-                    provenance: dict) -> Path:
+                    provenance: dict, raw: bool = False) -> Path:
     """``out/``: config.json, model.safetensors, preprocessor_config.json, README.md (the model card) and
-    provenance.json."""
+    provenance.json; the scores temperature-scaled unless ``raw``."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty: name a new folder for the exported model")
-    hf = to_hf(model)
+    hf = to_hf(model, raw)
     hf.save_pretrained(out, safe_serialization=True)
     feature_extractor(model).save_pretrained(out)
     clean, heads, rule, rows = _ua_table(study / "folds" / fold / role / "metrics.csv")
@@ -145,6 +165,6 @@ def write_hf_folder(model: EmotionClassifier, out: str | Path, *, study: Path, f
              f"layers, mean pooling and one linear layer.", clean_ua=clean,
         study=study.name, corpus="synthetic speech" if synthetic else cfg.corpus, fold=fold,
         max_seconds=cfg.max_seconds, labels=", ".join(model.labels), snr_heads=heads,
-        snr_rule=rule, ua_rows=rows, folder=out.name, limits=limits))
+        snr_rule=rule, ua_rows=rows, folder=out.name, limits=limits, scores=scores_line(model, raw)))
     (out / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
     return out

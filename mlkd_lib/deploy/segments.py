@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.audio import SAMPLE_RATE, AudioError, resample, resample_stream, to_mono
 from ..data.vad import FRAME, TurnSettings, speech_turns, vad_decisions
-from .predict import MIN_SAMPLES, softmax
+from .predict import MIN_SAMPLES, Classifier, answer
 
 BLOCK_S = 60.0  # seconds of audio read at a time for the VAD pass
 
@@ -31,8 +31,9 @@ class Segment:
     path: str
     start_s: float
     end_s: float
-    emotion: str
+    emotion: str  # "" where the model is less confident than asked (``min_confidence``)
     probabilities: dict = field(default_factory=dict)
+    confidence: float | None = None  # the top probability
 
 
 def _open(path: Path) -> sf.SoundFile:
@@ -72,10 +73,10 @@ def read_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
     return resample(x, rate)
 
 
-def segment_file(classifier, path: str | Path, settings: TurnSettings, progress: bool = True
-                 ) -> tuple[list[Segment], np.ndarray]:
-    """Every speech segment of ``path`` with the model's emotion and probabilities, and the VAD's
-    per-frame decisions (for the timeline plot)."""
+def segment_file(classifier: Classifier, path: str | Path, settings: TurnSettings, progress: bool = True,
+                 min_confidence: float | None = None) -> tuple[list[Segment], np.ndarray]:
+    """Every speech segment of ``path`` with the model's emotion (none below ``min_confidence``) and probabilities,
+    and the VAD's per-frame decisions (for the timeline plot)."""
     path = Path(path)
     decisions, duration = speech_activity(path, settings.aggressiveness, progress)
     out = []
@@ -84,27 +85,30 @@ def segment_file(classifier, path: str | Path, settings: TurnSettings, progress:
         x = read_span(path, a, b)
         if len(x) < MIN_SAMPLES:
             continue
-        p = softmax(classifier.logits(x).astype(np.float64))
-        out.append(Segment(str(path), round(a, 3), round(b, 3), classifier.labels[int(p.argmax())],
-                           {lab: float(v) for lab, v in zip(classifier.labels, p)}))
+        p = classifier.probabilities(x)
+        emotion, confidence = answer(p, classifier.labels, min_confidence)
+        out.append(Segment(str(path), round(a, 3), round(b, 3), emotion,
+                           {lab: float(v) for lab, v in zip(classifier.labels, p)}, confidence))
     return out, decisions
 
 
 def format_segments(segments: list[Segment], labels, fmt: str = "text") -> str:
-    """One row per segment: ``path,start_s,end_s,emotion,p_<label>...`` (csv), the same fields (json), or a table."""
-    rows = [{**{k: v for k, v in asdict(s).items() if k != "probabilities"},
-             **{f"p_{lab}": round(s.probabilities[lab], 4) for lab in labels}} for s in segments]
+    """One row per segment: ``path,start_s,end_s,emotion,p_<label>...,confidence`` (csv), the same fields (json), or
+    a table."""
+    rows = [{**{k: v for k, v in asdict(s).items() if k not in ("probabilities", "confidence")},
+             **{f"p_{lab}": round(s.probabilities[lab], 4) for lab in labels}, "confidence": round(s.confidence, 4)}
+            for s in segments]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.DictWriter(buf, ["path", "start_s", "end_s", "emotion", *[f"p_{lab}" for lab in labels]],
+        w = csv.DictWriter(buf, ["path", "start_s", "end_s", "emotion", *[f"p_{lab}" for lab in labels], "confidence"],
                            lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         return buf.getvalue().rstrip("\n")
-    head = f"{'start':>8} {'end':>8}  {'emotion':<8}" + "".join(f"{lab:>7}" for lab in labels)
-    return "\n".join([head, *(f"{r['start_s']:8.2f} {r['end_s']:8.2f}  {r['emotion']:<8}"
+    head = f"{'start':>8} {'end':>8}  {'emotion':<9}" + "".join(f"{lab:>7}" for lab in labels)
+    return "\n".join([head, *(f"{r['start_s']:8.2f} {r['end_s']:8.2f}  {r['emotion'] or 'uncertain':<9}"
                               + "".join(f"{r[f'p_{lab}']:7.3f}" for lab in labels) for r in rows)])
 
 

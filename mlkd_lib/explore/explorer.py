@@ -136,7 +136,8 @@ class Explorer:
                                   | ({"VAD + NMF": enhanced} if enhanced is not None else {}), utt_id)
             true = self.tests(fold).set_index("utt_id").loc[utt_id, "emotion"]
             self._cache[key] = {"wavs": {k: wav_bytes(x, gain) for k, x in shown.items()}, "cond": cond,
-                                "png": png, "html": predictions_html(true, probs, notes, self.cfg.emotions)}
+                                "png": png, "html": predictions_html(true, probs, notes, self.cfg.emotions,
+                                                                       self.cfg.min_confidence)}
         return self._cache[key]
 
     def controls(self) -> SimpleNamespace:

@@ -98,20 +98,23 @@ def mix_player(manifest: pd.DataFrame, bank: dict, snrs, seed: int = 0, level: s
 
 
 def class_probabilities(model, x: np.ndarray) -> np.ndarray:
+    """The model's probabilities for ``x``, scaled by the temperature fitted on its validation speech (the baseline's
+    come through its teacher, and so with the teacher's temperature)."""
     with torch.no_grad():
         logits = model(torch.from_numpy(np.asarray(x, dtype=np.float32))[None]).logits
-    return torch.softmax(logits, -1)[0].numpy()
+    return torch.softmax(logits.double() / model.calibration_temperature, -1)[0].numpy()
 
 
 def predictions_html(true_label: str | None, probs: dict[str, np.ndarray | None], notes: list[str],
-                     labels: list[str] | tuple[str, ...]) -> str:
+                     labels: list[str] | tuple[str, ...], min_confidence: float = 0.0) -> str:
     """A table: one row per model, a bar per class (``labels``, the study's classes in logit order), the
-    predicted class in bold (and, with a ``true_label``, whether it is right)."""
+    predicted class in bold, the model's confidence (its top probability; below ``min_confidence`` the answer is
+    marked uncertain) and, with a ``true_label``, whether it is right."""
     head = "".join(f"<th style='padding:2px 8px'>{e}</th>" for e in labels)
     rows = []
     for name, p in probs.items():
         if p is None:
-            rows.append(f"<tr><td>{label(name)}</td><td colspan={len(labels)}><i>not trained</i></td></tr>")
+            rows.append(f"<tr><td>{label(name)}</td><td colspan={len(labels) + 2}><i>not trained</i></td></tr>")
             continue
         best = int(np.argmax(p))
         cells = "".join(
@@ -119,9 +122,14 @@ def predictions_html(true_label: str | None, probs: dict[str, np.ndarray | None]
             f"{'<b>' if i == best else ''}{v:.2f}{'</b>' if i == best else ''}</td>" for i, v in enumerate(p))
         mark = "" if true_label is None else "✔" if labels[best] == true_label else "✘"
         full = ",".join(f"{v:.6f}" for v in p)  # full precision, for tests and for copying
-        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}'><td>{label(name)}</td>{cells}"
-                    f"<td>{mark} {labels[best]}</td></tr>")
+        unsure = p[best] < min_confidence
+        answer = (f"<span style='color:#999'>{mark} {labels[best]}?</span> <i>uncertain</i>" if unsure
+                  else f"{mark} {labels[best]}")
+        rows.append(f"<tr class='mlkd-row' data-model='{name}' data-probs='{full}' "
+                    f"data-uncertain='{str(unsure).lower()}'><td>{label(name)}</td>{cells}"
+                    f"<td style='padding:2px 8px'>{p[best]:.2f}</td><td>{answer}</td></tr>")
     note = "".join(f"<div style='color:#a33'>{n}</div>" for n in notes)
     title = "your recording" if true_label is None else f"true label: {true_label}"
-    return (f"<div><b>{title}</b>{note}<table><tr><th>model</th>{head}<th>prediction</th></tr>"
-            + "".join(rows) + "</table></div>")
+    return (f"<div><b>{title}</b>{note}<table><tr><th>model</th>{head}<th>confidence</th><th>prediction</th></tr>"
+            + "".join(rows) + f"</table><small>temperature-scaled probabilities; uncertain: confidence below "
+            f"{min_confidence:g}</small></div>")

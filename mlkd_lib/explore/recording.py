@@ -139,7 +139,7 @@ def recording_panel(explorer) -> W.VBox:
                            f"speech in this recording, less than the {MIN_SPEECH_S:g} s an emotion needs, so no model "
                            f"is asked (a model picks one of its classes for anything, silence included)</div>")
         else:
-            preds.value = predictions_html(None, view.probabilities, [], cfg.emotions)
+            preds.value = predictions_html(None, view.probabilities, [], cfg.emotions, cfg.min_confidence)
         segs.value = segments_html(view)
         where = "clean" if noise.value == CLEAN else f"{noise.value} {snr.value:g} dB"
         seconds = len(view.clean) / SAMPLE_RATE

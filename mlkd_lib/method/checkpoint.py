@@ -8,8 +8,10 @@ lists, so every file is read with ``torch.load(..., weights_only=True)``, which 
 whatever a pickle asks for. A best checkpoint written before (it held a ``Wav2Vec2Config`` object)
 is still read, with that one class allowed; anything else unexpected is refused with its file named.
 The config dict's ``model_type`` says which encoder class to rebuild; ``labels`` are the classes in
-logit order. Checkpoints from before the encoder was any family (weights under ``wav2vec2.``, no
-``labels``) are read as wav2vec 2.0 with the first ``num_labels`` of the paper's classes.
+logit order; ``temperature_scaling`` the temperature fitted on the fold's clean validation speech (absent
+from a checkpoint written before temperatures were fitted: its model is used raw). Checkpoints from before
+the encoder was any family (weights under ``wav2vec2.``, no ``labels``) are read as wav2vec 2.0 with the
+first ``num_labels`` of the paper's classes.
 """
 
 from __future__ import annotations
@@ -69,11 +71,12 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load(path: Path, what: str) -> dict:
-    """A checkpoint as data (``weights_only``); a format-1 best checkpoint with its config object allowed."""
+def _load(path: Path, what: str, mmap: bool = False) -> dict:
+    """A checkpoint as data (``weights_only``); a format-1 best checkpoint with its config object allowed. ``mmap``:
+    tensors are mapped, not read (for a checkpoint's small fields)."""
     try:
         with torch.serialization.safe_globals([Wav2Vec2Config]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         code = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
         if code is None:
@@ -92,10 +95,24 @@ def current_keys(state: dict) -> dict:
     return {PREFIX + k[len(OLD_PREFIX):] if k.startswith(OLD_PREFIX) else k: v for k, v in state.items()}
 
 
-def save_best(model: EmotionClassifier, path: Path, role: str, epoch: int, val_ua: float) -> None:
+def save_best(model: EmotionClassifier, path: Path, role: str, epoch: int, val_ua: float,
+              temperature_scaling: dict | None = None) -> None:
+    """The selected epoch; ``temperature_scaling``: its temperature, where it is fitted with it (``train.py``)."""
     atomic_save({"format": FORMAT, "model": model.state_dict(), "config": model.config.to_dict(), "role": role,
-                 "labels": list(model.labels), "num_labels": len(model.labels), "epoch": epoch, "val_ua": val_ua},
-                path)
+                 "labels": list(model.labels), "num_labels": len(model.labels), "epoch": epoch, "val_ua": val_ua,
+                 **({"temperature_scaling": temperature_scaling} if temperature_scaling else {})}, path)
+
+
+def read_temperature_scaling(path: str | Path) -> dict | None:
+    """The temperature a best checkpoint carries (``analysis/calibration.py``: ``temperature_scaling``), or None; its
+    weights are mapped, not read."""
+    ckpt = _load(Path(path), "checkpoint", mmap=True)
+    return ckpt.get("temperature_scaling") if isinstance(ckpt, dict) else None
+
+
+def add_temperature_scaling(path: Path, temperature_scaling: dict) -> None:
+    """The best checkpoint with its temperature, fitted after training (a student's, on a clean validation pass)."""
+    atomic_save({**_load(path, "checkpoint"), "temperature_scaling": temperature_scaling}, path)
 
 
 def load_model(path: str | Path) -> EmotionClassifier:
@@ -118,6 +135,7 @@ def load_model(path: str | Path) -> EmotionClassifier:
         model.add_mask_embedding()
     model.load_state_dict(state)
     model.trained_epoch = ckpt.get("epoch")  # the epoch model selection kept
+    model.temperature_scaling = ckpt.get("temperature_scaling")  # fitted on validation; None: none was
     return model
 
 

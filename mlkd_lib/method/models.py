@@ -109,6 +109,13 @@ def normalize_waveforms(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 class EmotionClassifier(nn.Module):
     """Encoder → masked mean pooling of the last layer → FC logits, one per class of ``labels``."""
 
+    temperature_scaling: dict | None = None  # its checkpoint's (``checkpoint.load_model``): logits / T are calibrated
+
+    @property
+    def calibration_temperature(self) -> float:
+        """The fitted temperature its probabilities are scaled with (1: none fitted; not distillation's T)."""
+        return float(self.temperature_scaling["temperature"]) if self.temperature_scaling else 1.0
+
     def __init__(self, config: PretrainedConfig, labels: Sequence[str] = EMOTIONS, encoder: nn.Module | None = None):
         super().__init__()
         family = encoder_family(config.model_type)

@@ -3,7 +3,8 @@
 One loop serves every role; what differs between them is decided once, in ``Role``. After
 every epoch the resume state is written atomically (checkpoint.py), so a killed run started again
 continues where it stopped and ends with the same weights. The best epoch by validation UA
-(training speakers only) is kept apart for evaluation.
+(training speakers only) is kept apart for evaluation, with the temperature that calibrates its
+probabilities on the validation utterances' clean speech (``analysis/calibration.py``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..analysis.calibration import temperature_scaling
 from ..config import StudyConfig
 from ..data.batches import EpochBatches
 from ..data.dataset import AudioCache, NoisyPairDataset, collate
 from ..device import autocast, loader_workers, peak_memory, pick_device, reset_peak_memory, set_threads
 from ..layout import ModelDir
 from ..names import TEACHER
-from .checkpoint import load_resume, save_best, save_resume
+from .checkpoint import (
+    add_temperature_scaling,
+    current_keys,
+    load_resume,
+    read_temperature_scaling,
+    save_best,
+    save_resume,
+)
 from .cnn_features import CnnFeatures
 from .evaluate import exact_batches, ua_wa
 from .losses import LOSSES, mlkd_objective
@@ -41,6 +50,7 @@ class TrainResult:
     history: pd.DataFrame
     best_val_ua: float
     seconds: float
+    temperature_scaling: dict | None = None  # the selected epoch's temperature (None: training not finished)
 
 
 def _optimizer(model: EmotionClassifier, cfg: StudyConfig, freeze_cnn: bool, steps: int, lr: float):
@@ -73,12 +83,13 @@ def objective(cfg: StudyConfig, out, labels: torch.Tensor, batch: dict, targets:
 @torch.no_grad()
 def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConfig, device, input_key: str,
              targets: TeacherTargets | None = None, mapping: dict | None = None, loss: str = "MLKD"
-             ) -> dict[str, float]:
+             ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Validation UA / WA, batched so that the batch never changes a prediction (``exact_batches``);
-    with the teacher's ``targets``, also the objective's terms (``val_ce``, ``val_kd``, ``val_ml``)."""
+    with the teacher's ``targets``, also the objective's terms (``val_ce``, ``val_kd``, ``val_ml``). Also the
+    logits and labels, utterance by utterance (what a temperature is fitted on)."""
     model.eval()
     lengths = [len(dataset.audio.get(r.utt_id, r.path)) for r in dataset.rows.itertuples()]
-    y, p, sums = [], [], {}
+    y, p, sums, logits = [], [], {}, []
     for idx in exact_batches(model, lengths, cfg.eval_batch_size):
         b = collate([dataset[i] for i in idx])
         with autocast(device, cfg.amp):
@@ -89,8 +100,26 @@ def validate(model: EmotionClassifier, dataset: NoisyPairDataset, cfg: StudyConf
                     sums[k] = sums.get(k, 0.0) + v.double() * len(idx)
         y += b["label"].tolist()
         p += out.logits.argmax(-1).tolist()
+        logits.append(out.logits.float().cpu().numpy())
     ua, wa = ua_wa(y, p, len(model.labels))
-    return {"val_ua": ua, "val_wa": wa, **{f"val_{k}": float(v) / len(y) for k, v in sums.items()}}
+    return ({"val_ua": ua, "val_wa": wa, **{f"val_{k}": float(v) / len(y) for k, v in sums.items()}},
+            np.concatenate(logits), np.asarray(y))
+
+
+def fitted_temperature(run: Run) -> dict:
+    """The selected epoch's temperature: in its checkpoint already where the training's own validation pass heard
+    clean speech (the teacher's), else fitted now on a clean pass over the validation utterances with the selected
+    weights (a student validates on noisy speech). Reads no test utterance (a training never has them) and draws no
+    random number."""
+    scaling = read_temperature_scaling(run.out.best_ckpt)
+    if scaling is None:
+        run.model.load_state_dict(current_keys(torch.load(run.out.best_ckpt, map_location="cpu",
+                                                          weights_only=True)["model"]))
+        clean = NoisyPairDataset(run.val_ds.rows, mode="clean", audio=run.val_ds.audio, labels=run.model.labels)
+        _, logits, labels = validate(run.model, clean, run.cfg, run.device, "clean")
+        scaling = temperature_scaling(logits, labels)
+        add_temperature_scaling(run.out.best_ckpt, scaling)
+    return scaling
 
 
 def _seed_everything(seed: int) -> None:
@@ -223,14 +252,17 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
         terms = run_epoch(run, epoch, clock, progress)
         steps = terms.pop("steps")
         step_s = (time.time() - t_epoch) / steps
-        val = validate(run.model, run.val_ds, cfg, run.device, r.input_key, run.targets, run.mapping, r.loss)
+        val, logits, labels = validate(run.model, run.val_ds, cfg, run.device, r.input_key, run.targets, run.mapping,
+                                       r.loss)
         row = {"epoch": epoch + 1, **terms, **val, "lr": run.sched.get_last_lr()[0], "seconds": time.time() - t_epoch,
                "step_s": step_s, **{k: v for k, v in clock.summary().items() if k != "step_s"},
                **peak_memory(run.device)}
         history.append(row)
         if cfg.selection == "last" or val["val_ua"] >= best_ua:  # ties to the later epoch
             best_ua = val["val_ua"]
-            save_best(run.model, out.best_ckpt, role, epoch + 1, best_ua)
+            # a pass over clean validation speech (the teacher's): the temperature is fitted on what it computed
+            save_best(run.model, out.best_ckpt, role, epoch + 1, best_ua,
+                      temperature_scaling(logits, labels) if r.input_key == "clean" else None)
         save_resume(out.last_ckpt, run.model, run.opt, run.sched, epoch + 1, history, best_ua)
         pd.DataFrame(history).to_csv(out.history, index=False)
         if progress:
@@ -239,7 +271,8 @@ def train(role: str, cfg: StudyConfig, train_df: pd.DataFrame, val_df: pd.DataFr
                   + (f", peak {row['peak_gib']:.1f} GiB" if "peak_gib" in row else "") + ")", flush=True)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
-    return TrainResult(out.best_ckpt, pd.DataFrame(history), best_ua, time.time() - t0)
+    scaling = fitted_temperature(run) if len(history) >= r.epochs else None  # once every epoch is trained
+    return TrainResult(out.best_ckpt, pd.DataFrame(history), best_ua, time.time() - t0, scaling)
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
 """What 04 calls: a study's report — every step's metrics gathered, the paired statistics, Tables 1–4, the
-diagnostics, the plots and the study's README — each method writing one part of it."""
+calibration (Table 5), the diagnostics, the plots and the study's README — each method writing one part of it."""
 
 from __future__ import annotations
 
@@ -58,6 +58,30 @@ class AnalysisStep:
         md = corruption.write_table4(self.study.dir, metrics, self.synthetic)
         png = plots.save(corruption.ua_against_severity(metrics, self.synthetic), self.study.plots / "robustness.png")
         return md, png
+
+    def calibration(self) -> tuple[Path, list[Path]]:
+        """Does a model know when it is wrong? ``calibration.csv`` (ECE, NLL, Brier, AURC, UA at 80 % coverage per
+        model × condition × fold, raw and temperature-scaled), its contrasts added to ``stats.csv`` (kinds ``ECE
+        (scaled)``, ``AURC (scaled)``; the UA rows left as they are), Table 5, the reliability diagrams and the
+        risk–coverage curves (``analysis/calibration.py``)."""
+        from ..analysis import calibration as c
+        from ..analysis import plots
+        from ..analysis.tables import collect_predictions
+        predictions, temperatures = collect_predictions(self.study), c.study_temperatures(self.study)
+        cal = c.calibration_table(predictions, temperatures, self.cfg.emotions)
+        cal.to_csv(self.study.calibration, index=False)
+        differences = c.calibration_differences(cal, self.arms, self.cfg.seed)
+        try:
+            ua = pd.read_csv(self.study.stats)
+            ua = ua[~ua.kind.isin(c.CALIBRATION_KINDS)]  # this step's rows from an earlier run
+        except (FileNotFoundError, pd.errors.EmptyDataError):  # no UA comparison (one model)
+            ua = pd.DataFrame()
+        pd.concat([ua, differences], ignore_index=True).to_csv(self.study.stats, index=False)
+        md = c.write_table5(self.study.dir, cal, pd.read_csv(self.study.metrics), differences, temperatures,
+                            self.synthetic)
+        figures = {"reliability": c.reliability_diagrams(predictions, temperatures, self.cfg.emotions, self.synthetic),
+                   "risk_coverage": c.risk_coverage_plot(predictions, temperatures, self.cfg.emotions, self.synthetic)}
+        return md, [plots.save(fig, self.study.plots / f"{name}.png") for name, fig in figures.items()]
 
     def diagnostics(self) -> dict[str, pd.DataFrame]:
         """What the answer rests on: the layer distances (``representation.csv``), the selected against the

@@ -26,21 +26,50 @@ def _mlkd(*args) -> str:
 
 
 def test_the_hf_folder_in_a_pipeline_agrees_with_mlkd_predict(micro_study, tmp_path, monkeypatch):
+    """The study's temperature-scaled probabilities, three ways: `mlkd predict` on the checkpoint and on the ONNX
+    export, and the Hugging Face pipeline, within 1e-4 of each other; the temperature is the checkpoint's. The ONNX
+    export and `--min-confidence` as docs/calibration.md shows them, run as written (the study and the recordings
+    where it names them)."""
+    import shutil
+
+    import torch
+    from helpers.docs import block, finished, of, run_block
     from transformers import pipeline
 
     from mlkd_lib.config import load_config
     from mlkd_lib.data.manifest import read_manifest
+    from mlkd_lib.deploy.predict import load_classifier, predict_files
     study, _, _ = micro_study
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ckpt = study / "folds/Ses01F/student_sup/best.pt"
+    test = read_manifest(load_config(study / "config.json").manifest_path).query("speaker == 'Ses01F'")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "demo").symlink_to(study, target_is_directory=True)
+    (tmp_path / "my_recordings").mkdir()
+    for path in test.path.iloc[:4]:
+        shutil.copy(path, tmp_path / "my_recordings")
+    ran = finished(run_block(block("docs/calibration.md", "## Calibrated answers for users"), tmp_path, {}))
+    rows = pd.read_csv(io.StringIO(of(ran, "--min-confidence 0.6").out), keep_default_na=False)
+    assert len(rows) == 4 and ((rows.emotion == "") == (rows.confidence < 0.6)).all()
     _mlkd("export", "--study", study, "--fold", "Ses01F", "--model", "student_sup", "--format", "hf",
           "--out", tmp_path / "hf")
-    wav = read_manifest(load_config(study / "config.json").manifest_path).query("speaker == 'Ses01F'").path.iloc[0]
-    ours = json.loads(_mlkd("predict", "--model", study / "folds/Ses01F/student_sup/best.pt", wav, "--json"))[0]
+    fitted = torch.load(ckpt, weights_only=True)["temperature_scaling"]
+    assert json.loads((tmp_path / "student.json").read_text())["temperature_scaling"] == {**fitted, "applied": True}
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["temperature_scaling"]["temperature"] == \
+        fitted["temperature"]
+    wav = test.path.iloc[0]
+    ours = json.loads(_mlkd("predict", "--model", ckpt, wav, "--json"))[0]["probabilities"]
+    onnx, raw = (predict_files(load_classifier(path, raw=raw), [wav])[0].probabilities
+                 for path, raw in ((tmp_path / "student.onnx", False), (ckpt, True)))
+    x, rate = sf.read(wav, dtype="float32")
     theirs = {r["label"]: r["score"] for r in pipeline("audio-classification", model=str(tmp_path / "hf"))(
-        sf.read(wav, dtype="float32")[0], top_k=4)}
-    assert set(theirs) == set(ours["probabilities"])
-    for label, p in ours["probabilities"].items():
-        assert theirs[label] == pytest.approx(p, abs=2e-3)
+        {"raw": x, "sampling_rate": rate}, top_k=4)}
+    assert set(theirs) == set(ours) == set(onnx)
+    for label, p in ours.items():
+        assert theirs[label] == pytest.approx(p, abs=1e-4) and onnx[label] == pytest.approx(p, abs=1e-4)
+    z = np.log([raw[e] for e in ours])  # the model's own probabilities, rescaled by the test: softmax(ln p / T)
+    scaled = np.exp(z / fitted["temperature"]) / np.exp(z / fitted["temperature"]).sum()
+    np.testing.assert_allclose([ours[e] for e in ours], scaled, atol=1e-6)
 
 
 def test_segments_of_a_long_recording_are_its_utterances(micro_study, tmp_path):

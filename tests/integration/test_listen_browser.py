@@ -90,9 +90,11 @@ def test_listen_page_plays_audio_and_updates_predictions(listen_page):
 
 
 def test_explorer_shows_what_the_study_evaluated(micro_study):
-    """The explorer's noisy audio and teacher probabilities are the study's own (batching aside)."""
+    """The explorer's noisy audio and teacher probabilities are the study's own (batching aside), scaled by the
+    teacher's temperature."""
     import numpy as np
     import pandas as pd
+    import torch
 
     from mlkd_lib.data.conditions.families import Condition
     from mlkd_lib.data.dataset import NoisyPairDataset
@@ -100,12 +102,18 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     study, _, _ = micro_study
     ex = Explorer(study)
     pred = pd.read_csv(study / "folds" / "Ses01F" / "teacher" / "predictions.csv")
+    t = torch.load(study / "folds" / "Ses01F" / "teacher" / "best.pt", weights_only=True)["temperature_scaling"]
+
+    def scaled(row):  # softmax(ln p / T): the study's probabilities as the page shows them
+        e = np.exp(np.log(row[["p_neu", "p_hap", "p_ang", "p_sad"]].to_numpy(float)) / t["temperature"])
+        return e / e.sum()
+
     row = pred[(pred.noise == "factory") & (pred.snr_db == 0.0)].iloc[1]
     _, noisy, _, probs, notes = ex.compute("Ses01F", row.utt_id, "factory", 0.0)
     test = ex.fold_data("Ses01F").test.query("utt_id == @row.utt_id")
     ds = NoisyPairDataset(test, ex.bank, Condition("factory", 0.0), seed=ex.cfg.seed, level=ex.cfg.level)
     assert np.array_equal(noisy, ds[0]["noisy"])
-    np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float), atol=1e-4)
+    np.testing.assert_allclose(probs["teacher"], scaled(row), atol=1e-4)
     assert notes == [] and all(p is not None for p in probs.values())
     # a test-only condition heard on the page is the one the study scored
     chosen = [c for c in ex.signal_conditions if (c.family, c.severity) in {("reverb", 0.6), ("codec", 16.0)}]
@@ -113,8 +121,7 @@ def test_explorer_shows_what_the_study_evaluated(micro_study):
     for c in chosen:
         row = pred[(pred.condition == c.family) & (pred.severity == c.severity)].iloc[1]
         _, _, _, probs, _ = ex.compute("Ses01F", row.utt_id, "clean", None, c)
-        np.testing.assert_allclose(probs["teacher"], row[["p_neu", "p_hap", "p_ang", "p_sad"]].astype(float),
-                                   atol=1e-4, err_msg=c.label)
+        np.testing.assert_allclose(probs["teacher"], scaled(row), atol=1e-4, err_msg=c.label)
 
 
 def test_your_own_recording_through_the_page(listen_page, micro_study, tmp_path):

@@ -51,8 +51,15 @@ def test_micro_study_end_to_end_and_resume(micro_study):
     assert extra.groupby("model").size().eq(2 * 2 + 3 + 3 + 1 + 3 + 3).all() and len(extra) == 5 * 17
     assert set(extra[extra.condition == "unseen_noise"].noise) == {"music", "traffic"}
     assert (study / "table4.md").is_file() and (study / "plots" / "robustness.png").is_file()
+    for f in ("calibration.csv", "table5.md", "table5.csv", "plots/reliability.png", "plots/risk_coverage.png"):
+        assert (study / f).is_file(), f
+    assert "Table 5" in (study / "README.md").read_text()
     # the three contrasts between the students, with room for a CI, p, q and detectable effect
     stats = pd.read_csv(study / "stats.csv")
+    calibration = stats[stats.kind.isin(["ECE (scaled)", "AURC (scaled)"])]  # the rest compare UA
+    assert set(calibration.comparison) == {"MLKD (teacher init) − CE (pretrained init)",
+                                           "MLKD (teacher init) − CE (teacher init)", "MLKD − teacher"}
+    stats = stats.drop(calibration.index)
     unseen = stats[stats.noise == "pooled unseen"]
     assert set(unseen.comparison) >= {"MLKD − baseline"} and len(unseen) == 3  # both CE readings, the baseline
     kinds = set(stats[stats.noise == "pooled"].kind)
@@ -137,10 +144,11 @@ def test_table3_is_timed_on_the_cpu_whatever_device_the_study_trained_on(micro_s
     assert res["device"] == "cpu, 1 threads" and res["teacher_s"] > 0 and res["student_s"] > 0
 
 
-def test_table4_and_the_unseen_contrasts_recomputed_from_metrics_csv(micro_study):
+def test_tables_4_and_5_and_their_contrasts_recomputed_from_the_studys_files(micro_study):
     """As a reviewer would: Table 4's UA and the unseen contrasts of the micro study worked out from its
     metrics.csv with this test's own arithmetic (a family's noise types averaged within a fold and severity, then
-    the folds), and compared with table4.csv and stats.csv."""
+    the folds), and compared with table4.csv and stats.csv; the calibration (calibration.csv, its contrasts in
+    stats.csv, Table 5) from each fold's predictions.csv and the temperature in each checkpoint."""
     study, _, code = micro_study
     assert code == 0
     m = pd.read_csv(study / "metrics.csv")
@@ -164,3 +172,45 @@ def test_table4_and_the_unseen_contrasts_recomputed_from_metrics_csv(micro_study
         for family, g in d.groupby("condition"):
             assert stats.loc[(comparison, f"pooled {family}"), "mean"] == pytest.approx(
                 g.groupby("fold").mean().mean(), abs=1e-9), family
+    _calibration_recomputed(study, m, pd.read_csv(study / "stats.csv"))
+
+
+def _calibration_recomputed(study, metrics, stats):
+    """Every trained model's temperature was fitted on its fold's validation split (its size recorded); the
+    baseline's scores use the teacher's; calibration.csv's ECE of a model and condition is the test's own over the
+    predictions; the pooled MLKD − CE-only contrast in ECE (points) is the test's own over calibration.csv."""
+    import torch
+
+    from mlkd_lib.config import load_config
+    from mlkd_lib.data.prepare import load_fold
+    cal = pd.read_csv(study / "calibration.csv")
+    assert set(cal.model) == set(metrics.model) and set(cal.scaling) == {"raw", "scaled"}
+    assert len(cal) == 2 * len(metrics)  # every row of metrics.csv, raw and scaled
+    n_val = len(load_fold(load_config(study / "config.json"), "Ses01F").val)
+    temps = {}
+    for model in ("teacher", "student_sup", "student_unsup", "student_unsup_from_teacher"):
+        t = torch.load(study / "folds" / "Ses01F" / model / "best.pt", weights_only=True)["temperature_scaling"]
+        assert t["utterances"] == n_val and t["nll_scaled"] <= t["nll_raw"] and t["temperature"] > 0
+        temps[model] = t["temperature"]
+    temps["baseline"] = temps["teacher"]
+    for model, t in temps.items():
+        assert np.allclose(cal[(cal.model == model) & (cal.scaling == "scaled")].temperature, t)
+        pred = pd.read_csv(study / "folds" / "Ses01F" / model / "predictions.csv")
+        pred = pred[(pred.noise == "factory") & (pred.snr_db == 0.0)]
+        e = np.exp(np.log(pred[["p_neu", "p_hap", "p_ang", "p_sad"]].to_numpy(float)) / t)
+        p = e / e.sum(1, keepdims=True)
+        conf, right = p.max(1), p.argmax(1) == pred.label.to_numpy()
+        gap = 0.0
+        for k in range(15):  # the bins (k/15, (k+1)/15]
+            inside = (conf > k / 15) & (conf <= (k + 1) / 15)
+            gap += abs(right[inside].sum() - conf[inside].sum())
+        row = cal[(cal.model == model) & (cal.noise == "factory") & (cal.snr_db == 0.0) & (cal.scaling == "scaled")]
+        assert row.ece.iloc[0] == pytest.approx(gap / len(conf), abs=1e-9), model
+    scaled = cal[(cal.scaling == "scaled") & (cal.condition == "noise")]
+    per = scaled.groupby(["model", "severity"]).ece.mean().groupby("model").mean()  # types, then severities
+    row = stats[(stats.kind == "ECE (scaled)") & (stats.noise == "pooled")].set_index("comparison")
+    assert row.loc["MLKD (teacher init) − CE (pretrained init)", "mean"] == pytest.approx(
+        100 * (per["student_sup"] - per["student_unsup"]), abs=1e-9)
+    assert set(stats.kind) >= {"ECE (scaled)", "AURC (scaled)"}
+    table5 = pd.read_csv(study / "table5.csv")
+    assert set(table5.part) == {"family", "contrast"}

@@ -4,6 +4,7 @@ handles real folders (bad files included) without importing torch, the bench and
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from mlkd_lib.data.conditions.families import Condition, heard
 from mlkd_lib.deploy.export import export_model, export_onnx, quantize_int8
 from mlkd_lib.deploy.predict import ort_session
 from mlkd_lib.layout import StudyLayout
+from mlkd_lib.method.checkpoint import save_best
 from mlkd_lib.method.models import EMOTIONS, MICRO, EmotionClassifier, build_student, build_teacher
 
 LENGTHS = (400, 5_001, 16_000, 37_777)  # the CNN's minimum, and lengths off its strides
@@ -126,7 +128,6 @@ def test_a_student_of_another_family_exports_with_its_labels_and_matches_torch(t
             ref = student(torch.from_numpy(x)[None]).logits[0].numpy()
         np.testing.assert_allclose(onnx.logits(x), ref, atol=1e-4, rtol=0)
     from mlkd_lib.deploy.predict import TorchClassifier
-    from mlkd_lib.method.checkpoint import save_best
     save_best(student, tmp_path / "best.pt", "student_sup", 1, 0.5)
     assert TorchClassifier(tmp_path / "best.pt").labels == labels  # the checkpoint's classes, in its order
     tmp_path.joinpath("s.json").unlink()  # without its sidecar the classes are unknown: refused, not guessed
@@ -273,7 +274,7 @@ def test_predict_text_and_csv_and_checkpoint(tmp_path, micro_data, capsys):
         assert a.emotion == b.emotion
         np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
     rows = format_predictions(by_onnx, EMOTIONS, "csv").splitlines()
-    assert rows[0] == "path,emotion,p_neu,p_hap,p_ang,p_sad,seconds,speech_s,error" and len(rows) == 3
+    assert rows[0] == "path,emotion,p_neu,p_hap,p_ang,p_sad,confidence,seconds,speech_s,error" and len(rows) == 3
     with pytest.raises(SystemExit) as ex:
         main(["predict", "--model", str(onnx_path), str(folder / "a_mono_16k.wav"), str(tmp_path / "missing.wav")])
     assert ex.value.code == 1
@@ -289,7 +290,6 @@ def test_table3_scores_against_the_models_own_label_order(tmp_path, micro_data):
     import dataclasses
 
     from mlkd_lib.deploy.table3 import score_fold
-    from mlkd_lib.method.checkpoint import save_best
     cfg, _, _ = micro_data
     order = ("sad", "ang", "hap", "neu")
     cfg = dataclasses.replace(cfg, emotions=list(order))
@@ -346,3 +346,82 @@ def test_deployed_summary_and_table3_rows():
     assert t3.loc["Student ONNX int8 / teacher", "param_mib"] == pytest.approx(0.15)
     assert t3.loc["Student ONNX int8 / teacher", "time_s"] == pytest.approx(0.3)
     assert np.isnan(t3.loc["Teacher", "UA clean"]) and t3.loc["Teacher", "param_mib (paper)"] == 360.17
+
+
+def _two_confidences(tmp_path, micro_data, confidences, temperature):
+    """The study's MLKD student with a head that gives the first of two recordings a top probability (class neu) of
+    ``confidences[0]`` and the second of ``confidences[1]`` once its logits are divided by ``temperature`` (its
+    fitted temperature), saved as a study checkpoint; the two recordings."""
+    _, model = _study(tmp_path, micro_data)
+    files = [tmp_path / "confident.wav", tmp_path / "unsure.wav"]
+    for f, f0, seed in zip(files, (150.0, 230.0), (0, 1)):
+        sf.write(f, voice(1.5, 16_000, f0, seed=seed), 16_000)
+    model.eval().head, head = torch.nn.Identity(), model.head
+    with torch.no_grad():  # the pooled states the head reads
+        feats = torch.stack([model(torch.from_numpy(read_audio(f))[None]).logits[0] for f in files]).double()
+        # p = e^a / (e^a + 3) for logits (a, 0, 0, 0): a = ln(3p / (1 − p)), times T before the scaling
+        want = torch.tensor([temperature * math.log(3 * p / (1 - p)) for p in confidences], dtype=torch.float64)
+        head.weight.zero_()
+        head.bias.zero_()
+        head.weight[0] = (torch.linalg.pinv(feats) @ want).float()
+    model.head = head
+    save_best(model, tmp_path / "best.pt", "student_sup", 1, 0.5, {"temperature": temperature, "utterances": 1})
+    return tmp_path / "best.pt", files
+
+
+def test_min_confidence_marks_the_unconfident_file_uncertain(tmp_path, micro_data, capsys):
+    """At --min-confidence 0.9, a recording whose top probability is 0.905 gets its emotion and one at 0.895 is
+    uncertain: no emotion, its probabilities and confidence kept, a line on the terminal. The probabilities are the
+    temperature-scaled ones (T from the checkpoint); --raw gives the model's own, both above 0.9."""
+    import csv
+
+    from mlkd_lib.cli import main
+    from mlkd_lib.deploy.predict import format_predictions, load_classifier, predict_files
+    ckpt, (sure, unsure) = _two_confidences(tmp_path, micro_data, (0.905, 0.895), temperature=2.0)
+    main(["predict", "--model", str(ckpt), str(sure), str(unsure), "--min-confidence", "0.9"])
+    out = capsys.readouterr()
+    assert "uncertain (confidence 0.895: no emotion)" in out.out.splitlines()[1]
+    assert "1 of 2 files are uncertain" in out.err and "unsure.wav" in out.err and "confident.wav" not in out.err
+    preds = predict_files(load_classifier(ckpt), [sure, unsure], min_confidence=0.9)
+    rows = list(csv.DictReader(format_predictions(preds, EMOTIONS, "csv").splitlines()))
+    assert [r["emotion"] for r in rows] == ["neu", ""]
+    np.testing.assert_allclose([float(r["confidence"]) for r in rows], [0.905, 0.895], atol=2e-4)
+    assert float(rows[1]["p_hap"]) == pytest.approx(0.105 / 3, abs=2e-4)  # the rest shared evenly
+    item = json.loads(format_predictions(preds, EMOTIONS, "json"))[1]
+    assert item["uncertain"] is True and item["emotion"] == "" and item["probabilities"]["neu"] == item["confidence"]
+    # the model's own probabilities: e^(2a) / (e^(2a) + 3), both far above 0.9
+    raw = predict_files(load_classifier(ckpt, raw=True), [sure, unsure], min_confidence=0.9)
+    own = [math.exp(2 * math.log(3 * p / (1 - p))) for p in (0.905, 0.895)]
+    assert [p.emotion for p in raw] == ["neu", "neu"]
+    np.testing.assert_allclose([p.confidence for p in raw], [e / (e + 3) for e in own], atol=2e-4)
+    with pytest.raises(SystemExit) as ex:  # a probability above 1 is a typo: one line, exit status 2
+        main(["predict", "--model", str(ckpt), str(sure), "--min-confidence", "90"])
+    assert ex.value.code == 2
+
+
+def test_min_confidence_applies_to_each_segment_of_a_long_recording(tmp_path):
+    """`--segments` with `--min-confidence`: each speech turn answered or marked uncertain on its own confidence."""
+    from mlkd_lib.data.vad import TurnSettings
+    from mlkd_lib.deploy.predict import Classifier
+    from mlkd_lib.deploy.segments import format_segments, segment_file
+
+    class Turns(Classifier):
+        """Logits (5, 0, 0, 0) for the first segment it hears, (0.5, 0, 0, 0) for the next: top 0.98, then 0.35."""
+        labels, sample_rate, max_seconds = EMOTIONS, 16_000, None
+
+        def __init__(self):
+            self.calls = 0
+
+        def logits(self, wave):
+            self.calls += 1
+            return np.array([5.0 if self.calls == 1 else 0.5, 0.0, 0.0, 0.0])
+
+    gap, a, b = np.zeros(16_000, np.float32), voice(1.2, 16_000, 150.0), voice(1.2, 16_000, 210.0, seed=1)
+    sf.write(tmp_path / "two.wav", np.concatenate([gap, a, gap, b, gap]), 16_000)
+    segments, _ = segment_file(Turns(), tmp_path / "two.wav", TurnSettings(), progress=False, min_confidence=0.9)
+    assert [s.emotion for s in segments] == ["neu", ""]
+    np.testing.assert_allclose([s.confidence for s in segments], [math.exp(5) / (math.exp(5) + 3),
+                                                                  math.exp(0.5) / (math.exp(0.5) + 3)])
+    rows = format_segments(segments, EMOTIONS, "csv").splitlines()
+    assert rows[0].endswith(",p_sad,confidence") and rows[2].split(",")[3] == ""
+    assert "uncertain" in format_segments(segments, EMOTIONS, "text").splitlines()[2]

@@ -50,23 +50,42 @@ def test_the_hf_model_and_its_feature_extractor_are_our_classifier(norm, rng):
 
 
 def test_the_folder_loads_offline_in_the_pipeline_and_the_auto_class(tmp_path, rng, monkeypatch):
+    """The model's fitted temperature (0.5 here) travels: the pipeline, `mlkd predict` on the ONNX export and on the
+    checkpoint all give softmax(logits / 0.5), within 1e-4 of each other; a ``raw`` folder the model's own."""
+    from mlkd_lib.deploy.export import export_model
+    from mlkd_lib.deploy.predict import load_classifier
+    from mlkd_lib.method.checkpoint import save_best
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = _model("layer")
+    model.temperature_scaling = {"temperature": 0.5, "fitted_on": "a test", "utterances": 3}
     out = write_hf_folder(model, tmp_path / "hf", study=tmp_path / "study", fold="Ses01F", role="student_sup",
                           cfg=make_config("micro"), provenance={"study": "test"})
     for f in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "provenance.json"):
         assert (out / f).is_file(), f
     card = (out / "README.md").read_text()
     assert "synthetic" in card and 'pipeline("audio-classification"' in card and "Ses01F" in card
+    assert "temperature-scaled" in card and "T = 0.500" in card
     auto = AutoModelForAudioClassification.from_pretrained(out)
     assert type(auto).__name__ == "Wav2Vec2ForSequenceClassification" and auto.config.id2label[2] == "ang"
+    assert auto.config.temperature_scaling == {**model.temperature_scaling, "applied": True}
+    export_model(model, tmp_path / "m.onnx")
+    save_best(model, tmp_path / "best.pt", "student_sup", 1, 0.5, model.temperature_scaling)
+    deployed = [load_classifier(tmp_path / "m.onnx"), load_classifier(tmp_path / "best.pt")]
     classify = pipeline("audio-classification", model=str(out))
     for seconds in (0.8, 2.1):
         x = speech_like(rng, seconds)
         got = {r["label"]: r["score"] for r in classify({"raw": x, "sampling_rate": 16_000}, top_k=len(EMOTIONS))}
-        want = _ours(model, x)
+        with torch.no_grad():
+            want = torch.softmax(model(torch.from_numpy(x)[None]).logits[0].double() / 0.5, -1).numpy()
         assert set(got) == set(EMOTIONS)
         np.testing.assert_allclose([got[e] for e in EMOTIONS], want, atol=1e-4)
+        for classifier in deployed:
+            np.testing.assert_allclose(classifier.probabilities(x), want, atol=1e-4)
+    raw = to_hf(model, raw=True)
+    assert raw.config.temperature_scaling["applied"] is False
+    with torch.no_grad():
+        theirs = torch.softmax(raw(**feature_extractor(model)(x, sampling_rate=16_000, return_tensors="pt")).logits, -1)
+    np.testing.assert_allclose(theirs[0].numpy(), _ours(model, x), atol=1e-5)
     with pytest.raises(FileExistsError):
         write_hf_folder(model, out, study=tmp_path, fold="Ses01F", role="student_sup", cfg=make_config("micro"),
                         provenance={})

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config
 
+from mlkd_lib.analysis.calibration import fit_temperature
 from mlkd_lib.data.dataset import NoisyPairDataset, collate
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.method.checkpoint import load_model
@@ -146,10 +147,17 @@ def test_model_selection_keeps_the_best_validation_epoch_ties_to_the_later(fold,
     from mlkd_lib.method import train as train_module
     cfg, parts, _ = fold
     scores = iter([0.50, 0.60, 0.60, 0.55])  # epochs 2 and 3 tie: the later one is kept
-    monkeypatch.setattr(train_module, "validate", lambda *a, **k: {"val_ua": next(scores), "val_wa": 0.0})
+    # epoch k's validation logits are k times epoch 1's: the NLL-optimal temperature scales with them, k · T_1
+    base, labels = np.array([[2.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.5, 0], [1.0, 0, 0, 0]]), np.array([0, 2, 2, 1])
+    epoch = iter(range(1, 5))
+    monkeypatch.setattr(train_module, "validate", lambda *a, **k: ({"val_ua": next(scores), "val_wa": 0.0},
+                                                                   next(epoch) * base, labels))
     cfg = dataclasses.replace(cfg, teacher_epochs=4, selection=selection)
     result = train("teacher", cfg, parts["train"], parts["val"], tmp_path, progress=False)
     assert load_model(result.best_path).trained_epoch == kept
+    # the teacher's validation is clean speech: its temperature is the kept epoch's, fitted on that epoch's logits
+    t1 = fit_temperature(base, labels)
+    assert 0.5 < t1 < 2 and result.temperature_scaling["temperature"] == pytest.approx(kept * t1, rel=1e-5)
 
 
 def test_a_distilled_student_records_the_objective_on_validation_too(fold, tmp_path):
@@ -183,3 +191,34 @@ def test_the_studys_classes_are_the_models_in_their_order(fold, tmp_path):
         Role.of("student_sup", dataclasses.replace(cfg, emotions=["neu", "ang", "sad"]), teacher, bank)
     sup = train("student_sup", cfg, train_df, val_df, tmp_path / "student", bank, teacher, progress=False)
     assert load_model(sup.best_path).labels == tuple(order) and {"val_ml", "val_kd"} <= set(sup.history)
+
+
+def test_a_students_temperature_is_fitted_on_the_clean_validation_speech_alone(fold, tmp_path, monkeypatch):
+    """A student validates on noisy speech, so its temperature comes from a pass of the selected weights over the
+    validation utterances' clean audio: the fit reads those utterances and no other — no training utterance, no
+    test utterance — and mixes no noise; the checkpoint carries it, fitted on as many utterances."""
+    from mlkd_lib.data import dataset
+    from mlkd_lib.method import train as train_module
+    cfg, parts, bank = fold
+    cfg = dataclasses.replace(cfg, student_epochs=1)
+    log, span = [], []  # what was read (an utterance id) or mixed (None), in order
+    get, mix, fit = dataset.AudioCache.get, dataset.mix_at_snr, train_module.fitted_temperature
+    monkeypatch.setattr(dataset.AudioCache, "get", lambda self, utt, path: log.append(utt) or get(self, utt, path))
+    monkeypatch.setattr(dataset, "mix_at_snr", lambda *a, **k: log.append(None) or mix(*a, **k))
+
+    def watched(run):
+        span.append(len(log))
+        out = fit(run)
+        span.append(len(log))
+        return out
+
+    monkeypatch.setattr(train_module, "fitted_temperature", watched)
+    torch.manual_seed(0)
+    result = train("student_unsup_from_teacher", cfg, parts["train"], parts["val"], tmp_path, bank,
+                   build_teacher(cfg.model), progress=False)
+    during = log[span[0]:span[1]]
+    assert None not in during  # clean speech: no noise mixed while fitting
+    assert set(during) == set(parts["val"].utt_id) and not set(during) & set(parts["test"].utt_id)
+    stored = torch.load(result.best_path, weights_only=True)["temperature_scaling"]
+    assert stored == result.temperature_scaling and stored["utterances"] == len(parts["val"])
+    assert load_model(result.best_path).calibration_temperature == stored["temperature"] > 0
