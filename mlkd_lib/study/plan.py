@@ -153,9 +153,25 @@ def fold_seconds(cfg: StudyConfig, fold: Shares, steps_per_epoch: int, measured:
     return out
 
 
-def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
+def steps_key(cfg: StudyConfig, cut: pd.Series, device) -> str:
+    """What a plan's measured steps and inference pace rest on: every setting, the corpus's cut lengths, the model
+    folder's files, the device and the code. A plan whose key is the same may reuse them."""
+    import hashlib
+
+    from ..paths import library_fingerprint
+    folder = cfg.model_path
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()) \
+        if folder.is_dir() else []
+    blob = json.dumps([{k: v for k, v in cfg.to_json().items() if k != "folds"}, np.round(cut.to_numpy(), 3).tolist(),
+                       files, str(device), torch.__version__, library_fingerprint()], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1, previous: dict | None = None) -> Plan:
     """The study's steps, disk and device hours, projected from training steps of each role measured on this device
-    through the real loader, on utterances as long as the corpus's (the model's random weights: the same work)."""
+    through the real loader, on utterances as long as the corpus's (the model's random weights: the same work).
+    ``previous``: an earlier plan's record (``plan.json``), whose measurements are reused where they rest on the
+    same settings, corpus, model, device and code (``steps_key``)."""
     durations, source = corpus_durations(cfg)
     folds = list(folds) or planned_fold_names(cfg.protocol, sorted(durations.speaker.unique()), cfg.n_folds,
                                               list(durations.get("fold", [])))
@@ -164,13 +180,18 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     arms = study_arms(cfg)
     set_threads(cfg)
     device = pick_device(cfg)
-    measured = measure_roles(cfg, cut, arms)
+    key = steps_key(cfg, cut, device)
+    reused = previous is not None and previous.get("key") == key and {"roles", "infer"} <= set(previous)
     teacher = build_teacher(cfg.model, cfg.emotions)
     student = build_student(teacher, cfg.student_layers)
-    seconds = float(np.clip(cut.mean(), 1.0, cfg.max_seconds))
-    batch = torch.randn(cfg.batch_size, int(seconds * 16_000), device=device)
-    infer = {m: _forward_seconds(model, batch, device) / (cfg.batch_size * seconds)
-             for m, model in ((TEACHER, teacher), ("student", student))}
+    if reused:
+        measured, infer = previous["roles"], previous["infer"]
+    else:
+        measured = measure_roles(cfg, cut, arms)
+        seconds = float(np.clip(cut.mean(), 1.0, cfg.max_seconds))
+        batch = torch.randn(cfg.batch_size, int(seconds * 16_000), device=device)
+        infer = {m: _forward_seconds(model, batch, device) / (cfg.batch_size * seconds)
+                 for m, model in ((TEACHER, teacher), ("student", student))}
     corpora = {Path(p).stem: at_most(test_classes(complete_manifest(p, progress=False), cfg, p), cfg.fold_utterances,
                                      cfg.seed) for p in cfg.test_manifests}
     # each model of each fold also scores every other corpus under its conditions (family corpus)
@@ -186,8 +207,9 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
     steps = ["data", *(f"{f}/{m}" for f in folds[:2] for m in fold_models)]
     if n_folds > 2:
         steps.append(f"... ({len(fold_models) * n_folds} fold steps in all)")
-    record = {"device": str(device), "batch_size": cfg.batch_size, "steps_per_epoch": steps_per_epoch,
-              "timed_steps": PLAN_STEPS, "warmup_steps": PLAN_WARMUP, "roles": measured,
+    record = {"key": key, "measured": previous["measured"] if reused else time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "device": str(device), "batch_size": cfg.batch_size, "steps_per_epoch": steps_per_epoch,
+              "timed_steps": PLAN_STEPS, "warmup_steps": PLAN_WARMUP, "roles": measured, "infer": infer,
               "fold_hours": {m: s / 3600 for m, s in per_fold.items()}, "total_hours": total / 3600, "jobs": jobs}
     lines = [
         f"corpus: {len(durations)} utterances, {_hours(durations.duration_s.sum())} ({source}); cut at "
@@ -198,7 +220,9 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1) -> Plan:
           for name, df in corpora.items()),
         f"models: teacher {p_t / 1e6:.2f} M parameters, student {p_s / 1e6:.2f} M ({cfg.model})",
         f"measured on {device}: {PLAN_STEPS} training steps of batch {cfg.batch_size} after {PLAN_WARMUP} of warm-up, "
-        f"through the real loader, on utterances drawn from the corpus's lengths (written to plan.json):",
+        f"through the real loader, on utterances drawn from the corpus's lengths (written to plan.json"
+        + (f"; reused from the plan of {record['measured']}: the same settings, corpus, model, device and code; "
+           f"--force measures again):" if reused else "):"),
         *(f"  {role}: {breakdown(m)}" for role, m in measured.items()),
         f"time: about {_hours(total)} on the {device.type.upper()} ({_hours(total / max(1, jobs))} of wall time with "
         f"--jobs {jobs}): {steps_per_epoch:.0f} steps an epoch, {cfg.teacher_epochs} teacher and {cfg.student_epochs} "

@@ -154,7 +154,9 @@ def run_study(preset: str | None = "demo", out: str | None = None, folds: str = 
         notes = [trial_note(cfg), *notes]
     if plan_only:
         from .plan import make_plan  # torch: only for the plan's timed steps
-        plan = make_plan(cfg, cfg.folds, jobs)
+        written = StudyLayout(study).plan
+        previous = None if force or not written.is_file() else json.loads(written.read_text())
+        plan = make_plan(cfg, cfg.folds, jobs, previous)
         plan.save(StudyLayout(study).plan)  # the one file --plan writes: the measured steps it projects from
         print("\n".join([plan.render(), f"written: {StudyLayout(study).plan}", *notes]))
         return 0

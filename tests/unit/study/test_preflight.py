@@ -88,6 +88,28 @@ def test_plan_prints_steps_disk_and_hours_and_starts_nothing(micro_data, tmp_pat
     assert test_only and f"{1 + 2 * 2 + test_only} test conditions" in out  # clean, 2 noises x 2 SNRs, test-only
 
 
+def test_a_second_plan_of_the_same_study_reuses_its_measured_steps_and_a_changed_one_measures_again(
+        micro_data, tmp_path, capsys, monkeypatch):
+    import mlkd_lib.study.plan as plan
+    from mlkd_lib.study.runner import run_study
+    cfg, _, _ = micro_data
+    sets, out = {"data_dir": cfg.data_dir}, str(tmp_path / "study")
+    assert run_study("micro", out, "Ses01F", sets, plan_only=True) == 0
+    first = capsys.readouterr().out
+    record = json.loads((tmp_path / "study" / "plan.json").read_text())
+    monkeypatch.setattr(plan, "measure_roles", lambda *a: pytest.fail("the same study measured again"))
+    assert run_study("micro", out, "Ses01F", sets, plan_only=True) == 0
+    again = capsys.readouterr().out
+    assert f"reused from the plan of {record['measured']}" in again
+    strip = lambda text: [line for line in text.splitlines() if "measured on" not in line]  # noqa: E731
+    assert strip(again) == strip(first)  # the same steps, hence the same projection
+    timed = []
+    monkeypatch.setattr(plan, "measure_roles", lambda *a: timed.append(a) or record["roles"])
+    assert run_study("micro", out, "Ses01F", sets, plan_only=True, force=True) == 0  # --force: measured again
+    assert run_study("micro", out, "Ses01F", {**sets, "batch_size": 2}, plan_only=True) == 0  # another batch
+    assert len(timed) == 2 and "reused" not in capsys.readouterr().out
+
+
 def test_the_disk_estimate_counts_the_kept_test_audio_of_every_fold():
     """Every teacher runs first, so each fold's test audio under the 13 signal conditions may exist at once."""
     cfg = make_config("paper")
