@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlkd_lib.analysis.grid import CONTRAST, INFLATION, TEST_CHOSEN, VALIDATION_CHOSEN, choices, grid_summary
+from mlkd_lib.analysis.grid import (
+    CONTRAST,
+    INFLATION,
+    TEST_CHOSEN,
+    VALIDATION_CHOSEN,
+    choices,
+    grid_summary,
+    grid_table,
+    kept_val_ua,
+)
 from mlkd_lib.config import make_config
 from mlkd_lib.study.sweep import ablation_of, grid_points, is_own, parse_grid, point_dir
 
@@ -71,3 +80,48 @@ def test_the_summary_reports_the_choices_and_the_optimistic_figure_apart():
     assert s.loc[INFLATION, "mean"] == pytest.approx(85.0 - 50.5)  # what choosing on test flatters
     assert s.loc[CONTRAST, "mean"] == pytest.approx(50.5 - 50.0)
     assert "optimistic" in TEST_CHOSEN and np.isfinite(s.loc[INFLATION, "ci_low"])
+
+
+def test_the_kept_epoch_is_the_best_on_validation_not_the_last():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_ua": [0.50, 0.75, 0.70, 0.60]})
+    assert kept_val_ua(history, "best") == pytest.approx(75.0)  # epoch 2 was kept
+    assert kept_val_ua(history, "last") == pytest.approx(60.0)
+
+
+def _point(folder, selection, histories, test_ua):
+    """A grid point's study folder: per fold, the MLKD student's history and metrics (clean, factory 0 dB) and the
+    CE-only student's metrics (test UA 0.4 on both)."""
+    cfg = make_config("micro", noise_types=["factory"], snrs=[0.0], conditions=[], selection=selection)
+    cfg.save(folder / "config.json")
+    for fold, history in histories.items():
+        for model, ua in (("student_sup", test_ua[fold]), ("student_unsup", 0.4)):
+            out = folder / "folds" / fold / model
+            out.mkdir(parents=True)
+            pd.DataFrame([dict(model=model, condition=c, severity=s, noise=n, snr_db=s, fold=fold, ua=ua + d,
+                               wa=ua, n=10) for c, n, s, d in (("clean", "clean", None, 0.1),
+                                                               ("noise", "factory", 0.0, 0.0))]).to_csv(
+                out / "metrics.csv", index=False)
+        pd.DataFrame({"epoch": range(1, len(history) + 1), "val_ua": history}).to_csv(
+            folder / "folds" / fold / "student_sup" / "history.csv", index=False)
+
+
+def test_the_grid_reads_the_kept_epochs_validation_ua_where_best_is_not_last(tmp_path):
+    """Point a peaks early on validation and ends low; point b ends higher than a's last epoch but below a's best:
+    selection "best" keeps a's peak, so each fold chooses a; reading the last epoch would choose b."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _point(a, "best", {"S1": [0.50, 0.80, 0.55], "S2": [0.60, 0.90, 0.62]}, {"S1": 0.5, "S2": 0.6})
+    _point(b, "best", {"S1": [0.60, 0.70], "S2": [0.70, 0.85]}, {"S1": 0.7, "S2": 0.8})
+    table = grid_table([{"alpha": "0.7"}, {"alpha": "0.3"}], [a, b], [True, False]).set_index(["point", "fold"])
+    assert table.val_ua.to_dict() == pytest.approx({("alpha=0.7", "S1"): 80.0, ("alpha=0.7", "S2"): 90.0,
+                                                    ("alpha=0.3", "S1"): 70.0, ("alpha=0.3", "S2"): 85.0})
+    assert table.loc[("alpha=0.7", "S1"), "test_noisy_ua"] == pytest.approx(50.0)
+    assert table.loc[("alpha=0.7", "S1"), "test_clean_ua"] == pytest.approx(60.0)
+    assert table.loc[("alpha=0.3", "S2"), "ce_only_noisy_ua"] == pytest.approx(40.0)
+    assert table[table.chosen].index.get_level_values("point").tolist() == ["alpha=0.7", "alpha=0.7"]
+    # the same histories kept at their last epoch (selection "last"): b is chosen in both folds
+    for folder in (a, b):
+        cfg = make_config("micro", noise_types=["factory"], snrs=[0.0], conditions=[], selection="last")
+        cfg.save(folder / "config.json")
+    table = grid_table([{"alpha": "0.7"}, {"alpha": "0.3"}], [a, b], [True, False]).set_index(["point", "fold"])
+    assert table.loc["alpha=0.7"].val_ua.tolist() == pytest.approx([55.0, 62.0])
+    assert table[table.chosen].index.get_level_values("point").tolist() == ["alpha=0.3", "alpha=0.3"]
