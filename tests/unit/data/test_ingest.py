@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 from helpers import corpora
 
@@ -86,3 +87,43 @@ def test_the_data_step_writes_a_16_khz_manifest_of_a_48_khz_corpus(tmp_path):
     assert len(study_manifest(cfg)) == 8 and all(read_audio(p).size for p in written.path)  # the steps' reader
     listing = read_manifest(cfg.manifest_path.with_name("corpus.csv"))  # the corpus's own paths, kept
     assert all(p.startswith(str(tmp_path / "RAVDESS")) for p in listing.path)
+
+
+def test_two_files_of_one_name_in_two_folders_keep_their_own_copies(tmp_path, monkeypatch):
+    """An own corpus's ``ann/anger_0.wav`` and ``bob/anger_0.wav`` (48 kHz): both converted, neither over the other,
+    each row pointing at a copy of its own file; a changed file converted again (same size, new content), alone;
+    a rerun converts nothing."""
+    from mlkd_lib.data import ingest as module
+    rate, t = 48_000, np.arange(24_000) / 48_000
+    sources = {}
+    for speaker, (f0, amp) in {"ann": (220.0, 0.1), "bob": (330.0, 0.4)}.items():
+        (tmp_path / speaker).mkdir()
+        sources[speaker] = str(tmp_path / speaker / "anger_0.wav")
+        sf.write(sources[speaker], (amp * np.sin(2 * np.pi * f0 * t)).astype(np.float32), rate, subtype="PCM_16")
+    manifest = pd.DataFrame({"utt_id": ["ann-anger_0", "bob-anger_0"], "path": [sources["ann"], sources["bob"]]})
+    made = []
+    convert = module.convert
+    monkeypatch.setattr(module, "convert", lambda source, *a: (made.append(source), convert(source, *a)))
+    cache = tmp_path / "cache"
+    out = ingest(manifest, cache, progress=False)
+    assert made == [sources["ann"], sources["bob"]] and out.path.nunique() == 2
+    assert sorted(p.name for p in cache.glob("*.wav")) == sorted(os.path.basename(p) for p in out.path)
+    for path, (f0, amp) in zip(out.path, ((220.0, 0.1), (330.0, 0.4))):  # each its own tone, at 16 kHz
+        y = read_audio(path)
+        spectrum = np.abs(np.fft.rfft(y))
+        assert len(y) == 8_000 and np.argmax(spectrum) * 16_000 / len(y) == pytest.approx(f0, abs=2)
+        assert np.sqrt(np.mean(y[1000:-1000] ** 2)) == pytest.approx(amp / np.sqrt(2), rel=0.02)
+
+    made.clear()
+    again = ingest(manifest, cache, progress=False)
+    assert made == [] and list(again.path) == list(out.path)
+
+    stamp = os.stat(sources["bob"]).st_mtime_ns  # bob's file re-recorded: same length and size, another tone
+    sf.write(sources["bob"], (0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), rate, subtype="PCM_16")
+    os.utime(sources["bob"], ns=(stamp + 10**9, stamp + 10**9))
+    ann_before = read_audio(out.path.iloc[0])
+    third = ingest(manifest, cache, progress=False)
+    assert made == [sources["bob"]] and list(third.path) == list(out.path)
+    y = read_audio(third.path.iloc[1])
+    assert np.argmax(np.abs(np.fft.rfft(y))) * 16_000 / len(y) == pytest.approx(440.0, abs=2)
+    np.testing.assert_array_equal(read_audio(third.path.iloc[0]), ann_before)
