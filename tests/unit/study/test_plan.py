@@ -1,0 +1,89 @@
+"""`mlkd study --plan`'s projection term by term against hand arithmetic: a fold's shares of the corpus under each
+protocol, and each model's device seconds from given step times, inference paces and counts — training, validation,
+scoring (the study's test conditions and every other corpus's), the teacher's targets for a distilling student."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import soundfile as sf
+from numpy import zeros
+
+from mlkd_lib.config import make_config
+from mlkd_lib.study import plan
+
+
+def test_a_folds_shares_under_each_protocol():
+    durations = pd.DataFrame({"speaker": list("AABBCCDDEE"), "duration_s": [1.0] * 10,
+                              "split": ["train"] * 6 + ["development", "test1", "test2", "test"]})
+    cut = pd.Series([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0])  # 30 s
+    loso = plan.fold_shares(make_config("micro", val_fraction=0.25), durations, cut)
+    # one speaker of five tested (1/5), a quarter of the other four fifths validated (1/5): 3/5 trained
+    assert (loso.train_n, loso.train_s, loso.val_s, loso.test_s) == pytest.approx((6.0, 18.0, 6.0, 6.0))
+    kfold = plan.fold_shares(make_config("micro", protocol="kfold", n_folds=2, val_fraction=0.1), durations, cut)
+    assert (kfold.train_n, kfold.train_s, kfold.val_s, kfold.test_s) == pytest.approx((4.5, 13.5, 1.5, 15.0))
+    speaker = plan.fold_shares(make_config("micro", validation="speaker", n_val_speakers=2), durations, cut)
+    assert (speaker.train_n, speaker.val_s, speaker.test_s) == pytest.approx((4.0, 12.0, 6.0))  # 2 of 5 validate
+    split = plan.fold_shares(make_config("micro", protocol="split", val_fraction=0.5), durations, cut)
+    assert split.test_s == pytest.approx(30 * 3 / 10)  # test, test1, test2: 3 of the 10 rows
+    assert split.val_s == pytest.approx(30 * 0.7 * 0.5) and split.train_n == pytest.approx(10 * 0.35)
+
+
+MEASURED = {"teacher": 0.5, "student_sup": 0.7, "student_unsup": 0.6, "student_unsup_from_teacher": 0.65}
+
+
+def test_each_models_fold_seconds_term_by_term():
+    cfg = make_config("micro", teacher_epochs=3, student_epochs=2, control_arm=True)
+    shares = plan.Shares(train_n=40, train_s=100.0, val_s=20.0, test_s=30.0)
+    measured = {r: {"step_s": s} for r, s in MEASURED.items()}
+    got = plan.fold_seconds(cfg, shares, 5, measured, {"teacher": 0.02, "student": 0.01}, scored_s=300.0)
+    assert got == pytest.approx({
+        # epochs × (steps × step + validation audio × pace) + scored audio × pace
+        "teacher": 3 * (5 * 0.5 + 20 * 0.02) + 300 * 0.02,
+        "baseline": 300 * 0.02,  # scoring through the teacher; its NMF runs on the CPU, not counted
+        # MLKD also fills the teacher's targets for its training and validation audio, at the teacher's pace
+        "student_sup": 2 * (5 * 0.7 + 20 * 0.01) + 300 * 0.01 + (100 + 20) * 0.02,
+        "student_unsup": 2 * (5 * 0.6 + 20 * 0.01) + 300 * 0.01,
+        "student_unsup_from_teacher": 2 * (5 * 0.65 + 20 * 0.01) + 300 * 0.01})
+
+
+def _table(path, rows):
+    """A table of tiny files whose ``duration_s`` column says how long each utterance is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name, *_ in rows:
+        sf.write(path.parent / name, zeros(800, "float32") + 0.1, 16_000)
+    pd.DataFrame(rows, columns=["path", "emotion", "speaker", "duration_s"]).to_csv(path, index=False)
+    return str(path)
+
+
+def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
+    """Five speakers × (1, 2, 3, 10 s), cut at 2.5 s: 40 s. A fold: 1/5 tested (8 s), a quarter of the rest validated
+    (8 s), 12 utterances and 24 s trained: 2 steps of 8 an epoch. Scored: 3 conditions × 8 s, and the other corpus's
+    1, 2, 4 s (cut: 5.5 s) under its 3. Inference paces from the passes given: 0.4 s (teacher) and 0.1 s (student) on
+    a batch of 8 × 2 s (the mean cut length)."""
+    rows = [(f"{s}{k}.wav", "neu" if k % 2 else "ang", s, d) for s in "ABCDE"
+            for k, d in enumerate((1.0, 2.0, 3.0, 10.0))]
+    other = _table(tmp_path / "emodb" / "emodb.csv", [("a.wav", "neu", "03", 1.0), ("b.wav", "ang", "03", 2.0),
+                                                       ("c.wav", "ang", "08", 4.0), ("d.wav", "fear", "08", 9.0)])
+    cfg = make_config("micro", corpus="manifest", manifest=_table(tmp_path / "own" / "own.csv", rows),
+                      data_dir=str(tmp_path / "data"), emotions=["neu", "ang"], val_fraction=0.25, teacher_epochs=3,
+                      student_epochs=2, batch_size=8, max_seconds=2.5, noise_types=["babble"], snrs=[0.0, 10.0],
+                      conditions=[], test_manifests=[other], control_arm=True, device="cpu")
+    timed = []
+    monkeypatch.setattr(plan, "measured_steps", lambda cfg, lengths, steps, warmup, roles: timed.append(roles) or {
+        r: {"step_s": MEASURED[r], **{f"{p}_s": 0.0 for p in ("data", "forward", "backward", "optimizer", "other")}}
+        for r in roles})
+    monkeypatch.setattr(plan, "_forward_seconds",
+                        lambda model, batch, device: 0.4 if model.num_layers > cfg.student_layers else 0.1)
+    record = plan.make_plan(cfg, []).measured
+    assert [sorted(r) for r in timed] == [["student_sup", "student_unsup", "teacher"]]  # one arm of each loss timed
+    assert record["steps_per_epoch"] == 2
+    teacher_pace, student_pace = 0.4 / (8 * 2.0), 0.1 / (8 * 2.0)
+    scored = 3 * 8.0 + 3 * 5.5
+    expected = {"teacher": 3 * (2 * 0.5 + 8 * teacher_pace) + scored * teacher_pace,
+                "baseline": scored * teacher_pace,
+                "student_sup": 2 * (2 * 0.7 + 8 * student_pace) + scored * student_pace + (24 + 8) * teacher_pace,
+                "student_unsup": 2 * (2 * 0.6 + 8 * student_pace) + scored * student_pace,
+                "student_unsup_from_teacher": 2 * (2 * 0.6 + 8 * student_pace) + scored * student_pace}  # CE's step
+    assert {m: 3600 * h for m, h in record["fold_hours"].items()} == pytest.approx(expected)
+    assert record["total_hours"] == pytest.approx(5 * sum(expected.values()) / 3600)  # five folds
