@@ -134,3 +134,157 @@ def test_the_exact_signed_rank_p_is_scipys_with_ties_and_zeros():
     for n in (11, 14, 16):  # more folds, distinct differences: scipy's exact distribution
         d = rng.permutation(np.arange(1, n + 1)) * rng.choice([-1, 1], n) * 0.37
         assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d).pvalue, abs=1e-12)
+
+
+def exact_signed_rank_p(d) -> float:
+    """The two-sided exact Wilcoxon p by counting (a different route from the library's enumeration): the number of
+    sign patterns giving each sum of positive (doubled, so whole) mid-ranks, built up one rank at a time."""
+    from scipy import stats
+    d = np.asarray(d, dtype=float)
+    d = d[d != 0]
+    ranks = np.rint(2 * stats.rankdata(np.abs(d))).astype(int)
+    counts = np.zeros(ranks.sum() + 1)
+    counts[0] = 1
+    for r in ranks:
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    centre, observed = ranks.sum() / 2, abs(ranks[d > 0].sum() - ranks.sum() / 2)
+    return float(counts[np.abs(np.arange(len(counts)) - centre) >= observed].sum() / 2 ** len(d))
+
+
+def test_the_signed_rank_p_is_exact_to_16_folds_with_ties_and_scipys_beyond():
+    from scipy import stats
+
+    from mlkd_lib.analysis.stats import signed_rank_p
+    ties = np.array([2, 2, 4, 8, -8, -6, 6, 8, -4, -4, 6, -2, -4, 6, -4, -2]) * 100 / 96  # 16 folds, many ties
+    assert signed_rank_p(ties) == pytest.approx(exact_signed_rank_p(ties), abs=1e-12)
+    assert abs(stats.wilcoxon(ties).pvalue - exact_signed_rank_p(ties)) > 0.01  # scipy would approximate here
+    more = np.append(ties, 6 * 100 / 96)  # 17 folds: scipy's own (its normal approximation with ties)
+    assert signed_rank_p(more) == pytest.approx(stats.wilcoxon(more).pvalue, abs=1e-12)
+    assert signed_rank_p(np.arange(1.0, 21.0)) == pytest.approx(stats.wilcoxon(np.arange(1.0, 21.0)).pvalue)
+    assert signed_rank_p([0.0, 0.0]) == 1.0 and signed_rank_p([3.0]) == 1.0 and signed_rank_p([]) == 1.0
+    assert signed_rank_p([1.0, 2.0, -3.0, 4.0, 0.0]) == pytest.approx(exact_signed_rank_p([1, 2, -3, 4]))
+
+
+def test_paired_test_is_the_seeded_bca_bootstrap_the_exact_p_and_the_spread():
+    from scipy import stats
+    d = np.array([2.1, -0.5, 3.3, 1.2, 0.8, 2.9, -1.1, 1.7, np.nan])  # a fold without a score is left out
+    res = paired_test(d, seed=4)
+    d = d[:-1]
+    ref = stats.bootstrap((d,), np.mean, confidence_level=0.95, n_resamples=10_000, method="BCa",
+                          random_state=np.random.default_rng(4)).confidence_interval
+    assert (res["ci_low"], res["ci_high"]) == (ref.low, ref.high) and res["n_folds"] == 8
+    assert res["mean"] == pytest.approx(d.mean()) and res["sd"] == pytest.approx(np.std(d, ddof=1))
+    assert res["p"] == pytest.approx(exact_signed_rank_p(d)) == stats.wilcoxon(d).pvalue
+    assert res["mde_80"] == pytest.approx(minimum_detectable_effect(np.std(d, ddof=1), 8))
+    assert set(res) == {"n_folds", "mean", "ci_low", "ci_high", "p", "sd", "mde_80"}
+
+
+def test_paired_test_with_one_fold_or_none_has_no_interval():
+    one = paired_test([2.5])
+    assert one["n_folds"] == 1 and one["mean"] == 2.5
+    assert set(one) == {"n_folds", "mean", "ci_low", "ci_high", "p", "sd", "mde_80"}
+    assert all(np.isnan(one[k]) for k in ("ci_low", "ci_high", "p", "sd", "mde_80"))
+    none = paired_test([np.nan])
+    assert none["n_folds"] == 0 and np.isnan(none["mean"])
+    same = paired_test([1.5, 1.5, 1.5])  # no spread: the interval is the value, the MDE nothing
+    assert (same["ci_low"], same["ci_high"], same["sd"], same["mde_80"]) == (1.5, 1.5, 0.0, 0.0)
+    assert same["p"] == pytest.approx(2 / 2**3)
+
+
+def test_the_minimum_detectable_effect_solves_the_noncentral_t_power():
+    """Power of a two-sided paired t-test at the MDE, from the noncentral t (both tails): 0.80 for any n and sd, and
+    any power asked; ten folds: about one standard deviation (0.996)."""
+    from scipy import stats
+
+    def power(delta, sd, n, alpha=0.05):
+        crit, nc = stats.t.ppf(1 - alpha / 2, n - 1), delta * np.sqrt(n) / sd
+        return stats.nct.sf(crit, n - 1, nc) + np.nan_to_num(stats.nct.cdf(-crit, n - 1, nc))  # nan: about 0
+
+    assert minimum_detectable_effect(1.0, 10) == pytest.approx(0.996, abs=5e-4)
+    for sd, n in ((1.0, 10), (2.5, 2), (0.3, 40)):
+        assert power(minimum_detectable_effect(sd, n), sd, n) == pytest.approx(0.8, abs=1e-9)
+    low = minimum_detectable_effect(1.0, 4, alpha=0.1, power=0.2)  # the far tail weighs in at a small power
+    assert power(low, 1.0, 4, alpha=0.1) == pytest.approx(0.2, abs=1e-9)
+    assert np.isnan(minimum_detectable_effect(1.0, 1)) and np.isnan(minimum_detectable_effect(np.nan, 10))
+    assert minimum_detectable_effect(0.0, 10) == 0.0
+
+
+def test_every_comparison_names_its_models_conditions_and_what_it_measures():
+    arms = {**ARMS, "student_unsup_from_teacher": ("CE", "teacher")}
+    assert comparisons(arms) == [
+        (PAPER, "student_sup", "student_unsup", "all", "loss and initialisation"),
+        ("CE (teacher init) − CE (pretrained init)", "student_unsup_from_teacher", "student_unsup", "all",
+         "initialisation"),
+        ("MLKD (teacher init) − CE (teacher init)", "student_sup", "student_unsup_from_teacher", "all", "loss"),
+        (MLKD_VS_BASELINE, "student_sup", "baseline", "all", "method vs baseline"),
+        ("baseline − teacher", "baseline", "teacher", "all", "front-end"),
+        (TEACHER_VS_MLKD, "teacher", "student_sup", "clean", "cost of the student on clean speech")]
+
+
+def test_describe_says_the_difference_its_interval_p_folds_and_mde():
+    from mlkd_lib.analysis.stats import describe
+    row = {"mean": 2.14, "ci_low": 0.36, "ci_high": -3.94, "p": 0.01953, "n_folds": 10.0, "mde_80": 2.51}
+    assert describe(row) == ("+2.1 points (95 % CI +0.4 … -3.9), Wilcoxon p = 0.0195, 10 folds, detectable at 80 % "
+                             "power: 2.5 points")
+
+
+# Benjamini–Hochberg by hand, five cells of one comparison: p (sorted) 0.01, 0.028, 0.03, 0.036, 0.6 against the
+# thresholds i·0.05/5 = 0.01, 0.02, 0.03, 0.04, 0.05. The largest p under its threshold is the fourth (0.036 ≤
+# 0.04): the first four are discoveries, though 0.028 is above its own threshold (0.02) — the step-up. q_(i) =
+# min over j ≥ i of p_(j)·5/j: 0.036·5/4 = 0.045 for the first four (0.01·5 = 0.05, 0.028·5/2 = 0.07, 0.03·5/3
+# = 0.05 all come down to it), 0.6 for the last. The other comparison's p 0.04, 0.92, 0.95, 0.97, 0.99: q 0.2
+# (0.04·5, no star though p < 0.05), then 0.99 each: monotone, and never above 1 (0.92·5/2 = 2.3 comes down to
+# 0.99). Each comparison is its own BH family.
+BH_CELLS = [("babble", 0.0), ("babble", 10.0), ("f16", 0.0), ("factory", 0.0), ("factory", 10.0)]
+BH_P = {1: 0.01, 2: 0.028, 3: 0.03, 4: 0.036, 5: 0.6, 11: 0.04, 12: 0.92, 13: 0.95, 14: 0.97, 15: 0.99}
+BH_Q = {1: 0.045, 2: 0.045, 3: 0.045, 4: 0.045, 5: 0.6, 11: 0.2, 12: 0.99, 13: 0.99, 14: 0.99, 15: 0.99}
+
+
+def test_benjamini_hochberg_q_against_a_hand_worked_table_where_the_step_up_matters(monkeypatch):
+    """Each cell's difference (points, the same in every fold) names its p in ``BH_P`` (the test of a cell given,
+    so that the q are worked from known p); the pooled rows (means 3 and 13) are tested by their p alone."""
+    from mlkd_lib.analysis import stats as module
+    pooled_p = {3: 0.03, 13: 0.5}
+    monkeypatch.setattr(module, "paired_test", lambda d, seed=0: {
+        "n_folds": len(d), "mean": float(np.mean(d)), "ci_low": np.nan, "ci_high": np.nan, "sd": 0.0, "mde_80": 0.0,
+        "p": {**BH_P, **pooled_p}[round(float(np.mean(d)))]})
+    rows = []
+    for fold in ("S1", "S2", "S3"):
+        for k, (noise, snr) in enumerate(reversed(BH_CELLS)):  # rows in no particular order
+            d = 5 - k  # factory 10 dB: 5 points ... babble 0 dB: 1 point
+            rows += [dict(model="student_unsup", noise=noise, snr_db=snr, fold=fold, ua=0.5),
+                     dict(model="student_sup", noise=noise, snr_db=snr, fold=fold, ua=0.5 + d / 100),
+                     dict(model="baseline", noise=noise, snr_db=snr, fold=fold, ua=0.4)]  # MLKD − baseline: 10 + d
+    table = paired_differences(pd.DataFrame(rows), ARMS)
+    cells = table[table.noise != POOLED]
+    assert list(zip(cells.noise, cells.snr_db))[:5] == sorted(BH_CELLS)  # cells in (noise, SNR) order
+    for r in cells.itertuples():
+        d = round(r.mean)
+        assert r.mean == pytest.approx(d) and r.q_bh == pytest.approx(BH_Q[d]), (r.comparison, r.noise, r.snr_db)
+        assert r.significant == (BH_Q[d] < 0.05)
+    assert significant_cells(table, PAPER) == {("babble", 0.0), ("babble", 10.0), ("f16", 0.0), ("factory", 0.0)}
+    assert significant_cells(table, MLKD_VS_BASELINE) == set()
+    pooled = table[table.noise == POOLED].set_index("comparison")
+    assert pooled.loc[PAPER, "mean"] == pytest.approx(3.0) and bool(pooled.loc[PAPER, "significant"])  # p 0.03
+    assert not pooled.loc[MLKD_VS_BASELINE, "significant"] and pooled.q_bh.isna().all()
+    assert pooled.snr_db.isna().all() and set(table.columns) == {
+        "comparison", "kind", "noise", "snr_db", "n_folds", "mean", "ci_low", "ci_high", "p", "sd", "mde_80", "q_bh",
+        "significant"}
+
+
+def test_one_noisy_cell_has_no_pooled_row_and_a_cell_of_one_fold_no_q():
+    rows = [dict(model=m, noise=n, snr_db=s, fold=f, ua=ua + (0.01 * k if m == "student_sup" else 0.0))
+            for k, f in enumerate(("S1", "S2", "S3")) for m, ua in (("student_unsup", 0.5), ("student_sup", 0.6))
+            for n, s in (("clean", None), ("factory", 0.0))]
+    rows += [dict(model=m, noise="babble", snr_db=5.0, fold="S1", ua=0.5) for m in ("student_unsup", "student_sup")]
+    table = paired_differences(pd.DataFrame(rows), ARMS, seed=2)
+    paper = table[table.comparison == PAPER].set_index("noise")
+    assert POOLED in paper.index  # factory 0 dB and babble 5 dB: two noisy cells
+    assert np.isnan(paper.loc["babble", "p"]) and np.isnan(paper.loc["babble", "q_bh"])
+    assert np.isnan(paper.loc["clean", "snr_db"]) and paper.loc["factory", "snr_db"] == 0.0
+    factory = paper.loc["factory"]
+    assert factory["mean"] == pytest.approx(11.0)  # 10, 11, 12 points
+    seeded = paired_test(np.array([10.0, 11.0, 12.0]), seed=2)  # the seed reaches each cell's bootstrap
+    assert (factory.ci_low, factory.ci_high) == pytest.approx((seeded["ci_low"], seeded["ci_high"]), abs=1e-9)
+    single = paired_differences(pd.DataFrame([r for r in rows if r["noise"] != "babble"]), ARMS)
+    assert POOLED not in set(single.noise)  # one noisy cell: nothing to pool
