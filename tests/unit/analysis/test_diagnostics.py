@@ -1,0 +1,96 @@
+"""What a study's headline rests on, from step folders with known contents: the layer distances gathered, the
+selected against the last epoch, how far validation UA moves from epoch to epoch, and whether L_ML had flattened."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkd_lib.analysis.diagnostics import (
+    collect_representation,
+    multilevel_convergence,
+    selection_diagnostic,
+    training_curves,
+    validation_movement,
+)
+
+
+def _metrics(model, fold, clean, noisy):
+    """Clean UA and the UA of two noisy conditions (and a test-only one that is no part of the paper's question)."""
+    return pd.DataFrame([dict(model=model, condition=c, severity=s, noise=n, snr_db=s, fold=fold, ua=u, wa=u, n=10)
+                         for c, n, s, u in (("clean", "clean", None, clean), ("noise", "babble", 0.0, noisy[0]),
+                                            ("noise", "factory", 0.0, noisy[1]), ("reverb", "reverb", 0.9, 0.05))])
+
+
+@pytest.fixture
+def study(tmp_path):
+    folds = tmp_path / "folds"
+    for fold, shift in (("S1", 0.0), ("S2", 0.1)):
+        sup = folds / fold / "student_sup"
+        sup.mkdir(parents=True)
+        _metrics("student_sup", fold, 0.8, (0.5 + shift, 0.7 + shift)).to_csv(sup / "metrics.csv", index=False)
+        _metrics("student_sup", fold, 0.9, (0.4, 0.6)).to_csv(sup / "metrics_last.csv", index=False)
+        (sup / "selection.json").write_text(json.dumps({"selected_epoch": 2, "last_epoch": 4}))
+        pd.DataFrame({"epoch": [2, 1, 3, 4], "val_ua": [0.6, 0.5, 0.55, 0.75 + shift], "ml": [3.0, 4.0, 2.5, 2.4],
+                      "val_ml": [3.5, 5.0, 3.0, 3.0]}).to_csv(sup / "history.csv", index=False)
+        pd.DataFrame([dict(model="student_sup", fold=fold, layer=k, teacher_layer=2 * k, condition="noise",
+                           severity=0.0, noise="babble", snr_db=0.0, value=0.1 * k + shift) for k in (2, 1)]).to_csv(
+            sup / "representation.csv", index=False)
+        teacher = folds / fold / "teacher"  # no metrics_last.csv: selection kept the last epoch
+        teacher.mkdir()
+        _metrics("teacher", fold, 0.9, (0.3, 0.5)).to_csv(teacher / "metrics.csv", index=False)
+        (teacher / "selection.json").write_text(json.dumps({"selected_epoch": 3, "last_epoch": 3}))
+        pd.DataFrame({"epoch": [1, 2, 3], "val_ua": [0.4, 0.7, 0.6]}).to_csv(teacher / "history.csv", index=False)
+        baseline = folds / fold / "baseline"  # trains nothing: no selection to look at
+        baseline.mkdir()
+        _metrics("baseline", fold, 0.9, (0.3, 0.5)).to_csv(baseline / "metrics.csv", index=False)
+        (baseline / "selection.json").write_text("{}")
+    return tmp_path
+
+
+def test_the_selected_epoch_against_the_last_one(study):
+    d = selection_diagnostic(study).set_index(["model", "fold"])
+    assert sorted(d.index) == [("student_sup", "S1"), ("student_sup", "S2"), ("teacher", "S1"), ("teacher", "S2")]
+    row = d.loc[("student_sup", "S2")]  # noisy: (0.6 + 0.8) / 2 selected, (0.4 + 0.6) / 2 last (reverb not counted)
+    assert (row.noisy_ua_selected, row.noisy_ua_last) == pytest.approx((70.0, 50.0))
+    assert (row.clean_ua_selected, row.clean_ua_last, row.noisy_ua_last_minus_selected) == pytest.approx(
+        (80.0, 90.0, -20.0))
+    assert (row.selected_epoch, row.last_epoch) == (2, 4)
+    teacher = d.loc[("teacher", "S1")]
+    assert teacher.noisy_ua_last == teacher.noisy_ua_selected == pytest.approx(40.0)
+    assert pd.read_csv(study / "selection.csv").shape == (4, d.shape[1] + 2)
+
+
+def test_validation_moves_by_the_epoch_to_epoch_changes_within_each_fold(study):
+    curves = training_curves(study)
+    assert set(curves.model) == {"student_sup", "teacher"} and len(curves) == 2 * (4 + 3)
+    moves = validation_movement(curves).set_index("model")
+    # student, by epoch: S1 0.5, 0.6, 0.55, 0.75 (changes 0.1, 0.05, 0.2); S2 the same with 0.85 last (0.3)
+    assert moves.loc["student_sup", "mean_abs_change"] == pytest.approx(100 * (0.1 + 0.05 + 0.2 + 0.1 + 0.05 + 0.3) / 6)
+    assert moves.loc["student_sup", "max_abs_change"] == pytest.approx(30.0)
+    assert moves.loc["teacher", "mean_abs_change"] == pytest.approx(100 * 0.2)  # 0.3, 0.1 in each fold
+
+
+def test_the_multilevel_loss_late_share_of_its_fall(study):
+    conv = multilevel_convergence(training_curves(study)).set_index("model")
+    assert list(conv.index) == ["student_sup"]  # the teacher has no L_ML
+    row = conv.loc["student_sup"]
+    # by epoch (mean over folds): ml 4, 3, 2.5, 2.4; the last quarter of four epochs is two: (2.5 − 2.4) / (4 − 2.4)
+    assert (row.epochs, row.ml_first, row.ml_last) == (4, 4.0, 2.4)
+    assert row.ml_late_share == pytest.approx(0.1 / 1.6)
+    assert row.val_ml_late_share == pytest.approx(0.0)  # val: 5, 3.5, 3, 3
+    flat = multilevel_convergence(pd.DataFrame({"model": "m", "fold": "S1", "epoch": [1, 2], "ml": [1.0, 1.0]}))
+    assert np.isnan(flat.ml_late_share.iloc[0])  # no fall at all: no share
+    assert multilevel_convergence(pd.DataFrame({"model": ["m"], "val_ua": [0.5]})).empty
+
+
+def test_the_layer_distances_are_gathered_sorted(study):
+    rep = collect_representation(study)
+    assert list(zip(rep.fold, rep.layer)) == [("S1", 1), ("S1", 2), ("S2", 1), ("S2", 2)]
+    assert rep.value.tolist() == pytest.approx([0.1, 0.2, 0.2, 0.3])
+    assert pd.read_csv(study / "representation.csv").value.tolist() == pytest.approx(rep.value.tolist())
+    empty = collect_representation(study / "nothing")
+    assert empty.empty and "teacher_layer" in empty.columns
