@@ -232,59 +232,91 @@ def test_describe_says_the_difference_its_interval_p_folds_and_mde():
 # thresholds i·0.05/5 = 0.01, 0.02, 0.03, 0.04, 0.05. The largest p under its threshold is the fourth (0.036 ≤
 # 0.04): the first four are discoveries, though 0.028 is above its own threshold (0.02) — the step-up. q_(i) =
 # min over j ≥ i of p_(j)·5/j: 0.036·5/4 = 0.045 for the first four (0.01·5 = 0.05, 0.028·5/2 = 0.07, 0.03·5/3
-# = 0.05 all come down to it), 0.6 for the last. The other comparison's p 0.04, 0.92, 0.95, 0.97, 0.99: q 0.2
-# (0.04·5, no star though p < 0.05), then 0.99 each: monotone, and never above 1 (0.92·5/2 = 2.3 comes down to
-# 0.99). Each comparison is its own BH family.
+# = 0.05 all come down to it), 0.6 for the last. The other comparison's p 0.01, 0.92, 0.95, 0.97, 0.99: q 0.05
+# (0.01·5: no star, though p < 0.05 — a star needs q below 0.05), then 0.99 each: monotone, and never above 1
+# (0.92·5/2 = 2.3 comes down to 0.99). Each comparison is its own BH family.
 BH_CELLS = [("babble", 0.0), ("babble", 10.0), ("f16", 0.0), ("factory", 0.0), ("factory", 10.0)]
-BH_P = {1: 0.01, 2: 0.028, 3: 0.03, 4: 0.036, 5: 0.6, 11: 0.04, 12: 0.92, 13: 0.95, 14: 0.97, 15: 0.99}
-BH_Q = {1: 0.045, 2: 0.045, 3: 0.045, 4: 0.045, 5: 0.6, 11: 0.2, 12: 0.99, 13: 0.99, 14: 0.99, 15: 0.99}
+BH_P = {1: 0.01, 2: 0.028, 3: 0.03, 4: 0.036, 5: 0.6, 11: 0.01, 12: 0.92, 13: 0.95, 14: 0.97, 16: 0.99}
+BH_Q = {1: 0.045, 2: 0.045, 3: 0.045, 4: 0.045, 5: 0.6, 11: 0.05, 12: 0.99, 13: 0.99, 14: 0.99, 16: 0.99}
 
 
 def test_benjamini_hochberg_q_against_a_hand_worked_table_where_the_step_up_matters(monkeypatch):
     """Each cell's difference (points, the same in every fold) names its p in ``BH_P`` (the test of a cell given,
-    so that the q are worked from known p); the pooled rows (means 3 and 13) are tested by their p alone."""
+    so that the q are worked from known p); the pooled rows (means 3 and 13.2) are tested by their p alone."""
     from mlkd_lib.analysis import stats as module
-    pooled_p = {3: 0.03, 13: 0.5}
+    pooled_p = {3: 0.03, 13.2: 0.05}  # a pooled row is significant by its p below 0.05: 0.05 is not
     monkeypatch.setattr(module, "paired_test", lambda d, seed=0: {
         "n_folds": len(d), "mean": float(np.mean(d)), "ci_low": np.nan, "ci_high": np.nan, "sd": 0.0, "mde_80": 0.0,
-        "p": {**BH_P, **pooled_p}[round(float(np.mean(d)))]})
+        "p": {**BH_P, **pooled_p}[round(float(np.mean(d)), 1)]})
     rows = []
     for fold in ("S1", "S2", "S3"):
         for k, (noise, snr) in enumerate(reversed(BH_CELLS)):  # rows in no particular order
             d = 5 - k  # factory 10 dB: 5 points ... babble 0 dB: 1 point
             rows += [dict(model="student_unsup", noise=noise, snr_db=snr, fold=fold, ua=0.5),
                      dict(model="student_sup", noise=noise, snr_db=snr, fold=fold, ua=0.5 + d / 100),
-                     dict(model="baseline", noise=noise, snr_db=snr, fold=fold, ua=0.4)]  # MLKD − baseline: 10 + d
+                     dict(model="baseline", noise=noise, snr_db=snr, fold=fold, ua=0.39 if d == 5 else 0.4)]
+    # MLKD − baseline: 10 + d, 16 at factory 10 dB
     table = paired_differences(pd.DataFrame(rows), ARMS)
     cells = table[table.noise != POOLED]
     assert list(zip(cells.noise, cells.snr_db))[:5] == sorted(BH_CELLS)  # cells in (noise, SNR) order
     for r in cells.itertuples():
         d = round(r.mean)
-        assert r.mean == pytest.approx(d) and r.q_bh == pytest.approx(BH_Q[d]), (r.comparison, r.noise, r.snr_db)
+        assert r.mean == pytest.approx(d, abs=1e-9), (r.comparison, r.noise, r.snr_db)
+        assert r.q_bh == pytest.approx(BH_Q[d]), (r.comparison, r.noise, r.snr_db)
         assert r.significant == (BH_Q[d] < 0.05)
     assert significant_cells(table, PAPER) == {("babble", 0.0), ("babble", 10.0), ("f16", 0.0), ("factory", 0.0)}
     assert significant_cells(table, MLKD_VS_BASELINE) == set()
     pooled = table[table.noise == POOLED].set_index("comparison")
     assert pooled.loc[PAPER, "mean"] == pytest.approx(3.0) and bool(pooled.loc[PAPER, "significant"])  # p 0.03
+    assert pooled.loc[MLKD_VS_BASELINE, "mean"] == pytest.approx(13.2)
     assert not pooled.loc[MLKD_VS_BASELINE, "significant"] and pooled.q_bh.isna().all()
     assert pooled.snr_db.isna().all() and set(table.columns) == {
         "comparison", "kind", "noise", "snr_db", "n_folds", "mean", "ci_low", "ci_high", "p", "sd", "mde_80", "q_bh",
         "significant"}
 
 
-def test_one_noisy_cell_has_no_pooled_row_and_a_cell_of_one_fold_no_q():
+FOLD_SHIFTS = [0.013, -0.021, 0.034, 0.002, 0.027, -0.008, 0.041, 0.019, -0.015, 0.030]  # ten folds, all different
+
+
+def test_pooling_a_cell_of_one_fold_and_the_seed_of_every_interval():
+    """Clean, factory at 0 and 10 dB (1 × 2 noisy cells: pooled) over ten folds, and babble at 5 dB in one fold
+    only (no p, no q); every interval drawn with the seed asked (0 unless said), the differences in UA points."""
+    rows = [dict(model=m, noise=n, snr_db=s, fold=f"S{k}", ua=ua + (shift if m == "student_sup" else 0.0))
+            for k, shift in enumerate(FOLD_SHIFTS) for m, ua in (("student_unsup", 0.5), ("student_sup", 0.6))
+            for n, s in (("clean", None), ("factory", 0.0), ("factory", 10.0))]
+    rows += [dict(model=m, noise="babble", snr_db=5.0, fold="S1", ua=0.5) for m in ("student_unsup", "student_sup")]
+    d = 100 * ((0.6 + np.array(FOLD_SHIFTS)) - 0.5)  # as the table computes them, to the last bit
+    for seed in (0, 2):
+        table = paired_differences(pd.DataFrame(rows), ARMS, **({"seed": seed} if seed else {}))
+        paper = table[table.comparison == PAPER].set_index("noise")
+        assert np.isnan(paper.loc["babble", "p"]) and np.isnan(paper.loc["babble", "q_bh"])
+        assert np.isnan(paper.loc["clean", "snr_db"]) and paper.loc["factory", "snr_db"].tolist() == [0.0, 10.0]
+        ref = paired_test(d, seed=seed)
+        factory = paper.loc["factory"].iloc[0]
+        assert (factory.ci_low, factory.ci_high) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-9)
+        no_babble = paired_differences(pd.DataFrame([r for r in rows if r["noise"] != "babble"]), ARMS,
+                                       **({"seed": seed} if seed else {}))
+        pooled = no_babble[(no_babble.comparison == PAPER) & (no_babble.noise == POOLED)].iloc[0]
+        assert pooled["mean"] == pytest.approx(d.mean())  # factory 0 and 10 dB: the same ten differences
+        assert (pooled.ci_low, pooled.ci_high) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-9)
+    assert paired_test(d) == paired_test(d, seed=0) and paired_test(d)["ci_low"] != paired_test(d, seed=2)["ci_low"]
+def test_one_noisy_cell_has_no_pooled_row():
     rows = [dict(model=m, noise=n, snr_db=s, fold=f, ua=ua + (0.01 * k if m == "student_sup" else 0.0))
             for k, f in enumerate(("S1", "S2", "S3")) for m, ua in (("student_unsup", 0.5), ("student_sup", 0.6))
             for n, s in (("clean", None), ("factory", 0.0))]
-    rows += [dict(model=m, noise="babble", snr_db=5.0, fold="S1", ua=0.5) for m in ("student_unsup", "student_sup")]
-    table = paired_differences(pd.DataFrame(rows), ARMS, seed=2)
-    paper = table[table.comparison == PAPER].set_index("noise")
-    assert POOLED in paper.index  # factory 0 dB and babble 5 dB: two noisy cells
-    assert np.isnan(paper.loc["babble", "p"]) and np.isnan(paper.loc["babble", "q_bh"])
-    assert np.isnan(paper.loc["clean", "snr_db"]) and paper.loc["factory", "snr_db"] == 0.0
-    factory = paper.loc["factory"]
-    assert factory["mean"] == pytest.approx(11.0)  # 10, 11, 12 points
-    seeded = paired_test(np.array([10.0, 11.0, 12.0]), seed=2)  # the seed reaches each cell's bootstrap
-    assert (factory.ci_low, factory.ci_high) == pytest.approx((seeded["ci_low"], seeded["ci_high"]), abs=1e-9)
-    single = paired_differences(pd.DataFrame([r for r in rows if r["noise"] != "babble"]), ARMS)
-    assert POOLED not in set(single.noise)  # one noisy cell: nothing to pool
+    assert set(paired_differences(pd.DataFrame(rows), ARMS).noise) == {"clean", "factory"}
+
+
+def test_two_folds_are_enough_for_an_interval_and_a_p():
+    two = paired_test([1.0, 2.0])  # their spread is 1: resampled, not taken as one value
+    assert (two["ci_low"], two["ci_high"]) == (1.0, 2.0) and two["p"] == pytest.approx(0.5)
+    assert two["sd"] == pytest.approx(np.sqrt(0.5)) and np.isfinite(two["mde_80"])
+
+
+def test_significant_cells_of_a_table_by_hand():
+    table = pd.DataFrame({"comparison": [PAPER, PAPER, PAPER, PAPER, "other"],
+                          "noise": ["clean", "factory", "babble", POOLED, "factory"],
+                          "snr_db": [np.nan, 0.0, 5.0, np.nan, 0.0],
+                          "significant": [True, True, False, True, True]})
+    assert significant_cells(table, PAPER) == {("clean", None), ("factory", 0.0)}
+    assert significant_cells(None, PAPER) == set() and significant_cells(pd.DataFrame(), PAPER) == set()
