@@ -1,0 +1,163 @@
+"""`make mutants`: mutation testing of the modules that compute the study's numbers, against the unit tier.
+
+mutmut changes one thing at a time in a module's functions (a comparison flipped, a number off by one, an argument
+dropped, a string altered ...) and runs the unit tests that exercise that module (``MODULES`` below; mutmut runs,
+for each mutant, only those of them that call the changed function). A mutant is killed when a test fails or runs
+past its time, and survives when every test passes: a bug of that shape would pass the suite. Each survivor is
+either killed by a new test or listed in tests/README.md ("Mutants that cannot change a result") with one line
+saying why no result can change; the score of a module is killed / (mutants − those listed).
+
+    .venv/bin/python tests/mutants.py                                   # every module of MODULES
+    .venv/bin/python tests/mutants.py mlkd_lib/data/vad.py mlkd_lib/analysis/stats.py   # the ones you changed
+
+(``make mutants``, ``make mutants MODULES="mlkd_lib/data/vad.py ..."``.) Writes ``test-artifacts/mutants/``:
+``scores.csv`` (per module: mutants, killed, listed as equivalent, survived, score, seconds), ``survivors.md`` (the
+diff of every survivor not listed) and each module's mutmut log; prints the scores. Exit status 1 when a module
+scores below ``TARGET``. Each module runs in a fresh copy (``test-artifacts/mutants/work``), one mutmut at a time
+on ``--jobs`` workers (2: the machine's cores). Not part of ``make test``: docs in tests/README.md say how long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "test-artifacts" / "mutants"
+TARGET = 0.90
+U = "tests/unit/"
+# each module that computes a study's numbers → the unit tests that pin them (its own, and those that recompute
+# its results from elsewhere)
+MODULES = {
+    "mlkd_lib/analysis/stats.py": [U + "analysis/test_stats.py"],
+    "mlkd_lib/analysis/corruption.py": [U + "analysis/test_corruption.py", U + "data/test_test_corpora.py"],
+    "mlkd_lib/analysis/grid.py": [U + "analysis/test_grid.py"],
+    "mlkd_lib/analysis/tables.py": [U + "analysis/test_tables.py"],
+    "mlkd_lib/analysis/diagnostics.py": [U + "analysis/test_diagnostics.py"],
+    "mlkd_lib/method/losses.py": [U + "method/test_losses.py", U + "method/test_objective_in_training.py"],
+    "mlkd_lib/method/evaluate.py": [U + "method/test_evaluate.py", U + "data/test_test_corpora.py"],
+    "mlkd_lib/method/teacher_cache.py": [U + "method/test_teacher_cache.py"],
+    "mlkd_lib/method/representation.py": [U + "method/test_representation.py"],
+    "mlkd_lib/data/mixing.py": [U + "data/test_mixing.py"],
+    "mlkd_lib/data/folds.py": [U + "data/test_folds.py", U + "data/test_user_manifest.py"],
+    "mlkd_lib/data/ingest.py": [U + "data/test_ingest.py"],
+    "mlkd_lib/data/vad.py": [U + "data/test_vad.py"],
+    "mlkd_lib/data/prepare.py": [U + "data/test_test_corpora.py", U + "data/test_follow_data.py"],
+    "mlkd_lib/data/conditions/corpus.py": [U + "data/test_test_corpora.py"],
+    "mlkd_lib/study/plan.py": [U + "study/test_plan.py"],
+    "mlkd_lib/deploy/segments.py": [U + "deploy/test_predict.py"],
+    "mlkd_lib/deploy/predict.py": [U + "deploy/test_predict.py"],
+}
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}  # a test failed, hung or crashed on the change
+
+
+def equivalents(readme: Path = ROOT / "tests" / "README.md") -> list[str]:
+    """The mutants tests/README.md lists as unable to change a result: a backticked mutmut name each, or a pattern
+    (``*``) for every mutant of a function that draws a figure."""
+    return re.findall(r"`(mlkd_lib\.[^`\s]+__mutmut_(?:\d+|\*))`", readme.read_text())
+
+
+def listed(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def mutmut_config(module: str, tests: list[str]) -> str:
+    """The [tool.mutmut] table of one module's run (appended to the project's own pyproject.toml)."""
+    return ("\n[tool.mutmut]\n"
+            'source_paths = ["mlkd_lib"]\n'
+            f"only_mutate = {json.dumps([module])}\n"
+            f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+            "use_git_change_detection = false\n")
+
+
+def run_module(module: str, tests: list[str], jobs: int) -> tuple[dict[str, str], float, dict[str, str]]:
+    """mutmut over ``module`` in a fresh copy: each mutant's status, the wall seconds, and each survivor's diff."""
+    from mutmut.stats import status_by_exit_code
+    work = OUT / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in ("mlkd_lib", "tests"):
+        (work / name).symlink_to(ROOT / name, target_is_directory=True)
+    (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + mutmut_config(module, tests))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutated copy is the one imported
+    log = OUT / f"{module.replace('/', '.')}.log"
+    t0 = time.monotonic()
+    with open(log, "w") as fh:
+        subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(jobs)], cwd=work,
+                       env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    seconds = time.monotonic() - t0
+    meta = work / "mutants" / f"{module}.meta"
+    if not meta.is_file():
+        raise RuntimeError(f"mutmut made no results for {module}: see {log}")
+    status = {k: status_by_exit_code[v] for k, v in json.loads(meta.read_text())["exit_code_by_key"].items()}
+    return status, seconds, diffs(work, module, [k for k, s in status.items() if s not in DETECTED])
+
+
+def diffs(work: Path, module: str, names: list[str]) -> dict[str, str]:
+    from mutmut.configuration import reset_config
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    here = os.getcwd()
+    os.chdir(work)
+    try:
+        reset_config()
+        return {n: get_diff_for_mutant(n, path=Path(module)) for n in names}
+    finally:
+        os.chdir(here)
+
+
+def write_scores(rows: list[dict]) -> None:
+    """``scores.csv`` with these rows, beside the rows of modules an earlier run scored (in ``MODULES`` order), and
+    ``survivors.md``: every module's unlisted survivors."""
+    path = OUT / "scores.csv"
+    old = {r["module"]: r for r in csv.DictReader(path.open())} if path.is_file() else {}
+    merged = old | {r["module"]: r for r in rows}
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, list(rows[0]))
+        w.writeheader()
+        w.writerows(merged[m] for m in MODULES if m in merged)
+    parts = [(OUT / f"{m.replace('/', '.')}.survivors.md") for m in MODULES if m in merged]
+    (OUT / "survivors.md").write_text("# Surviving mutants not listed as equivalent\n\n" + "".join(
+        f"## {p.name.removesuffix('.survivors.md')}\n\n{p.read_text()}" for p in parts if p.is_file()))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="*", help=f"paths of modules to mutate (default: all {len(MODULES)})")
+    ap.add_argument("--jobs", type=int, default=2, help="mutmut workers")
+    a = ap.parse_args(argv)
+    unknown = [m for m in a.modules if m not in MODULES]
+    if unknown:
+        ap.error(f"not in MODULES (tests/mutants.py names the tests of each): {', '.join(unknown)}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    patterns = equivalents()
+    rows, t0 = [], time.monotonic()
+    for module in a.modules or list(MODULES):
+        status, seconds, found = run_module(module, MODULES[module], a.jobs)
+        equivalent = [k for k in status if listed(k, patterns)]
+        killed = sum(s in DETECTED for k, s in status.items() if k not in equivalent)
+        live = [k for k, s in status.items() if k not in equivalent and s not in DETECTED]
+        scored = len(status) - len(equivalent)
+        rows.append({"module": module, "mutants": len(status), "killed": killed, "equivalent": len(equivalent),
+                     "survived": len(live), "score": round(killed / scored, 4) if scored else 1.0,
+                     "seconds": round(seconds)})
+        (OUT / f"{module.replace('/', '.')}.survivors.md").write_text(
+            "".join(f"### `{k}` ({status[k]})\n```diff\n{found[k]}\n```\n\n" for k in live))
+        print(f"{module}: {killed}/{scored} killed ({rows[-1]['score']:.1%}), {len(equivalent)} listed as "
+              f"equivalent, {len(live)} survived, {seconds:.0f} s", flush=True)
+    write_scores(rows)
+    print(f"{len(rows)} modules in {time.monotonic() - t0:.0f} s; scores in {OUT / 'scores.csv'}, survivors' diffs "
+          f"in {OUT / 'survivors.md'}")
+    return int(any(r["score"] < TARGET for r in rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
