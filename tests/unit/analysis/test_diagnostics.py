@@ -94,3 +94,39 @@ def test_the_layer_distances_are_gathered_sorted(study):
     assert pd.read_csv(study / "representation.csv").value.tolist() == pytest.approx(rep.value.tolist())
     empty = collect_representation(study / "nothing")
     assert empty.empty and "teacher_layer" in empty.columns
+
+
+def test_steps_without_what_a_diagnostic_reads_are_passed_over(study):
+    """A trained model without selection.json (still running), the baseline with a history of its own: not read;
+    a model of one epoch moves nothing; a study without histories has no curves."""
+    sup = study / "folds" / "S3" / "student_sup"
+    sup.mkdir(parents=True)
+    _metrics("student_sup", "S3", 0.8, (0.5, 0.7)).to_csv(sup / "metrics.csv", index=False)
+    pd.DataFrame({"epoch": [1], "val_ua": [0.5]}).to_csv(sup / "history.csv", index=False)
+    pd.DataFrame({"epoch": [1], "val_ua": [0.5]}).to_csv(study / "folds" / "S1" / "baseline" / "history.csv",
+                                                         index=False)
+    assert sorted(set(selection_diagnostic(study).fold)) == ["S1", "S2"]
+    curves = training_curves(study)
+    assert "baseline" not in set(curves.model) and len(curves) == 2 * (4 + 3) + 1
+    one = validation_movement(curves[curves.fold == "S3"]).set_index("model")
+    assert np.isnan(one.loc["student_sup", "mean_abs_change"]) and np.isnan(one.loc["student_sup", "max_abs_change"])
+    assert training_curves(study / "nothing").empty
+    collect_representation(study)
+    assert list(pd.read_csv(study / "representation.csv").columns) == [
+        "model", "fold", "layer", "teacher_layer", "condition", "severity", "noise", "snr_db", "value"]
+
+
+def test_the_late_share_over_the_last_quarter_of_twelve_epochs():
+    """Twelve epochs: the last quarter is three. L_ML by epoch (the mean of two folds 2 apart): 12, 11, …, 1; on
+    validation the same, but one fold's epoch 10 is missing: the other's stands (not the epoch dropped)."""
+    epochs = np.arange(1, 13)
+    curves = pd.concat([pd.DataFrame({"model": "student_sup", "fold": f, "epoch": epochs, "ml": 13.0 - epochs + d,
+                                      "val_ml": 13.0 - epochs + d}) for f, d in (("S1", 1.0), ("S2", -1.0))])
+    curves.loc[(curves.fold == "S2") & (curves.epoch == 10), "val_ml"] = np.nan
+    row = multilevel_convergence(curves).iloc[0]
+    # ml: 12 … 1, its fall 11, from epoch 10 (3) to 12 (1): 2 / 11
+    assert (row.ml_first, row.ml_last, row.ml_late_share) == pytest.approx((12.0, 1.0, 2 / 11))
+    # val_ml at epoch 10: S1's 4 alone; 4 − 1 = 3 of 11
+    assert row.val_ml_late_share == pytest.approx(3 / 11)
+    back = pd.DataFrame({"model": "m", "fold": "S1", "epoch": [1, 2, 3, 4], "ml": [1.0, 2.0, 1.5, 1.0]})
+    assert np.isnan(multilevel_convergence(back).ml_late_share.iloc[0])  # back where it began: no fall to share
