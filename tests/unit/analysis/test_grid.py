@@ -17,6 +17,8 @@ from mlkd_lib.analysis.grid import (
     grid_summary,
     grid_table,
     kept_val_ua,
+    summary_markdown,
+    write_grid,
 )
 from mlkd_lib.config import make_config
 from mlkd_lib.study.sweep import ablation_of, grid_points, is_own, parse_grid, point_dir
@@ -125,3 +127,64 @@ def test_the_grid_reads_the_kept_epochs_validation_ua_where_best_is_not_last(tmp
     table = grid_table([{"alpha": "0.7"}, {"alpha": "0.3"}], [a, b], [True, False]).set_index(["point", "fold"])
     assert table.loc["alpha=0.7"].val_ua.tolist() == pytest.approx([55.0, 62.0])
     assert table[table.chosen].index.get_level_values("point").tolist() == ["alpha=0.3", "alpha=0.3"]
+
+
+GRID_README = """# Sweep of alpha
+
+(synthetic speech: these figures show the pipeline works, not the paper's)
+
+## The grid: chosen on validation, reported on test
+
+| point | folds that chose it | val UA | test UA clean | test UA noisy | test UA unseen |
+|---|---|---|---|---|---|
+| alpha=0.7 (the study) | 2 | 85.0 | 65.0 | 55.0 | nan |
+| alpha=0.3 | 0 | 77.5 | 85.0 | 75.0 | nan |
+
+Pooled noisy test UA (points), paired over the folds, 95 % CI, Wilcoxon p:
+
+- **validation-chosen** (alpha=0.7 ×2): 55.0 (50.0 … 60.0)
+- **test-chosen (optimistic)** (alpha=0.3): 75.0 (70.0 … 80.0)
+- **inflation: test-chosen − validation-chosen** (alpha=0.3): +20.0 (+20.0 … +20.0), p = 0.500
+- **validation-chosen MLKD − CE-only** (alpha=0.7 ×2): +15.0 (+10.0 … +20.0), p = 0.500
+
+The test-chosen figure picks its point on the test speakers: it is what a grid search scored on test data would \
+report, and the inflation is how much that choice flatters the result.
+
+![the grid](grid.png)
+"""
+
+
+def test_the_sweep_folder_gets_its_tables_plot_and_readme(tmp_path):
+    """The two points above (kept epochs: a 80 and 90, b 70 and 85; noisy test UA a 50 and 60, b 70 and 80; the
+    CE-only student 40): a is chosen in both folds; a test-chosen search would report b."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _point(a, "best", {"S1": [0.50, 0.80, 0.55], "S2": [0.60, 0.90, 0.62]}, {"S1": 0.5, "S2": 0.6})
+    _point(b, "best", {"S1": [0.60, 0.70], "S2": [0.70, 0.85]}, {"S1": 0.7, "S2": 0.8})
+    paths = write_grid(tmp_path, [{"alpha": "0.7"}, {"alpha": "0.3"}], [a, b], [True, False])
+    assert [p.name for p in paths] == ["grid.csv", "grid_summary.csv", "grid.png", "README.md"]
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[3].read_text() == GRID_README
+    grid = pd.read_csv(paths[0])
+    assert list(grid.columns) == ["point", "alpha", "fold", "val_ua", "test_clean_ua", "test_noisy_ua",
+                                  "test_unseen_ua", "ce_only_clean_ua", "ce_only_noisy_ua", "ce_only_unseen_ua", "own",
+                                  "chosen"]
+    assert grid.chosen.tolist() == [True, True, False, False] and grid.own.tolist() == [True, True, False, False]
+    summary = pd.read_csv(paths[1])
+    assert list(summary.columns) == ["row", "point", "folds_chose", "own", "val_ua", "clean_ua", "noisy_ua",
+                                     "unseen_ua", "n_folds", "mean", "ci_low", "ci_high", "p"]
+    assert summary.row.tolist() == ["point", "point", VALIDATION_CHOSEN, TEST_CHOSEN, INFLATION, CONTRAST]
+    assert summary.n_folds.tolist() == [2] * 6 and summary.own.tolist()[:2] == [True, False]
+    (tmp_path / "failed").mkdir()  # a point none of whose steps finished: left out, and with no other, said so
+    assert len(grid_table([{"alpha": "0.7"}, {"alpha": "0.1"}], [a, tmp_path / "failed"], [True, False])) == 2
+    with pytest.raises(FileNotFoundError, match="no grid point has a finished MLKD student to read"):
+        write_grid(tmp_path, [{"alpha": "0.1"}], [tmp_path / "failed"], [False])
+
+
+def test_a_figure_of_one_fold_says_it_has_no_interval():
+    summary = pd.DataFrame([{"row": "point", "point": "alpha=0.7", "folds_chose": 1, "own": False, "val_ua": 80.0,
+                             "clean_ua": 70.0, "noisy_ua": 60.0, "unseen_ua": 50.0},
+                            {"row": INFLATION, "point": "alpha=0.7", "mean": 2.0, "ci_low": np.nan, "ci_high": np.nan,
+                             "p": np.nan}])
+    text = summary_markdown(summary)
+    assert "| alpha=0.7 | 1 | 80.0 | 70.0 | 60.0 | 50.0 |\n" in text
+    assert "- **inflation: test-chosen − validation-chosen** (alpha=0.7): +2.0 (one fold: no CI)\n" in text
