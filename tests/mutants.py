@@ -76,7 +76,8 @@ def mutmut_config(module: str, tests: list[str]) -> str:
             'source_paths = ["mlkd_lib"]\n'
             f"only_mutate = {json.dumps([module])}\n"
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
-            "use_git_change_detection = false\n")
+            "use_git_change_detection = false\n"
+            "timeout_multiplier = 5.0\n")
 
 
 def run_module(module: str, tests: list[str], jobs: int) -> tuple[dict[str, str], float, dict[str, str]]:
@@ -88,7 +89,8 @@ def run_module(module: str, tests: list[str], jobs: int) -> tuple[dict[str, str]
     for name in ("mlkd_lib", "tests"):
         (work / name).symlink_to(ROOT / name, target_is_directory=True)
     (work / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + mutmut_config(module, tests))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutated copy is the one imported
+    # the mutated copy is the one imported; one thread a worker: torch's thread pool does not survive mutmut's forks
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     log = OUT / f"{module.replace('/', '.')}.log"
     t0 = time.monotonic()
     with open(log, "w") as fh:
