@@ -56,3 +56,93 @@ def test_table3_ratios_come_from_the_timings():
     t3 = tables.table3(bench).set_index("model")
     assert t3.loc["Student / teacher", "param_mib"] == 0.5 and t3.loc["Student / teacher", "time_s"] == 0.4
     assert (t3["utterances"] == 20).all()
+
+
+def test_table3_whole_with_the_deployed_rows_and_the_papers_columns():
+    bench = dict(teacher_mib=10.12345, student_mib=5.06789, teacher_s=2.123456, student_s=1.234567, ratio=0.581395,
+                 utterances=4, student_onnx_mib=5.55555, student_onnx_s=1.111111, student_onnx_vs_teacher=0.523255,
+                 student_onnx_int8_mib=1.44444, student_onnx_int8_s=0.666666, student_onnx_int8_vs_teacher=0.313953)
+    deployed = pd.DataFrame({"version": ["torch", "onnx_fp32", "onnx_int8"], "UA clean": [87.5, 87.456, 75.0],
+                             "agrees with torch %": [100.0, 100.0, 87.5], "n": [8, 8, 8]})
+    nan = np.nan
+    expected = pd.DataFrame({
+        "model": ["Teacher", "Student", "Student / teacher", "Student ONNX fp32", "Student ONNX fp32 / teacher",
+                  "Student ONNX int8", "Student ONNX int8 / teacher"],
+        "param_mib": [10.12, 5.07, 0.501, 5.56, 0.549, 1.44, 0.143],  # MiB to 2 places, ratios to 3
+        "time_s": [2.123, 1.235, 0.581, 1.111, 0.523, 0.667, 0.314],
+        "utterances": [4] * 7,
+        "UA clean": [nan, 87.5, nan, 87.46, nan, 75.0, nan],
+        "agrees with torch %": [nan, 100.0, nan, 100.0, nan, 87.5, nan],
+        "param_mib (paper)": [360.17, 197.91, 0.549, nan, nan, nan, nan],  # 197.91 / 360.17
+        "time_s (paper, 507 utt.)": [926.0, 444.0, 0.479, nan, nan, nan, nan]})
+    pd.testing.assert_frame_equal(tables.table3(bench, paper=True, deployed=deployed), expected, check_dtype=False)
+    plain = tables.table3({k: bench[k] for k in ("teacher_mib", "student_mib", "teacher_s", "student_s", "ratio",
+                                                  "utterances")})
+    pd.testing.assert_frame_equal(plain, expected.iloc[:3, :4], check_dtype=False)
+
+
+def test_a_table_is_written_as_csv_with_every_column_and_as_markdown_cells_with_dashes(tmp_path):
+    df = pd.DataFrame({"model": ["A", "B"], "x": ["1.00 ± 0.10", np.nan], "x mean": [1.0, np.nan],
+                       "x std": [0.1, np.nan], "y": [2, 3]})
+    md = tables.save_table(df, tmp_path, "t", "Table T — a title", synthetic=True, caption="A caption.")
+    assert md == tmp_path / "t.md"
+    assert list(pd.read_csv(tmp_path / "t.csv").columns) == ["model", "x", "x mean", "x std", "y"]
+    assert md.read_text() == ("### Table T — a title\n\nA caption.\n\n> " + tables.SYNTHETIC_NOTE + "\n\n"
+                              "| model   | x           | y   |\n|:--------|:------------|:----|\n"
+                              "| A       | 1.00 ± 0.10 | 2   |\n| B       | –           | 3   |\n")
+    tables.save_table(df, tmp_path, "u", "U", synthetic=False)
+    assert (tmp_path / "u.md").read_text().startswith("### U\n\n" + tables.UA_CAPTION + "\n\n| model")
+
+
+STD = f"{100 * np.std([0.30, 0.40], ddof=1):.2f}"  # every cell's spread over the two folds: 7.07
+
+
+def test_table1_whole_with_the_papers_rows_arm_labels_and_stars(summary):
+    """Model k (teacher 0, CE-only 1, MLKD 2) at SNR s: UA 35 + s + 5k %, clean 75 + k %; stars where marked."""
+    arms = {STUDENT_UNSUP: ("CE", "pretrained"), STUDENT_SUP: ("MLKD", "teacher")}
+    t1 = tables.table1(summary, SNRS, "factory", paper=True, marked={("factory", 0.0), ("clean", None)},
+                       labels=tables.arm_labels(arms), arms=tuple(arms))
+    cols = [f"SNR = {s:g} dB" for s in SNRS] + ["clean speech"]
+    assert t1.model.tolist() == [
+        "Teacher", "Teacher (paper)",
+        "Student without supervision (CE only), from the pretrained encoder's even layers",
+        "Student without supervision (CE only) (paper)",
+        "Student with supervision (MLKD), from the teacher's even layers", "Student with supervision (MLKD) (paper)"]
+    for row, k in ((0, 0), (2, 1), (4, 2)):
+        star = " *" if k == 2 else ""
+        assert t1.loc[row, cols].tolist() == [f"{35 + s + 5 * k:.2f} ± {STD}" + (star if s == 0 else "") for s in SNRS] \
+            + [f"{75 + k:.2f} ± {STD}{star}"]
+        assert t1.loc[row, [f"{c} mean" for c in cols]].tolist() == pytest.approx(
+            [35 + s + 5 * k for s in SNRS] + [75 + k])
+    assert t1.loc[1, cols].tolist() == ["41.03", "53.95", "65.00", "71.55", "75.75", "77.78"]
+    assert t1.loc[5, cols].tolist() == ["63.98", "66.10", "68.50", "69.10", "69.57", "73.86"]
+    assert t1.loc[5, "clean speech mean"] != t1.loc[5, "clean speech mean"]  # the paper's rows: text only
+    assert len(tables.table1(summary, [0.0, 10.0], "factory", paper=True)) == 3  # other SNRs: no paper rows
+    assert tables.arm_labels(arms)["teacher"] == "Teacher" and tables.arm_labels(arms)["baseline"] == \
+        "Baseline (VAD + NMF)"
+
+
+def test_table2_whole_with_means_stars_and_a_noise_the_summary_lacks(summary):
+    """Baseline (k = 3) and MLKD (k = 2): UA 35 + s + 5k % at SNR s; their mean over the SNRs 45 + 5k %."""
+    t2 = tables.table2(summary, ["factory", "volvo"], SNRS, paper=True, marked={("factory", 5.0)}).set_index("SNR")
+    assert t2.index.tolist() == ["0 dB", "5 dB", "10 dB", "15 dB", "20 dB", "Mean"]
+    assert t2["factory baseline"].tolist() == [f"{50 + s:.2f} ± {STD}" for s in SNRS] + ["60.00"]
+    assert t2["factory MLKD"].tolist() == [f"{45 + s:.2f} ± {STD}" + (" *" if s == 5 else "") for s in SNRS] + [
+        "55.00"]
+    assert t2["factory MLKD mean"].tolist() == pytest.approx([45 + s for s in SNRS] + [55.0])
+    assert t2["volvo MLKD"].tolist() == ["–"] * 6 and t2["volvo MLKD mean"].isna().all()  # no volvo in the study
+    assert t2["volvo MLKD (paper)"].tolist() == ["68.05", "69.18", "69.55", "70.25", "70.75", "69.56 †"]
+    assert "factory MLKD (paper)" not in tables.table2(summary, ["factory"], SNRS, paper=False)
+
+
+def test_old_metrics_get_their_conditions_and_the_trained_ones_are_kept():
+    old = pd.DataFrame({"noise": ["clean", "factory", "factory"], "snr_db": [np.nan, 0.0, 5.0], "ua": [0.9, 0.5, 0.6]})
+    got = tables.with_conditions(old)
+    assert got.condition.tolist() == ["clean", "noise", "noise"] and got.severity.tolist()[1:] == [0.0, 5.0]
+    new = got.assign(condition=["clean", "noise", "reverb"])
+    assert tables.with_conditions(new) is new
+    kept = tables.trained_conditions(new)
+    assert kept.condition.tolist() == ["clean", "noise"] and list(kept.index) == [0, 1]
+    s = tables.summarise(pd.DataFrame({"model": "m", "noise": ["clean", "clean"], "snr_db": [np.nan, np.nan],
+                                       "fold": ["A", "B"], "ua": [0.5, 0.7], "wa": [0.6, 0.8]}))
+    assert s.folds.tolist() == [2] and s.snr_db.isna().all() and s.wa_mean.tolist() == pytest.approx([70.0])
