@@ -8,6 +8,7 @@ import pytest
 
 from mlkd_lib.analysis import tables
 from mlkd_lib.arms import STUDENT_SUP, STUDENT_UNSUP
+from mlkd_lib.config import make_config
 from mlkd_lib.names import BASELINE, TEACHER
 
 SNRS = [0.0, 5.0, 10.0, 15.0, 20.0]
@@ -110,8 +111,8 @@ def test_table1_whole_with_the_papers_rows_arm_labels_and_stars(summary):
         "Student with supervision (MLKD), from the teacher's even layers", "Student with supervision (MLKD) (paper)"]
     for row, k in ((0, 0), (2, 1), (4, 2)):
         star = " *" if k == 2 else ""
-        assert t1.loc[row, cols].tolist() == [f"{35 + s + 5 * k:.2f} ± {STD}" + (star if s == 0 else "") for s in SNRS] \
-            + [f"{75 + k:.2f} ± {STD}{star}"]
+        cells = [f"{35 + s + 5 * k:.2f} ± {STD}" + (star if s == 0 else "") for s in SNRS]
+        assert t1.loc[row, cols].tolist() == cells + [f"{75 + k:.2f} ± {STD}{star}"]
         assert t1.loc[row, [f"{c} mean" for c in cols]].tolist() == pytest.approx(
             [35 + s + 5 * k for s in SNRS] + [75 + k])
     assert t1.loc[1, cols].tolist() == ["41.03", "53.95", "65.00", "71.55", "75.75", "77.78"]
@@ -146,3 +147,73 @@ def test_old_metrics_get_their_conditions_and_the_trained_ones_are_kept():
     s = tables.summarise(pd.DataFrame({"model": "m", "noise": ["clean", "clean"], "snr_db": [np.nan, np.nan],
                                        "fold": ["A", "B"], "ua": [0.5, 0.7], "wa": [0.6, 0.8]}))
     assert s.folds.tolist() == [2] and s.snr_db.isna().all() and s.wa_mean.tolist() == pytest.approx([70.0])
+
+
+@pytest.fixture
+def study(tmp_path):
+    """Two folds of a study: metrics and predictions of the teacher and the MLKD student, the baseline's PESQ / STOI."""
+    for k, fold in enumerate(("S2", "S1")):
+        for model in (TEACHER, STUDENT_SUP):
+            out = tmp_path / "folds" / fold / model
+            out.mkdir(parents=True)
+            cells = (("noise", "factory", 0.0), ("clean", "clean", None))
+            pd.DataFrame([dict(model=model, condition=c, severity=s, noise=n, snr_db=s, fold=fold, ua=0.5 + k / 10,
+                               wa=0.6, n=4) for c, n, s in cells]).to_csv(out / "metrics.csv", index=False)
+            pd.DataFrame({"utt_id": [f"{fold}a", f"{fold}b"], "label": [0, 1], "pred": [0, k]}).to_csv(
+                out / "predictions.csv", index=False)
+        base = tmp_path / "folds" / fold / BASELINE
+        base.mkdir()
+        pd.DataFrame({"utt_id": [f"{fold}a", f"{fold}b"], "noise": "factory", "snr_db": 0.0,
+                      "pesq_wb_noisy": [1.0 + k, 1.2], "pesq_wb_enhanced": [1.5, 1.5 + k],
+                      "stoi_noisy": [0.5, 0.6], "stoi_enhanced": [0.55, 0.7]}).to_csv(base / "enhancement.csv",
+                                                                                       index=False)
+    return tmp_path
+
+
+def test_a_studys_metrics_predictions_and_enhancement_are_gathered(study):
+    m = tables.collect_metrics(study)
+    assert list(m.columns) == tables.METRICS_COLUMNS and len(m) == 8
+    assert list(zip(m.model, m.condition, m.fold)) == [
+        (STUDENT_SUP, "clean", "S1"), (STUDENT_SUP, "clean", "S2"), (STUDENT_SUP, "noise", "S1"),
+        (STUDENT_SUP, "noise", "S2"), (TEACHER, "clean", "S1"), (TEACHER, "clean", "S2"), (TEACHER, "noise", "S1"),
+        (TEACHER, "noise", "S2")]
+    assert pd.read_csv(study / "metrics.csv").shape == (8, 9)
+    p = tables.collect_predictions(study)
+    assert len(p) == 8 and sorted(set(zip(p.model, p.fold))) == [(STUDENT_SUP, "S1"), (STUDENT_SUP, "S2"),
+                                                                  (TEACHER, "S1"), (TEACHER, "S2")]
+    assert p[(p.model == TEACHER) & (p.fold == "S1")].pred.tolist() == [0, 1]
+    e = tables.enhancement_table(study)
+    # four utterances: PESQ noisy (1.0 + 1.2 + 2.0 + 1.2) / 4 = 1.35, enhanced (1.5 + 1.5 + 1.5 + 2.5) / 4 = 1.75
+    row = e.iloc[0]
+    assert (row.noise, row.snr_db, row.utterances) == ("factory", 0.0, 4)
+    assert (row["pesq_wb noisy"], row["pesq_wb enhanced"], row["pesq_wb Δ"]) == pytest.approx((1.35, 1.75, 0.4))
+    assert (row["stoi noisy"], row["stoi enhanced"], row["stoi Δ"]) == pytest.approx((0.55, 0.625, 0.075))
+    for gather in (tables.collect_metrics, tables.collect_predictions, tables.enhancement_table):
+        with pytest.raises(FileNotFoundError):
+            gather(study / "none")
+
+
+def test_the_study_readme_and_its_tables(study):
+    cfg = make_config("micro", noise_types=["factory"], snrs=[0.0])
+    summary = tables.summarise(tables.collect_metrics(study))
+    t1 = tables.write_table1(study, summary, cfg, marked=set())
+    t2 = tables.write_table2(study, summary, cfg, marked=set())
+    en = tables.write_enhancement_table(study, synthetic=True)
+    t3 = tables.write_table3(study, dict(teacher_mib=4.0, student_mib=2.0, teacher_s=1.0, student_s=0.5, ratio=0.5,
+                                         utterances=2, fold="S1", device="cpu"), synthetic=True, deployed=None)
+    assert t1.read_text().startswith("### Table 1 — UA on factory noise\n\n" + tables.TABLE1_CAPTION + "\n\n> "
+                                     + tables.SYNTHETIC_NOTE)
+    assert t2.read_text().startswith("### Table 2 — baseline (VAD + NMF) vs MLKD\n\n" + tables.TABLE2_CAPTION + "\n")
+    assert "| Teacher " in t1.read_text() and "55.00 ± 7.07" in t1.read_text()  # the folds' 0.5 and 0.6
+    assert en.read_text().startswith("### VAD + NMF enhancement: PESQ-WB and STOI\n\n" + tables.ENHANCEMENT_CAPTION)
+    assert t3.read_text().startswith("### Table 3 — size and inference time (2 test utterances of fold S1, cpu)\n")
+    (study / "plots").mkdir()
+    (study / "plots" / "a.png").write_bytes(b"")
+    (study / "folds" / "S1" / "02_teacher.ipynb").write_text("{}")
+    readme = tables.write_study_readme(study, [t1, t2], [study / "plots" / "a.png"], synthetic=True,
+                                       notes=["unseen noise: none"])
+    assert readme.read_text() == (f"# Study `{study.name}`\n\n\n> {tables.SYNTHETIC_NOTE}\n\n\n"
+                                  "> Note: unseen noise: none\n\n\n" + t1.read_text() + "\n\n" + t2.read_text()
+                                  + "\n\n## Plots\n![a](plots/a.png)\n\n## Executed notebooks\n"
+                                  "- folds/S1/02_teacher.ipynb\n")
+    assert "Note" not in tables.write_study_readme(study, [], [], synthetic=False).read_text()
