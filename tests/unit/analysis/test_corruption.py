@@ -198,3 +198,35 @@ def test_the_unseen_contrasts_whole_pooled_by_p_families_by_bh_q(monkeypatch):
     assert d.q_bh.iloc[:2].isna().all()  # the pooled rows: each its own pre-specified test
     assert d.q_bh.iloc[2:].tolist() == pytest.approx([0.05, 0.05])
     assert d.significant.tolist() == [False, True, False, False]
+
+
+def test_table4_as_written_its_cells_and_corruption_errors(tmp_path):
+    """The two-fold metrics above: UA % mean ± std over the folds (std 7.1 everywhere), then CE (rel. CE) rows."""
+    from mlkd_lib.analysis.corruption import write_table4
+    from mlkd_lib.analysis.tables import SYNTHETIC_NOTE
+    md = write_table4(tmp_path, metrics(), synthetic=True).read_text()
+    head, table = md.split("\n\n| ")
+    assert head.startswith("### Table 4 — robustness beyond the training noise\n\nUA in % (mean ± std over the folds;")
+    assert head.endswith(f"\n\n> {SYNTHETIC_NOTE}")
+    lines = ("| " + table).strip().splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|:")]
+    assert rows == [
+        ["condition", "severity", "Teacher", "Student without supervision (CE only)", "Student with supervision (MLKD)"],
+        ["clean", "", "80.0 ± 7.1", "70.0 ± 7.1", "70.0 ± 7.1"],
+        ["reverb (unseen)", "0.3 RT60 s", "60.0 ± 7.1", "50.0 ± 7.1", "60.0 ± 7.1"],
+        ["reverb (unseen)", "0.9 RT60 s", "40.0 ± 7.1", "40.0 ± 7.1", "50.0 ± 7.1"],
+        ["CE: reverb (unseen)", "", "1.00 (rel. 1.00)", "1.10 (rel. 0.83)", "0.90 (rel. 0.50)"],
+        ["CE: mCE, every family", "", "1.00 (rel. 1.00)", "1.10 (rel. 0.83)", "0.90 (rel. 0.50)"],
+        ["CE: mCE, unseen families", "", "1.00 (rel. 1.00)", "1.10 (rel. 0.83)", "0.90 (rel. 0.50)"]]
+    written = pd.read_csv(tmp_path / "table4.csv")
+    assert written.kind.tolist() == ["ua"] * 9 + ["ce"] * 9
+    assert written[written.kind == "ce"].ce.tolist()[:3] == pytest.approx([1.0, 1.1, 0.9])
+
+
+def test_table4_says_a_missing_severity_and_a_missing_relative_ce(tmp_path):
+    from mlkd_lib.analysis.corruption import write_table4
+    m = metrics()
+    m = m[~((m.model == "student_unsup") & (m.severity == 0.9))]
+    m.loc[(m.model == "teacher") & (m.condition == "clean"), "ua"] = 0.3  # its clean error above its reverb ones
+    md = write_table4(tmp_path, m, synthetic=False).read_text()
+    assert "| – (none at 0.9)" in md and "(rel. –)" in md and "Synthetic" not in md

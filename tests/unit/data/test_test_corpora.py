@@ -179,3 +179,11 @@ def test_the_corpus_contrast_is_pooled_apart_from_the_unseen_one():
     assert d.loc[(paper, "pooled reverb"), "mean"] == pytest.approx(10.0)
     # one corpus row, its own pre-specified test: not among the unseen families that share a BH q
     assert d.index.tolist().count((paper, CORPUS_POOLED)) == 1 and np.isnan(d.loc[(paper, CORPUS_POOLED), "q_bh"])
+
+
+def test_table4_names_the_corpus_clean_speech_and_its_snrs(tmp_path):
+    from mlkd_lib.analysis.corruption import write_table4
+    md = write_table4(tmp_path, metrics_with_a_corpus(), synthetic=False).read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")][:3] for line in md.splitlines() if "corpus" in line]
+    assert rows == [["corpus (unseen)", "0 dB SNR", "30.0 ± 7.1"], ["corpus (unseen)", "clean", "50.0 ± 7.1"],
+                    ["CE: corpus (unseen)", "", "1.00 (rel. 1.00)"]]  # its clean speech after its SNRs
