@@ -211,7 +211,8 @@ def test_table4_as_written_its_cells_and_corruption_errors(tmp_path):
     lines = ("| " + table).strip().splitlines()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|:")]
     assert rows == [
-        ["condition", "severity", "Teacher", "Student without supervision (CE only)", "Student with supervision (MLKD)"],
+        ["condition", "severity", "Teacher", "Student without supervision (CE only)",
+         "Student with supervision (MLKD)"],
         ["clean", "", "80.0 ± 7.1", "70.0 ± 7.1", "70.0 ± 7.1"],
         ["reverb (unseen)", "0.3 RT60 s", "60.0 ± 7.1", "50.0 ± 7.1", "60.0 ± 7.1"],
         ["reverb (unseen)", "0.9 RT60 s", "40.0 ± 7.1", "40.0 ± 7.1", "50.0 ± 7.1"],
