@@ -17,6 +17,7 @@ from mlkd_lib.analysis.grid import (
     grid_summary,
     grid_table,
     kept_val_ua,
+    point_label,
     summary_markdown,
     write_grid,
 )
@@ -188,3 +189,38 @@ def test_a_figure_of_one_fold_says_it_has_no_interval():
     text = summary_markdown(summary)
     assert "| alpha=0.7 | 1 | 80.0 | 70.0 | 60.0 | 50.0 |\n" in text
     assert "- **inflation: test-chosen − validation-chosen** (alpha=0.7): +2.0 (one fold: no CI)\n" in text
+
+
+def test_the_summary_in_point_order_whatever_the_rows_order_with_its_picks_and_a_fold_a_point_lacks():
+    """Three folds: validation picks p0 in f0 and p2 in f1 and f2; p1 has the best mean test UA but lacks f2."""
+    table = _table(val=[[70, 60, 50], [40, 45, 60], [30, 35, 90]], test=[[50, 80, 55], [52, 90, 51], [40, 0, 45]])
+    table["fold"] = [f"f{i // 3}" for i in range(9)]
+    table = table[~((table.point == "p1") & (table.fold == "f2"))].iloc[::-1]  # rows in reverse, p1 without f2
+    table["chosen"] = table.index.isin(choices(table).index)
+    s = grid_summary(table).set_index("row")
+    assert s.loc["point"].point.tolist() == ["p0", "p1", "p2"] and s.loc["point"].folds_chose.tolist() == [1, 0, 2]
+    assert s.loc[VALIDATION_CHOSEN, "point"] == "p0 ×1; p2 ×2"  # in the order of the folds that chose them
+    assert s.loc[TEST_CHOSEN, "point"] == "p1" and s.loc[TEST_CHOSEN, "mean"] == pytest.approx(85.0)
+    assert s.loc[TEST_CHOSEN, "n_folds"] == 2  # f2 has no test-chosen figure: left out, not shifted
+    assert s.loc[TEST_CHOSEN, "clean_ua"] == pytest.approx(95.0)
+    assert s.loc[INFLATION, "mean"] == pytest.approx(((80 - 50) + (90 - 51)) / 2)
+    assert point_label({"temperature": "7", "alpha": "0.3"}) == "temperature=7, alpha=0.3"
+
+
+def test_the_grid_passes_over_folds_without_a_history_and_ce_only_scores_it_lacks(tmp_path):
+    a = tmp_path / "a"
+    _point(a, "best", {"S1": [0.50, 0.80], "S2": [0.60, 0.90]}, {"S1": 0.5, "S2": 0.6})
+    extra = a / "folds" / "S0"
+    (extra / "student_sup").mkdir(parents=True)  # an MLKD step still running (no history yet) in fold S0
+    pd.read_csv(a / "folds" / "S1" / "student_sup" / "metrics.csv").assign(fold="S0").to_csv(
+        extra / "student_sup" / "metrics.csv", index=False)
+    pd.DataFrame({"epoch": [1], "val_ua": [0.5]}).to_csv(a / "folds" / "S1" / "student_unsup" / "history.csv",
+                                                         index=False)  # the CE-only student's own history: not read
+    for f in (tmp_path / "failed", tmp_path / "b"):
+        f.mkdir()
+    _point(tmp_path / "b", "best", {"S1": [0.7]}, {"S1": 0.7})
+    (tmp_path / "b" / "folds" / "S1" / "student_unsup" / "metrics.csv").unlink()  # no CE-only score in S1
+    table = grid_table([{"alpha": "0.1"}, {"alpha": "0.7"}, {"alpha": "0.3"}], [tmp_path / "failed", a, tmp_path / "b"],
+                       [False, True, False])
+    assert list(zip(table.point, table.fold)) == [("alpha=0.7", "S1"), ("alpha=0.7", "S2"), ("alpha=0.3", "S1")]
+    assert np.isnan(table.ce_only_noisy_ua.iloc[2]) and table.ce_only_noisy_ua.iloc[0] == pytest.approx(40.0)
