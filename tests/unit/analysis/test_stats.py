@@ -320,3 +320,29 @@ def test_significant_cells_of_a_table_by_hand():
                           "significant": [True, True, False, True, True]})
     assert significant_cells(table, PAPER) == {("clean", None), ("factory", 0.0)}
     assert significant_cells(None, PAPER) == set() and significant_cells(pd.DataFrame(), PAPER) == set()
+
+
+def test_a_negative_snr_is_an_snr_everywhere_and_only_clean_speech_has_none():
+    """A study at −5 and −1 dB: its cells keep their SNRs in the metrics, Tables 1–2's summary, Table 4 and the
+    statistics (−1 was once the mark of "no SNR", and a negative SNR in the statistics read as none)."""
+    from mlkd_lib.analysis.corruption import table4
+    from mlkd_lib.analysis.tables import summarise
+    from mlkd_lib.method.evaluate import metrics_from_predictions
+    pred = pd.DataFrame({"condition": ["clean", "noise", "noise"], "severity": [np.nan, -1.0, -5.0],
+                         "noise": ["clean", "factory", "factory"], "snr_db": [np.nan, -1.0, -5.0],
+                         "label": [0, 0, 0], "pred": [0, 1, 0]})
+    m = metrics_from_predictions(pred, "student_sup", "S1")
+    assert [None if pd.isna(s) else s for s in m.snr_db] == [None, -1.0, -5.0]
+    assert [None if pd.isna(s) else s for s in m.severity] == [None, -1.0, -5.0]
+    rows = [dict(model=model, condition=c, severity=s, noise=n, snr_db=s, fold=f"S{k}", ua=0.5 + (0.01 * k + 0.1
+            if model == "student_sup" else 0.0), wa=0.5, n=4)
+            for k in range(6) for model in ("student_unsup", "student_sup")
+            for c, n, s in (("clean", "clean", None), ("noise", "factory", -1.0), ("noise", "factory", -5.0))]
+    metrics = pd.DataFrame(rows)
+    cells = paired_differences(metrics, ARMS)
+    cells = cells[(cells.comparison == PAPER) & (cells.noise != POOLED)]
+    assert [None if pd.isna(s) else s for s in cells.snr_db] == [None, -5.0, -1.0]
+    summary = summarise(metrics)
+    assert sorted(summary.snr_db.dropna().unique()) == [-5.0, -1.0] and summary.snr_db.isna().sum() == 2
+    t = table4(metrics)
+    assert [None if pd.isna(s) else s for s in t[t.model == "student_sup"].severity] == [None, -5.0, -1.0]
