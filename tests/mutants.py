@@ -9,6 +9,7 @@ saying why no result can change; the score of a module is killed / (mutants − 
 
     .venv/bin/python tests/mutants.py                                   # every module of MODULES
     .venv/bin/python tests/mutants.py mlkd_lib/data/vad.py mlkd_lib/analysis/stats.py   # the ones you changed
+    .venv/bin/python tests/mutants.py --rescore     # the last run's results against the list, after adding to it
 
 (``make mutants``, ``make mutants MODULES="mlkd_lib/data/vad.py ..."``.) Writes ``test-artifacts/mutants/``:
 ``scores.csv`` (per module: mutants, killed, listed as equivalent, survived, score, seconds), ``survivors.md`` (the
@@ -131,10 +132,24 @@ def write_scores(rows: list[dict]) -> None:
         f"## {p.name.removesuffix('.survivors.md')}\n\n{p.read_text()}" for p in parts if p.is_file()))
 
 
+def score(module: str, status: dict[str, str], seconds: float, found: dict[str, str], patterns: list[str]) -> dict:
+    """One module's row of ``scores.csv`` (its unlisted survivors' diffs to ``<module>.survivors.md``)."""
+    equivalent = [k for k in status if listed(k, patterns)]
+    killed = sum(s in DETECTED for k, s in status.items() if k not in equivalent)
+    live = [k for k, s in status.items() if k not in equivalent and s not in DETECTED]
+    scored = len(status) - len(equivalent)
+    (OUT / f"{module.replace('/', '.')}.survivors.md").write_text(
+        "".join(f"### `{k}` ({status[k]})\n```diff\n{found[k]}\n```\n\n" for k in live))
+    return {"module": module, "mutants": len(status), "killed": killed, "equivalent": len(equivalent),
+            "survived": len(live), "score": round(killed / scored, 4) if scored else 1.0, "seconds": round(seconds)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", help=f"paths of modules to mutate (default: all {len(MODULES)})")
     ap.add_argument("--jobs", type=int, default=2, help="mutmut workers")
+    ap.add_argument("--rescore", action="store_true", help="score the last run's results again against the list in "
+                    "tests/README.md (after adding to it), without running mutmut")
     a = ap.parse_args(argv)
     unknown = [m for m in a.modules if m not in MODULES]
     if unknown:
@@ -143,18 +158,20 @@ def main(argv=None) -> int:
     patterns = equivalents()
     rows, t0 = [], time.monotonic()
     for module in a.modules or list(MODULES):
-        status, seconds, found = run_module(module, MODULES[module], a.jobs)
-        equivalent = [k for k in status if listed(k, patterns)]
-        killed = sum(s in DETECTED for k, s in status.items() if k not in equivalent)
-        live = [k for k, s in status.items() if k not in equivalent and s not in DETECTED]
-        scored = len(status) - len(equivalent)
-        rows.append({"module": module, "mutants": len(status), "killed": killed, "equivalent": len(equivalent),
-                     "survived": len(live), "score": round(killed / scored, 4) if scored else 1.0,
-                     "seconds": round(seconds)})
-        (OUT / f"{module.replace('/', '.')}.survivors.md").write_text(
-            "".join(f"### `{k}` ({status[k]})\n```diff\n{found[k]}\n```\n\n" for k in live))
-        print(f"{module}: {killed}/{scored} killed ({rows[-1]['score']:.1%}), {len(equivalent)} listed as "
-              f"equivalent, {len(live)} survived, {seconds:.0f} s", flush=True)
+        saved = OUT / f"{module.replace('/', '.')}.results.json"
+        if a.rescore:
+            if not saved.is_file():
+                continue
+            status, seconds, found = json.loads(saved.read_text()).values()
+        else:
+            status, seconds, found = run_module(module, MODULES[module], a.jobs)
+            saved.write_text(json.dumps({"status": status, "seconds": seconds, "diffs": found}))
+        rows.append(score(module, status, seconds, found, patterns))
+        r = rows[-1]
+        print(f"{module}: {r['killed']}/{r['mutants'] - r['equivalent']} killed ({r['score']:.1%}), {r['equivalent']} "
+              f"listed as equivalent, {r['survived']} survived, {r['seconds']} s", flush=True)
+    if not rows:
+        ap.error("no results to score: run without --rescore first")
     write_scores(rows)
     print(f"{len(rows)} modules in {time.monotonic() - t0:.0f} s; scores in {OUT / 'scores.csv'}, survivors' diffs "
           f"in {OUT / 'survivors.md'}")
