@@ -125,3 +125,33 @@ def test_bad_settings_are_refused():
         TeacherTargets(teacher, [2], torch.device("cpu"), "ram")
     with pytest.raises(ValueError, match="needs cache_dir"):
         TeacherTargets(teacher, [2], torch.device("cpu"), "disk")
+
+
+def test_the_store_keeps_fp32_in_memory_and_fp16_on_disk_under_a_new_folder(waves, tmp_path):
+    teacher = micro_teacher("layer")
+    moved = []
+    to = teacher.to
+    teacher.to = lambda device: moved.append(device) or to(device)
+    memory = TeacherTargets(teacher, [2], torch.device("cpu"))  # memory, the default
+    assert memory.storage == "memory" and moved == [torch.device("cpu")]  # the teacher goes where inputs are sent
+    memory.fill(waves.items(), progress=False)
+    assert memory._hidden[2].dtype == np.float32 and memory._logits.dtype == np.float32
+    disk = TeacherTargets(teacher, [2], torch.device("cpu"), "disk", tmp_path / "run" / "fold" / "cache")
+    disk.fill(waves.items(), progress=False)
+    assert np.load(tmp_path / "run" / "fold" / "cache" / "h2.npy").dtype == np.float16
+    assert np.load(tmp_path / "run" / "fold" / "cache" / "logits.npy").dtype == np.float32
+
+
+def test_a_teacher_that_gives_other_frames_and_a_live_batch_without_lengths_are_refused(waves, monkeypatch):
+    teacher = micro_teacher("layer")
+    targets = TeacherTargets(teacher, [2], torch.device("cpu"))
+    monkeypatch.setattr(targets, "_frames", lambda samples: 20)  # the store expects 20 frames for a; 19 come
+    with pytest.raises(RuntimeError, match=r"^teacher gave 19 frames for a, expected 20$"):
+        targets.fill([("a", waves["a"])], progress=False)
+    live = TeacherTargets(teacher, [2], torch.device("cpu"), "off")
+    clean = torch.from_numpy(waves["a"])[None]
+    for args in ((clean, None), (None, torch.tensor([6400]))):
+        with pytest.raises(ValueError, match=r"^teacher targets with storage 'off' are computed from the clean batch$"):
+            live.batch(["a"], 19, *args)
+    with pytest.raises(ValueError, match="^a disk teacher cache needs cache_dir$"):
+        TeacherTargets(teacher, [2], torch.device("cpu"), "disk")
