@@ -48,7 +48,7 @@ MODULES = {
     "mlkd_lib/method/evaluate.py": [U + "method/test_evaluate.py", U + "data/test_test_corpora.py"],
     "mlkd_lib/method/teacher_cache.py": [U + "method/test_teacher_cache.py"],
     "mlkd_lib/method/representation.py": [U + "method/test_representation.py"],
-    "mlkd_lib/data/mixing.py": [U + "data/test_mixing.py"],
+    "mlkd_lib/data/mixing.py": [U + "data/test_mixing.py", U + "data/test_noise_collections.py"],
     "mlkd_lib/data/folds.py": [U + "data/test_folds.py", U + "data/test_user_manifest.py"],
     "mlkd_lib/data/ingest.py": [U + "data/test_ingest.py"],
     "mlkd_lib/data/vad.py": [U + "data/test_vad.py"],
