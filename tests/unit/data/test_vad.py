@@ -38,3 +38,36 @@ def test_padding_stops_at_the_recording_and_at_the_next_turn():
     turns = speech_turns(frames((0.09, 1.02), (1.32, 2.01), total_s=2.1), 2.1, s)
     assert turns[0][0] == 0.0 and turns[-1][1] == pytest.approx(2.1)
     assert all(turns[i][1] <= turns[i + 1][0] for i in range(len(turns) - 1))
+
+
+def test_turns_at_their_exact_thresholds_padding_into_the_next_turn_and_speech_to_the_end():
+    """Three 0.3 s turns with 0.3 s pauses, the last running to the end of a 1.5 s recording: a pause of exactly
+    min_pause_s ends a turn, a turn of exactly min_turn_s is kept; 0.4 s of padding stops at the next turn; each
+    padded turn (0.6 s) is exactly two windows of max_seconds, the last (0.3 s) one."""
+    s = TurnSettings(min_turn_s=0.3, min_pause_s=0.3, padding_s=0.4, max_seconds=0.3)
+    d = np.zeros(50, bool)
+    d[0:10] = d[20:30] = d[40:50] = True
+    np.testing.assert_allclose(speech_turns(d, 1.5, s), [(0.0, 0.3), (0.3, 0.6), (0.6, 0.9), (0.9, 1.2),
+                                                          (1.2, 1.5)], atol=1e-9)
+
+
+def test_vad_decisions_are_webrtcs_on_the_16_bit_frames_scaled_only_above_full_scale():
+    """The reference: WebRTC VAD itself, fed the 30 ms frames of the signal as 16-bit samples (a signal over full
+    scale divided by its peak first), the last partial frame dropped."""
+    import webrtcvad
+
+    from mlkd_lib.data.vad import speech_seconds, vad_decisions
+
+    def reference(x, aggressiveness):
+        vad = webrtcvad.Vad(aggressiveness)
+        pcm = (np.clip(x / max(np.max(np.abs(x)), 1.0), -1, 1) * 32767).astype(np.int16)
+        return [vad.is_speech(pcm[i:i + 480].tobytes(), 16_000) for i in range(0, len(pcm) - 479, 480)]
+
+    rng = np.random.default_rng(0)
+    x = np.zeros(16_000 + 300)  # 33 whole frames and a partial one
+    x[4_800:11_200] = 0.5 * rng.standard_normal(6_400)
+    for signal, aggressiveness in ((x, 3), (x, 0), (4.0 * x, 2), (0.2 * x, 1)):
+        got = vad_decisions(signal.astype(np.float32), aggressiveness)
+        assert got.dtype == bool and got.tolist() == reference(signal.astype(np.float32), aggressiveness)
+        assert len(got) == 33 and speech_seconds(signal, aggressiveness) == pytest.approx(0.03 * sum(got))
+    assert vad_decisions(np.zeros(0, np.float32)).tolist() == [] and not vad_decisions(np.zeros(960)).any()
