@@ -71,6 +71,13 @@ def listed(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def progress_bar_only(diff: str) -> bool:
+    """Whether a mutant changes nothing but a progress bar (a ``tqdm(...)`` call's wording, display or visibility):
+    no value can change, whatever the bar shows."""
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return bool(changed) and all("tqdm(" in line for line in changed)
+
+
 def mutmut_config(module: str, tests: list[str]) -> str:
     """The [tool.mutmut] table of one module's run (appended to the project's own pyproject.toml)."""
     return ("\n[tool.mutmut]\n"
@@ -134,7 +141,7 @@ def write_scores(rows: list[dict]) -> None:
 
 def score(module: str, status: dict[str, str], seconds: float, found: dict[str, str], patterns: list[str]) -> dict:
     """One module's row of ``scores.csv`` (its unlisted survivors' diffs to ``<module>.survivors.md``)."""
-    equivalent = [k for k in status if listed(k, patterns)]
+    equivalent = [k for k in status if listed(k, patterns) or progress_bar_only(found.get(k, ""))]
     killed = sum(s in DETECTED for k, s in status.items() if k not in equivalent)
     live = [k for k, s in status.items() if k not in equivalent and s not in DETECTED]
     scored = len(status) - len(equivalent)

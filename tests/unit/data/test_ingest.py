@@ -127,3 +127,70 @@ def test_two_files_of_one_name_in_two_folders_keep_their_own_copies(tmp_path, mo
     y = read_audio(third.path.iloc[1])
     assert np.argmax(np.abs(np.fft.rfft(y))) * 16_000 / len(y) == pytest.approx(440.0, abs=2)
     np.testing.assert_array_equal(read_audio(third.path.iloc[0]), ann_before)
+
+
+def test_the_survey_counts_kinds_seconds_and_unreadable_files_and_says_so(tmp_path):
+    from mlkd_lib.data.ingest import Survey
+    paths = []
+    for name, rate, channels, seconds in (("a", 48_000, 1, 1.5), ("b", 48_000, 1, 2.5), ("c", 16_000, 1, 1.0),
+                                          ("d", 44_100, 2, 1.0)):
+        sf.write(tmp_path / f"{name}.wav", np.full((int(rate * seconds), channels), 0.1, np.float32), rate)
+        paths.append(str(tmp_path / f"{name}.wav"))
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16_000)
+    found = survey(paths + [str(tmp_path / "empty.wav"), str(tmp_path / "missing.wav")])
+    assert found.total == 6 and found.unreadable == [str(tmp_path / "empty.wav"), str(tmp_path / "missing.wav")]
+    assert found.kinds == {(48_000, 1): [2, pytest.approx(4.0), paths[0]],
+                           (16_000, 1): [1, pytest.approx(1.0), paths[2]],
+                           (44_100, 2): [1, pytest.approx(1.0), paths[3]]}
+    assert found.to_convert == 3 and set(found.converted_kinds()) == {(48_000, 1), (44_100, 2)}
+    assert found.describe("own", 12.4) == ("own: 3 of 6 files will be converted to 16 kHz mono (soxr VHQ): 2 at 48000 "
+                                           "Hz mono, 1 at 44100 Hz 2 channels, 5 s of audio; about 12 s, once")
+    for seconds, length in ((900.0, "15 min"), (9000.0, "2.5 h")):
+        s = Survey({(8_000, 1): [1, seconds, "x"]}, total=1)
+        assert s.describe("x") == (f"x: 1 of 1 files will be converted to 16 kHz mono (soxr VHQ): 1 at 8000 Hz mono, "
+                                   f"{length} of audio")
+    assert Survey({(16_000, 1): [4, 9.0, "x"]}, total=4).describe("x") == "x: all 4 files are 16 kHz mono already"
+
+
+def test_the_estimate_scales_one_timed_conversion_a_kind_by_its_audio(monkeypatch):
+    from mlkd_lib.data import ingest as module
+    clock = iter([10.0, 12.0, 20.0, 20.5])  # two conversions timed: 2 s, then 0.5 s
+    monkeypatch.setattr(module.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(module, "read_mono", lambda path: np.zeros(16_000 * (4 if path == "a" else 1)))
+    found = module.Survey({(48_000, 1): [3, 40.0, "a"], (16_000, 1): [5, 99.0, "x"], (8_000, 2): [1, 6.0, "b"]})
+    assert module.estimate_seconds(found) == pytest.approx(2.0 * 40.0 / 4 + 0.5 * 6.0 / 1)
+
+
+def test_copies_keep_16_bit_where_nothing_overshoots_and_are_named_from_stem_and_path(tmp_path):
+    import zlib
+
+    from mlkd_lib.data.ingest import _cached_name
+    t = np.arange(48_000) / 48_000
+    for name, x, subtype in (("quiet", 0.5 * np.sin(2 * np.pi * 200 * t), "PCM_16"),
+                             ("full", np.sign(np.sin(2 * np.pi * 200 * t)) * 0.999, "PCM_16"),  # overshoots resampled
+                             ("float", 0.5 * np.sin(2 * np.pi * 200 * t), "FLOAT")):
+        sf.write(tmp_path / f"{name}.wav", x.astype(np.float32), 48_000, subtype=subtype)
+    out = ingest(pd.DataFrame({"path": [str(tmp_path / f"{n}.wav") for n in ("quiet", "full", "float")]}),
+                 tmp_path / "a" / "b" / "cache", progress=False)  # a cache folder two levels new
+    assert [sf.info(p).subtype for p in out.path] == ["PCM_16", "FLOAT", "FLOAT"]
+    source = "/data/Ann Lee/ängry take 1.wav"
+    assert _cached_name(source) == f"_ngry_take_1.{zlib.crc32(source.encode()):08x}.wav"
+    long = "/d/" + "x" * 100 + ".wav"
+    assert _cached_name(long) == "x" * 80 + f".{zlib.crc32(long.encode()):08x}.wav"
+
+
+def test_a_copy_removed_by_hand_is_made_again_and_ready_files_are_reused(tmp_path):
+    manifest = ravdess_manifest(tmp_path)
+    ready = tmp_path / "ready.wav"
+    sf.write(ready, np.full(8_000, 0.1, np.float32), 16_000)
+    both = pd.concat([manifest.iloc[:2], pd.DataFrame({"utt_id": ["r"], "path": [str(ready)]})], ignore_index=True)
+    cache = tmp_path / "cache"
+    first = ingest(both, cache, progress=False)
+    os.remove(first.path.iloc[0])
+    again = ingest(both, cache, progress=False)  # the index names a copy that is gone: made again; ready read as is
+    assert os.path.isfile(again.path.iloc[0]) and again.path.iloc[2] == str(ready)
+    os.remove(again.path.iloc[1])  # a copy gone that no row needs any more: nothing to remove, no error
+    assert len(ingest(both.iloc[[0, 2]], cache, progress=False)) == 2
+    with pytest.raises(FileNotFoundError, match=r"^.*missing\.wav: missing or not readable audio \(listed in the "
+                                                r"corpus's manifest\)$"):
+        ingest(pd.DataFrame({"path": [str(tmp_path / "missing.wav")]}), cache, progress=False)
