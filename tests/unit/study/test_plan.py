@@ -4,6 +4,7 @@ scoring (the study's test conditions and every other corpus's), the teacher's ta
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -17,7 +18,7 @@ def test_a_folds_shares_under_each_protocol():
     durations = pd.DataFrame({"speaker": list("AABBCCDDEE"), "duration_s": [1.0] * 10,
                               "split": ["train"] * 6 + ["development", "test1", "test2", "test"]})
     cut = pd.Series([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0])  # 30 s
-    loso = plan.fold_shares(make_config("micro", val_fraction=0.25), durations, cut)
+    loso = plan.fold_shares(make_config("micro", val_fraction=0.25, n_folds=2), durations, cut)  # n_folds: kfold's
     # one speaker of five tested (1/5), a quarter of the other four fifths validated (1/5): 3/5 trained
     assert (loso.train_n, loso.train_s, loso.val_s, loso.test_s) == pytest.approx((6.0, 18.0, 6.0, 6.0))
     kfold = plan.fold_shares(make_config("micro", protocol="kfold", n_folds=2, val_fraction=0.1), durations, cut)
@@ -75,7 +76,8 @@ def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
         for r in roles})
     monkeypatch.setattr(plan, "_forward_seconds",
                         lambda model, batch, device: 0.4 if model.num_layers > cfg.student_layers else 0.1)
-    record = plan.make_plan(cfg, []).measured
+    made = plan.make_plan(cfg, [])
+    record = made.measured
     assert [sorted(r) for r in timed] == [["student_sup", "student_unsup", "teacher"]]  # one arm of each loss timed
     assert record["steps_per_epoch"] == 2
     teacher_pace, student_pace = 0.4 / (8 * 2.0), 0.1 / (8 * 2.0)
@@ -87,3 +89,85 @@ def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
                 "student_unsup_from_teacher": 2 * (2 * 0.6 + 8 * student_pace) + scored * student_pace}  # CE's step
     assert {m: 3600 * h for m, h in record["fold_hours"].items()} == pytest.approx(expected)
     assert record["total_hours"] == pytest.approx(5 * sum(expected.values()) / 3600)  # five folds
+    text = made.render().splitlines()
+    folds = [f"{f}/{m}" for f in "AB" for m in ("teacher", "baseline", "student_unsup", "student_sup",
+                                               "student_unsup_from_teacher")]
+    assert text[0] == f"26 steps: data, {', '.join(folds)}, ... (25 fold steps in all)"  # the data step and 5 × 5
+    assert text[1].startswith("corpus: 20 utterances, 1 min (") and text[1].endswith(
+        "cut at 2.5 s: per fold about 24 s of training and 8 s of test audio, 3 test conditions, 5 folds")
+    assert text[2] == ("test corpus emodb: 3 utterances of the study's classes, 7 s, scored by every model of every "
+                       "fold under 3 conditions")
+    assert f"time: about {plan._hours(5 * sum(expected.values()))} on the CPU" in made.render()
+    assert "disk: about " in text[-1] and text[-1].endswith("are dropped when it is done)")
+
+
+def test_the_plans_words_for_sizes_and_times_and_its_record():
+    assert [plan._hours(s) for s in (59, 60, 3599, 3600, 5400)] == ["59 s", "1 min", "60 min", "1.0 h", "1.5 h"]
+    assert [plan._size(b) for b in (5 * 2**20, 2**30 - 2**19, 2**30, 3 * 2**29)] == ["5 MiB", "1024 MiB", "1.0 GiB",
+                                                                                     "1.5 GiB"]
+    p = plan.Plan(["data", "S1/teacher"], ["line one", "line two"], 0.0, {"total_hours": 1.5})
+    assert p.render() == "2 steps: data, S1/teacher\nline one\nline two"
+
+
+def test_the_plan_json_is_written_where_asked(tmp_path):
+    p = plan.Plan(["data"], [], 0.0, {"total_hours": 1.5, "roles": {"teacher": {"step_s": 0.25}}})
+    for _ in range(2):  # a new folder, then again over it
+        p.save(tmp_path / "new" / "plan.json")
+    assert (tmp_path / "new" / "plan.json").read_text() == (
+        '{\n  "total_hours": 1.5,\n  "roles": {\n    "teacher": {\n      "step_s": 0.25\n    }\n  }\n}')
+
+
+def test_an_inference_pass_is_timed_as_the_fastest_of_three_after_a_warm_up(monkeypatch):
+    import types
+
+    import torch
+    clock = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0, 30.0, 32.0, 40.0, 47.0])  # passes of 5, 1, 3, 2 s (then 7)
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: next(clock))
+    calls, moved = [], []
+
+    class Model:
+        def to(self, device):
+            moved.append(device)
+            return self
+
+        def eval(self):
+            return self
+
+        def __call__(self, batch, output_hidden_states):
+            calls.append((batch, output_hidden_states))
+
+    batch = torch.zeros(2, 10)
+    assert plan._forward_seconds(Model(), batch, types.SimpleNamespace(type="cpu")) == 1.0
+    assert len(calls) == 4 and all(b is batch and h is False for b, h in calls) and len(moved) == 1
+
+
+def test_the_gpu_line_says_how_many_trainings_of_the_largest_peak_fit(monkeypatch):
+    import types
+    card = types.SimpleNamespace(total_memory=80 * 2**30)
+    monkeypatch.setattr(plan.torch.cuda, "get_device_properties", lambda d: card)
+    line = plan._gpu_fit(types.SimpleNamespace(type="cuda"), {"teacher": {"peak_gib": 8.0}, "s": {"peak_gib": 3.0}})
+    assert line == ("; on this 80 GiB card 9 trainings of 8.0 GiB peak fit at once (whether they overlap is not "
+                    "measured: time a pair with --jobs 2)")  # 0.9 × 80 // 8
+    assert plan._gpu_fit(types.SimpleNamespace(type="cpu"), {}) == ""
+
+
+def test_the_roles_are_timed_on_lengths_drawn_from_the_corpus(monkeypatch):
+    asked = []
+    monkeypatch.setattr(plan, "measured_steps", lambda cfg, lengths, steps, warmup, roles: asked.append(
+        (cfg, lengths, steps, warmup, roles)) or {r: {"step_s": 1.0} for r in roles})
+    cfg = make_config("micro", batch_size=4, control_arm=True)
+    cut = pd.Series([1.0, 2.0, 2.5, 0.5])
+    got = plan.measure_roles(cfg, cut, plan.study_arms(cfg))
+    (c, lengths, steps, warmup, roles), = asked
+    assert c is cfg and (steps, warmup) == (6, 2) and len(lengths) == (6 + 2) * 4
+    assert list(lengths) == list(np.random.default_rng(0).choice(cut.to_numpy(), 32))
+    assert set(got) == {"teacher", "student_unsup", "student_sup", "student_unsup_from_teacher"}
+
+
+def test_a_synthetic_corpus_not_made_yet_is_planned_from_the_presets_size(tmp_path):
+    cfg = make_config("micro", data_dir=str(tmp_path), synth_per_class=3)
+    durations, source = plan.corpus_durations(cfg)
+    assert len(durations) == 10 * 4 * 3 and durations.speaker.nunique() == 10 and list(durations.columns) == [
+        "speaker", "duration_s"]
+    assert durations.duration_s.mean() == pytest.approx(plan.SYNTHETIC_MEAN_S, rel=0.05)
+    assert source == "the preset's size, 120 utterances of about 1.7 s: the corpus is not made yet"
