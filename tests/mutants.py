@@ -52,9 +52,11 @@ MODULES = {
     "mlkd_lib/data/folds.py": [U + "data/test_folds.py", U + "data/test_user_manifest.py"],
     "mlkd_lib/data/ingest.py": [U + "data/test_ingest.py"],
     "mlkd_lib/data/vad.py": [U + "data/test_vad.py", U + "deploy/test_predict.py"],
-    "mlkd_lib/data/prepare.py": [U + "data/test_test_corpora.py", U + "data/test_follow_data.py"],
+    "mlkd_lib/data/prepare.py": [U + "data/test_test_corpora.py", U + "data/test_follow_data.py",
+                                 U + "data/test_ingest.py", U + "data/test_user_manifest.py",
+                                 U + "data/test_noise_split.py", U + "data/test_families.py"],
     "mlkd_lib/data/conditions/corpus.py": [U + "data/test_test_corpora.py"],
-    "mlkd_lib/study/plan.py": [U + "study/test_plan.py"],
+    "mlkd_lib/study/plan.py": [U + "study/test_plan.py", U + "study/test_preflight.py"],
     "mlkd_lib/deploy/segments.py": [U + "deploy/test_predict.py"],
     "mlkd_lib/deploy/predict.py": [U + "deploy/test_predict.py"],
 }
