@@ -15,9 +15,10 @@ VAD_FRAME_MS = 30
 FRAME = SAMPLE_RATE * VAD_FRAME_MS // 1000  # samples per VAD frame at 16 kHz
 
 
-def vad_decisions(x: np.ndarray, aggressiveness: int = 2) -> np.ndarray:
-    """Boolean per 30 ms frame (the last partial frame dropped): True where WebRTC VAD hears speech."""
-    vad = webrtcvad.Vad(aggressiveness)
+def vad_decisions(x: np.ndarray, aggressiveness: int = 2, vad: webrtcvad.Vad | None = None) -> np.ndarray:
+    """Boolean per 30 ms frame (the last partial frame dropped): True where WebRTC VAD hears speech. ``vad``: the
+    detector of the earlier part of the same recording (it keeps state, its hangover, from frame to frame)."""
+    vad = vad or webrtcvad.Vad(aggressiveness)
     peak = max(float(np.max(np.abs(x))), 1e-9) if len(x) else 1.0
     pcm = (np.clip(x / max(peak, 1.0), -1, 1) * 32767).astype(np.int16)  # only the VAD sees this scaled copy
     return np.array([vad.is_speech(pcm[i:i + FRAME].tobytes(), SAMPLE_RATE)
