@@ -16,7 +16,7 @@ import soundfile as sf
 from onnx import TensorProto, helper, save_model
 
 from mlkd_lib.cli import main
-from mlkd_lib.data.audio import read_audio
+from mlkd_lib.data.audio import AudioError, read_audio
 from mlkd_lib.data.vad import speech_seconds, vad_decisions
 from mlkd_lib.deploy import predict
 
@@ -134,3 +134,56 @@ def test_segments_with_every_turn_setting_changed(model, tmp_path, capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     starts = [float(r["start_s"]) for r in rows]
     assert starts == pytest.approx([0.46, 1.96, 3.91])
+
+
+def test_speech_activity_read_in_blocks_is_the_vad_of_the_whole_recording(tmp_path, monkeypatch):
+    """Blocks of 0.37 s (not a whole number of 30 ms frames: the rest carried into the next block), at 16 kHz and
+    at 48 kHz (resampled as a stream, which joins as one resampling of the whole): the decisions of the whole."""
+    import soxr
+    from helpers.corpora import voice
+
+    from mlkd_lib.deploy import segments
+    monkeypatch.setattr(segments, "BLOCK_S", 0.37)
+    for rate in (16_000, 48_000):
+        x = np.concatenate([voice(1.3, rate, 140.0), np.zeros(rate // 3, np.float32), voice(0.9, rate, 220.0, seed=1)])
+        path = tmp_path / f"talk_{rate}.wav"
+        sf.write(path, x, rate, subtype="FLOAT")
+        whole = x if rate == 16_000 else soxr.resample(x, rate, 16_000, quality="VHQ")
+        for aggressiveness in (1, 3):
+            decisions, duration = segments.speech_activity(path, aggressiveness, progress=False)
+            assert duration == pytest.approx(len(x) / rate) and decisions.dtype == bool
+            assert decisions.tolist() == vad_decisions(whole[: len(whole) // 480 * 480], aggressiveness).tolist()
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16_000)
+    decisions, duration = segments.speech_activity(empty, 2, progress=False)
+    assert decisions.tolist() == [] and decisions.dtype == bool and duration == 0.0
+
+
+def test_a_span_is_read_from_the_file_alone_at_16_khz(tmp_path):
+    from mlkd_lib.data.audio import resample
+    from mlkd_lib.deploy.segments import _open, read_span
+    x = np.random.default_rng(0).standard_normal((44_100, 2)).astype(np.float32) * 0.1
+    sf.write(tmp_path / "s.wav", x, 44_100, subtype="FLOAT")
+    got = read_span(tmp_path / "s.wav", 0.25, 0.75)
+    np.testing.assert_allclose(got, resample(x[11_025:33_075].mean(axis=1), 44_100), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match=r"^audio file not found: .*missing\.wav$"):
+        _open(tmp_path / "missing.wav")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF junk")
+    with pytest.raises(AudioError, match=r"^.*bad\.wav: not a readable audio file \("):
+        _open(tmp_path / "bad.wav")
+
+
+def test_segments_as_text_csv_and_json():
+    from mlkd_lib.deploy.segments import Segment, format_segments
+    segs = [Segment("a.wav", 0.5, 1.25, "hap", {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766}),
+            Segment("a.wav", 2.0, 3.5, "neu", {"neu": 0.7, "hap": 0.1, "ang": 0.1, "sad": 0.1})]
+    assert format_segments(segs, LABELS, "csv") == ("path,start_s,end_s,emotion,p_neu,p_hap,p_ang,p_sad\n"
+                                                    "a.wav,0.5,1.25,hap,0.1,0.6123,0.2,0.0877\n"
+                                                    "a.wav,2.0,3.5,neu,0.7,0.1,0.1,0.1")
+    assert json.loads(format_segments(segs, LABELS, "json"))[0] == {
+        "path": "a.wav", "start_s": 0.5, "end_s": 1.25, "emotion": "hap", "p_neu": 0.1, "p_hap": 0.6123,
+        "p_ang": 0.2, "p_sad": 0.0877}
+    assert format_segments(segs, LABELS, "text").splitlines() == [
+        "   start      end  emotion     neu    hap    ang    sad",
+        "    0.50     1.25  hap       0.100  0.612  0.200  0.088",
+        "    2.00     3.50  neu       0.700  0.100  0.100  0.100"]
