@@ -187,3 +187,80 @@ def test_segments_as_text_csv_and_json():
         "   start      end  emotion     neu    hap    ang    sad",
         "    0.50     1.25  hap       0.100  0.612  0.200  0.088",
         "    2.00     3.50  neu       0.700  0.100  0.100  0.100"]
+
+
+def test_softmax_row_by_row_and_stable():
+    p = predict.softmax(np.array([[1000.0, 1001.0, 1000.0], [0.0, 0.0, np.log(2.0)]]))
+    e = np.exp(1.0)
+    np.testing.assert_allclose(p, [[1 / (2 + e), e / (2 + e), 1 / (2 + e)], [0.25, 0.25, 0.5]], rtol=1e-12)
+
+
+def test_an_onnx_model_is_refused_without_its_sidecar_or_labels_and_read_at_the_sidecars_rate(model, tmp_path):
+    import shutil
+    with pytest.raises(FileNotFoundError, match=r"^ONNX model not found: .*none\.onnx$"):
+        predict.load_classifier(tmp_path / "none.onnx")
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(model, bare)
+    with pytest.raises(ValueError, match=r"bare\.json: not found; this sidecar, written by `mlkd export` beside "
+                                         r"bare\.onnx, names the model's classes in logit order"):
+        predict.load_classifier(bare)
+    bare.with_suffix(".json").write_text(json.dumps({"sample_rate": 8_000}))
+    with pytest.raises(ValueError, match=r"bare\.json: no labels in it; this sidecar"):
+        predict.load_classifier(bare)
+    bare.with_suffix(".json").write_text(json.dumps({"labels": LABELS, "sample_rate": 8_000}))
+    eight = predict.load_classifier(bare)
+    assert (eight.sample_rate, eight.max_seconds, eight.labels) == (8_000, None, tuple(LABELS))
+    assert predict.load_classifier(model).max_seconds == 8.0 and predict.load_classifier(model).sample_rate == 16_000
+    (p,) = predict.predict_files(eight, [bursts(tmp_path / "a.wav", [(0.1, 1.1)], 1.5, rate=16_000)])
+    assert p.seconds == pytest.approx(1.5)  # read at the model's 8 kHz: 12 000 samples
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    junk.with_suffix(".json").write_text(json.dumps({"labels": LABELS}))
+    with pytest.raises(ValueError, match=r"junk\.onnx: not a loadable ONNX model \("):
+        predict.load_classifier(junk)
+    with pytest.raises(ValueError, match=r"m\.txt: expected an exported \.onnx model or a study checkpoint \(\.pt\)$"):
+        predict.load_classifier(tmp_path / "m.txt")
+    session = predict.ort_session(model, threads=1).get_session_options()
+    assert (session.intra_op_num_threads, session.inter_op_num_threads) == (1, 1)
+
+
+def test_a_checkpoints_study_gives_its_longest_input(tmp_path):
+    ckpt = tmp_path / "study" / "folds" / "S1" / "student_sup" / "best.pt"
+    ckpt.parent.mkdir(parents=True)
+    assert predict.study_max_seconds(ckpt) is None  # no study around it
+    (tmp_path / "study" / "config.json").write_text(json.dumps({"max_seconds": 4.5}))
+    assert predict.study_max_seconds(ckpt) == 4.5
+
+
+def test_folders_are_searched_and_missing_files_kept_for_their_error(model, tmp_path):
+    (tmp_path / "in" / "deep").mkdir(parents=True)
+    a = bursts(tmp_path / "in" / "a.wav", [(0.1, 0.9)], 1.0)
+    b = bursts(tmp_path / "in" / "deep" / "b.flac", [(0.1, 0.9)], 1.0)
+    (tmp_path / "in" / "notes.txt").write_text("no audio")
+    missing = tmp_path / "missing.wav"
+    assert predict.expand_paths([tmp_path / "in", missing]) == [a, b, missing]
+    preds = predict.predict_files(predict.load_classifier(model), [missing, tmp_path / "in" / "notes.txt"])
+    assert [p.path for p in preds] == [str(missing), str(tmp_path / "in" / "notes.txt")]
+    assert preds[0].error == f"audio file not found: {missing}" and preds[0].emotion is None
+    assert preds[1].error.startswith(f"{tmp_path / 'in' / 'notes.txt'}: not a readable audio file")
+
+
+def test_predictions_as_text_csv_and_json():
+    preds = [predict.Prediction("a.wav", "hap", {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766}, 2.0, 1.5),
+             predict.Prediction("quiet.wav", "", {}, 3.0, 0.12),
+             predict.Prediction("bad.wav", error="bad.wav: not a readable audio file (x)")]
+    assert predict.format_predictions(preds, LABELS, "csv").splitlines() == [
+        "path,emotion,p_neu,p_hap,p_ang,p_sad,seconds,speech_s,error",
+        "a.wav,hap,0.1000,0.6123,0.2000,0.0877,2.00,1.50,", "quiet.wav,,,,,,3.00,0.12,",
+        "bad.wav,,,,,,,,bad.wav: not a readable audio file (x)"]
+    assert json.loads(predict.format_predictions(preds, LABELS, "json")) == [
+        {"path": "a.wav", "emotion": "hap", "probabilities": {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766},
+         "seconds": 2.0, "speech_s": 1.5},
+        {"path": "quiet.wav", "emotion": "", "seconds": 3.0, "speech_s": 0.12},
+        {"path": "bad.wav", "error": "bad.wav: not a readable audio file (x)"}]
+    assert predict.format_predictions(preds, LABELS).splitlines() == [
+        "a.wav      hap  neu 0.100  hap 0.612  ang 0.200  sad 0.088",
+        "quiet.wav  no speech (0.12 s of 3.00 s heard as speech: no emotion)",
+        "bad.wav    ERROR bad.wav: not a readable audio file (x)"]
+    with pytest.raises(ValueError, match=r"^output format must be text, json or csv, got 'xml'$"):
+        predict.format_predictions(preds, LABELS, "xml")
