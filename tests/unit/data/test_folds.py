@@ -87,3 +87,51 @@ def test_kfold_with_speaker_validation_holds_whole_speakers_out_of_training():
     assert sorted(tested) == sorted(manifest.speaker.unique())
     with pytest.raises(ValueError, match="5-fold"):
         kfold_folds(corpus().query("speaker < 'Ses04'"), n_folds=5, validation="speaker", n_val_speakers=2)
+
+
+def _split_manifest(parts):
+    """Speakers by the corpus's own sets: (speaker, split value) per utterance, two utterances each."""
+    return pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, emotion=("neu", "ang")[k], split=v)
+                         for s, v in parts for k in range(2)])
+
+
+def test_the_corpus_own_sets_are_one_fold_with_or_without_a_development_set():
+    from mlkd_lib.data.folds import SPLIT_FOLD, make_folds, split, split_fold
+    m = _split_manifest([("b", "Train"), ("a", "train"), ("c", "development"), ("d", "test1"), ("e", " TEST2 ")])
+    (fold,) = make_folds(m, "split", val_fraction=0.5, seed=3)
+    assert fold == split_fold(m, 0.5, 3)
+    assert (fold.name, fold.test_speakers, fold.train_speakers, fold.val_speakers, fold.val_fraction, fold.seed,
+            fold.by_split) == (SPLIT_FOLD, ("d", "e"), ("a", "b"), ("c",), 0.0, 3, True)
+    parts = split(m, fold)
+    assert [sorted(parts[k].speaker.unique()) for k in ("train", "val", "test")] == [["a", "b"], ["c"], ["d", "e"]]
+    no_dev = split_fold(m[m.speaker != "c"], 0.5, 3)  # validation: half of each training speaker × emotion ...
+    assert (no_dev.val_speakers, no_dev.val_fraction, no_dev.seed) == ((), 0.5, 3)
+    assert len(split(m[m.speaker != "c"], no_dev)["val"]) == 0  # ... of one utterance each: none held out
+    with pytest.raises(ValueError, match=r"^protocol=split needs a split column in the manifest \(train / "
+                                         r"development / test\)$"):
+        split_fold(m.drop(columns="split"))
+    with pytest.raises(ValueError, match="^protocol=split: the manifest's split column has no train and no test rows$"):
+        split_fold(_split_manifest([("c", "dev")]))
+    with pytest.raises(ValueError, match=r"^split value 'eval': expected train, development \(dev, validation\) or "
+                                         r"test\*$"):
+        split_fold(_split_manifest([("a", "train"), ("b", "eval")]))
+
+
+def test_speaker_validation_takes_the_session_partner_then_the_next_speakers_and_needs_enough_of_them():
+    from mlkd_lib.data.folds import kfold_folds, loso_folds
+    m = pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, emotion="neu") for s in ("Ses01F", "Ses01M", "Ses02F",
+                                                                                 "Ses02M") for k in range(3)])
+    folds = {f.name: f for f in loso_folds(m, "speaker", n_val_speakers=2, seed=4)}
+    assert folds["Ses02F"].val_speakers == ("Ses02M", "Ses01F")  # the partner, then on from the test speaker
+    assert folds["Ses02F"].train_speakers == ("Ses01M",) and folds["Ses02F"].val_fraction == 0.0
+    fraction = {f.name: f for f in loso_folds(m, val_fraction=0.3, seed=4)}["Ses01M"]
+    assert (fraction.val_fraction, fraction.seed, fraction.val_speakers) == (0.3, 4, ())
+    with pytest.raises(ValueError, match=r"^leave-one-speaker-out needs at least 5 speakers, the manifest has 4: "):
+        loso_folds(m, "speaker", n_val_speakers=3)
+    assert len(loso_folds(m, "speaker", n_val_speakers=2)) == 4  # 2 + 2: just enough
+    with pytest.raises(ValueError, match=r"^3-fold needs at least 5 speakers, the manifest has 4: "):
+        kfold_folds(m, 3, "speaker", n_val_speakers=2)
+    k = kfold_folds(m, 2, val_fraction=0.25, seed=9)
+    assert [(f.name, f.val_fraction, f.seed) for f in k] == [("fold1", 0.25, 9), ("fold2", 0.25, 9)]
+    with pytest.raises(ValueError, match=r"^validation must be one of \('fraction', 'speaker'\), got 'random'$"):
+        kfold_folds(m, 2, "random")
