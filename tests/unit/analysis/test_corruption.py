@@ -190,6 +190,8 @@ def test_the_unseen_contrasts_whole_pooled_by_p_families_by_bh_q(monkeypatch):
     d = unseen_differences(m, arms, seed=7)
     paper = "MLKD (teacher init) − CE (pretrained init)"
     assert seeds == [7, 7, 7, 7]
+    unseen_differences(m, arms)
+    assert seeds[4:] == [0, 0, 0, 0]  # the seed unless one is asked for
     assert list(d.columns) == ["comparison", "kind", "noise", "snr_db", "n_folds", "mean", "ci_low", "ci_high", "p",
                                "sd", "mde_80", "q_bh", "significant"]
     assert list(d.noise) == ["pooled unseen", "pooled corpus", "pooled reverb", "pooled unseen_noise"]
@@ -231,3 +233,56 @@ def test_table4_says_a_missing_severity_and_a_missing_relative_ce(tmp_path):
     m.loc[(m.model == "teacher") & (m.condition == "clean"), "ua"] = 0.3  # its clean error above its reverb ones
     md = write_table4(tmp_path, m, synthetic=False).read_text()
     assert "| – (none at 0.9)" in md and "(rel. –)" in md and "Synthetic" not in md
+
+
+def test_how_a_family_is_named_measured_and_which_way_it_gets_worse():
+    from mlkd_lib.analysis.corruption import shown_name, unit_of, worse
+    assert [shown_name(f) for f in ("clean", "noise", "unseen_noise", "reverb_noise")] == [
+        "clean", "noise (trained)", "unseen noise (unseen)", "reverb noise (unseen)"]
+    assert [unit_of(f) for f in ("clean", "noise", "reverb", "codec")] == ["", "dB SNR", "RT60 s", "kbps"]
+    assert [worse(f) for f in ("noise", "reverb", "codec", "telephone")] == ["lower", "higher", "lower", None]
+
+
+def test_models_missing_a_family_or_clean_speech_are_passed_over_not_the_others():
+    m = every_case()
+    m = m[~((m.model == "student_unsup") & (m.condition == "reverb"))]  # the CE-only student never heard reverb
+    ce = corruption_errors(m).set_index(["model", "family"])
+    assert ("student_unsup", "reverb") not in ce.index and ce.loc[("student_sup", "reverb")].ce == pytest.approx(
+        1.45 / 1.5)
+    no_clean = corruption_errors(m[~((m.model == "student_unsup") & (m.condition == "clean"))])
+    assert "student_unsup" not in set(no_clean.model)
+
+
+def test_table4_cells_of_one_fold_a_wide_spread_and_a_model_absent_from_a_severity(tmp_path):
+    from mlkd_lib.analysis.corruption import write_table4
+    m = metrics()
+    m.loc[m.fold == "A", "ua"] += 0.05  # folds 0.1 on either side of the mean: std 14.1 (14.3 at 101 %)
+    m.loc[m.fold == "B", "ua"] -= 0.05
+    m = m[~((m.model == "student_unsup") & (m.severity == 0.9))]
+    m = m[~((m.model == "student_sup") & (m.condition == "reverb") & (m.fold == "B"))]  # one fold: no spread
+    md = write_table4(tmp_path, m, synthetic=False)
+    assert md == tmp_path / "table4.md"
+    text = md.read_text()
+    assert text.startswith(
+        "### Table 4 — robustness beyond the training noise\n\nUA in % (mean ± std over the folds; a family's noise "
+        "types averaged), every trained model under every condition; unseen: no model trained on it. CE = Σ error / "
+        "Σ error of the teacher over a family's severities (relative CE: of the drop from clean UA); mCE their mean "
+        "over families. Below 1: more robust than the clean-trained teacher.\n\n| condition")
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| rev")]
+    rows = {tuple(c[:2]): c[2:] for c in cells}
+    assert rows[("reverb (unseen)", "0.3 RT60 s")] == ["60.0 ± 14.1", "50.0 ± 14.1", "70.0"]
+    assert rows[("reverb (unseen)", "0.9 RT60 s")] == ["40.0 ± 14.1", "", "60.0"]
+    assert list(pd.read_csv(tmp_path / "table4.csv").columns) == [
+        "model", "condition", "severity", "seen", "ua_mean", "ua_std", "n_folds", "kind", "family", "ce", "relative_ce",
+        "missing"]
+
+
+def test_the_baseline_contrast_stands_without_the_ce_only_student_and_a_family_of_one_fold_has_no_q():
+    arms = study_arms(pytest.importorskip("mlkd_lib.config").make_config("micro", control_arm=False))
+    m = metrics().replace({"student_unsup": "baseline"})
+    m = pd.concat([m, m[(m.model != "teacher") & (m.condition == "reverb") & (m.fold == "A")].assign(
+        condition="clipping", noise="clipping", severity=0.2)])
+    d = unseen_differences(m, arms).set_index("noise")
+    assert set(d.comparison) == {"MLKD − baseline"}
+    assert d.loc["pooled reverb", "mean"] == pytest.approx(100 * ((0.6 - 0.5) + (0.5 - 0.4)) / 2)
+    assert np.isnan(d.loc["pooled clipping", "p"]) and np.isnan(d.loc["pooled clipping", "q_bh"])
