@@ -224,3 +224,15 @@ def test_the_grid_passes_over_folds_without_a_history_and_ce_only_scores_it_lack
                        [False, True, False])
     assert list(zip(table.point, table.fold)) == [("alpha=0.7", "S1"), ("alpha=0.7", "S2"), ("alpha=0.3", "S1")]
     assert np.isnan(table.ce_only_noisy_ua.iloc[2]) and table.ce_only_noisy_ua.iloc[0] == pytest.approx(40.0)
+
+
+def test_the_readme_of_a_two_key_sweep_of_real_speech_has_no_synthetic_note(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _point(a, "best", {"S1": [0.5, 0.8]}, {"S1": 0.5})
+    _point(b, "best", {"S1": [0.6, 0.7]}, {"S1": 0.7})
+    for folder in (a, b):
+        make_config("micro", corpus="manifest", manifest=str(tmp_path / "own.csv"), noise_types=["factory"],
+                    snrs=[0.0], conditions=[]).save(folder / "config.json")
+    readme = write_grid(tmp_path, [{"temperature": "7", "alpha": "0.7"}, {"temperature": "1", "alpha": "0.3"}],
+                        [a, b], [True, False])[3].read_text()
+    assert readme.startswith("# Sweep of temperature, alpha\n\n## The grid: chosen on validation, reported on test\n")
