@@ -217,3 +217,60 @@ def test_the_study_readme_and_its_tables(study):
                                   + "\n\n## Plots\n![a](plots/a.png)\n\n## Executed notebooks\n"
                                   "- folds/S1/02_teacher.ipynb\n")
     assert "Note" not in tables.write_study_readme(study, [], [], synthetic=False).read_text()
+
+
+def test_the_tables_of_a_study_of_real_speech_carry_the_papers_figures(study, summary):
+    cfg = make_config("micro", corpus="manifest", noise_types=["factory", "babble"], snrs=SNRS)
+    t1 = tables.write_table1(study, summary, cfg, marked={("factory", 0.0)})
+    assert t1 == study / "table1.md"
+    text = t1.read_text()
+    assert "| Teacher (paper) " in text and "45.00 ± 7.07 *" in text and tables.SYNTHETIC_NOTE not in text
+    t2 = tables.write_table2(study, summary, cfg, marked={("babble", 20.0)})
+    assert t2 == study / "table2.md" and (tables.TABLE2_CAPTION + " " + tables.PAPER_MEAN_NOTE + "\n") in t2.read_text()
+    assert "| factory baseline (paper)" in t2.read_text() and "65.00 ± 7.07 *" in t2.read_text()
+    timing = dict(teacher_mib=4.0, student_mib=2.0, teacher_s=1.0, student_s=0.5, ratio=0.5, utterances=2, fold="S1",
+                  device="cpu", student_onnx_mib=1.0, student_onnx_s=0.25, student_onnx_vs_teacher=0.25)
+    deployed = pd.DataFrame({"version": ["onnx_fp32"], "UA clean": [61.5], "agrees with torch %": [100.0]})
+    t3 = tables.write_table3(study, timing, synthetic=False, deployed=deployed)
+    title = "### Table 3 — size and inference time (2 test utterances of fold S1, cpu)"
+    assert t3 == study / "table3.md" and t3.read_text().startswith(f"{title}\n\n{tables.TABLE3_CAPTION}\n\n")
+    assert "param_mib (paper)" in t3.read_text() and "61.5" in t3.read_text()
+    en = tables.write_enhancement_table(study, synthetic=True)
+    assert en == study / "enhancement.md" and tables.SYNTHETIC_NOTE in en.read_text()
+    plain = tables.table1(summary, SNRS)  # factory noise, no paper rows, by default
+    assert plain.model.tolist() == ["Teacher", "Student without supervision (CE only)",
+                                    "Student with supervision (MLKD)"]
+    assert plain.loc[0, "SNR = 0 dB"] == f"35.00 ± {STD}"
+    assert "factory baseline (paper)" not in tables.table2(summary, ["factory"], SNRS)
+
+
+def test_gathered_tables_are_indexed_afresh_and_name_what_is_missing(study):
+    m = tables.collect_metrics(study)
+    assert list(m.index) == list(range(8))
+    p = tables.collect_predictions(study)
+    assert list(p.index) == list(range(8))
+    (study / "folds" / "S1" / "teacher" / "enhancement.csv").write_text("utt_id,noise\nx,factory\n")  # not a baseline's
+    e = tables.enhancement_table(study)
+    assert e["stoi enhanced"].iloc[0] == 0.625 and e["pesq_wb Δ"].iloc[0] == 0.4
+    new = study / "new"
+    for gather, what in ((tables.collect_metrics, "no model of any fold has metrics.csv yet — run the training "
+                                                 "notebooks"),
+                         (tables.collect_predictions, "no predictions yet"),
+                         (tables.enhancement_table, "no fold's baseline/enhancement.csv yet — run 02b first")):
+        with pytest.raises(FileNotFoundError, match=f"^{new}: {what}$"):
+            gather(new)
+    kept = tables.trained_conditions(pd.DataFrame({"noise": ["clean", "x"], "condition": ["clean", "reverb"],
+                                                   "snr_db": [np.nan, np.nan]}))
+    assert list(kept.columns) == ["noise", "condition", "snr_db"]
+
+
+def test_a_study_readme_links_every_plot_and_notebook(study):
+    (study / "plots").mkdir()
+    for name in ("a.png", "b.png"):
+        (study / "plots" / name).write_bytes(b"")
+    (study / "01_data.ipynb").write_text("{}")
+    (study / "folds" / "S1" / "02_teacher.ipynb").write_text("{}")
+    readme = tables.write_study_readme(study, [], [study / "plots" / "a.png", study / "plots" / "b.png"], False)
+    assert readme == study / "README.md"
+    assert readme.read_text().endswith("## Plots\n![a](plots/a.png)\n![b](plots/b.png)\n\n## Executed notebooks\n"
+                                       "- 01_data.ipynb\n- folds/S1/02_teacher.ipynb\n")
