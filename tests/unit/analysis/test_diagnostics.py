@@ -66,7 +66,7 @@ def test_the_selected_epoch_against_the_last_one(study):
 
 def test_validation_moves_by_the_epoch_to_epoch_changes_within_each_fold(study):
     curves = training_curves(study)
-    assert set(curves.model) == {"student_sup", "teacher"} and len(curves) == 2 * (4 + 3)
+    assert set(curves.model) == {"student_sup", "teacher"} and list(curves.index) == list(range(2 * (4 + 3)))
     moves = validation_movement(curves).set_index("model")
     # student, by epoch: S1 0.5, 0.6, 0.55, 0.75 (changes 0.1, 0.05, 0.2); S2 the same with 0.85 last (0.3)
     assert moves.loc["student_sup", "mean_abs_change"] == pytest.approx(100 * (0.1 + 0.05 + 0.2 + 0.1 + 0.05 + 0.3) / 6)
@@ -89,7 +89,8 @@ def test_the_multilevel_loss_late_share_of_its_fall(study):
 
 def test_the_layer_distances_are_gathered_sorted(study):
     rep = collect_representation(study)
-    assert list(zip(rep.fold, rep.layer)) == [("S1", 1), ("S1", 2), ("S2", 1), ("S2", 2)]
+    assert list(zip(rep.fold, rep.layer)) == [("S1", 1), ("S1", 2), ("S2", 1), ("S2", 2)] and list(rep.index) == [
+        0, 1, 2, 3]
     assert rep.value.tolist() == pytest.approx([0.1, 0.2, 0.2, 0.3])
     assert pd.read_csv(study / "representation.csv").value.tolist() == pytest.approx(rep.value.tolist())
     empty = collect_representation(study / "nothing")

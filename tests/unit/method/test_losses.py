@@ -84,6 +84,7 @@ def test_the_objectives_defaults_are_the_papers():
     args = (zs, y, sh, zt, th, {1: 2, 2: 4}, torch.ones(4, 6, dtype=torch.bool))
     assert mlkd_objective(*args)[0].item() == pytest.approx(
         mlkd_objective(*args, T=7.0, alpha=0.7, beta=1.0)[0].item(), rel=1e-7)
+    assert kd_loss(zs, zt).item() == pytest.approx(kd_loss(zs, zt, 7.0).item(), rel=1e-7)
 
 
 def test_the_losses_in_the_students_precision_and_one_real_value():
