@@ -135,3 +135,43 @@ def test_a_transform_that_shortens_the_audio_changes_no_prediction_by_its_batch(
             for b in (1, 2)]
     cols = [f"p_{e}" for e in model.labels]
     np.testing.assert_allclose(runs[0][cols].to_numpy(), runs[1][cols].to_numpy(), atol=1e-5)
+
+
+def test_evaluate_conditions_attaches_shared_features_feeds_the_layer_distance_and_passes_the_rooms(tmp_path):
+    import contextlib
+
+    import soundfile as sf
+
+    from mlkd_lib.data.conditions.families import Condition
+    from mlkd_lib.method.evaluate import evaluate_conditions
+    sf.write(tmp_path / "u.wav", 0.1 * np.sin(np.arange(8_000) / 5.0), 16_000)
+    test = pd.DataFrame([dict(utt_id="u", path=str(tmp_path / "u.wav"), emotion="hap")])
+    attached = []
+
+    class Features:
+        @contextlib.contextmanager
+        def attached(self, *models):
+            attached.append(models)
+            yield self
+
+    class Distance:
+        seen = []
+
+        def covers(self, utt):
+            return True
+
+        def add(self, condition, utt_ids, hidden, mask):
+            self.seen.append((condition.noise, utt_ids))
+
+    class WithStates(ByLength):
+        def forward(self, x, lengths, output_hidden_states=False):
+            out = super().forward(x, lengths)
+            out.hidden_states, out.frame_mask = (x,) if output_hidden_states else None, None
+            return out
+
+    model, distance = WithStates(), Distance()
+    room = Condition("reverb", None, "reverb", 0.3)
+    out = evaluate_conditions({"m": model}, test, [Condition("clean"), room], {}, 0, progress=False,
+                              features=Features(), distance=distance, rirs={0.3: [np.array([1.0, 0.0, 0.5])]})["m"]
+    assert attached == [(model,)] and distance.seen == [("clean", ["u"]), ("reverb", ["u"])]
+    assert out.condition.tolist() == ["clean", "reverb"]
