@@ -167,7 +167,8 @@ def test_the_noise_is_added_with_its_sign_and_scaled_by_the_given_speech_level()
     assert mix.dtype == np.float32 and np.allclose(mix - speech, 0.5 * gain, rtol=1e-5)
     told = mix_at_snr(speech, noise, 6.0, 0, "rms", speech_db=-20.0)  # the level given is the level used
     assert np.allclose(told - speech, 0.5 * 10 ** ((-20.0 - 6.0 - 10 * np.log10(0.25)) / 20), rtol=1e-5)
-    assert np.array_equal(mix_at_snr(speech, noise, 6.0, 3), mix_at_snr(speech, noise, 6.0, 3))  # a seed, as a number
+    varied = np.random.default_rng(1).standard_normal(6_000).astype(np.float32)
+    assert np.array_equal(mix_at_snr(speech, varied, 6.0, 3), mix_at_snr(speech, varied, 6.0, 3))  # a seed, a number
 
 
 def test_a_noise_as_long_as_the_speech_is_taken_whole_and_a_short_one_loops_from_its_drawn_start():
@@ -201,3 +202,31 @@ def test_what_cannot_be_mixed_is_named(speech, noise, msg):
         speech_level_db(np.ones(100), "loud")
     with pytest.raises(AudioError, match=r"^signal is silent \(all zeros\): its level is undefined$"):
         rms_level_db(np.zeros(10))
+
+
+def test_p56_of_clicks_and_of_speech_far_over_full_scale_follow_the_flow_chart(rng):
+    """Clicks: much energy, a low envelope, so the thresholds run out of active samples before the margin is
+    met; speech at 300 times full scale: every threshold active and still more than the margin above it."""
+    clicks = np.zeros(16_000)
+    clicks[::1600] = 0.5
+    loud = 300 * speech_like(rng, seconds=0.6, pause_s=0.5)
+    t = np.arange(16_000) / 16_000
+    low = 3e-4 * np.sin(2 * np.pi * 200 * t)  # −73 dBFS: the margin met between the first two thresholds
+    faint = 7e-5 * np.sin(2 * np.pi * 200 * t)  # its envelope reaches 2^-15 but not 2^-14
+    for x in (clicks, loud, low, faint):
+        assert active_level_db(x) == pytest.approx(p56_reference(x), abs=1e-9)
+
+
+def test_every_recording_of_a_type_can_be_drawn_and_levels_at_another_rate():
+    for files in ([np.array([1.0]), np.array([2.0])], [np.array([1.0]), np.array([2.0]), np.array([3.0])]):
+        drawn = {float(noise_segment(files, 1, np.random.default_rng(seed))[0]) for seed in range(60)}
+        assert drawn == {float(f[0]) for f in files}  # the first and the last file too
+    x = 0.3 * speech_like(np.random.default_rng(2), seconds=0.5, pause_s=0.4)
+    assert speech_level_db(x, "p56", 8_000) == pytest.approx(p56_reference(x, 8_000), abs=1e-9)
+    assert speech_level_db(x, "p56", 8_000) != pytest.approx(speech_level_db(x, "p56"), abs=0.01)
+    assert rms_level_db(x) == pytest.approx(10 * np.log10(np.mean(x.astype(np.float64) ** 2)), abs=1e-9)
+    noise = np.random.default_rng(3).standard_normal(20_000).astype(np.float32)
+    at_8k = mix_at_snr(x, noise, 5.0, 0, "p56", sample_rate=8_000) - x
+    assert rms_level_db(at_8k) == pytest.approx(p56_reference(x, 8_000) - 5.0, abs=1e-4)
+    with pytest.raises(AudioError, match=r"^noise gain for 0\.0 dB is not finite \(speech inf dB, noise -6\.0 dB\)$"):
+        mix_at_snr(x, np.full(100, 0.5, np.float32), 0.0, 0, speech_db=float("inf"))
