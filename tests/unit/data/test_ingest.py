@@ -13,7 +13,7 @@ import soundfile as sf
 from helpers import corpora
 
 from mlkd_lib.config import make_config
-from mlkd_lib.data.audio import read_audio, resample
+from mlkd_lib.data.audio import AudioError, read_audio, resample
 from mlkd_lib.data.ingest import INDEX, estimate_seconds, ingest, survey
 from mlkd_lib.data.manifest import read_manifest
 from mlkd_lib.data.prepare import prepare_data, study_manifest
@@ -145,11 +145,14 @@ def test_the_survey_counts_kinds_seconds_and_unreadable_files_and_says_so(tmp_pa
     assert found.to_convert == 3 and set(found.converted_kinds()) == {(48_000, 1), (44_100, 2)}
     assert found.describe("own", 12.4) == ("own: 3 of 6 files will be converted to 16 kHz mono (soxr VHQ): 2 at 48000 "
                                            "Hz mono, 1 at 44100 Hz 2 channels, 5 s of audio; about 12 s, once")
-    for seconds, length in ((900.0, "15 min"), (9000.0, "2.5 h")):
+    for seconds, length in ((599.0, "599 s"), (600.0, "10 min"), (900.0, "15 min"), (7199.0, "120 min"),
+                            (7200.0, "2.0 h"), (7381.0, "2.1 h"), (9000.0, "2.5 h")):
         s = Survey({(8_000, 1): [1, seconds, "x"]}, total=1)
         assert s.describe("x") == (f"x: 1 of 1 files will be converted to 16 kHz mono (soxr VHQ): 1 at 8000 Hz mono, "
                                    f"{length} of audio")
     assert Survey({(16_000, 1): [4, 9.0, "x"]}, total=4).describe("x") == "x: all 4 files are 16 kHz mono already"
+    by_count = Survey({(22_050, 1): [1, 500.0, "x"], (8_000, 1): [3, 1.0, "y"], (16_000, 1): [9, 1.0, "z"]}, total=13)
+    assert by_count.describe("x").split(": ", 2)[2].startswith("3 at 8000 Hz mono, 1 at 22050 Hz mono, 501 s")
 
 
 def test_the_estimate_scales_one_timed_conversion_a_kind_by_its_audio(monkeypatch):
@@ -173,8 +176,8 @@ def test_copies_keep_16_bit_where_nothing_overshoots_and_are_named_from_stem_and
     out = ingest(pd.DataFrame({"path": [str(tmp_path / f"{n}.wav") for n in ("quiet", "full", "float")]}),
                  tmp_path / "a" / "b" / "cache", progress=False)  # a cache folder two levels new
     assert [sf.info(p).subtype for p in out.path] == ["PCM_16", "FLOAT", "FLOAT"]
-    source = "/data/Ann Lee/ängry take 1.wav"
-    assert _cached_name(source) == f"_ngry_take_1.{zlib.crc32(source.encode()):08x}.wav"
+    source = "/data/Ann Lee/Ängry Take 1.wav"
+    assert _cached_name(source) == f"_ngry_Take_1.{zlib.crc32(source.encode()):08x}.wav"
     long = "/d/" + "x" * 100 + ".wav"
     assert _cached_name(long) == "x" * 80 + f".{zlib.crc32(long.encode()):08x}.wav"
 
@@ -194,3 +197,15 @@ def test_a_copy_removed_by_hand_is_made_again_and_ready_files_are_reused(tmp_pat
     with pytest.raises(FileNotFoundError, match=r"^.*missing\.wav: missing or not readable audio \(listed in the "
                                                 r"corpus's manifest\)$"):
         ingest(pd.DataFrame({"path": [str(tmp_path / "missing.wav")]}), cache, progress=False)
+
+
+def test_a_corpus_already_at_16_khz_gets_its_index_in_a_new_folder_and_a_nan_file_is_named(tmp_path):
+    ready = tmp_path / "ready.wav"
+    sf.write(ready, np.full(8_000, 0.1, np.float32), 16_000)
+    cache = tmp_path / "new" / "deeper" / "cache"
+    out = ingest(pd.DataFrame({"path": [str(ready)]}), cache, progress=False)
+    assert out.path.tolist() == [str(ready)] and json.loads((cache / INDEX).read_text())[str(ready)]["file"] is None
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, np.full(4_800, np.nan, np.float32), 48_000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=f"^{bad}: audio holds NaN or inf samples$"):
+        ingest(pd.DataFrame({"path": [str(bad)]}), cache, progress=False)
