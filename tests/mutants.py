@@ -1,21 +1,13 @@
-"""`make mutants`: mutation testing of the modules that compute the study's numbers, against the unit tier.
-
-mutmut changes one thing at a time in a module's functions (a comparison flipped, a number off by one, an argument
-dropped, a string altered ...) and runs the unit tests that exercise that module (``MODULES`` below; mutmut runs,
-for each mutant, only those of them that call the changed function). A mutant is killed when a test fails or runs
-past its time, and survives when every test passes: a bug of that shape would pass the suite. Each survivor is
-either killed by a new test or listed in tests/README.md ("Mutants that cannot change a result") with one line
-saying why no result can change; the score of a module is killed / (mutants − those listed).
+"""`make mutants`: mutation testing (mutmut) of the modules that compute the study's numbers, against the unit tests
+that pin each (``MODULES``); what it scores and how a survivor is killed or listed: tests/README.md.
 
     .venv/bin/python tests/mutants.py                                   # every module of MODULES
     .venv/bin/python tests/mutants.py mlkd_lib/data/vad.py mlkd_lib/analysis/stats.py   # the ones you changed
     .venv/bin/python tests/mutants.py --rescore     # the last run's results against the list, after adding to it
 
-(``make mutants``, ``make mutants MODULES="mlkd_lib/data/vad.py ..."``.) Writes ``test-artifacts/mutants/``:
-``scores.csv`` (per module: mutants, killed, listed as equivalent, survived, score, seconds), ``survivors.md`` (the
-diff of every survivor not listed) and each module's mutmut log; prints the scores. Exit status 1 when a module
-scores below ``TARGET``. Each module runs in a fresh copy (``test-artifacts/mutants/work``), one mutmut at a time
-on ``--jobs`` workers (2: the machine's cores). Not part of ``make test``: docs in tests/README.md say how long.
+Writes ``test-artifacts/mutants/``: ``scores.csv``, ``survivors.md``, and per module its mutmut log and results.
+Each module runs in a fresh copy (``test-artifacts/mutants/work``), one mutmut at a time on ``--jobs`` workers (2:
+the machine's cores); exit status 1 when a module scores below ``TARGET``.
 """
 
 from __future__ import annotations
