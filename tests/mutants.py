@@ -141,7 +141,7 @@ def score(module: str, status: dict[str, str], seconds: float, found: dict[str, 
     scored = len(status) - len(equivalent)
     (OUT / f"{module.replace('/', '.')}.survivors.md").write_text(
         "".join(f"### `{k}` ({status[k]})\n```diff\n{found[k]}\n```\n\n" for k in live))
-    return {"module": module, "mutants": len(status), "killed": killed, "equivalent": len(equivalent),
+    return {"module": module, "mutants": len(status), "killed": killed, "not_scored": len(equivalent),
             "survived": len(live), "score": round(killed / scored, 4) if scored else 1.0, "seconds": round(seconds)}
 
 
@@ -169,8 +169,8 @@ def main(argv=None) -> int:
             saved.write_text(json.dumps({"status": status, "seconds": seconds, "diffs": found}))
         rows.append(score(module, status, seconds, found, patterns))
         r = rows[-1]
-        print(f"{module}: {r['killed']}/{r['mutants'] - r['equivalent']} killed ({r['score']:.1%}), {r['equivalent']} "
-              f"listed as equivalent, {r['survived']} survived, {r['seconds']} s", flush=True)
+        print(f"{module}: {r['killed']}/{r['mutants'] - r['not_scored']} killed ({r['score']:.1%}), {r['not_scored']} "
+              f"not scored, {r['survived']} survived, {r['seconds']} s", flush=True)
     if not rows:
         ap.error("no results to score: run without --rescore first")
     write_scores(rows)
