@@ -125,7 +125,7 @@ def write_scores(rows: list[dict]) -> None:
     old = {r["module"]: r for r in csv.DictReader(path.open())} if path.is_file() else {}
     merged = old | {r["module"]: r for r in rows}
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, list(rows[0]))
+        w = csv.DictWriter(fh, list(rows[0]), extrasaction="ignore")  # rows of an older run may differ
         w.writeheader()
         w.writerows(merged[m] for m in MODULES if m in merged)
     parts = [(OUT / f"{m.replace('/', '.')}.survivors.md") for m in MODULES if m in merged]
