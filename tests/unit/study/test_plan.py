@@ -57,11 +57,9 @@ def _table(path, rows):
     return str(path)
 
 
-def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
-    """Five speakers × (1, 2, 3, 10 s), cut at 2.5 s: 40 s. A fold: 1/5 tested (8 s), a quarter of the rest validated
-    (8 s), 12 utterances and 24 s trained: 2 steps of 8 an epoch. Scored: 3 conditions × 8 s, and the other corpus's
-    1, 2, 4 s (cut: 5.5 s) under its 3. Inference paces from the passes given: 0.4 s (teacher) and 0.1 s (student) on
-    a batch of 8 × 2 s (the mean cut length)."""
+def _planned_study(tmp_path, monkeypatch, timed, **extra):
+    """Five speakers × (1, 2, 3, 10 s) of neu / ang, another corpus of 1, 2, 4 s (and a class the study lacks); the
+    steps measured as ``MEASURED``, the teacher's inference pass 0.4 s and the student's 0.1 s."""
     rows = [(f"{s}{k}.wav", "neu" if k % 2 else "ang", s, d) for s in "ABCDE"
             for k, d in enumerate((1.0, 2.0, 3.0, 10.0))]
     other = _table(tmp_path / "emodb" / "emodb.csv", [("a.wav", "neu", "03", 1.0), ("b.wav", "ang", "03", 2.0),
@@ -69,13 +67,22 @@ def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
     cfg = make_config("micro", corpus="manifest", manifest=_table(tmp_path / "own" / "own.csv", rows),
                       data_dir=str(tmp_path / "data"), emotions=["neu", "ang"], val_fraction=0.25, teacher_epochs=3,
                       student_epochs=2, batch_size=8, max_seconds=2.5, noise_types=["babble"], snrs=[0.0, 10.0],
-                      conditions=[], test_manifests=[other], control_arm=True, device="cpu")
-    timed = []
+                      conditions=[], test_manifests=[other], control_arm=True, device="cpu", **extra)
     monkeypatch.setattr(plan, "measured_steps", lambda cfg, lengths, steps, warmup, roles: timed.append(roles) or {
         r: {"step_s": MEASURED[r], **{f"{p}_s": 0.0 for p in ("data", "forward", "backward", "optimizer", "other")}}
         for r in roles})
     monkeypatch.setattr(plan, "_forward_seconds",
                         lambda model, batch, device: 0.4 if model.num_layers > cfg.student_layers else 0.1)
+    return cfg
+
+
+def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
+    """Five speakers × (1, 2, 3, 10 s), cut at 2.5 s: 40 s. A fold: 1/5 tested (8 s), a quarter of the rest validated
+    (8 s), 12 utterances and 24 s trained: 2 steps of 8 an epoch. Scored: 3 conditions × 8 s, and the other corpus's
+    1, 2, 4 s (cut: 5.5 s) under its 3. Inference paces from the passes given: 0.4 s (teacher) and 0.1 s (student) on
+    a batch of 8 × 2 s (the mean cut length)."""
+    timed = []
+    cfg = _planned_study(tmp_path, monkeypatch, timed)
     made = plan.make_plan(cfg, [])
     record = made.measured
     assert [sorted(r) for r in timed] == [["student_sup", "student_unsup", "teacher"]]  # one arm of each loss timed
@@ -171,3 +178,28 @@ def test_a_synthetic_corpus_not_made_yet_is_planned_from_the_presets_size(tmp_pa
         "speaker", "duration_s"]
     assert durations.duration_s.mean() == pytest.approx(plan.SYNTHETIC_MEAN_S, rel=0.05)
     assert source == "the preset's size, 120 utterances of about 1.7 s: the corpus is not made yet"
+
+
+def test_the_plans_record_models_disk_and_wall_time_for_two_jobs(tmp_path, monkeypatch):
+    from mlkd_lib.study.preflight import disk_need
+    cfg = _planned_study(tmp_path, monkeypatch, [], keep_checkpoints=True)
+    made = plan.make_plan(cfg, ["A", "B"], jobs=2)
+    assert made.steps == ["data", *(f"{f}/{m}" for f in "AB" for m in ("teacher", "baseline", "student_unsup",
+                                                                          "student_sup", "student_unsup_from_teacher"))]
+    record = made.measured
+    assert {k: record[k] for k in ("device", "batch_size", "steps_per_epoch", "timed_steps", "warmup_steps", "jobs")} \
+        == {"device": "cpu", "batch_size": 8, "steps_per_epoch": 2, "timed_steps": 6, "warmup_steps": 2, "jobs": 2}
+    assert set(record["roles"]) == set(MEASURED) and record["total_hours"] == pytest.approx(
+        2 * sum(record["fold_hours"].values()))
+    teacher = plan.build_teacher("micro", ["neu", "ang"])
+    student = plan.build_student(teacher, cfg.student_layers)
+    p_t, p_s = (sum(p.numel() for p in m.parameters()) for m in (teacher, student))
+    text = made.render()
+    assert f"models: teacher {p_t / 1e6:.2f} M parameters, student {p_s / 1e6:.2f} M (micro)" in text
+    peak, final = disk_need(cfg, p_t, p_s, 16, 24.0, 2, 2, 3, 8.0, 8)  # micro: 16 wide, a CNN of 8 channels; 3 arms
+    assert made.disk_peak == pytest.approx(peak)
+    assert (f"disk: about {plan._size(peak)} at the peak, {plan._size(final)} when done (4 fp32 checkpoints a fold; "
+            "a step's last.pt and the teacher cache exist while it runs and are all kept: keep_checkpoints)") in text
+    total = 3600 * record["total_hours"]
+    assert f"time: about {plan._hours(total)} on the CPU ({plan._hours(total / 2)} of wall time with --jobs 2)" in text
+    assert len(plan.make_plan(cfg, ["A", "B", "C"]).steps) == 1 + 10 + 1  # a third fold: said, not listed
