@@ -67,9 +67,22 @@ def listed(name: str, patterns: list[str]) -> bool:
 
 def progress_bar_only(diff: str) -> bool:
     """Whether a mutant changes nothing but a progress bar (a ``tqdm(...)`` call's wording, display or visibility):
-    no value can change, whatever the bar shows."""
-    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    return bool(changed) and all("tqdm(" in line for line in changed)
+    no value can change, whatever the bar shows. Each line it changes (the original's lines, ``-``) opens a
+    ``tqdm(`` call or continues one (the lines up to the opening one end with a comma)."""
+    original = [line for line in diff.splitlines() if not line.startswith(("+", "@@"))]
+
+    def in_call(i: int) -> bool:
+        k = i
+        while k >= 0:
+            if "tqdm(" in original[k]:
+                return True
+            if k < i and not original[k].rstrip().endswith(","):
+                return False
+            k -= 1
+        return False
+
+    changed = [i for i, line in enumerate(original) if line.startswith("-") and not line.startswith("---")]
+    return bool(changed) and all(in_call(i) for i in changed)
 
 
 def mutmut_config(module: str, tests: list[str]) -> str:

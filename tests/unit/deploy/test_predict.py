@@ -116,7 +116,7 @@ def test_segments_with_every_turn_setting_changed(model, tmp_path, capsys):
     end later than the default 2 (a longer hangover): the turn ends 0.1 s after the VAD's last speech frame."""
     path = bursts(tmp_path / "meeting.wav", RECORDING, 5.01)
     x = read_audio(path)
-    last_frame = {a: np.flatnonzero(vad_decisions(x[:int(3.5 * 16_000)], a)).max() for a in (0, 2)}
+    last_frame = {a: np.flatnonzero(vad_decisions(x[:int(3.5 * 16_000)], a)).max() for a in (0, 2, 3)}
     assert last_frame[0] > last_frame[2]
     png = tmp_path / "timeline.png"
     main(["predict", "--model", str(model), str(path), "--segments", "--min-pause", "0.6", "--min-turn", "0.6",
@@ -126,6 +126,7 @@ def test_segments_with_every_turn_setting_changed(model, tmp_path, capsys):
     (a, m), (m2, b) = [(s["start_s"], s["end_s"]) for s in segments]
     assert a == pytest.approx(0.51 - 0.1) and b == pytest.approx((last_frame[0] + 1) * 0.03 + 0.1)
     assert m == m2 and m - a == pytest.approx(b - m, abs=2e-3) and 2.91 + 0.1 <= b <= 2.91 + HANGOVER_S + 0.1
+    assert round(m, 3) == m and {s["path"] for s in segments} == {str(path)}  # times to the millisecond
     for s in segments:
         emotion, p = expected(x[int(round(s["start_s"] * 16_000)):int(round(s["end_s"] * 16_000))])
         assert s["emotion"] == emotion and [s[f"p_{e}"] for e in LABELS] == pytest.approx(p, abs=1e-3)
@@ -134,6 +135,10 @@ def test_segments_with_every_turn_setting_changed(model, tmp_path, capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     starts = [float(r["start_s"]) for r in rows]
     assert starts == pytest.approx([0.46, 1.96, 3.91])
+    main(["predict", "--model", str(model), str(path), "--segments", "--vad-aggressiveness", "3", "--min-turn", "0.6",
+          "--min-pause", "0.6", "--padding", "0", "--json"])
+    (one,) = json.loads(capsys.readouterr().out)  # aggressiveness 3: its own, shorter hangover
+    assert one["end_s"] == pytest.approx((last_frame[3] + 1) * 0.03)
 
 
 def test_speech_activity_read_in_blocks_is_the_vad_of_the_whole_recording(tmp_path, monkeypatch):
@@ -153,6 +158,7 @@ def test_speech_activity_read_in_blocks_is_the_vad_of_the_whole_recording(tmp_pa
             decisions, duration = segments.speech_activity(path, aggressiveness, progress=False)
             assert duration == pytest.approx(len(x) / rate) and decisions.dtype == bool
             assert decisions.tolist() == vad_decisions(whole[: len(whole) // 480 * 480], aggressiveness).tolist()
+    assert segments.speech_activity(path)[0].tolist() == segments.speech_activity(path, 2, progress=False)[0].tolist()
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0, np.float32), 16_000)
     decisions, duration = segments.speech_activity(empty, 2, progress=False)
@@ -183,7 +189,7 @@ def test_segments_as_text_csv_and_json():
     assert json.loads(format_segments(segs, LABELS, "json"))[0] == {
         "path": "a.wav", "start_s": 0.5, "end_s": 1.25, "emotion": "hap", "p_neu": 0.1, "p_hap": 0.6123,
         "p_ang": 0.2, "p_sad": 0.0877}
-    assert format_segments(segs, LABELS, "text").splitlines() == [
+    assert format_segments(segs, LABELS).splitlines() == [
         "   start      end  emotion     neu    hap    ang    sad",
         "    0.50     1.25  hap       0.100  0.612  0.200  0.088",
         "    2.00     3.50  neu       0.700  0.100  0.100  0.100"]
