@@ -97,11 +97,17 @@ def test_threads_aggressiveness_and_json_reach_the_model_and_the_vad(model, tmp_
     asked = []
     load = predict.load_classifier
     monkeypatch.setattr(predict, "load_classifier", lambda m, threads=0: asked.append(threads) or load(m, threads))
-    main(["predict", "--model", str(model), str(path), "--threads", "1", "--vad-aggressiveness", "0", "--json"])
+    main(["predict", "--model", str(model), str(path), "--threads", "1", "--vad-aggressiveness", "3", "--json"])
     (item,) = json.loads(capsys.readouterr().out)
     assert asked == [1] and predict.load_classifier(model, 1).session.get_session_options().intra_op_num_threads == 1
     x = read_audio(path)
-    assert item["speech_s"] == pytest.approx(speech_seconds(x, 0)) and speech_seconds(x, 0) != speech_seconds(x, 2)
+    assert item["speech_s"] == pytest.approx(speech_seconds(x, 3)) and speech_seconds(x, 3) != speech_seconds(x, 0)
+    from helpers.corpora import voice
+    noise = 0.02 * np.random.default_rng(0).standard_normal(8_000)
+    talk = np.concatenate([voice(1.3, 16_000, 140.0), noise, voice(0.9, 16_000, 220.0, seed=1)]).astype(np.float32)
+    sf.write(tmp_path / "talk.wav", talk, 16_000, subtype="FLOAT")
+    (default,) = predict.predict_files(predict.load_classifier(model), [tmp_path / "talk.wav"])  # 2 unless asked
+    assert default.speech_s == pytest.approx(speech_seconds(talk, 2)) != speech_seconds(talk, 3)
     assert item["emotion"] == expected(x)[0] and item["seconds"] == 2.0
     assert list(item["probabilities"].values()) == pytest.approx(expected(x)[1])
 
@@ -268,5 +274,12 @@ def test_predictions_as_text_csv_and_json():
         "a.wav      hap  neu 0.100  hap 0.612  ang 0.200  sad 0.088",
         "quiet.wav  no speech (0.12 s of 3.00 s heard as speech: no emotion)",
         "bad.wav    ERROR bad.wav: not a readable audio file (x)"]
+    csv_text = predict.format_predictions(preds, LABELS, "csv")
+    assert "\r" not in csv_text and not csv_text.endswith("\n")
+    short = predict.format_predictions([predict.Prediction("a", "hap", dict(zip(LABELS, (0.1, 0.7, 0.1, 0.1))))],
+                                       LABELS)
+    assert short == "a     hap  neu 0.100  hap 0.700  ang 0.100  sad 0.100"  # paths padded to 4 at least
+    with pytest.raises(FileNotFoundError):  # a checkpoint, whatever the case of its suffix
+        predict.load_classifier("/nowhere/model.PTH")
     with pytest.raises(ValueError, match=r"^output format must be text, json or csv, got 'xml'$"):
         predict.format_predictions(preds, LABELS, "xml")
