@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STUDY  ?= results/demo
 
-.PHONY: demo test test-fast lint lab venv system-deps
+.PHONY: demo test test-fast lint lab venv system-deps mutants
 
 venv: $(STAMP) system-deps
 
@@ -52,6 +52,12 @@ test: test-fast
 # the unit tier alone, while iterating: one pytest worker a core (pytest-xdist)
 test-fast: venv
 	$(BIN)/python -m pytest -q -n 2 tests/unit
+
+# mutation testing (mutmut) of the modules that compute the study's numbers against the unit tests that pin them;
+# not part of `make test` (tests/README.md says how long it takes). MODULES="mlkd_lib/data/vad.py ...": only those.
+# Scores in test-artifacts/mutants/scores.csv, the surviving mutants' diffs in test-artifacts/mutants/survivors.md.
+mutants: venv
+	$(BIN)/python tests/mutants.py $(MODULES)
 
 # the library, its notebooks (mlkd_lib/notebooks: ruff reads .ipynb) and the tests
 lint: venv

@@ -12,6 +12,7 @@ EMOTIONS = ("neu", "hap", "ang", "sad")  # the paper's four classes, in logit or
 CLEAN = "clean"  # the noise name of the clean test condition (its SNR is None)
 NOISE = "noise"  # the condition of the noise types the students train on (their test part), at the study's SNRs
 # (the test-only condition families are modules of data/conditions/, each naming itself)
+NO_LEVEL = float("-inf")  # stands for "no SNR / severity" (clean speech) where rows are grouped: an SNR may be negative
 
 TEACHER, BASELINE = "teacher", "baseline"  # the clean-trained teacher; it behind the VAD + NMF front-end
 NOISE_TYPES = ("babble", "f16", "factory", "hfchannel", "volvo")  # NOISEX-92 names: the paper's five types

@@ -32,7 +32,7 @@ from scipy.special import log_softmax, softmax
 
 from ..arms import color, label, method_arm, models
 from ..layout import StudyLayout
-from ..names import BASELINE, CLEAN, NOISE, TEACHER
+from ..names import BASELINE, CLEAN, NO_LEVEL, NOISE, TEACHER
 
 ECE_BINS = 15
 COVERAGE = 0.8  # of UA at coverage: the share of utterances a model answers
@@ -184,10 +184,10 @@ def with_scaled(predictions: pd.DataFrame, temperatures: pd.DataFrame, emotions)
 def calibration_table(predictions: pd.DataFrame, temperatures: pd.DataFrame, emotions) -> pd.DataFrame:
     """``calibration.csv``: per model × condition × fold and scaling (raw, scaled), the scores and the temperature."""
     t, raw, scaled = with_scaled(predictions, temperatures, emotions)
-    keys = [t[k].fillna(-1.0) if k in ("severity", "snr_db") else t[k] for k in KEYS]
+    keys = [t[k].fillna(NO_LEVEL) if k in ("severity", "snr_db") else t[k] for k in KEYS]
     rows = []
     for key, idx in t.groupby(keys, sort=True).indices.items():
-        row = {k: (None if k in ("severity", "snr_db") and v == -1.0 else v) for k, v in zip(KEYS, key)}
+        row = {k: (None if k in ("severity", "snr_db") and v == NO_LEVEL else v) for k, v in zip(KEYS, key)}
         y, temp = t.label.to_numpy()[idx], float(t.temperature.iloc[idx[0]])
         for scaling, p, tt in ((RAW, raw, 1.0), (SCALED, scaled, temp)):
             rows.append({**row, "scaling": scaling, "temperature": tt, **scores(p[idx], y), "n": len(idx)})

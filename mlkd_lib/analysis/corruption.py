@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..arms import color, label, method_arm, models
 from ..data.conditions import corpus, families
-from ..names import BASELINE, CLEAN, NOISE, TEACHER
+from ..names import BASELINE, CLEAN, NO_LEVEL, NOISE, TEACHER
 from .tables import save_table, with_conditions
 
 CORPUS = corpus.FAMILY
@@ -39,18 +39,18 @@ def family_means(metrics: pd.DataFrame, values=("ua",), by=("model",)) -> pd.Dat
     averaged within the fold), clean included."""
     m = with_conditions(metrics)
     m = m.assign(severity=m.severity.where(m.condition != CLEAN, np.nan))
-    keys = [*by, "condition", m.severity.fillna(-1.0).rename("sev"), "fold"]
+    keys = [*by, "condition", m.severity.fillna(NO_LEVEL).rename("sev"), "fold"]
     out = m.groupby(keys)[list(values)].mean().reset_index()
-    out["severity"] = out.pop("sev").replace(-1.0, np.nan)
+    out["severity"] = out.pop("sev").replace(NO_LEVEL, np.nan)
     return out
 
 
 def table4(metrics: pd.DataFrame) -> pd.DataFrame:
     """Long Table 4: model, condition, severity, seen (the students trained on it), ua_mean, ua_std, n_folds."""
     per_fold = family_means(metrics)
-    g = per_fold.groupby(["model", "condition", per_fold.severity.fillna(-1.0).rename("sev")]).ua
+    g = per_fold.groupby(["model", "condition", per_fold.severity.fillna(NO_LEVEL).rename("sev")]).ua
     out = g.agg(ua_mean="mean", ua_std="std", n_folds="count").reset_index()
-    out["severity"] = out.pop("sev").replace(-1.0, np.nan)
+    out["severity"] = out.pop("sev").replace(NO_LEVEL, np.nan)
     out["seen"] = out.condition.isin([CLEAN, NOISE])
     order = {f: i for i, f in enumerate((CLEAN, *family_order()))}
     out = out.sort_values(["condition", "severity", "model"], key=lambda s: s.map(order) if s.name == "condition"
@@ -120,8 +120,8 @@ def write_table4(study_dir: str | Path, metrics: pd.DataFrame, synthetic: bool) 
     cells = t.assign(cell=[f"{100 * m:.1f} ± {100 * s:.1f}" if np.isfinite(s) else f"{100 * m:.1f}"
                            for m, s in zip(t.ua_mean, t.ua_std)])
     rows = []
-    for (family, severity), g in cells.groupby(["condition", cells.severity.fillna(-1.0)], sort=False):
-        level = ("clean" if family == CORPUS else "") if severity == -1.0 else f"{severity:g} {unit_of(family)}"
+    for (family, severity), g in cells.groupby(["condition", cells.severity.fillna(NO_LEVEL)], sort=False):
+        level = ("clean" if family == CORPUS else "") if severity == NO_LEVEL else f"{severity:g} {unit_of(family)}"
         row = {"condition": shown_name(family), "severity": level}
         row.update({label(m): g.set_index("model").cell.get(m, "") for m in present})
         rows.append(row)

@@ -47,8 +47,11 @@ def grid_table(points: list[dict], folders: list[Path], own: list[bool]) -> pd.D
     versus = method.against[0]  # the paper's comparison: the CE-only student
     rows = []
     for order, (point, folder, is_own) in enumerate(zip(points, folders, own)):
-        study, cfg = StudyLayout(folder), load_config(StudyLayout(folder).config)
-        metrics = pd.concat([pd.read_csv(m.metrics) for m in study.models() if m.metrics.is_file()])
+        study = StudyLayout(folder)
+        scored = [pd.read_csv(m.metrics) for m in study.models() if m.metrics.is_file()]
+        if not scored:  # a point none of whose steps finished: nothing of it to read
+            continue
+        cfg, metrics = load_config(study.config), pd.concat(scored)
         ours, theirs = fold_scores(metrics, method.name, cfg), fold_scores(metrics, versus, cfg)
         for m in study.models(method.name):
             if not (m.history.is_file() and m.fold in ours.index):
@@ -59,7 +62,7 @@ def grid_table(points: list[dict], folders: list[Path], own: list[bool]) -> pd.D
                          **{f"ce_only_{k}_ua": theirs.loc[m.fold, k] if m.fold in theirs.index else np.nan
                             for k in MEASURES}, "own": is_own})
     table = pd.DataFrame(rows)
-    return table.assign(chosen=table.index.isin(choices(table).index))
+    return table.assign(chosen=table.index.isin(choices(table).index)) if rows else table
 
 
 def choices(table: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..arms import arm_pairs, method_arm
-from ..names import BASELINE, CLEAN, TEACHER
+from ..names import BASELINE, CLEAN, NO_LEVEL, TEACHER
 
 POOLED = "pooled"
 ALPHA, POWER = 0.05, 0.8
@@ -132,7 +132,7 @@ def bh_q(ps) -> list[float]:
 
 def _per_fold(metrics: pd.DataFrame, model: str) -> pd.DataFrame:
     m = metrics[metrics.model == model]
-    return m.assign(snr=m.snr_db.fillna(-1.0)).set_index(["noise", "snr", "fold"]).ua
+    return m.assign(snr=m.snr_db.fillna(NO_LEVEL)).set_index(["noise", "snr", "fold"]).ua
 
 
 def paired_differences(metrics: pd.DataFrame, arms: dict[str, tuple[str, str]], seed: int = 0) -> pd.DataFrame:
@@ -147,7 +147,7 @@ def paired_differences(metrics: pd.DataFrame, arms: dict[str, tuple[str, str]], 
             diff = diff[diff.noise == CLEAN]
         cells = []
         for (noise, snr), g in diff.groupby(["noise", "snr"], sort=True):
-            cells.append({"comparison": name, "kind": kind, "noise": noise, "snr_db": None if snr < 0 else snr,
+            cells.append({"comparison": name, "kind": kind, "noise": noise, "snr_db": None if snr == NO_LEVEL else snr,
                           **paired_test(g.d.to_numpy(), seed)})
         for c, q in zip(cells, bh_q([c["p"] for c in cells])):
             c["q_bh"] = q

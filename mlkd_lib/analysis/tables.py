@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..arms import STUDENT_SUP, STUDENT_UNSUP, label, method_arm, models, study_arms
 from ..layout import StudyLayout
-from ..names import BASELINE, CLEAN, NOISE, TEACHER, reference_noise
+from ..names import BASELINE, CLEAN, NO_LEVEL, NOISE, TEACHER, reference_noise
 
 # The paper's own figures (UA %), shown beside ours for the paper preset.
 PAPER_TABLE1 = {  # factory noise
@@ -70,13 +70,13 @@ def collect_metrics(study_dir: str | Path) -> pd.DataFrame:
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over folds of UA and WA (in %) per model and condition."""
-    m = metrics.assign(snr_db=metrics["snr_db"].fillna(-1.0))
+    m = metrics.assign(snr_db=metrics["snr_db"].fillna(NO_LEVEL))
     g = m.groupby(["model", "noise", "snr_db"])
     out = g.agg(ua_mean=("ua", "mean"), ua_std=("ua", "std"), wa_mean=("wa", "mean"), wa_std=("wa", "std"),
                 folds=("fold", "nunique")).reset_index()
     for c in ("ua_mean", "ua_std", "wa_mean", "wa_std"):
         out[c] = 100 * out[c]
-    out["snr_db"] = out["snr_db"].replace(-1.0, np.nan)
+    out["snr_db"] = out["snr_db"].replace(NO_LEVEL, np.nan)
     return out
 
 

@@ -109,12 +109,13 @@ def _pad(waves: list[np.ndarray]) -> torch.Tensor:
 
 
 def collate(items: list[dict]) -> dict:
-    """Zero-padded clean and noisy batches (same lengths), lengths and labels."""
+    """Zero-padded clean and noisy batches, the lengths of what the model hears (the noisy audio: the clean one's
+    length, except after an evaluation's ``transform``, which may shorten it) and labels."""
     return dict(
         utt_id=[it["utt_id"] for it in items],
         clean=_pad([it["clean"] for it in items]),
         noisy=_pad([it["noisy"] for it in items]),
-        lengths=torch.tensor([len(it["clean"]) for it in items]),
+        lengths=torch.tensor([len(it["noisy"]) for it in items]),
         label=torch.tensor([it["label"] for it in items]),
         noise=[it["noise"] for it in items],
         snr_db=[it["snr_db"] for it in items],

@@ -15,9 +15,10 @@ VAD_FRAME_MS = 30
 FRAME = SAMPLE_RATE * VAD_FRAME_MS // 1000  # samples per VAD frame at 16 kHz
 
 
-def vad_decisions(x: np.ndarray, aggressiveness: int = 2) -> np.ndarray:
-    """Boolean per 30 ms frame (the last partial frame dropped): True where WebRTC VAD hears speech."""
-    vad = webrtcvad.Vad(aggressiveness)
+def vad_decisions(x: np.ndarray, aggressiveness: int = 2, vad: webrtcvad.Vad | None = None) -> np.ndarray:
+    """Boolean per 30 ms frame (the last partial frame dropped): True where WebRTC VAD hears speech. ``vad``: the
+    detector of the earlier part of the same recording (it keeps state, its hangover, from frame to frame)."""
+    vad = vad or webrtcvad.Vad(aggressiveness)
     peak = max(float(np.max(np.abs(x))), 1e-9) if len(x) else 1.0
     pcm = (np.clip(x / max(peak, 1.0), -1, 1) * 32767).astype(np.int16)  # only the VAD sees this scaled copy
     return np.array([vad.is_speech(pcm[i:i + FRAME].tobytes(), SAMPLE_RATE)
@@ -44,6 +45,9 @@ class TurnSettings:
     aggressiveness: int = 2
 
 
+ROUNDING = 1e-9  # s: frame times are multiples of 0.03 s in floating point, which a comparison must not tip
+
+
 def speech_turns(decisions: np.ndarray, duration_s: float, s: TurnSettings) -> list[tuple[float, float]]:
     """(start, end) seconds of the turns in a recording's per-frame decisions: pauses shorter than
     ``min_pause_s`` bridged, turns shorter than ``min_turn_s`` dropped, ``padding_s`` added on each side
@@ -59,11 +63,11 @@ def speech_turns(decisions: np.ndarray, duration_s: float, s: TurnSettings) -> l
             start = None
     merged = []
     for t in turns:
-        if merged and t[0] - merged[-1][1] < s.min_pause_s:
+        if merged and t[0] - merged[-1][1] < s.min_pause_s - ROUNDING:
             merged[-1][1] = t[1]
         else:
             merged.append(t)
-    kept = [t for t in merged if t[1] - t[0] >= s.min_turn_s]
+    kept = [t for t in merged if t[1] - t[0] >= s.min_turn_s - ROUNDING]
     padded = []
     for i, (a, b) in enumerate(kept):
         lo = max(0.0, a - s.padding_s, padded[-1][1] if padded else 0.0)

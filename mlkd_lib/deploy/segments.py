@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import webrtcvad
 from tqdm.auto import tqdm
 
 from ..data.audio import SAMPLE_RATE, AudioError, resample, resample_stream, to_mono
@@ -50,7 +51,8 @@ def speech_activity(path: Path, aggressiveness: int = 2, progress: bool = True) 
     Read ``BLOCK_S`` at a time; frames continue across blocks."""
     with _open(path) as f:
         rate, frames = f.samplerate, f.frames
-    decisions, carry = [], np.zeros(0, dtype=np.float32)
+    decisions, carry, vad = [], np.zeros(0, dtype=np.float32), webrtcvad.Vad(aggressiveness)  # one detector: its
+    # state (the hangover after speech) runs on across the blocks as across the frames of one
     stream = resample_stream(rate) if rate != SAMPLE_RATE else None
     n_blocks = int(np.ceil(frames / (BLOCK_S * rate)))
     blocks = sf.blocks(str(path), blocksize=int(BLOCK_S * rate), dtype="float32", always_2d=True)
@@ -59,7 +61,7 @@ def speech_activity(path: Path, aggressiveness: int = 2, progress: bool = True) 
         x = to_mono(block, str(path))
         x = np.concatenate([carry, stream.resample_chunk(x, last=i == n_blocks - 1) if stream else x])
         whole = len(x) // FRAME * FRAME
-        decisions.append(vad_decisions(x[:whole], aggressiveness))
+        decisions.append(vad_decisions(x[:whole], aggressiveness, vad))
         carry = x[whole:]
     return (np.concatenate(decisions) if decisions else np.zeros(0, bool)), frames / rate
 

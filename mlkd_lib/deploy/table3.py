@@ -22,7 +22,7 @@ from ..data.prepare import load_fold
 from ..layout import StudyLayout
 from ..method.checkpoint import load_model
 from ..method.evaluate import ua_wa
-from ..names import CLEAN, reference_noise
+from ..names import CLEAN, NO_LEVEL, reference_noise
 from .scoring import exported, fold_calibration, onnx_logits, predictions
 
 DEPLOY_SNRS = (0.0, 10.0)
@@ -80,7 +80,7 @@ def summarise_deployed(pred: pd.DataFrame) -> pd.DataFrame:
     out = []
     for version, g in pred.groupby("version", sort=False):
         row = {"version": version}
-        for (noise, snr), c in g.groupby(["noise", g["snr_db"].fillna(-1.0)], sort=False):
+        for (noise, snr), c in g.groupby(["noise", g["snr_db"].fillna(NO_LEVEL)], sort=False):
             name = CLEAN if noise == CLEAN else f"{noise} {snr:g} dB"
             row[f"UA {name}"] = 100 * float(np.mean([ua_wa(f["label"], f["pred"])[0] for _, f in c.groupby("fold")]))
         key = ["fold", "utt_id", "noise", "snr_db"]

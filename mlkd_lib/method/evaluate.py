@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import AudioCache, Condition, NoisyPairDataset, collate
 from ..data.kept_audio import KeptAudio, keeps
-from ..names import CLEAN, NOISE
+from ..names import CLEAN, NO_LEVEL, NOISE
 from .cnn_features import CnnFeatures
 
 
@@ -139,9 +139,10 @@ def metrics_from_predictions(pred: pd.DataFrame, model_name: str, fold: str) -> 
     if "condition" not in pred:  # predictions of a study made before the test-only conditions
         pred = pred.assign(condition=np.where(pred.noise == CLEAN, CLEAN, NOISE), severity=pred.snr_db)
     rows = []
-    keys = [pred["condition"], pred["noise"], pred["snr_db"].fillna(-1.0), pred["severity"].fillna(-1.0)]
+    keys = [pred["condition"], pred["noise"], pred["snr_db"].fillna(NO_LEVEL), pred["severity"].fillna(NO_LEVEL)]
     for (condition, noise, snr, severity), g in pred.groupby(keys, sort=False):
         ua, wa = ua_wa(g["label"], g["pred"])
-        rows.append(dict(model=model_name, condition=condition, severity=None if severity == -1.0 else severity,
-                         noise=noise, snr_db=None if snr == -1.0 else float(snr), fold=fold, ua=ua, wa=wa, n=len(g)))
+        rows.append(dict(model=model_name, condition=condition, severity=None if severity == NO_LEVEL else severity,
+                         noise=noise, snr_db=None if snr == NO_LEVEL else float(snr), fold=fold, ua=ua, wa=wa,
+                         n=len(g)))
     return pd.DataFrame(rows)

@@ -73,13 +73,14 @@ PLAN_STEPS, PLAN_WARMUP = 6, 2  # timed training steps of each role, after untim
 
 @dataclass
 class Plan:
-    steps: list[str]
+    steps: list[str]  # the steps shown (the first folds' and how many in all, when there are more)
     lines: list[str] = field(default_factory=list)
     disk_peak: float = 0.0  # bytes
     measured: dict = field(default_factory=dict)  # what the projection rests on: plan.json
+    count: int = 0  # the study's steps in all (0: as many as shown)
 
     def render(self) -> str:
-        return "\n".join([f"{len(self.steps)} steps: " + ", ".join(self.steps), *self.lines])
+        return "\n".join([f"{self.count or len(self.steps)} steps: " + ", ".join(self.steps), *self.lines])
 
     def save(self, path: Path) -> None:
         """``plan.json``: each role's measured step (``step_s`` and its breakdown) and the projection made from it."""
@@ -232,4 +233,4 @@ def make_plan(cfg: StudyConfig, folds: list[str], jobs: int = 1, previous: dict 
         f"fold; a step's last.pt and the teacher cache exist while it runs and "
         + ("are all kept: keep_checkpoints)" if cfg.keep_checkpoints else "are dropped when it is done)"),
     ]
-    return Plan(steps, lines, peak, record)
+    return Plan(steps, lines, peak, record, 1 + len(fold_models) * n_folds)

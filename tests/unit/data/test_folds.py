@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,3 +88,121 @@ def test_kfold_with_speaker_validation_holds_whole_speakers_out_of_training():
     assert sorted(tested) == sorted(manifest.speaker.unique())
     with pytest.raises(ValueError, match="5-fold"):
         kfold_folds(corpus().query("speaker < 'Ses04'"), n_folds=5, validation="speaker", n_val_speakers=2)
+
+
+def _split_manifest(parts):
+    """Speakers by the corpus's own sets: (speaker, split value) per utterance, two utterances each."""
+    return pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, emotion=("neu", "ang")[k], split=v)
+                         for s, v in parts for k in range(2)])
+
+
+def test_the_corpus_own_sets_are_one_fold_with_or_without_a_development_set():
+    from mlkd_lib.data.folds import SPLIT_FOLD, make_folds, split, split_fold
+    m = _split_manifest([("b", "Train"), ("a", "train"), ("c", "development"), ("d", "test1"), ("e", " TEST2 ")])
+    (fold,) = make_folds(m, "split", val_fraction=0.5, seed=3)
+    assert fold == split_fold(m, 0.5, 3)
+    assert (fold.name, fold.test_speakers, fold.train_speakers, fold.val_speakers, fold.val_fraction, fold.seed,
+            fold.by_split) == (SPLIT_FOLD, ("d", "e"), ("a", "b"), ("c",), 0.0, 3, True)
+    parts = split(m, fold)
+    assert [sorted(parts[k].speaker.unique()) for k in ("train", "val", "test")] == [["a", "b"], ["c"], ["d", "e"]]
+    no_dev = split_fold(m[m.speaker != "c"], 0.5, 3)  # validation: half of each training speaker × emotion ...
+    assert (no_dev.val_speakers, no_dev.val_fraction, no_dev.seed) == ((), 0.5, 3)
+    assert len(split(m[m.speaker != "c"], no_dev)["val"]) == 0  # ... of one utterance each: none held out
+    with pytest.raises(ValueError, match=r"^protocol=split needs a split column in the manifest \(train / "
+                                         r"development / test\)$"):
+        split_fold(m.drop(columns="split"))
+    with pytest.raises(ValueError, match="^protocol=split: the manifest's split column has no train and no test rows$"):
+        split_fold(_split_manifest([("c", "dev")]))
+    with pytest.raises(ValueError, match=r"^split value 'eval': expected train, development \(dev, validation\) or "
+                                         r"test\*$"):
+        split_fold(_split_manifest([("a", "train"), ("b", "eval")]))
+
+
+def test_speaker_validation_takes_the_session_partner_then_the_next_speakers_and_needs_enough_of_them():
+    from mlkd_lib.data.folds import kfold_folds, loso_folds
+    m = pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, emotion="neu") for s in ("Ses01F", "Ses01M", "Ses02F",
+                                                                                 "Ses02M") for k in range(3)])
+    folds = {f.name: f for f in loso_folds(m, "speaker", n_val_speakers=2, seed=4)}
+    assert folds["Ses02F"].val_speakers == ("Ses02M", "Ses01F")  # the partner, then on from the test speaker
+    assert folds["Ses02F"].train_speakers == ("Ses01M",) and folds["Ses02F"].val_fraction == 0.0
+    fraction = {f.name: f for f in loso_folds(m, val_fraction=0.3, seed=4)}["Ses01M"]
+    assert (fraction.val_fraction, fraction.seed, fraction.val_speakers) == (0.3, 4, ())
+    with pytest.raises(ValueError, match=r"^leave-one-speaker-out needs at least 5 speakers, the manifest has 4: "):
+        loso_folds(m, "speaker", n_val_speakers=3)
+    assert len(loso_folds(m, "speaker", n_val_speakers=2)) == 4  # 2 + 2: just enough
+    with pytest.raises(ValueError, match=r"^3-fold needs at least 5 speakers, the manifest has 4: "):
+        kfold_folds(m, 3, "speaker", n_val_speakers=2)
+    k = kfold_folds(m, 2, val_fraction=0.25, seed=9)
+    assert [(f.name, f.val_fraction, f.seed) for f in k] == [("fold1", 0.25, 9), ("fold2", 0.25, 9)]
+    with pytest.raises(ValueError, match=r"^validation must be one of \('fraction', 'speaker'\), got 'random'$"):
+        kfold_folds(m, 2, "random")
+
+
+def _speakers(counts: dict[str, int]) -> pd.DataFrame:
+    return pd.DataFrame([dict(utt_id=f"{s}_{k}", speaker=s, emotion=("neu", "ang")[k % 2]) for s, n in counts.items()
+                         for k in range(n)])
+
+
+def test_the_protocols_reached_through_make_folds_with_every_setting_and_their_defaults():
+    from mlkd_lib.data.folds import (
+        get_fold,
+        kfold_folds,
+        loso_folds,
+        make_folds,
+        planned_fold_names,
+        speaker_groups,
+        split_fold,
+    )
+    m = _speakers({"A": 6, "B": 5, "C": 4, "D": 3, "E": 2, "F": 1})
+    # the most utterances first, each to the group with fewest so far: 6 → 1st, 5 → 2nd, 4 → 2nd, 3 → 1st, 2 → 1st
+    # (a tie: the first), 1 → 2nd
+    assert speaker_groups(m, 2) == [["A", "D", "E"], ["B", "C", "F"]] == speaker_groups(m, 2, seed=0)
+    assert make_folds(m) == loso_folds(m, "fraction", 0.2, 1, 0)
+    assert make_folds(m, "loso", 3, "speaker", 0.3, 2, 7) == loso_folds(m, "speaker", 0.3, 2, 7)
+    assert make_folds(m, "loso", val_fraction=0.3, seed=7) == loso_folds(m, "fraction", 0.3, 1, 7)
+    assert make_folds(m, "kfold") == kfold_folds(m, 5, "fraction", 0.2, 1, 0) == kfold_folds(m)
+    assert make_folds(m, "kfold", 2, "speaker", 0.3, 2, 7) == kfold_folds(m, 2, "speaker", 0.3, 2, 7)
+    k = kfold_folds(m, 2, "speaker", n_val_speakers=1, seed=5)
+    order = np.random.default_rng([5, 1]).permutation(sorted("ABCDEF")).tolist()
+    assert k == kfold_folds(m, 2, "speaker", n_val_speakers=1, seed=5)
+    assert [f.val_speakers for f in k] == [(next(s for s in order if s in "BCF"),), (next(s for s in order if s in
+                                                                                      "ADE"),)]
+    split = _split_manifest([("a", "train"), ("b", "test")])
+    assert make_folds(split, "split", val_fraction=0.4, seed=2) == [split_fold(split, 0.4, 2)]
+    assert split_fold(split) == split_fold(split, 0.2, 0)
+    assert loso_folds(m) == loso_folds(m, "fraction", 0.2, 1, 0)
+    with pytest.raises(ValueError, match=r"^protocol must be one of \('loso', 'kfold', 'split'\), got 'lopo'$"):
+        make_folds(m, "lopo")
+    with pytest.raises(ValueError, match=r"^no fold 'Z'; the folds are \['A', 'B', 'C', 'D', 'E', 'F'\]$"):
+        get_fold(m, "Z")
+    with pytest.raises(ValueError, match=r"^validation must be one of \('fraction', 'speaker'\), got 'random'$"):
+        loso_folds(m, "random")
+    assert planned_fold_names("kfold", ["x", "y"], 3) == ["fold1", "fold2", "fold3"]
+    assert planned_fold_names("split", ["x"], 3) == ["split"] and planned_fold_names("loso", ["y", "x"], 3) == ["x",
+                                                                                                              "y"]
+
+
+def test_speakers_needed_by_each_validation_and_the_next_speaker_validating():
+    from mlkd_lib.data.folds import kfold_folds, loso_folds
+    two = _speakers({"A": 2, "B": 2})
+    assert len(loso_folds(two)) == 2 and len(loso_folds(two, n_val_speakers=5)) == 2  # fraction: 2 speakers do
+    assert len(kfold_folds(two, 2, n_val_speakers=5)) == 2
+    folds = {f.name: f for f in loso_folds(_speakers({"A": 2, "B": 2, "C": 2, "D": 2}), "speaker")}
+    assert folds["B"].val_speakers == ("C",) and folds["D"].val_speakers == ("A",)  # on from the test speaker
+    lone = {f.name: f for f in loso_folds(_speakers({"Ses01F": 2, "Ses02F": 2, "Ses02M": 2}), "speaker")}
+    assert lone["Ses01F"].val_speakers == ("Ses02F",)  # no partner in the corpus: the next speaker
+
+
+def test_validation_holds_one_of_two_at_a_small_fraction_none_at_zero_and_follows_the_folds_seed():
+    from mlkd_lib.data.folds import Fold, split, validation_mask
+    pair = _speakers({"A": 2, "B": 2}).assign(emotion="neu")
+    assert validation_mask(pair, 0.2).tolist().count(True) == 2  # one of each speaker's two
+    assert not validation_mask(pair, 0.0).any()
+    assert validation_mask(pair, 0.2).tolist() == validation_mask(pair, 0.2, seed=0).tolist()
+    many = _speakers({"A": 20, "B": 20})
+    fold = Fold("C", ("C",), ("A", "B"), val_fraction=0.3, seed=3)
+    parts = split(many, fold)
+    assert set(parts["val"].utt_id) == set(many[validation_mask(many, 0.3, 3)].utt_id)
+    assert set(parts["val"].utt_id) != set(many[validation_mask(many, 0.3, 0)].utt_id)
+    assert list(parts["train"].columns) == list(many.columns) and list(parts["train"].index) == list(
+        range(len(parts["train"])))

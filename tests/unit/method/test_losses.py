@@ -75,3 +75,29 @@ def test_objective_combines_the_three_losses():
     assert parts["kd"] == pytest.approx(kd_loss(zs, zt, 7.0).item())
     ce_only, p = mlkd_objective(zs, y)
     assert ce_only.item() == pytest.approx(F.cross_entropy(zs, y).item()) and set(p) == {"ce"}
+
+
+def test_the_objectives_defaults_are_the_papers():
+    torch.manual_seed(1)
+    zs, zt, y = torch.randn(4, 4), torch.randn(4, 4), torch.tensor([0, 1, 2, 3])
+    sh, th = _hidden(2, 5, batch=4), _hidden(4, 6, batch=4)
+    args = (zs, y, sh, zt, th, {1: 2, 2: 4}, torch.ones(4, 6, dtype=torch.bool))
+    assert mlkd_objective(*args)[0].item() == pytest.approx(
+        mlkd_objective(*args, T=7.0, alpha=0.7, beta=1.0)[0].item(), rel=1e-7)
+    assert kd_loss(zs, zt).item() == pytest.approx(kd_loss(zs, zt, 7.0).item(), rel=1e-7)
+
+
+def test_the_losses_in_the_students_precision_and_one_real_value():
+    """Under mixed precision the teacher's fp32 targets are brought to the student's dtype (bf16) first; a single
+    real frame of one dimension is its own mean."""
+    torch.manual_seed(2)
+    s, t = torch.randn(2, 3, 4).bfloat16(), torch.randn(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    got = masked_mse(s, t, mask)
+    ref = ((s - t.bfloat16()) ** 2)[mask].sum() / (3 * 4)
+    assert got.dtype == torch.bfloat16 and got.item() == pytest.approx(ref.item(), rel=1e-2)
+    zs, zt = torch.randn(3, 4).bfloat16(), torch.randn(3, 4)
+    assert kd_loss(zs, zt, 7.0).dtype == torch.bfloat16
+    real = torch.tensor([[True], [False]])
+    one = masked_mse(torch.tensor([[[3.0]], [[9.0]]]), torch.tensor([[[1.0]], [[0.0]]]), real)
+    assert one.item() == pytest.approx(4.0)  # (3 − 1)², over the one real value

@@ -1,0 +1,205 @@
+"""`mlkd study --plan`'s projection term by term against hand arithmetic: a fold's shares of the corpus under each
+protocol, and each model's device seconds from given step times, inference paces and counts — training, validation,
+scoring (the study's test conditions and every other corpus's), the teacher's targets for a distilling student."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from numpy import zeros
+
+from mlkd_lib.config import make_config
+from mlkd_lib.study import plan
+
+
+def test_a_folds_shares_under_each_protocol():
+    durations = pd.DataFrame({"speaker": list("AABBCCDDEE"), "duration_s": [1.0] * 10,
+                              "split": ["train"] * 6 + ["development", "test1", "test2", "test"]})
+    cut = pd.Series([1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0])  # 30 s
+    loso = plan.fold_shares(make_config("micro", val_fraction=0.25, n_folds=2), durations, cut)  # n_folds: kfold's
+    # one speaker of five tested (1/5), a quarter of the other four fifths validated (1/5): 3/5 trained
+    assert (loso.train_n, loso.train_s, loso.val_s, loso.test_s) == pytest.approx((6.0, 18.0, 6.0, 6.0))
+    kfold = plan.fold_shares(make_config("micro", protocol="kfold", n_folds=2, val_fraction=0.1), durations, cut)
+    assert (kfold.train_n, kfold.train_s, kfold.val_s, kfold.test_s) == pytest.approx((4.5, 13.5, 1.5, 15.0))
+    speaker = plan.fold_shares(make_config("micro", validation="speaker", n_val_speakers=2), durations, cut)
+    assert (speaker.train_n, speaker.val_s, speaker.test_s) == pytest.approx((4.0, 12.0, 6.0))  # 2 of 5 validate
+    split = plan.fold_shares(make_config("micro", protocol="split", val_fraction=0.5), durations, cut)
+    assert split.test_s == pytest.approx(30 * 3 / 10)  # test, test1, test2: 3 of the 10 rows
+    assert split.val_s == pytest.approx(30 * 0.7 * 0.5) and split.train_n == pytest.approx(10 * 0.35)
+
+
+MEASURED = {"teacher": 0.5, "student_sup": 0.7, "student_unsup": 0.6, "student_unsup_from_teacher": 0.65}
+
+
+def test_each_models_fold_seconds_term_by_term():
+    cfg = make_config("micro", teacher_epochs=3, student_epochs=2, control_arm=True)
+    shares = plan.Shares(train_n=40, train_s=100.0, val_s=20.0, test_s=30.0)
+    measured = {r: {"step_s": s} for r, s in MEASURED.items()}
+    got = plan.fold_seconds(cfg, shares, 5, measured, {"teacher": 0.02, "student": 0.01}, scored_s=300.0)
+    assert got == pytest.approx({
+        # epochs × (steps × step + validation audio × pace) + scored audio × pace
+        "teacher": 3 * (5 * 0.5 + 20 * 0.02) + 300 * 0.02,
+        "baseline": 300 * 0.02,  # scoring through the teacher; its NMF runs on the CPU, not counted
+        # MLKD also fills the teacher's targets for its training and validation audio, at the teacher's pace
+        "student_sup": 2 * (5 * 0.7 + 20 * 0.01) + 300 * 0.01 + (100 + 20) * 0.02,
+        "student_unsup": 2 * (5 * 0.6 + 20 * 0.01) + 300 * 0.01,
+        "student_unsup_from_teacher": 2 * (5 * 0.65 + 20 * 0.01) + 300 * 0.01})
+
+
+def _table(path, rows):
+    """A table of tiny files whose ``duration_s`` column says how long each utterance is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name, *_ in rows:
+        sf.write(path.parent / name, zeros(800, "float32") + 0.1, 16_000)
+    pd.DataFrame(rows, columns=["path", "emotion", "speaker", "duration_s"]).to_csv(path, index=False)
+    return str(path)
+
+
+def _planned_study(tmp_path, monkeypatch, timed, **extra):
+    """Five speakers × (1, 2, 3, 10 s) of neu / ang, another corpus of 1, 2, 4 s (and a class the study lacks); the
+    steps measured as ``MEASURED``, the teacher's inference pass 0.4 s and the student's 0.1 s."""
+    rows = [(f"{s}{k}.wav", "neu" if k % 2 else "ang", s, d) for s in "ABCDE"
+            for k, d in enumerate((1.0, 2.0, 3.0, 10.0))]
+    other = _table(tmp_path / "emodb" / "emodb.csv", [("a.wav", "neu", "03", 1.0), ("b.wav", "ang", "03", 2.0),
+                                                       ("c.wav", "ang", "08", 4.0), ("d.wav", "fear", "08", 9.0)])
+    cfg = make_config("micro", corpus="manifest", manifest=_table(tmp_path / "own" / "own.csv", rows),
+                      data_dir=str(tmp_path / "data"), emotions=["neu", "ang"], val_fraction=0.25, teacher_epochs=3,
+                      student_epochs=2, batch_size=8, max_seconds=2.5, noise_types=["babble"], snrs=[0.0, 10.0],
+                      conditions=[], test_manifests=[other], control_arm=True, device="cpu", **extra)
+    monkeypatch.setattr(plan, "measured_steps", lambda cfg, lengths, steps, warmup, roles: timed.append(roles) or {
+        r: {"step_s": MEASURED[r], **{f"{p}_s": 0.0 for p in ("data", "forward", "backward", "optimizer", "other")}}
+        for r in roles})
+    monkeypatch.setattr(plan, "_forward_seconds",
+                        lambda model, batch, device: 0.4 if model.num_layers > cfg.student_layers else 0.1)
+    return cfg
+
+
+def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
+    """Five speakers × (1, 2, 3, 10 s), cut at 2.5 s: 40 s. A fold: 1/5 tested (8 s), a quarter of the rest validated
+    (8 s), 12 utterances and 24 s trained: 2 steps of 8 an epoch. Scored: 3 conditions × 8 s, and the other corpus's
+    1, 2, 4 s (cut: 5.5 s) under its 3. Inference paces from the passes given: 0.4 s (teacher) and 0.1 s (student) on
+    a batch of 8 × 2 s (the mean cut length)."""
+    timed = []
+    cfg = _planned_study(tmp_path, monkeypatch, timed)
+    made = plan.make_plan(cfg, [])
+    record = made.measured
+    assert [sorted(r) for r in timed] == [["student_sup", "student_unsup", "teacher"]]  # one arm of each loss timed
+    assert record["steps_per_epoch"] == 2
+    teacher_pace, student_pace = 0.4 / (8 * 2.0), 0.1 / (8 * 2.0)
+    scored = 3 * 8.0 + 3 * 5.5
+    expected = {"teacher": 3 * (2 * 0.5 + 8 * teacher_pace) + scored * teacher_pace,
+                "baseline": scored * teacher_pace,
+                "student_sup": 2 * (2 * 0.7 + 8 * student_pace) + scored * student_pace + (24 + 8) * teacher_pace,
+                "student_unsup": 2 * (2 * 0.6 + 8 * student_pace) + scored * student_pace,
+                "student_unsup_from_teacher": 2 * (2 * 0.6 + 8 * student_pace) + scored * student_pace}  # CE's step
+    assert {m: 3600 * h for m, h in record["fold_hours"].items()} == pytest.approx(expected)
+    assert record["total_hours"] == pytest.approx(5 * sum(expected.values()) / 3600)  # five folds
+    text = made.render().splitlines()
+    folds = [f"{f}/{m}" for f in "AB" for m in ("teacher", "baseline", "student_unsup", "student_sup",
+                                               "student_unsup_from_teacher")]
+    assert text[0] == f"26 steps: data, {', '.join(folds)}, ... (25 fold steps in all)"  # the data step and 5 × 5
+    assert text[1].startswith("corpus: 20 utterances, 1 min (") and text[1].endswith(
+        "cut at 2.5 s: per fold about 24 s of training and 8 s of test audio, 3 test conditions, 5 folds")
+    assert text[2] == ("test corpus emodb: 3 utterances of the study's classes, 7 s, scored by every model of every "
+                       "fold under 3 conditions")
+    assert f"time: about {plan._hours(5 * sum(expected.values()))} on the CPU" in made.render()
+    assert "disk: about " in text[-1] and text[-1].endswith("are dropped when it is done)")
+
+
+def test_the_plans_words_for_sizes_and_times_and_its_record():
+    assert [plan._hours(s) for s in (59, 60, 3599, 3600, 5400)] == ["59 s", "1 min", "60 min", "1.0 h", "1.5 h"]
+    assert [plan._size(b) for b in (5 * 2**20, 2**30 - 2**19, 2**30, 3 * 2**29)] == ["5 MiB", "1024 MiB", "1.0 GiB",
+                                                                                     "1.5 GiB"]
+    p = plan.Plan(["data", "S1/teacher"], ["line one", "line two"], 0.0, {"total_hours": 1.5})
+    assert p.render() == "2 steps: data, S1/teacher\nline one\nline two"
+
+
+def test_the_plan_json_is_written_where_asked(tmp_path):
+    p = plan.Plan(["data"], [], 0.0, {"total_hours": 1.5, "roles": {"teacher": {"step_s": 0.25}}})
+    for _ in range(2):  # a new folder, then again over it
+        p.save(tmp_path / "new" / "plan.json")
+    assert (tmp_path / "new" / "plan.json").read_text() == (
+        '{\n  "total_hours": 1.5,\n  "roles": {\n    "teacher": {\n      "step_s": 0.25\n    }\n  }\n}')
+
+
+def test_an_inference_pass_is_timed_as_the_fastest_of_three_after_a_warm_up(monkeypatch):
+    import types
+
+    import torch
+    clock = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0, 30.0, 32.0, 40.0, 47.0])  # passes of 5, 1, 3, 2 s (then 7)
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: next(clock))
+    calls, moved = [], []
+
+    class Model:
+        def to(self, device):
+            moved.append(device)
+            return self
+
+        def eval(self):
+            return self
+
+        def __call__(self, batch, output_hidden_states):
+            calls.append((batch, output_hidden_states))
+
+    batch = torch.zeros(2, 10)
+    assert plan._forward_seconds(Model(), batch, types.SimpleNamespace(type="cpu")) == 1.0
+    assert len(calls) == 4 and all(b is batch and h is False for b, h in calls) and len(moved) == 1
+
+
+def test_the_gpu_line_says_how_many_trainings_of_the_largest_peak_fit(monkeypatch):
+    import types
+    card = types.SimpleNamespace(total_memory=80 * 2**30)
+    monkeypatch.setattr(plan.torch.cuda, "get_device_properties", lambda d: card)
+    line = plan._gpu_fit(types.SimpleNamespace(type="cuda"), {"teacher": {"peak_gib": 8.0}, "s": {"peak_gib": 3.0}})
+    assert line == ("; on this 80 GiB card 9 trainings of 8.0 GiB peak fit at once (whether they overlap is not "
+                    "measured: time a pair with --jobs 2)")  # 0.9 × 80 // 8
+    assert plan._gpu_fit(types.SimpleNamespace(type="cpu"), {}) == ""
+
+
+def test_the_roles_are_timed_on_lengths_drawn_from_the_corpus(monkeypatch):
+    asked = []
+    monkeypatch.setattr(plan, "measured_steps", lambda cfg, lengths, steps, warmup, roles: asked.append(
+        (cfg, lengths, steps, warmup, roles)) or {r: {"step_s": 1.0} for r in roles})
+    cfg = make_config("micro", batch_size=4, control_arm=True)
+    cut = pd.Series([1.0, 2.0, 2.5, 0.5])
+    got = plan.measure_roles(cfg, cut, plan.study_arms(cfg))
+    (c, lengths, steps, warmup, roles), = asked
+    assert c is cfg and (steps, warmup) == (6, 2) and len(lengths) == (6 + 2) * 4
+    assert list(lengths) == list(np.random.default_rng(0).choice(cut.to_numpy(), 32))
+    assert set(got) == {"teacher", "student_unsup", "student_sup", "student_unsup_from_teacher"}
+
+
+def test_a_synthetic_corpus_not_made_yet_is_planned_from_the_presets_size(tmp_path):
+    cfg = make_config("micro", data_dir=str(tmp_path), synth_per_class=3)
+    durations, source = plan.corpus_durations(cfg)
+    assert len(durations) == 10 * 4 * 3 and durations.speaker.nunique() == 10 and list(durations.columns) == [
+        "speaker", "duration_s"]
+    assert durations.duration_s.mean() == pytest.approx(plan.SYNTHETIC_MEAN_S, rel=0.05)
+    assert source == "the preset's size, 120 utterances of about 1.7 s: the corpus is not made yet"
+
+
+def test_the_plans_record_models_disk_and_wall_time_for_two_jobs(tmp_path, monkeypatch):
+    from mlkd_lib.study.preflight import disk_need
+    cfg = _planned_study(tmp_path, monkeypatch, [], keep_checkpoints=True)
+    made = plan.make_plan(cfg, ["A", "B"], jobs=2)
+    assert made.steps == ["data", *(f"{f}/{m}" for f in "AB" for m in ("teacher", "baseline", "student_unsup",
+                                                                          "student_sup", "student_unsup_from_teacher"))]
+    record = made.measured
+    assert {k: record[k] for k in ("device", "batch_size", "steps_per_epoch", "timed_steps", "warmup_steps", "jobs")} \
+        == {"device": "cpu", "batch_size": 8, "steps_per_epoch": 2, "timed_steps": 6, "warmup_steps": 2, "jobs": 2}
+    assert set(record["roles"]) == set(MEASURED) and record["total_hours"] == pytest.approx(
+        2 * sum(record["fold_hours"].values()))
+    teacher = plan.build_teacher("micro", ["neu", "ang"])
+    student = plan.build_student(teacher, cfg.student_layers)
+    p_t, p_s = (sum(p.numel() for p in m.parameters()) for m in (teacher, student))
+    text = made.render()
+    assert f"models: teacher {p_t / 1e6:.2f} M parameters, student {p_s / 1e6:.2f} M (micro)" in text
+    peak, final = disk_need(cfg, p_t, p_s, 16, 24.0, 2, 2, 3, 8.0, 8)  # micro: 16 wide, a CNN of 8 channels; 3 arms
+    assert made.disk_peak == pytest.approx(peak)
+    assert (f"disk: about {plan._size(peak)} at the peak, {plan._size(final)} when done (4 fp32 checkpoints a fold; "
+            "a step's last.pt and the teacher cache exist while it runs and are all kept: keep_checkpoints)") in text
+    total = 3600 * record["total_hours"]
+    assert f"time: about {plan._hours(total)} on the CPU ({plan._hours(total / 2)} of wall time with --jobs 2)" in text
+    assert len(plan.make_plan(cfg, ["A", "B", "C"]).steps) == 1 + 10 + 1  # a third fold: said, not listed
