@@ -171,7 +171,8 @@ def test_the_protocols_reached_through_make_folds_with_every_setting_and_their_d
     assert make_folds(split, "split", val_fraction=0.4, seed=2) == [split_fold(split, 0.4, 2)]
     assert split_fold(split) == split_fold(split, 0.2, 0)
     assert loso_folds(m) == loso_folds(m, "fraction", 0.2, 1, 0)
-    with pytest.raises(ValueError, match=r"^protocol must be one of \('loso', 'kfold', 'split'\), got 'lopo'$"):
+    with pytest.raises(ValueError,
+                       match=r"^protocol must be one of \('loso', 'kfold', 'split', 'folds'\), got 'lopo'$"):
         make_folds(m, "lopo")
     with pytest.raises(ValueError, match=r"^no fold 'Z'; the folds are \['A', 'B', 'C', 'D', 'E', 'F'\]$"):
         get_fold(m, "Z")

@@ -96,7 +96,8 @@ def test_threads_aggressiveness_and_json_reach_the_model_and_the_vad(model, tmp_
     path = bursts(tmp_path / "a.wav", [(0.51, 1.26)], 2.0)
     asked = []
     load = predict.load_classifier
-    monkeypatch.setattr(predict, "load_classifier", lambda m, threads=0: asked.append(threads) or load(m, threads))
+    monkeypatch.setattr(predict, "load_classifier",
+                        lambda m, threads=0, raw=False: asked.append(threads) or load(m, threads, raw))
     main(["predict", "--model", str(model), str(path), "--threads", "1", "--vad-aggressiveness", "3", "--json"])
     (item,) = json.loads(capsys.readouterr().out)
     assert asked == [1] and predict.load_classifier(model, 1).session.get_session_options().intra_op_num_threads == 1
@@ -187,18 +188,18 @@ def test_a_span_is_read_from_the_file_alone_at_16_khz(tmp_path):
 
 def test_segments_as_text_csv_and_json():
     from mlkd_lib.deploy.segments import Segment, format_segments
-    segs = [Segment("a.wav", 0.5, 1.25, "hap", {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766}),
-            Segment("a.wav", 2.0, 3.5, "neu", {"neu": 0.7, "hap": 0.1, "ang": 0.1, "sad": 0.1})]
-    assert format_segments(segs, LABELS, "csv") == ("path,start_s,end_s,emotion,p_neu,p_hap,p_ang,p_sad\n"
-                                                    "a.wav,0.5,1.25,hap,0.1,0.6123,0.2,0.0877\n"
-                                                    "a.wav,2.0,3.5,neu,0.7,0.1,0.1,0.1")
+    segs = [Segment("a.wav", 0.5, 1.25, "hap", {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766}, 0.61234),
+            Segment("a.wav", 2.0, 3.5, "", {"neu": 0.4, "hap": 0.2, "ang": 0.2, "sad": 0.2}, 0.4)]  # uncertain
+    assert format_segments(segs, LABELS, "csv") == ("path,start_s,end_s,emotion,p_neu,p_hap,p_ang,p_sad,confidence\n"
+                                                    "a.wav,0.5,1.25,hap,0.1,0.6123,0.2,0.0877,0.6123\n"
+                                                    "a.wav,2.0,3.5,,0.4,0.2,0.2,0.2,0.4")
     assert json.loads(format_segments(segs, LABELS, "json"))[0] == {
         "path": "a.wav", "start_s": 0.5, "end_s": 1.25, "emotion": "hap", "p_neu": 0.1, "p_hap": 0.6123,
-        "p_ang": 0.2, "p_sad": 0.0877}
+        "p_ang": 0.2, "p_sad": 0.0877, "confidence": 0.6123}
     assert format_segments(segs, LABELS).splitlines() == [
-        "   start      end  emotion     neu    hap    ang    sad",
-        "    0.50     1.25  hap       0.100  0.612  0.200  0.088",
-        "    2.00     3.50  neu       0.700  0.100  0.100  0.100"]
+        "   start      end  emotion      neu    hap    ang    sad",  # the emotion column fits "uncertain"
+        "    0.50     1.25  hap        0.100  0.612  0.200  0.088",
+        "    2.00     3.50  uncertain  0.400  0.200  0.200  0.200"]
 
 
 def test_softmax_row_by_row_and_stable():
@@ -258,16 +259,17 @@ def test_folders_are_searched_and_missing_files_kept_for_their_error(model, tmp_
 
 
 def test_predictions_as_text_csv_and_json():
-    preds = [predict.Prediction("a.wav", "hap", {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766}, 2.0, 1.5),
+    preds = [predict.Prediction("a.wav", "hap", {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766}, 2.0, 1.5,
+                                confidence=0.61234),
              predict.Prediction("quiet.wav", "", {}, 3.0, 0.12),
              predict.Prediction("bad.wav", error="bad.wav: not a readable audio file (x)")]
     assert predict.format_predictions(preds, LABELS, "csv").splitlines() == [
-        "path,emotion,p_neu,p_hap,p_ang,p_sad,seconds,speech_s,error",
-        "a.wav,hap,0.1000,0.6123,0.2000,0.0877,2.00,1.50,", "quiet.wav,,,,,,3.00,0.12,",
-        "bad.wav,,,,,,,,bad.wav: not a readable audio file (x)"]
+        "path,emotion,p_neu,p_hap,p_ang,p_sad,confidence,seconds,speech_s,error",
+        "a.wav,hap,0.1000,0.6123,0.2000,0.0877,0.6123,2.00,1.50,", "quiet.wav,,,,,,,3.00,0.12,",
+        "bad.wav,,,,,,,,,bad.wav: not a readable audio file (x)"]
     assert json.loads(predict.format_predictions(preds, LABELS, "json")) == [
         {"path": "a.wav", "emotion": "hap", "probabilities": {"neu": 0.1, "hap": 0.61234, "ang": 0.2, "sad": 0.08766},
-         "seconds": 2.0, "speech_s": 1.5},
+         "seconds": 2.0, "speech_s": 1.5, "confidence": 0.61234},
         {"path": "quiet.wav", "emotion": "", "seconds": 3.0, "speech_s": 0.12},
         {"path": "bad.wav", "error": "bad.wav: not a readable audio file (x)"}]
     assert predict.format_predictions(preds, LABELS).splitlines() == [
