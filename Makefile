@@ -49,9 +49,10 @@ lab: venv
 test: test-fast
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope tests/integration
 
-# the unit tier alone, while iterating: one pytest worker a core (pytest-xdist)
+# the unit tier alone, while iterating: one pytest worker a core (pytest-xdist), one thread each (two workers of
+# two torch threads each on two cores took a quarter longer)
 test-fast: venv
-	$(BIN)/python -m pytest -q -n 2 tests/unit
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests/unit
 
 # mutation testing (mutmut) of the modules that compute the study's numbers against the unit tests that pin them;
 # not part of `make test` (tests/README.md says how long it takes). MODULES="mlkd_lib/data/vad.py ...": only those.
