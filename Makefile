@@ -47,10 +47,10 @@ lab: venv
 # each on two workers; the integration tier in the two groups tests/conftest.py names (its studies wait on
 # kernels, Ray and browsers: one process left a core idle much of the time)
 test: test-fast
-	$(BIN)/python -m pytest -q -n 2 --dist loadscope tests/integration
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadscope tests/integration
 
 # the unit tier alone, while iterating: one pytest worker a core (pytest-xdist), one thread each (two workers of
-# two torch threads each on two cores took a quarter longer)
+# two torch threads each on two cores took a quarter longer; the integration tier's studies take one core each too)
 test-fast: venv
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests/unit
 
