@@ -37,6 +37,7 @@ MODULES = {
     "mlkd_lib/analysis/tables.py": [U + "analysis/test_tables.py"],
     "mlkd_lib/analysis/diagnostics.py": [U + "analysis/test_diagnostics.py"],
     "mlkd_lib/analysis/calibration.py": [U + "analysis/test_calibration.py"],
+    "mlkd_lib/method/temperature.py": [U + "analysis/test_calibration.py", U + "method/test_train.py"],
     "mlkd_lib/method/losses.py": [U + "method/test_losses.py", U + "method/test_objective_in_training.py"],
     "mlkd_lib/method/evaluate.py": [U + "method/test_evaluate.py", U + "data/test_test_corpora.py"],
     "mlkd_lib/method/teacher_cache.py": [U + "method/test_teacher_cache.py"],

@@ -27,30 +27,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 
 from ..arms import color, label, method_arm, models
 from ..layout import StudyLayout
+from ..method.temperature import checked
 from ..names import BASELINE, CLEAN, NO_LEVEL, NOISE, TEACHER
 
 ECE_BINS = 15
 COVERAGE = 0.8  # of UA at coverage: the share of utterances a model answers
 BIN_SCHEME = f"{ECE_BINS} equal-width bins of the top probability"
 RAW, SCALED = "raw", "scaled"  # calibration.csv's ``scaling``
-T_BOUNDS = (0.05, 20.0)  # where a temperature is searched
 P_FLOOR = np.finfo(np.float32).tiny  # the probabilities were float32: none is below this but 0
 SCORES = ("ece", "nll", "brier", "aurc", "ua_at_80")
 
 
 # ------------------------------------------------------------------ the arithmetic, on one set of utterances
-
-def _checked(probs, labels) -> tuple[np.ndarray, np.ndarray]:
-    p, y = np.asarray(probs, dtype=float), np.asarray(labels, dtype=int)
-    if p.ndim != 2 or len(p) != len(y) or not len(y):
-        raise ValueError(f"expected an (utterances × classes) table and one label each, got {p.shape} and {y.shape}")
-    return p, y
-
 
 def bin_of(confidence: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
     """Each top probability's bin: (0, 1/bins] is 0, …, ((bins − 1)/bins, 1] is bins − 1 (an edge belongs below)."""
@@ -59,7 +51,7 @@ def bin_of(confidence: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
 
 def top_label_ece(probs, labels, bins: int = ECE_BINS) -> float:
     """Top-label ECE over ``bins`` equal-width bins of the top probability (right-closed: (a, b])."""
-    p, y = _checked(probs, labels)
+    p, y = checked(probs, labels)
     conf, correct = p.max(1), (p.argmax(1) == y).astype(float)
     which = bin_of(conf, bins)
     n = np.bincount(which, minlength=bins)
@@ -68,12 +60,12 @@ def top_label_ece(probs, labels, bins: int = ECE_BINS) -> float:
 
 
 def negative_log_likelihood(probs, labels) -> float:
-    p, y = _checked(probs, labels)
+    p, y = checked(probs, labels)
     return float(-np.log(np.maximum(p[np.arange(len(y)), y], P_FLOOR)).mean())
 
 
 def brier_score(probs, labels) -> float:
-    p, y = _checked(probs, labels)
+    p, y = checked(probs, labels)
     onehot = np.eye(p.shape[1])[y]
     return float(((p - onehot) ** 2).sum(1).mean())
 
@@ -81,28 +73,6 @@ def brier_score(probs, labels) -> float:
 def rescaled(probs, temperature: float) -> np.ndarray:
     """The probabilities a model gives with its logits divided by ``temperature``: softmax(ln p / T)."""
     return softmax(np.log(np.maximum(np.asarray(probs, dtype=float), P_FLOOR)) / temperature, axis=1)
-
-
-def logit_nll(logits, labels, temperature: float = 1.0) -> float:
-    z, y = _checked(logits, labels)
-    return float(-log_softmax(z / temperature, axis=1)[np.arange(len(y)), y].mean())
-
-
-def fit_temperature(logits, labels) -> float:
-    """The T that minimises the NLL of softmax(z / T) on (``logits``, ``labels``): a bounded scalar search over ln T
-    (the NLL is convex in 1 / T), deterministic and drawing no random numbers."""
-    z, y = _checked(logits, labels)
-    res = optimize.minimize_scalar(lambda u: logit_nll(z, y, np.exp(u)), bounds=np.log(T_BOUNDS), method="bounded",
-                                   options={"xatol": 1e-7})
-    return float(np.exp(res.x))
-
-
-def temperature_scaling(logits, labels) -> dict:
-    """What a checkpoint and every export carry: the temperature, fitted on the validation split's clean speech, and
-    what it did there."""
-    t = fit_temperature(logits, labels)
-    return {"temperature": t, "fitted_on": "the fold's validation split, clean speech", "utterances": len(labels),
-            "nll_raw": logit_nll(logits, labels), "nll_scaled": logit_nll(logits, labels, t)}
 
 
 def risk_coverage(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +100,7 @@ def aurc(confidence, correct) -> float:
 def ua_at_coverage(probs, labels, coverage: float = COVERAGE) -> float:
     """UA (recall averaged over the classes present) of the ⌈coverage · n⌉ most confident utterances (ties in the
     given order)."""
-    p, y = _checked(probs, labels)
+    p, y = checked(probs, labels)
     kept = np.argsort(-p.max(1), kind="stable")[:int(np.ceil(coverage * len(y) - 1e-9))]
     yk, pk = y[kept], p[kept].argmax(1)
     return float(np.mean([(pk[yk == c] == c).mean() for c in np.unique(yk)]))
@@ -138,7 +108,7 @@ def ua_at_coverage(probs, labels, coverage: float = COVERAGE) -> float:
 
 def scores(probs, labels) -> dict[str, float]:
     """Every score of one set of utterances."""
-    p, y = _checked(probs, labels)
+    p, y = checked(probs, labels)
     return {"ece": top_label_ece(p, y), "nll": negative_log_likelihood(p, y), "brier": brier_score(p, y),
             "aurc": aurc(p.max(1), p.argmax(1) == y), "ua_at_80": ua_at_coverage(p, y)}
 

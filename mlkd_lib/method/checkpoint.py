@@ -104,7 +104,7 @@ def save_best(model: EmotionClassifier, path: Path, role: str, epoch: int, val_u
 
 
 def read_temperature_scaling(path: str | Path) -> dict | None:
-    """The temperature a best checkpoint carries (``analysis/calibration.py``: ``temperature_scaling``), or None; its
+    """The temperature a best checkpoint carries (``method/temperature.py``: ``temperature_scaling``), or None; its
     weights are mapped, not read."""
     ckpt = _load(Path(path), "checkpoint", mmap=True)
     return ckpt.get("temperature_scaling") if isinstance(ckpt, dict) else None

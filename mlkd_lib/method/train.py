@@ -4,7 +4,7 @@ One loop serves every role; what differs between them is decided once, in ``Role
 every epoch the resume state is written atomically (checkpoint.py), so a killed run started again
 continues where it stopped and ends with the same weights. The best epoch by validation UA
 (training speakers only) is kept apart for evaluation, with the temperature that calibrates its
-probabilities on the validation utterances' clean speech (``analysis/calibration.py``).
+probabilities on the validation utterances' clean speech (``temperature.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..analysis.calibration import temperature_scaling
 from ..config import StudyConfig
 from ..data.batches import EpochBatches
 from ..data.dataset import AudioCache, NoisyPairDataset, collate
@@ -42,6 +41,7 @@ from .models import EmotionClassifier, default_layer_map
 from .roles import Role
 from .step_time import StepClock
 from .teacher_cache import TeacherTargets
+from .temperature import temperature_scaling
 
 
 @dataclass

@@ -17,13 +17,13 @@ from mlkd_lib.analysis.calibration import (
     aurc,
     brier_score,
     calibration_differences,
-    fit_temperature,
     negative_log_likelihood,
     rescaled,
     risk_coverage,
     top_label_ece,
     ua_at_coverage,
 )
+from mlkd_lib.method.temperature import fit_temperature
 
 # five utterances, three classes: (probabilities, true class)
 TABLE = [([0.70, 0.20, 0.10], 0),  # top 0.70, right

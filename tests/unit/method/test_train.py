@@ -10,13 +10,13 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config
 
-from mlkd_lib.analysis.calibration import fit_temperature
 from mlkd_lib.data.dataset import NoisyPairDataset, collate
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.method.checkpoint import load_model
 from mlkd_lib.method.losses import mlkd_objective
 from mlkd_lib.method.models import MICRO, EmotionClassifier, build_student, build_teacher, default_layer_map
 from mlkd_lib.method.teacher_cache import TeacherTargets
+from mlkd_lib.method.temperature import fit_temperature
 from mlkd_lib.method.train import train
 
 
