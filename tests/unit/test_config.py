@@ -43,6 +43,17 @@ def test_every_key_has_help_and_every_preset_is_valid():
         assert make_config(name).preset == name
 
 
+def test_the_paper_preset_is_the_papers_setup():
+    """What the paper states: NOISEX-92's five types at 0, 5, 10, 15 and 20 dB, a 6-layer student, batch 8, 200
+    epochs, T = 7, alpha = 0.7 (the learning rate, lost from its text, is the design's reading). The integration
+    tier runs the preset at two of the SNRs."""
+    cfg = make_config("paper")
+    assert cfg.snrs == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert cfg.noise_types == ["babble", "f16", "factory", "hfchannel", "volvo"] and cfg.corpus == "iemocap"
+    assert (cfg.student_layers, cfg.batch_size, cfg.teacher_epochs, cfg.student_epochs) == (6, 8, 200, 200)
+    assert (cfg.temperature, cfg.alpha, cfg.lr) == (7.0, 0.7, 1e-5)
+
+
 def test_list_keys_prints_every_key_with_type_value_and_help():
     out = subprocess.run([sys.executable, "-m", "mlkd_lib", "study", "--preset", "paper", "--list-keys"],
                          capture_output=True, text=True, check=True).stdout
