@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT_ENV = "MLKD_ROOT"  # set it to put data/ and results/ somewhere else (tests do)
+CACHE_ENV = "MLKD_CACHE"  # where work every setup would repeat is kept (cache_dir); empty: kept nowhere
 PACKAGE = Path(__file__).resolve().parent
 NOTEBOOKS = PACKAGE / "notebooks"  # package data, so `mlkd study` runs from a wheel too; ./notebooks links here
 
@@ -28,6 +29,15 @@ def project_root() -> Path:
     if (PACKAGE.parent / "pyproject.toml").is_file():
         return PACKAGE.parent
     return Path.cwd()
+
+
+def cache_dir() -> Path | None:
+    """``$MLKD_CACHE``, else ``$XDG_CACHE_HOME/mlkd-ser`` (``~/.cache/mlkd-ser``): results of pure functions of
+    their settings that every setup would otherwise compute again (the simulated rooms). None where
+    ``$MLKD_CACHE`` is set empty."""
+    if CACHE_ENV in os.environ:
+        return Path(os.environ[CACHE_ENV]).expanduser() if os.environ[CACHE_ENV] else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlkd-ser"
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -21,6 +21,16 @@ def pytest_configure(config):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any test module imports transformers: no Hub at all
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache(tmp_path_factory, worker_id):
+    """The session's own ``$MLKD_CACHE`` (the simulated rooms), shared by its pytest-xdist workers and by the
+    commands the tests run: never the user's."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base if worker_id == "master" else base.parent) / "cache"
+    os.environ["MLKD_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def micro_data(tmp_path_factory):
     """10 speakers × 4 emotions × 2 utterances, and a 5-second five-type noise bank."""

@@ -21,13 +21,18 @@ before it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import fftconvolve
 
+from ...paths import cache_dir
 from ..audio import SAMPLE_RATE, AudioError, audio_files, check_signal, resample, write_audio
 from ..mixing import speech_level_db
 from .base import speech
@@ -193,6 +198,35 @@ def audio(clean: np.ndarray, condition, rng: np.random.Generator, noise_bank: di
 
 # ---------------------------------------------------------------- the study's rooms
 
+ROOM_MODEL = 1  # raise it when simulate_rir changes what it returns for a seed: cached rooms are then made anew
+
+
+def simulated_room(rt60: float, seed: int, index: int) -> np.ndarray:
+    """Room ``index`` of RT60 ``rt60`` for ``seed``: a pure function of those (and of pyroomacoustics), kept in
+    ``paths.cache_dir()/rooms`` — a room takes about a second of a core to simulate, a bank of 24 half a minute,
+    and every setup with one seed hears the same rooms. Written atomically; an unreadable entry is simulated
+    again."""
+    rng = np.random.default_rng([seed, int(round(rt60 * 1000)), index])
+    cache = cache_dir()
+    if cache is None:
+        return simulate_rir(rt60, rng)[0]
+    key = json.dumps([ROOM_MODEL, _pra().__version__, SAMPLE_RATE, rt60, seed, index])
+    path = cache / "rooms" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError):
+        pass
+    rir = simulate_rir(rt60, rng)[0]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            np.save(f, rir)
+        os.replace(f.name, path)
+    except OSError:  # a cache that cannot be written: the room is simulated each time
+        pass
+    return rir
+
+
 def write_rir_bank(out_dir: str | Path, rt60s, rooms: int, seed: int, rir_dir: str = "") -> dict[float, int]:
     """The RIRs reverberation draws from, as ``<out_dir>/rt60-<s>/NN.wav``: ``rooms`` simulated shoebox rooms per
     RT60 (seeded), or the real RIRs of ``rir_dir``, each filed under the RT60 of ``rt60s`` nearest its measured
@@ -207,8 +241,7 @@ def write_rir_bank(out_dir: str | Path, rt60s, rooms: int, seed: int, rir_dir: s
         if not bank:
             raise ValueError(f"{rir_dir}: no usable room impulse response")
     else:
-        bank = {float(t): [simulate_rir(float(t), np.random.default_rng([seed, int(round(t * 1000)), i]))[0]
-                           for i in range(rooms)] for t in rt60s}
+        bank = {float(t): [simulated_room(float(t), seed, i) for i in range(rooms)] for t in rt60s}
     for t, rirs in bank.items():
         for i, rir in enumerate(rirs):
             peak = float(np.max(np.abs(rir))) or 1.0

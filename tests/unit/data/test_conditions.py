@@ -171,6 +171,30 @@ def test_the_rir_bank_the_study_reads_holds_rooms_of_their_labelled_rt60(tmp_pat
             assert abs(schroeder_rt60(rir, -5, -25) / rt60 - 1) < 0.2, (rt60, schroeder_rt60(rir, -5, -25))
 
 
+def test_a_simulated_room_is_kept_in_the_cache_by_its_settings_and_read_back_bit_for_bit(tmp_path, monkeypatch):
+    """Every setup with one seed hears the same rooms: the second bank is read from ``$MLKD_CACHE`` (nothing is
+    simulated) and equals the first bit for bit and the room simulated with the seed alone; another seed, RT60 or
+    room index is another entry; ``MLKD_CACHE=""`` keeps nothing."""
+    monkeypatch.setenv("MLKD_CACHE", str(tmp_path / "cache"))
+    rooms = tmp_path / "cache" / "rooms"
+    reverb.write_rir_bank(tmp_path / "a", (0.3, 0.6), rooms=2, seed=5)
+    assert len(list(rooms.glob("*.npy"))) == 4 and not list(rooms.glob("*.tmp"))
+    real = reverb.simulate_rir
+    monkeypatch.setattr(reverb, "simulate_rir", lambda *a: pytest.fail("a cached room was simulated again"))
+    reverb.write_rir_bank(tmp_path / "b", (0.3, 0.6), rooms=2, seed=5)
+    for wav in (tmp_path / "a").rglob("*.wav"):
+        assert wav.read_bytes() == (tmp_path / "b" / wav.relative_to(tmp_path / "a")).read_bytes()
+    expected = real(0.6, np.random.default_rng([5, 600, 1]))[0]  # room 1 of 0.6 s for seed 5, made here
+    np.testing.assert_array_equal(reverb.simulated_room(0.6, 5, 1), expected)
+    monkeypatch.setattr(reverb, "simulate_rir", real)
+    for rt60, seed, index in ((0.3, 6, 0), (0.9, 5, 0), (0.3, 5, 2)):
+        reverb.simulated_room(rt60, seed, index)
+    assert len(list(rooms.glob("*.npy"))) == 4 + 3
+    monkeypatch.setenv("MLKD_CACHE", "")
+    reverb.simulated_room(0.3, 7, 0)
+    assert len(list(rooms.glob("*.npy"))) == 4 + 3
+
+
 def exponential_rir(rt60: float, seed: int, rate: int = SAMPLE_RATE) -> np.ndarray:
     """A measured-looking RIR: a direct path, then noise decaying 60 dB in ``rt60`` seconds."""
     n = int(1.5 * rt60 * rate)
