@@ -207,3 +207,91 @@ def test_validation_holds_one_of_two_at_a_small_fraction_none_at_zero_and_follow
     assert set(parts["val"].utt_id) != set(many[validation_mask(many, 0.3, 0)].utt_id)
     assert list(parts["train"].columns) == list(many.columns) and list(parts["train"].index) == list(
         range(len(parts["train"])))
+
+
+def _given(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    """A table with its own folds: (speaker, fold value) per utterance, in order; ids 0, 1, ..."""
+    return pd.DataFrame([dict(utt_id=str(k), speaker=s, emotion=("neu", "ang")[k % 2], fold=f)
+                         for k, (s, f) in enumerate(rows)])
+
+
+# s3 is tested in fold B and trains, by its unfolded row, in fold A; s5 and s6 are tested in no fold (blank values)
+GIVEN = [("s1", "A"), ("s1", "A"), ("s2", " A "), ("s2", "A"), ("s3", "B"), ("s3", ""), ("s4", "B"), ("s4", "B"),
+         ("s5", " "), ("s5", ""), ("s6", ""), ("s6", "")]
+
+
+def test_the_given_folds_test_on_their_rows_and_train_and_validate_on_every_other_row():
+    from mlkd_lib.data.folds import given_folds, make_folds
+    m = _given(GIVEN)
+    a, b = given_folds(m)
+    assert (a.name, a.test_speakers, a.train_speakers, a.val_speakers, a.val_fraction, a.seed, a.by_fold,
+            a.by_split) == ("A", ("s1", "s2"), ("s3", "s4", "s5", "s6"), (), 0.2, 0, True, False)
+    assert (b.name, b.test_speakers, b.train_speakers, b.val_speakers, b.val_fraction, b.seed, b.by_fold) == (
+        "B", ("s3", "s4"), ("s1", "s2", "s3", "s5", "s6"), (), 0.2, 0, True)
+    assert given_folds(m) == given_folds(m, "fraction", 0.2, 1, 0) == make_folds(m, "folds")
+    assert [(f.val_fraction, f.seed) for f in make_folds(m, "folds", 3, "fraction", 0.3, 2, 7)] == [(0.3, 7)] * 2
+    assert make_folds(m, "folds", 3, "fraction", 0.3, 2, 7) == given_folds(m, "fraction", 0.3, 2, 7)
+    parts = split(m, b)  # fold B's rows test; s3's unfolded row trains or validates beside the rest
+    assert set(parts["test"].utt_id) == {"4", "6", "7"}
+    assert set(parts["train"].utt_id) | set(parts["val"].utt_id) == {"0", "1", "2", "3", "5", "8", "9", "10", "11"}
+
+
+def test_given_folds_validate_on_whole_speakers_the_fold_does_not_test_in_their_seeded_order():
+    from mlkd_lib.data.folds import given_folds, make_folds
+    m = _given(GIVEN)
+    a, b = given_folds(m, "speaker", n_val_speakers=2, seed=7)
+    assert make_folds(m, "folds", 3, "speaker", 0.3, 2, 7) == [a, b]
+    for fold, rest in ((a, ["s3", "s4", "s5", "s6"]), (b, ["s1", "s2", "s3", "s5", "s6"])):
+        order = [s for s in np.random.default_rng([7, 1]).permutation(rest).tolist() if s not in fold.test_speakers]
+        assert fold.val_speakers == tuple(order[:2]) and fold.val_fraction == 0.0 and fold.by_fold
+        assert fold.train_speakers == tuple(s for s in rest if s not in order[:2])
+    assert "s3" not in b.val_speakers  # a speaker it tests on never validates it
+    assert [len(f.val_speakers) for f in given_folds(m, "speaker")] == [1, 1]  # one by default
+    parts = split(m, b)
+    by_speaker = lambda part: {u for u, s in zip(m.utt_id, m.speaker) if s in part} - {"4", "6", "7"}  # noqa: E731
+    assert set(parts["test"].utt_id) == {"4", "6", "7"}
+    assert set(parts["val"].utt_id) == by_speaker(b.val_speakers)
+    assert set(parts["train"].utt_id) == by_speaker(b.train_speakers)
+
+
+def test_a_table_without_given_folds_is_refused_in_one_line():
+    from mlkd_lib.data.folds import given_folds, planned_fold_names
+    m = _given(GIVEN)
+    with pytest.raises(ValueError, match=r"^protocol=folds needs a fold column in the manifest \(the fold whose test "
+                                         r"set holds each utterance; `mlkd data emobox` writes one\)$"):
+        given_folds(m.drop(columns="fold"))
+    with pytest.raises(ValueError, match="^protocol=folds: the manifest's fold column is empty$"):
+        given_folds(m.assign(fold=["", " "] * 6))
+    with pytest.raises(ValueError, match=r"^validation must be one of \('fraction', 'speaker'\), got 'random'$"):
+        given_folds(m, "random")
+    assert planned_fold_names("folds", ["s1"], 5, given=["B", "A", "", "A", 3]) == ["3", "A", "B"]
+
+
+def test_speakers_of_equal_counts_are_dealt_in_the_seeded_order():
+    from mlkd_lib.data.folds import kfold_folds, make_folds, speaker_groups
+    m = _speakers({s: 2 for s in "ABCDEFGHIJ"})
+
+    def dealt(seed):  # every count equal: the seeded order, dealt to the two groups in turn
+        order = np.random.default_rng(seed).permutation(list("ABCDEFGHIJ")).tolist()
+        return [sorted(order[0::2]), sorted(order[1::2])]
+    assert dealt(0) != dealt(1) and dealt(0) != dealt(5)
+    assert speaker_groups(m, 2) == dealt(0) and speaker_groups(m, 2, seed=5) == dealt(5)
+    assert [list(f.test_speakers) for f in kfold_folds(m, 2, seed=5)] == dealt(5)
+    assert [len(f.val_speakers) for f in kfold_folds(m, 2, "speaker")] == [1, 1]  # one by default
+    assert [len(f.val_speakers) for f in make_folds(m, "kfold", 2, "speaker")] == [1, 1]
+
+
+def test_validation_holds_the_lowest_hashes_of_each_stratum_unknown_speakers_in_one():
+    import zlib
+    strata = {("A", "neu"): [f"A_{k}" for k in range(10)], ("B", "neu"): [f"B_{k}" for k in range(10)],
+              ("?", "neu"): [f"unknown-{i}_0" for i in range(4)], ("?", "ang"): [f"unknown-{i}_0" for i in (4, 5)]}
+    m = pd.DataFrame([dict(utt_id=u, speaker=u.split("_")[0], emotion=e) for (_, e), ids in strata.items()
+                      for u in ids])
+
+    def by_hand(seed):  # 3 of A's ten, 3 of B's, round(0.3 · 4) = 1 of the unknowns' neu, one of their two ang
+        take = {"A": 3, "B": 3, "?": 1}
+        return {u for (who, _), ids in strata.items()
+                for u in sorted(ids, key=lambda u: zlib.crc32(f"{seed}:{u}".encode()))[:take[who]]}
+    assert by_hand(0) != by_hand(1)
+    assert set(m.utt_id[validation_mask(m, 0.3)]) == by_hand(0)
+    assert set(m.utt_id[validation_mask(m, 0.3, seed=1)]) == by_hand(1)

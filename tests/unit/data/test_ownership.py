@@ -162,3 +162,209 @@ def test_a_study_and_a_folder_from_before_folders_said_what_they_hold_are_read_a
     check_study_data(study, ravdess)  # against what its config names now
     with pytest.raises(DataMismatch):
         check_study_data(study, with_overrides(ravdess, emotions=["neu", "sad"]))
+
+
+# --- the claim and the lines it says, on hand-written identities (no data made: each test well under a second) ---
+
+def ident(name: str, **more) -> dict:
+    """An identity as ``data_identity`` writes it for a user's table ``/corpora/<name>.csv`` and its noise."""
+    return {"corpus": "manifest", "iemocap_root": None, "manifest": f"/corpora/{name}.csv",
+            "noise_dir": "/corpora/noise", "noisex_dir": None, "synth_per_class": 12, "synth_seed": 0,
+            "noise_seconds": 30.0, "noise_types": ["hum", "hiss"], "manifest_sha256": f"{name}-digest",
+            "emotions": FOUR, "label_map": [], "rirs": None, "test_manifests": {}, **more}
+
+
+RAVDESS = "the manifest /corpora/ravdess.csv, classes neu,hap,ang,sad, noise /corpora/noise"
+EMODB = "the manifest /corpora/emodb.csv, classes neu,hap,ang,sad, noise /corpora/noise"
+
+
+def held(data: Path, mode: str) -> bool:
+    """Whether another holder has the folder's lock: a lock of ``mode`` ("sh" or "ex") cannot be taken beside it."""
+    import fcntl
+    with open(data / ".users.lock", "a+") as fh:  # a file of its own: flock sets it against every other, in-process too
+        try:
+            fcntl.flock(fh, (fcntl.LOCK_SH if mode == "sh" else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+
+
+def test_a_line_names_the_corpus_its_classes_and_its_noise():
+    from mlkd_lib.data.ownership import describe
+    assert describe(None) == describe({}) == "nothing yet"
+    assert describe(ident("ravdess")) == RAVDESS
+    assert describe(ident("ravdess", noisex_dir="/corpora/noisex-92")) == RAVDESS  # the folder's noise first
+    assert describe(ident("x", corpus="synthetic", manifest=None, noise_dir=None, synth_seed=7, synth_per_class=9,
+                          emotions=["neu", "sad"])) == \
+        "the synthetic corpus (seed 7, 9 per class), classes neu,sad, noise the synthetic noises"
+    assert describe(ident("x", corpus="iemocap", iemocap_root="/corpora/IEMOCAP_full_release", manifest=None,
+                          noise_dir=None, noisex_dir="/corpora/noisex-92")) == \
+        "IEMOCAP at /corpora/IEMOCAP_full_release, classes neu,hap,ang,sad, noise /corpora/noisex-92"
+    assert describe({"corpus": "manifest", "manifest": "/corpora/own.csv"}) == \
+        "the manifest /corpora/own.csv, classes , noise the synthetic noises"  # a record without classes: no error
+
+
+def test_differences_name_every_input_either_identity_has_otherwise():
+    from mlkd_lib.data.ownership import differences
+    a = {"corpus": "manifest", "manifest": "a.csv", "emotions": ["neu"]}
+    b = {"corpus": "manifest", "manifest": "b.csv", "noise_dir": "/n"}
+    assert differences(a, b) == differences(b, a) == ["emotions", "manifest", "noise_dir"]
+    assert differences(a, dict(a)) == []
+
+
+def test_a_tables_digest_is_the_first_16_hex_digits_of_its_sha256(tmp_path):
+    import hashlib
+
+    from mlkd_lib.data.ownership import file_digest
+    (tmp_path / "t.csv").write_bytes(b"path,emotion,speaker\na.wav,neu,ann\n")
+    assert file_digest(tmp_path / "t.csv") == hashlib.sha256(b"path,emotion,speaker\na.wav,neu,ann\n").hexdigest()[:16]
+    assert file_digest(tmp_path / "absent.csv") is None
+
+
+def test_the_folder_says_what_it_holds_for_whom_from_where_and_since_when(tmp_path):
+    import datetime
+    import os
+    import socket
+
+    from mlkd_lib.data.ownership import write_holds
+    data = tmp_path / "new" / "deeper" / "data"  # made with its parents
+    write_holds(data, ident("ravdess"), "building", tmp_path / "results" / "ravdess")
+    text = (data / "data.json").read_text()
+    assert text.startswith('{\n  "identity": {\n    "corpus": "manifest",')  # indented for a person to read
+    record = json.loads(text)
+    since = datetime.datetime.strptime(record.pop("since"), "%Y-%m-%dT%H:%M:%S")
+    assert abs((datetime.datetime.now() - since).total_seconds()) < 60
+    assert record == {"identity": ident("ravdess"), "state": "building", "study": str(tmp_path / "results/ravdess"),
+                      "host": socket.gethostname(), "pid": os.getpid()}
+    write_holds(data, ident("ravdess"), READY)  # the data step of a run that names no study: still made for it
+    assert holds(data)["study"] == str(tmp_path / "results/ravdess") and holds(data)["state"] == READY
+    assert sorted(p.name for p in data.iterdir()) == ["data.json"]  # written whole: no temporary file left
+    write_holds(tmp_path / "other", ident("emodb"), READY)
+    assert holds(tmp_path / "other")["study"] is None  # made for no study
+
+
+def test_a_refusal_names_the_study_what_it_was_made_from_and_what_its_folder_holds_now(tmp_path):
+    from mlkd_lib.data.ownership import mismatch, write_holds
+    data = tmp_path / "data"
+    refused = mismatch("results/ravdess", ident("ravdess"), data)
+    assert isinstance(refused, DataMismatch) and str(refused) == (
+        f"results/ravdess was made from {RAVDESS}, but its data folder {data} now holds nothing (the folder is empty "
+        f"or gone); nothing was read")
+    write_holds(data, ident("emodb"), READY, "results/emodb")
+    assert str(mismatch("results/ravdess", ident("ravdess"), data)) == (
+        f"results/ravdess was made from {RAVDESS}, but its data folder {data} now holds {EMODB} (made for "
+        f"results/emodb); nothing was read")
+    write_holds(tmp_path / "half", ident("emodb"), "building")
+    assert str(mismatch("results/ravdess", ident("ravdess"), tmp_path / "half")) == (
+        f"results/ravdess was made from {RAVDESS}, but its data folder {tmp_path / 'half'} now holds {EMODB}, half "
+        f"made; nothing was read")
+
+
+def test_a_claim_makes_its_folder_and_says_it_builds_its_studys_data_there(tmp_path):
+    data = tmp_path / "new" / "data"
+    with DataClaim(data, ident("ravdess"), "results/ravdess", say=pytest.fail) as claim:
+        assert claim.exclusive and held(data, "sh")
+        assert holds(data) == {**holds(data), "identity": ident("ravdess"), "state": "building",
+                               "study": "results/ravdess"}
+        claim.share()
+        assert claim.exclusive is False and held(data, "ex") and not held(data, "sh")  # others of this data join
+    assert not held(data, "sh")
+
+
+def test_a_run_of_other_data_is_refused_at_once_naming_the_holder_and_what_differs(tmp_path):
+    from mlkd_lib.data.ownership import write_holds
+    data = tmp_path / "data"
+    write_holds(data, ident("emodb"), READY, "results/emodb")
+    said = []
+    with DataClaim(data, ident("emodb"), "results/sweep", say=pytest.fail):  # made: it reads it, shared
+        with pytest.raises(DataFolderInUse) as refused:
+            DataClaim(data, ident("ravdess"), "results/ravdess", say=said.append).acquire(0.01, wait_s=5)
+        assert str(refused.value) == (
+            f"data folder {data} is in use by a running study of other data: it holds {EMODB} (made for "
+            f"results/emodb); this setup's data ({RAVDESS}) differs in manifest, manifest_sha256. Give this setup its "
+            f"own data_dir (a setup file's default, data/<its name> beside it, is its own)")
+        assert said == [] and holds(data)["identity"] == ident("emodb")  # no wait, nothing written
+        assert in_use_by_other(data, ident("ravdess")) == (
+            f"data_dir {data} is in use by a running study of other data ({EMODB} (made for results/emodb)): give "
+            f"this setup its own data_dir")
+        assert held(data, "ex") and not held(data, "sh")  # the refused run let go of its file
+
+
+@pytest.mark.parametrize("wait_s", [5.0, None])
+def test_a_run_of_the_same_data_waits_once_for_the_run_making_it_then_reads_it_beside_it(tmp_path, wait_s):
+    import threading
+
+    from mlkd_lib.data.ownership import write_holds
+    data = tmp_path / "data"
+    maker = DataClaim(data, ident("ravdess"), "results/ravdess", say=pytest.fail).acquire()
+
+    def made():
+        write_holds(data, ident("ravdess"), READY, "results/ravdess")
+        maker.share()
+    done = threading.Timer(0.15, made)
+    done.start()
+    said = []
+    try:
+        joined = DataClaim(data, ident("ravdess"), "results/sweep", say=said.append).acquire(0.01, wait_s=wait_s)
+    finally:
+        done.join()
+    assert said == [f"waiting for the run that is making the data in {data}"]  # once, however long it waits
+    assert not joined.exclusive and holds(data)["study"] == "results/ravdess"  # it reads; it wrote nothing
+    joined.release()
+    maker.release()
+
+
+def test_a_run_waits_at_most_wait_s_for_another_process_making_the_data_and_takes_over_when_it_dies(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from mlkd_lib.data.ownership import write_holds
+    data = tmp_path / "data"
+    data.mkdir()
+    maker = subprocess.Popen([sys.executable, "-c", "import fcntl, sys; fh = open(sys.argv[1], 'a+'); "
+                              "fcntl.flock(fh, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+                              str(data / ".users.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert maker.stdout.readline() == "held\n"
+        said = []
+        t0 = time.monotonic()
+        with pytest.raises(DataFolderInUse) as late:  # the folder says nothing yet: it waits, as for its own data
+            DataClaim(data, ident("ravdess"), "results/ravdess", say=said.append).acquire(0.01, wait_s=0.1)
+        assert time.monotonic() - t0 >= 0.1 and len(said) == 1
+        assert str(late.value) == f"data folder {data} is still being made by another run after 0 s (nothing yet)"
+        write_holds(data, ident("ravdess"), "building", "results/first")
+        with pytest.raises(DataFolderInUse) as late:
+            DataClaim(data, ident("ravdess"), "results/ravdess", say=said.append).acquire(0.01, wait_s=0.6)
+        assert str(late.value) == f"data folder {data} is still being made by another run after 1 s ({RAVDESS})"
+    finally:
+        maker.kill()  # dies however: the kernel lets go of its lock
+        maker.wait()
+    with DataClaim(data, ident("ravdess"), "results/ravdess", say=pytest.fail).acquire(0.01, wait_s=1) as taken:
+        assert taken.exclusive and holds(data)["study"] == "results/ravdess"  # made again, for this run
+
+
+def test_a_folder_that_cannot_be_locked_is_used_with_a_warning_naming_it(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning) as warned:
+        claim = DataClaim(tmp_path / "data", ident("ravdess"), "results/ravdess", say=pytest.fail).acquire()
+    assert [str(w.message) for w in warned] == [
+        f"{tmp_path / 'data'}: cannot take a lock here (No locks available); nothing stops a run of other data on "
+        f"this folder"]
+    assert claim.fh is None
+
+
+def test_a_released_claim_holds_nothing_and_can_be_taken_again(tmp_path):
+    data = tmp_path / "data"
+    claim = DataClaim(data, ident("ravdess"), "results/ravdess", say=pytest.fail).acquire()
+    claim.release()
+    claim.release()  # twice: nothing more to let go
+    claim.share()  # nothing held: nothing to share
+    assert not held(data, "sh")
+    assert claim.acquire() is claim and held(data, "sh")  # held again
+    claim.release()
