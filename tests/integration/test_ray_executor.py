@@ -1,6 +1,6 @@
-"""``mlkd study --executor ray`` on a local ``ray.init(num_cpus=2)``: the same outcomes and markers as the
-local executor, failures isolated, a folder that is not shared refused. A whole study on Ray, killed, retried
-and resumed across executors: test_failures.py."""
+"""``mlkd study --executor ray`` on a local Ray instance, started as the executor starts its own: on loopback only,
+the same outcomes and markers as the local executor, failures isolated, a folder that is not shared refused. A
+whole study on Ray, killed, retried and resumed across executors: test_failures.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from helpers.notebooks import failing_notebook, marking_notebook
 
 from mlkd_lib.paths import library_fingerprint
 from mlkd_lib.study import executors
-from mlkd_lib.study.executors import RaySettings, open_executor
+from mlkd_lib.study.executors import RayExecutor, RaySettings, open_executor
 from mlkd_lib.study.steps import Step, execute
 
 pytestmark = pytest.mark.slow  # notebooks, Ray or a browser: make test, not make test-fast
@@ -18,11 +18,17 @@ ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]' 
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance for the module (Ray's own testing advice); the executor joins it."""
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
+def ray_local(tmp_path_factory):
+    """One local Ray instance for the module (Ray's own testing advice), started by the executor as `mlkd study
+    --executor ray` without an address starts one; the executors the tests open join it."""
+    RayExecutor(RaySettings(), 2).start([tmp_path_factory.mktemp("ray")])
     yield
     ray.shutdown()
+
+
+def test_a_local_ray_instance_listens_on_loopback_only(ray_local):
+    addresses = [ray.get_runtime_context().gcs_address, *[n["NodeManagerAddress"] for n in ray.nodes()]]
+    assert addresses[0].startswith("127.0.0.1:") and all(a == "127.0.0.1" for a in addresses[1:]), addresses
 
 
 def _ok_and_bad(tmp_path):
