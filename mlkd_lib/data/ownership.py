@@ -18,6 +18,7 @@ identity its ``config.json`` names now; a folder that does not say (an older one
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -111,6 +112,9 @@ def recorded_identity(study: str | Path) -> dict | None:
         return None
 
 
+CANNOT_LOCK = (errno.ENOLCK, errno.EOPNOTSUPP)  # what flock says on a file system that cannot lock
+
+
 class DataClaim:
     """A run's hold on a data folder (``flock`` on ``.users.lock``): shared by runs of the same data once it is made;
     exclusive while one run makes it (the folder then says it is building that run's data). A run of other data is
@@ -161,7 +165,10 @@ class DataClaim:
                     self.say(f"waiting for the run that is making the data in {self.data_dir}")
                     waiting = True
                 time.sleep(poll_s)
-        except OSError as err:  # ENOLCK, EOPNOTSUPP: a file system that cannot lock
+        except OSError as err:
+            if err.errno not in CANNOT_LOCK:  # e.g. data.json not writable: that error, not a lock's
+                self.release()
+                raise
             warnings.warn(f"{self.data_dir}: cannot take a lock here ({err.strerror}); nothing stops a run of "
                           f"other data on this folder", stacklevel=2)
             self.release()

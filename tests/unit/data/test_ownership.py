@@ -359,6 +359,20 @@ def test_a_folder_that_cannot_be_locked_is_used_with_a_warning_naming_it(tmp_pat
     assert claim.fh is None
 
 
+def test_a_data_json_that_cannot_be_written_is_that_error_not_a_folder_without_locks(tmp_path, monkeypatch):
+    """Only flock's own 'cannot lock here' is a warning; another OSError while claiming the folder (here the
+    record cannot be written) stops the run with it, the lock let go."""
+    from mlkd_lib.data import ownership
+
+    def read_only(*_):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "data" / "data.json"))
+    monkeypatch.setattr(ownership, "write_holds", read_only)
+    claim = DataClaim(tmp_path / "data", ident("ravdess"), "results/ravdess", say=pytest.fail)
+    with pytest.raises(PermissionError, match="data.json"):
+        claim.acquire()
+    assert claim.fh is None and not held(tmp_path / "data", "ex")
+
+
 def test_a_released_claim_holds_nothing_and_can_be_taken_again(tmp_path):
     data = tmp_path / "data"
     claim = DataClaim(data, ident("ravdess"), "results/ravdess", say=pytest.fail).acquire()
