@@ -78,14 +78,15 @@ def micro_study(tmp_path_factory, worker_id):
     return study, overrides, json.loads(made.read_text())
 
 
-# `make test` runs the integration tier on two pytest-xdist workers (--dist loadscope), in two groups of about
-# equal time, a group on a worker. The modules that read the shared micro study in place (one reruns it, one
-# checks that a sweep never writes there) share a worker, which makes that study first, with two that need
-# no study of it (kernels, the corpora as they ship) to even the groups out; the other group holds every Ray test
-# (so that no two Ray instances start at once), the paper-shaped runs and the README's setup, and reads the
-# shared study last.
-WITH_THE_SHARED_MICRO_STUDY = {"test_deploy", "test_lab_browser", "test_listen_browser", "test_study", "test_sweep",
-                               "test_kernels", "test_corpora_as_they_ship"}
+# `make test` runs the integration tier on pytest-xdist workers (--dist loadscope), in groups of about equal time, a
+# group on a worker. The modules that read the shared micro study in place (one reruns it, one checks that a sweep
+# never writes there) share a group, which makes that study first; every Ray test is in one group (so that no two
+# Ray instances start at once), which reads the shared study last; the other group holds the paper-shaped runs and
+# the docs' own setups.
+GROUPS = {"shared micro study": {"test_deploy", "test_lab_browser", "test_listen_browser", "test_study", "test_sweep",
+                                 "test_kernels", "test_corpora_as_they_ship"},
+          "ray, own studies": {"test_failures", "test_ray_executor", "test_paper_shape", "test_your_data"}}
+GROUP_OF = {module: group for group, modules in GROUPS.items() for module in modules}
 
 
 def _module(nodeid: str) -> str:
@@ -96,25 +97,24 @@ def pytest_collection_modifyitems(config, items):
     """The other group's tests that read the shared micro study run after the rest of it, by when the first
     group's worker has made the study (they wait on it otherwise)."""
     def waits(item):
-        return "micro_study" in item.fixturenames and _module(item.nodeid) not in WITH_THE_SHARED_MICRO_STUDY
+        return "micro_study" in item.fixturenames and GROUP_OF.get(_module(item.nodeid)) != "shared micro study"
 
     items.sort(key=waits)
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """loadscope with the two groups above as the integration tier's scopes (xdist's own ``xdist_group`` marks
-    are lost under pytest 9.2, whose node ids no longer take xdist's suffix)."""
+    """loadscope with the groups above as the integration tier's scopes, a module in none a scope of its own
+    (xdist's own ``xdist_group`` marks are lost under pytest 9.2, whose node ids no longer take xdist's suffix)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class TwoGroups(LoadScopeScheduling):
+    class Groups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            if "/integration/" not in nodeid.split("::", 1)[0]:
-                return super()._split_scope(nodeid)
-            return "shared micro study" if _module(nodeid) in WITH_THE_SHARED_MICRO_STUDY else "ray, own studies"
+            grouped = "/integration/" in nodeid.split("::", 1)[0] and _module(nodeid) in GROUP_OF
+            return GROUP_OF[_module(nodeid)] if grouped else super()._split_scope(nodeid)
 
-    return TwoGroups(config, log)
+    return Groups(config, log)
 
 
 @pytest.fixture
