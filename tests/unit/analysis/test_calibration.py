@@ -294,16 +294,18 @@ def test_logit_nll_by_hand():
 
 
 def test_the_fitted_temperature_is_the_analytic_optimum_and_the_record_says_what_it_did():
-    """Two classes, every logit gap d = 2, three of four right: the NLL is least where σ(d / T) = 3/4, at
-    T = 2 / ln 3; there the NLL is the entropy of (3/4, 1/4)."""
-    z, y = np.tile([2.0, 0.0], (4, 1)), np.array([0, 0, 0, 1])
-    assert fit_temperature(z, y) == pytest.approx(2 / math.log(3), rel=1e-6)
+    """Two classes, every logit gap d = 2, seven of ten right: the NLL is least where σ(d / T) = 7/10, at
+    T = 2 / ln(7/3); there the NLL is the entropy of (7/10, 3/10). Found to 1e-7 (scipy's default tolerance
+    stops 1.5e-6 away)."""
+    z, y = np.tile([2.0, 0.0], (10, 1)), np.array([0] * 7 + [1] * 3)
+    assert fit_temperature(z, y) == pytest.approx(2 / math.log(7 / 3), rel=1e-7)
     record = temperature_scaling(z, y)
     sigma = 1 / (1 + math.exp(-2))
     assert record.pop("fitted_on") == "the fold's validation split, clean speech"
     assert record == pytest.approx({
-        "temperature": 2 / math.log(3), "utterances": 4, "nll_raw": -(3 * math.log(sigma) + math.log(1 - sigma)) / 4,
-        "nll_scaled": -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))}, rel=1e-6)
+        "temperature": 2 / math.log(7 / 3), "utterances": 10,
+        "nll_raw": -(7 * math.log(sigma) + 3 * math.log(1 - sigma)) / 10,
+        "nll_scaled": -(0.7 * math.log(0.7) + 0.3 * math.log(0.3))}, rel=1e-7)
 
 
 def test_a_temperature_is_searched_between_its_bounds():
