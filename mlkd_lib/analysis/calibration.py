@@ -49,14 +49,23 @@ def bin_of(confidence: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
     return np.digitize(confidence, np.arange(1, bins) / bins, right=True)
 
 
+def reliability(confidence, correct, bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bin of the top probability that holds an utterance: (utterances, mean top probability, accuracy), what a
+    reliability diagram draws and the ECE sums."""
+    which = bin_of(confidence, bins)
+    n = np.bincount(which)
+    has = n > 0
+
+    def mean(values) -> np.ndarray:
+        return np.bincount(which, values)[has] / n[has]
+    return n[has], mean(confidence), mean(correct)
+
+
 def top_label_ece(probs, labels, bins: int = ECE_BINS) -> float:
     """Top-label ECE over ``bins`` equal-width bins of the top probability (right-closed: (a, b])."""
     p, y = checked(probs, labels)
-    conf, correct = p.max(1), (p.argmax(1) == y).astype(float)
-    which = bin_of(conf, bins)
-    n = np.bincount(which, minlength=bins)
-    gap = np.bincount(which, correct - conf, minlength=bins)  # Σ (accuracy − confidence) per bin
-    return float(np.abs(gap).sum() / n.sum())
+    n, confidence, accuracy = reliability(p.max(1), p.argmax(1) == y, bins)
+    return float((n * np.abs(accuracy - confidence)).sum() / n.sum())
 
 
 def negative_log_likelihood(probs, labels) -> float:
@@ -263,7 +272,7 @@ def table5(cal: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     per_fold = wide.reset_index().merge(ua, on=["model", "condition", "fold"], how="left")
     values = ["ua", *wide.columns]
     g = per_fold.groupby(["model", "condition"])[values]
-    out = g.mean().join(g.std(), rsuffix="_std").join(g.size().rename("n_folds")).reset_index()
+    out = g.mean().join(g.std().add_suffix("_std")).join(g.size().rename("n_folds")).reset_index()
     order = {f: i for i, f in enumerate((CLEAN, *family_order()))}
     rank = {m: i for i, m in enumerate(models())}
     return out.sort_values(["condition", "model"], key=lambda s: s.map(order if s.name == "condition" else rank),
@@ -341,12 +350,7 @@ def reliability_diagrams(predictions: pd.DataFrame, temperatures: pd.DataFrame, 
                 idx = sel & (t.model == model).to_numpy()
                 if not idx.any():
                     continue
-                conf, correct = p[idx].max(1), p[idx].argmax(1) == y[idx]
-                b = bin_of(conf)
-                n = np.bincount(b, minlength=ECE_BINS)
-                has = n > 0
-                acc = np.bincount(b, correct, minlength=ECE_BINS)[has] / n[has]
-                mean_conf = np.bincount(b, conf, minlength=ECE_BINS)[has] / n[has]
+                _, mean_conf, acc = reliability(p[idx].max(1), p[idx].argmax(1) == y[idx])
                 ax.plot(mean_conf, acc, marker="o", ms=3, ls=ls, color=color(model),
                         label=f"{cond} (ECE {100 * top_label_ece(p[idx], y[idx]):.1f} %)")
             ax.legend(fontsize=6, loc="upper left")
