@@ -285,3 +285,26 @@ def test_predictions_as_text_csv_and_json():
         predict.load_classifier("/nowhere/model.PTH")
     with pytest.raises(ValueError, match=r"^output format must be text, json or csv, got 'xml'$"):
         predict.format_predictions(preds, LABELS, "xml")
+
+
+def test_segment_times_to_the_millisecond_and_no_frame_from_a_frames_worth_less_a_sample(model, tmp_path):
+    """A padding of 12.5 ms puts each turn's ends between milliseconds (0.51 − 0.0125 = 0.4975): they are given to
+    the millisecond, no finer. A recording of 479 samples (a 30 ms frame less one) gives no VAD decision, one of
+    959 gives one: nothing is added before the first block."""
+    from mlkd_lib.data.vad import TurnSettings
+    from mlkd_lib.deploy.segments import segment_file, speech_activity
+    path = bursts(tmp_path / "meeting.wav", RECORDING[:2], 3.5)
+    segments, _ = segment_file(predict.load_classifier(model), path, TurnSettings(padding_s=0.0125), progress=False)
+    assert len(segments) == 2 and segments[0].start_s == pytest.approx(0.4975, abs=6e-4)
+    assert all(round(t, 3) == t for s in segments for t in (s.start_s, s.end_s))
+    assert all(abs(t * 1000 - round(t * 1000)) < 1e-6 for s in segments for t in (s.start_s, s.end_s))
+    for n, frames in ((479, 0), (959, 1)):
+        sf.write(tmp_path / "short.wav", np.full(n, 0.3, np.float32), 16_000)
+        assert len(speech_activity(tmp_path / "short.wav", 2, progress=False)[0]) == frames
+
+
+def test_segments_as_json_keep_the_csvs_column_order():
+    from mlkd_lib.deploy.segments import Segment, format_segments
+    seg = Segment("a.wav", 0.5, 1.25, "hap", {"neu": 0.1, "hap": 0.6, "ang": 0.2, "sad": 0.1}, 0.6)
+    assert list(json.loads(format_segments([seg], LABELS, "json"))[0]) == [
+        "path", "start_s", "end_s", "emotion", "p_neu", "p_hap", "p_ang", "p_sad", "confidence"]
