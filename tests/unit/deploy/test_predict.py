@@ -308,3 +308,25 @@ def test_segments_as_json_keep_the_csvs_column_order():
     seg = Segment("a.wav", 0.5, 1.25, "hap", {"neu": 0.1, "hap": 0.6, "ang": 0.2, "sad": 0.1}, 0.6)
     assert list(json.loads(format_segments([seg], LABELS, "json"))[0]) == [
         "path", "start_s", "end_s", "emotion", "p_neu", "p_hap", "p_ang", "p_sad", "confidence"]
+
+
+def test_an_onnx_models_probabilities_are_scaled_by_its_sidecars_temperature_unless_raw(model, tmp_path):
+    """softmax(z / T) with T from the sidecar's ``temperature_scaling`` (applied unless it says not, or ``raw``); an
+    older sidecar without one, or one without a temperature: T = 1."""
+    import shutil
+
+    from mlkd_lib.deploy.predict import OnnxClassifier
+    path = tmp_path / "scaled.onnx"
+    shutil.copy(model, path)
+    wave = np.linspace(-0.2, 0.6, 16_000, dtype=np.float32)
+    z = np.array([0.6, 0.2, 0.2, -0.2])  # max, −min, mean, −mean
+    cases = [({"temperature": 2.0, "applied": True}, False, 2.0), ({"temperature": 3.0}, False, 3.0),
+             ({"temperature": 2.0, "applied": False}, False, 1.0), ({"temperature": 2.0}, True, 1.0),
+             ({"applied": True}, False, 1.0), (None, False, 1.0)]
+    for scaling, raw, t in cases:
+        path.with_suffix(".json").write_text(json.dumps(
+            {"labels": LABELS} | ({"temperature_scaling": scaling} if scaling else {})))
+        loaded = predict.load_classifier(path, raw=raw)
+        assert loaded.temperature == t and (raw or OnnxClassifier(path).temperature == t)
+        want = np.exp(z / t) / np.exp(z / t).sum()
+        np.testing.assert_allclose(loaded.probabilities(wave), want, rtol=1e-5)
