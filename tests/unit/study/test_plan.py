@@ -61,11 +61,10 @@ def _table(path, rows):
     return str(path)
 
 
-def _planned_study(tmp_path, monkeypatch, timed, **extra):
+def _planned_study(tmp_path, monkeypatch, timed, lengths=(1.0, 2.0, 3.0, 10.0), **extra):
     """Five speakers × (1, 2, 3, 10 s) of neu / ang, another corpus of 1, 2, 4 s (and a class the study lacks); the
     steps measured as ``MEASURED``, the teacher's inference pass 0.4 s and the student's 0.1 s."""
-    rows = [(f"{s}{k}.wav", "neu" if k % 2 else "ang", s, d) for s in "ABCDE"
-            for k, d in enumerate((1.0, 2.0, 3.0, 10.0))]
+    rows = [(f"{s}{k}.wav", "neu" if k % 2 else "ang", s, d) for s in "ABCDE" for k, d in enumerate(lengths)]
     other = _table(tmp_path / "emodb" / "emodb.csv", [("a.wav", "neu", "03", 1.0), ("b.wav", "ang", "03", 2.0),
                                                        ("c.wav", "ang", "08", 4.0), ("d.wav", "fear", "08", 9.0)])
     cfg = make_config("micro", **{**dict(
@@ -350,3 +349,12 @@ def test_a_plan_of_kfold_folds_and_a_trials_test_corpus(tmp_path, monkeypatch):
     assert other.duration_s.tolist() in ([1.0, 2.0], [1.0, 4.0])
     assert made.lines[1].startswith(f"test corpus emodb: 2 utterances of the study's classes, "
                                     f"{other.duration_s.sum():.0f} s, scored")
+
+
+def test_the_inference_pass_is_timed_on_the_mean_cut_length_but_at_least_1_s(tmp_path, monkeypatch):
+    """Utterances of 0.2 to 0.8 s: a pass on 1 s; cut at 0.5 s as well, on 0.5 s (the cut wins over the floor)."""
+    for cap, samples in ((2.5, 16_000), (0.5, 8_000)):
+        timed = []
+        cfg = _planned_study(tmp_path / str(cap), monkeypatch, timed, lengths=(0.2, 0.4, 0.6, 0.8), max_seconds=cap)
+        plan.make_plan(cfg, ["A"])
+        assert timed[1:] == [((8, samples), "cpu", "cpu")] * 2
