@@ -330,3 +330,10 @@ def test_an_onnx_models_probabilities_are_scaled_by_its_sidecars_temperature_unl
         assert loaded.temperature == t and (raw or OnnxClassifier(path).temperature == t)
         want = np.exp(z / t) / np.exp(z / t).sum()
         np.testing.assert_allclose(loaded.probabilities(wave), want, rtol=1e-5)
+
+
+def test_an_answer_at_exactly_the_confidence_asked_is_given():
+    p = np.array([0.125, 0.5, 0.25, 0.125])  # exact in binary: the tie is a real one
+    assert predict.answer(p, LABELS, 0.5) == ("hap", 0.5)  # at least min_confidence: answered
+    assert predict.answer(p, LABELS, 0.5 + 1e-12) == ("", 0.5)
+    assert predict.answer(p, LABELS, None) == ("hap", 0.5) and predict.answer(p, LABELS, 0.0) == ("hap", 0.5)
