@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from numpy import zeros
 
-from mlkd_lib.config import make_config
+from mlkd_lib.config import make_config, with_overrides
 from mlkd_lib.data.prepare import at_most
 from mlkd_lib.method.step_bench import breakdown
 from mlkd_lib.study import plan
@@ -358,3 +358,15 @@ def test_the_inference_pass_is_timed_on_the_mean_cut_length_but_at_least_1_s(tmp
         cfg = _planned_study(tmp_path / str(cap), monkeypatch, timed, lengths=(0.2, 0.4, 0.6, 0.8), max_seconds=cap)
         plan.make_plan(cfg, ["A"])
         assert timed[1:] == [((8, samples), "cpu", "cpu")] * 2
+
+
+def test_a_plan_of_the_tables_own_folds_and_a_test_corpus_without_the_studys_classes(tmp_path, monkeypatch):
+    """protocol=folds with no fold named: the table's fold values, in order. Another corpus with none of the study's
+    classes is refused, naming its table."""
+    cfg = _planned_study(tmp_path, monkeypatch, [], protocol="folds")
+    table = pd.read_csv(cfg.manifest)
+    table.assign(fold=["2", "1", "", "1"] * 5).to_csv(cfg.manifest, index=False)
+    assert [s.split("/")[0] for s in plan.make_plan(cfg, []).steps[1::5]] == ["1", "2"]
+    fear = _table(tmp_path / "fear" / "fear.csv", [("f.wav", "fear", "09", 1.0)])
+    with pytest.raises(ValueError, match=f"^test corpus {fear}: no utterance of the study's classes neu, ang"):
+        plan.make_plan(with_overrides(cfg, test_manifests=[fear]), [])
