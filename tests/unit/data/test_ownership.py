@@ -200,7 +200,7 @@ def test_own_data_is_the_recorded_data_where_the_folder_holds_it_or_the_settings
     cfg = make_config("micro", corpus="manifest", manifest=str(table), conditions=[], data_dir=str(tmp_path / "d"))
     now = data_identity(cfg)
     assert own_data(_recorded(tmp_path / "new", None), cfg) == now  # nothing recorded yet: what it makes
-    old = {**now, "emotions": ["neu", "sad"]}
+    old = {**now, "emotions": ["neu", "sad"], "label_map": ["exc:hap"]}
     assert own_data(_recorded(tmp_path / "same", now), cfg) == now  # the folder empty, the settings make it
     study = _recorded(tmp_path / "old", old)
     write_holds(cfg.data_dir, old, READY)
@@ -211,8 +211,9 @@ def test_own_data_is_the_recorded_data_where_the_folder_holds_it_or_the_settings
     assert str(refused.value) == (
         f"{study} was made from the manifest {table}, classes neu,sad, noise the synthetic noises, but its data folder "
         f"{cfg.data_dir} now holds the manifest {table}, classes neu,sad, noise the synthetic noises (made for "
-        f"{study}), half made; nothing was read, and its settings now make other data (they differ in emotions): run "
-        f"it again with --force to make its data anew and retrain every model, or restore what it was made from")
+        f"{study}), half made; nothing was read, and its settings now make other data (they differ in emotions, "
+        f"label_map): run it again with --force to make its data anew and retrain every model, or restore what it was "
+        f"made from")
 
 
 def test_a_study_is_read_only_from_a_folder_that_holds_its_data_and_told_how_to_get_it_back(tmp_path):
