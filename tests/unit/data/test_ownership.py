@@ -223,6 +223,8 @@ def test_a_study_is_read_only_from_a_folder_that_holds_its_data_and_told_how_to_
     cfg = make_config("micro", corpus="manifest", manifest=str(table), conditions=[], data_dir=str(tmp_path / "d"))
     now, new, old = data_identity(cfg), _recorded(tmp_path / "new", None), {**data_identity(cfg), "emotions": ["neu"]}
     assert check_study_data(new, cfg) is None  # neither the study nor the folder says anything: as they are
+    with pytest.raises(DataMismatch, match=r"holds nothing \(the folder is empty or gone\); nothing was read\. Run"):
+        check_study_data(_recorded(tmp_path / "gone", now), cfg)  # the study says, and its folder is gone
     write_holds(cfg.data_dir, now, READY)
     check_study_data(new, cfg)  # nothing recorded: the folder must hold what its settings make, and does
     check_study_data(_recorded(tmp_path / "same", now), cfg)
