@@ -130,6 +130,7 @@ def test_the_plan_adds_up_every_term_for_every_fold(tmp_path, monkeypatch):
 
 def test_the_plans_words_for_sizes_and_times_and_its_record():
     assert [plan._hours(s) for s in (59, 60, 3599, 3600, 5400)] == ["59 s", "1 min", "60 min", "1.0 h", "1.5 h"]
+    assert plan._hours(3781) == "1.1 h"  # 1.0503 h: an hour is 3600 s
     assert [plan._size(b) for b in (5 * 2**20, 2**30 - 2**19, 2**30, 3 * 2**29)] == ["5 MiB", "1024 MiB", "1.0 GiB",
                                                                                      "1.5 GiB"]
     p = plan.Plan(["data", "S1/teacher"], ["line one", "line two"], 0.0, {"total_hours": 1.5})
@@ -236,6 +237,9 @@ def test_a_fold_of_given_folds_and_a_trials_cap():
     test = 0.7 / 3
     assert (given.train_n, given.train_s, given.val_s, given.test_s) == pytest.approx(
         (10 * (1 - test) / 2, 20 * (1 - test) / 2, 20 * (1 - test) / 2, 20 * test))
+    single = durations.assign(fold=["1"] * 4 + [""] * 6)  # one fold of 4 rows: 0.4 of the corpus tested
+    assert plan.fold_shares(make_config("micro", protocol="folds", val_fraction=0.5), single, cut).test_s == \
+        pytest.approx(20 * 0.4)
     one = durations.assign(fold=[""] * 10)  # no row in a fold: nothing tested (no division by zero folds)
     assert plan.fold_shares(make_config("micro", protocol="folds", val_fraction=0.5), one, cut).test_s == 0.0
     no_column = plan.fold_shares(make_config("micro", protocol="folds", val_fraction=0.5),
@@ -248,6 +252,16 @@ def test_a_fold_of_given_folds_and_a_trials_cap():
     assert (capped.train_n, capped.train_s, capped.val_s, capped.test_s) == pytest.approx((3.0, 6.0, 4.0, 4.0))
     wide = plan.fold_shares(make_config("micro", val_fraction=0.25, fold_utterances=10), durations, cut)
     assert (wide.train_n, wide.train_s, wide.val_s, wide.test_s) == pytest.approx((6.0, 12.0, 4.0, 4.0))
+
+
+def test_the_split_and_fold_columns_reach_the_plan_and_a_corpus_is_named_by_its_source(tmp_path, monkeypatch):
+    table = pd.DataFrame({"path": ["a.wav"], "speaker": ["s1"], "duration_s": [1.5], "emotion": ["neu"],
+                          "split": ["train"], "fold": ["1"], "gender": ["f"]})
+    monkeypatch.setattr(plan, "study_utterances", lambda cfg: table)
+    durations, source = plan.corpus_durations(make_config("micro", corpus="iemocap", iemocap_root="/corpora/IEMOCAP",
+                                                          emotions=["neu", "ang"]))
+    assert list(durations.columns) == ["speaker", "duration_s", "split", "fold"]
+    assert source == "/corpora/IEMOCAP, the classes neu, ang"
 
 
 def test_a_manifest_corpus_is_planned_from_its_own_durations(tmp_path):
@@ -370,3 +384,24 @@ def test_a_plan_of_the_tables_own_folds_and_a_test_corpus_without_the_studys_cla
     fear = _table(tmp_path / "fear" / "fear.csv", [("f.wav", "fear", "09", 1.0)])
     with pytest.raises(ValueError, match=f"^test corpus {fear}: no utterance of the study's classes neu, ang"):
         plan.make_plan(with_overrides(cfg, test_manifests=[fear]), [])
+
+
+def test_the_plan_prices_its_own_models_sizes_and_passes_its_measurements_on(tmp_path, monkeypatch):
+    """The teacher's width and its CNN's last layer's channels reach the disk estimate, the parameters counted (here
+    1 005 001 and 2 005 001: 1.01 and 2.01 million) its words, the measured steps the GPU line."""
+    cfg = _planned_study(tmp_path, monkeypatch, [])
+    build, asked = plan.build_student, []
+
+    def student(teacher, layers):
+        model = build(teacher, layers)
+        teacher.config.conv_dim = (4, 6, 8)  # another width at each layer: the last is the one stored
+        return model
+    monkeypatch.setattr(plan, "build_student", student)
+    monkeypatch.setattr(plan, "count_parameters", lambda m: 1_005_001 if m.num_layers > cfg.student_layers else
+                        2_005_001)
+    monkeypatch.setattr(plan, "disk_need", lambda *a: asked.append(a) or (2.0**30, 2.0**20))
+    monkeypatch.setattr(plan, "_gpu_fit", lambda device, measured: asked.append(measured) or "")
+    made = plan.make_plan(cfg, ["A"])
+    assert asked[0] == pytest.approx((cfg, 1_005_001, 2_005_001, 16, 24.0, 1, 1, 3, 8.0, 8))
+    assert asked[1] == made.measured["roles"]
+    assert "models: teacher 1.01 M parameters, student 2.01 M (micro)" in made.render()
