@@ -4,6 +4,7 @@ trains and tests on and the other corpora it is scored on."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -14,14 +15,17 @@ from helpers.corpora import voice
 from mlkd_lib.config import make_config, with_overrides
 from mlkd_lib.data.folds import get_fold, split
 from mlkd_lib.data.prepare import (
+    _stamp,
     fold_names,
     load_fold,
     no_unseen_noise,
+    planned_corpus,
     prepare_test_corpus,
     protocol_of,
     rir_bank_dir,
     study_manifest,
 )
+from mlkd_lib.data.prepare import test_corpus_dir as corpus_dir  # not a test
 
 
 def test_the_fold_settings_the_rooms_folder_and_the_unseen_noise_line():
@@ -55,6 +59,29 @@ def study(micro_data, tmp_path):
     cfg = with_overrides(cfg, data_dir=str(data), test_manifests=[str(other / "other.csv")])
     prepare_test_corpus(cfg, other / "other.csv", progress=False)
     return cfg
+
+
+def test_another_corpus_is_kept_under_test_corpora_with_the_stamp_it_is_made_again_by(study):
+    table = Path(study.test_manifests[0])
+    folder = Path(study.data_dir) / "test-corpora" / "other"
+    assert corpus_dir(study, "other") == folder and (folder / "manifest.csv").is_file()
+    stat = table.stat()
+    assert json.loads((folder / "stamp.json").read_text()) == {
+        "manifest": str(table), "file": [stat.st_size, stat.st_mtime_ns], "emotions": ["neu", "hap", "ang", "sad"],
+        "label_map": []}
+
+
+def test_the_planned_corpus_is_the_listing_the_data_step_made_where_nothing_changed(tmp_path):
+    cfg = make_config("micro", data_dir=str(tmp_path / "data"))
+    assert planned_corpus(cfg) is None  # a synthetic corpus not made yet
+    listing = cfg.manifest_path.with_name("corpus.csv")
+    listing.parent.mkdir(parents=True)
+    listing.write_text("utt_id,path,emotion,speaker,session,gender,duration_s,corpus\nu1,/a/u1.wav,neu,S1,1,F,1.5,x\n")
+    cfg.manifest_path.write_text(listing.read_text())
+    cfg.noise_bank_dir.mkdir(parents=True)
+    (tmp_path / "data" / "data_stamp.json").write_text(json.dumps(_stamp(cfg)))
+    assert planned_corpus(cfg)[["utt_id", "path", "emotion", "speaker"]].values.tolist() == [
+        ["u1", "/a/u1.wav", "neu", "S1"]]
 
 
 def test_the_studys_folds_are_its_protocols_or_those_named(study):
