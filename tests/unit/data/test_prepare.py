@@ -53,8 +53,9 @@ def study(micro_data, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     rows = [(f"o{k}.wav", emotion, f"x{k % 2}") for k, emotion in enumerate(["neu", "neu", "ang", "ang"])]
-    for k, (name, _, _) in enumerate(rows):
-        sf.write(other / name, voice(0.5, 16_000, 140.0 + 20 * k, seed=k), 16_000)
+    for k, (name, _, _) in enumerate(rows):  # the last at 48 kHz, as a corpus may ship: converted
+        rate = 48_000 if k == 3 else 16_000
+        sf.write(other / name, voice(0.5, rate, 140.0 + 20 * k, seed=k), rate)
     pd.DataFrame(rows, columns=["path", "emotion", "speaker"]).to_csv(other / "other.csv", index=False)
     cfg = with_overrides(cfg, data_dir=str(data), test_manifests=[str(other / "other.csv")])
     prepare_test_corpus(cfg, other / "other.csv", progress=False)
@@ -64,11 +65,24 @@ def study(micro_data, tmp_path):
 def test_another_corpus_is_kept_under_test_corpora_with_the_stamp_it_is_made_again_by(study):
     table = Path(study.test_manifests[0])
     folder = Path(study.data_dir) / "test-corpora" / "other"
-    assert corpus_dir(study, "other") == folder and (folder / "manifest.csv").is_file()
+    assert corpus_dir(study, "other") == folder and (folder / "corpus.csv").is_file()
     stat = table.stat()
     assert json.loads((folder / "stamp.json").read_text()) == {
         "manifest": str(table), "file": [stat.st_size, stat.st_mtime_ns], "emotions": ["neu", "hap", "ang", "sad"],
         "label_map": []}
+    paths = pd.read_csv(folder / "manifest.csv").path.tolist()
+    assert [Path(p).parent == folder / "audio-16k" for p in paths] == [False, False, False, True]  # the 48 kHz one
+    listed = (folder / "corpus.csv").stat().st_mtime_ns
+    prepare_test_corpus(study, table, progress=False)
+    assert (folder / "corpus.csv").stat().st_mtime_ns == listed  # nothing changed: the listing kept
+    for gone in ("corpus.csv", "stamp.json"):  # either lost: made again
+        (folder / gone).unlink()
+        prepare_test_corpus(study, table, progress=False)
+        assert (folder / "corpus.csv").is_file() and (folder / "stamp.json").is_file()
+    fear = table.with_name("fear.csv")
+    fear.write_text("path,emotion,speaker\no0.wav,fear,x0\n")
+    with pytest.raises(ValueError, match=f"^test corpus {fear}: no utterance of the study's classes"):
+        prepare_test_corpus(study, fear, progress=False)
 
 
 def test_the_planned_corpus_is_the_listing_the_data_step_made_where_nothing_changed(tmp_path):
