@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -14,6 +15,7 @@ from helpers.corpora import voice
 
 from mlkd_lib.config import make_config, with_overrides
 from mlkd_lib.data.folds import get_fold, split
+from mlkd_lib.data.ownership import READY
 from mlkd_lib.data.prepare import (
     _stamp,
     fold_names,
@@ -126,3 +128,94 @@ def test_a_fold_at_a_trials_size_with_its_noise_and_other_corpora(study):
     assert list(again.test_corpora["other"].utt_id) == list(data.test_corpora["other"].utt_id)
     whole = load_fold(with_overrides(cfg, fold_utterances=0), "fold1")
     assert len(whole.test_corpora["other"]) == 4 and len(whole.train) > 4
+
+
+def _table_corpus(folder: Path) -> Path:
+    """Two speakers × neu / ang × 2 utterances of 16 kHz mono (nothing to convert), and a noise folder of three
+    types."""
+    rows = ["path,emotion,speaker"]
+    for k, (speaker, code) in enumerate((s, c) for s in ("ann", "bob") for c in ("neu", "ang", "neu", "ang")):
+        sf.write(folder / f"{speaker}{k}.wav", voice(0.5, 16_000, 140.0 + 10 * k, seed=k), 16_000)
+        rows.append(f"{speaker}{k}.wav,{code},{speaker}")
+    (folder / "noise").mkdir()
+    for kind in ("hum", "hiss", "buzz"):
+        sf.write(folder / "noise" / f"{kind}.wav", np.full(8_000, 0.01 * len(kind), np.float32), 16_000)
+    (folder / "own.csv").write_text("\n".join(rows) + "\n")
+    return folder / "own.csv"
+
+
+def test_the_data_step_stamps_what_it_made_holds_the_folder_while_it_runs_and_remakes_rooms_only_when_asked(
+        tmp_path, monkeypatch):
+    from mlkd_lib.data import prepare
+    from mlkd_lib.data.conditions import reverb
+    from mlkd_lib.data.ownership import holds
+    table = _table_corpus(tmp_path)
+    cfg = make_config("micro", corpus="manifest", manifest=str(table), noise_dir=str(tmp_path / "noise"),
+                      noise_types=["hum", "hiss"], conditions=["reverb"], rir_rooms=2, synth_seed=4,
+                      emotions=["neu", "ang"], data_dir=str(tmp_path / "data"))
+    rooms, seen = [], []
+    monkeypatch.setattr(reverb, "write_rir_bank", lambda *a: rooms.append(a) or Path(a[0]).mkdir(parents=True))
+    real = prepare._prepare
+    monkeypatch.setattr(prepare, "_prepare", lambda c, p: seen.append(holds(c.data_dir)) or real(c, p))
+    study = tmp_path / "results" / "own"
+    assert prepare.prepare_data(cfg, progress=False, study=study) == {"manifest": cfg.manifest_path,
+                                                                     "noise_dir": cfg.noise_bank_dir}
+    assert seen[0]["state"] == "building" and seen[0]["study"] == str(study) and seen[0]["identity"] == \
+        prepare.data_identity(cfg)  # the folder says, while it is made, for whom and what
+    assert holds(cfg.data_dir)["state"] == READY
+    stat = table.stat()
+    stamp = {"corpus": "manifest", "iemocap_root": "", "manifest": str(table), "noise_dir": str(tmp_path / "noise"),
+             "noisex_dir": "", "synth_per_class": cfg.synth_per_class, "synth_seed": 4,
+             "noise_seconds": cfg.noise_seconds, "noise_types": ["hum", "hiss"],
+             "manifest_file": [stat.st_size, stat.st_mtime_ns]}
+    assert (tmp_path / "data" / "data_stamp.json").read_text() == json.dumps(stamp, indent=2)
+    assert sorted(p.stem for p in cfg.noise_bank_dir.iterdir()) == ["hiss", "hum"]  # the bank's types, not buzz
+    assert rooms == [(prepare.rir_bank_dir(cfg), reverb.SEVERITIES, 2, 4, "")]
+    assert json.loads((prepare.rir_bank_dir(cfg) / "stamp.json").read_text()) == {"rir_dir": "", "rooms": 2,
+                                                                                  "seed": 4}
+    held = (tmp_path / "data" / "data.json").stat().st_mtime_ns
+    prepare.prepare_data(cfg, progress=False, study=study)  # the same again: nothing remade, the record kept
+    assert len(rooms) == 1 and (tmp_path / "data" / "data.json").stat().st_mtime_ns == held
+    (prepare.rir_bank_dir(cfg) / "old.wav").write_bytes(b"")
+    prepare.prepare_data(with_overrides(cfg, rir_rooms=3), progress=False)  # other rooms: the old ones cleared
+    assert rooms[1][2] == 3 and not (prepare.rir_bank_dir(cfg) / "old.wav").exists()
+
+
+def test_each_corpus_is_listed_by_its_own_recipe(tmp_path, monkeypatch):
+    import types
+
+    from mlkd_lib.data import prepare
+    asked = []
+    monkeypatch.setattr(prepare, "make_synthetic_corpus", lambda *a, **k: asked.append((a, k)) or "synthetic")
+    monkeypatch.setattr(prepare.iemocap, "build_manifest", lambda *a, **k: asked.append((a, k)) or "iemocap")
+    cfg = make_config("micro", data_dir=str(tmp_path), synth_seed=3, synth_per_class=2)
+    assert prepare.corpus_listing(cfg, progress=False) == "synthetic"
+    assert prepare.corpus_listing(with_overrides(cfg, corpus="iemocap", iemocap_root="/c/IEMOCAP"),
+                                  progress=False) == "iemocap"
+    assert asked == [((tmp_path / "synthetic", 3, 2), {"progress": False}), (("/c/IEMOCAP",), {"progress": False})]
+    with pytest.raises(ValueError, match=r"^corpus must be 'synthetic', 'iemocap' or 'manifest', got 'tess'$"):
+        prepare.corpus_listing(types.SimpleNamespace(corpus="tess"))
+    assert prepare.audio_cache_dir(cfg) == tmp_path / "synthetic" / "audio-16k"
+
+
+def test_a_class_the_table_lacks_is_named_with_the_tables_labels_and_the_rows_keep_their_columns(tmp_path):
+    from mlkd_lib.data.prepare import load_test_corpora, pick_classes
+    rows = pd.DataFrame({"utt_id": ["a", "b", "c", "d"], "emotion": ["neu", "exc", "neu", "fru"]})
+    cfg = make_config("micro", emotions=["neu", "hap", "ang", "sad"], label_map=["exc:hap"])
+    with pytest.raises(ValueError) as refused:
+        pick_classes(rows, cfg, "t.csv")
+    assert str(refused.value) == ("t.csv: no utterance of the class(es) ang, sad of emotions=neu,hap,ang,sad; the "
+                                  "manifest's labels: neu (2), hap (1), fru (1) (label_map merges RAW:CODE)")
+    kept = pick_classes(rows, with_overrides(cfg, emotions=["neu", "hap"]), "t.csv")
+    assert list(kept.columns) == ["utt_id", "emotion"] and kept.values.tolist() == [["a", "neu"], ["b", "hap"],
+                                                                                    ["c", "neu"]]
+    missing = make_config("micro", data_dir=str(tmp_path), test_manifests=[str(tmp_path / "emodb.csv")])
+    with pytest.raises(FileNotFoundError) as absent:
+        load_test_corpora(missing)
+    assert str(absent.value) == (f"{tmp_path}/test-corpora/emodb/manifest.csv: the test corpus emodb is not prepared: "
+                                 "run the study's data step")
+
+
+def test_the_studys_manifest_names_itself_when_a_class_is_missing(study):
+    with pytest.raises(ValueError, match=f"^{study.manifest_path}: no utterance of the class"):
+        study_manifest(with_overrides(study, emotions=["neu", "fea"]))
