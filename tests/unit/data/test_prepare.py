@@ -104,6 +104,7 @@ def test_the_studys_folds_are_its_protocols_or_those_named(study):
     speakers = sorted(set(study_manifest(study).speaker))
     assert fold_names(study) == speakers and len(speakers) == 10
     assert fold_names(with_overrides(study, folds=speakers[:2])) == speakers[:2]
+    assert fold_names(with_overrides(study, protocol="kfold", n_folds=3)) == ["fold1", "fold2", "fold3"]
     with pytest.raises(ValueError, match=r"^folds \['Nobody'\] are not folds of the study; its folds: \["):
         fold_names(with_overrides(study, folds=[speakers[0], "Nobody"]))
 
@@ -111,6 +112,9 @@ def test_the_studys_folds_are_its_protocols_or_those_named(study):
 def test_a_fold_at_a_trials_size_with_its_noise_and_other_corpora(study):
     cfg = with_overrides(study, protocol="kfold", n_folds=2, validation="speaker", n_val_speakers=2, seed=3,
                          fold_utterances=1)
+    room = rir_bank_dir(cfg) / "rt60-0.3"  # rooms another setup of the folder made: this one scores none
+    room.mkdir(parents=True)
+    sf.write(room / "00.wav", np.ones(160, np.float32), 16_000)
     data = load_fold(cfg, "fold1")
     manifest = study_manifest(cfg)
     fold = get_fold(manifest, "fold1", protocol="kfold", n_folds=2, validation="speaker", val_fraction=0.2,
@@ -150,9 +154,11 @@ def test_the_data_step_stamps_what_it_made_holds_the_folder_while_it_runs_and_re
     from mlkd_lib.data.conditions import reverb
     from mlkd_lib.data.ownership import holds
     table = _table_corpus(tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text("path,emotion,speaker\nann0.wav,neu,x\n")
     cfg = make_config("micro", corpus="manifest", manifest=str(table), noise_dir=str(tmp_path / "noise"),
                       noise_types=["hum", "hiss"], conditions=["reverb"], rir_rooms=2, synth_seed=4,
-                      emotions=["neu", "ang"], data_dir=str(tmp_path / "data"))
+                      emotions=["neu", "ang"], data_dir=str(tmp_path / "data"), test_manifests=[str(other)])
     rooms, seen = [], []
     monkeypatch.setattr(reverb, "write_rir_bank", lambda *a: rooms.append(a) or Path(a[0]).mkdir(parents=True))
     real = prepare._prepare
@@ -170,6 +176,10 @@ def test_the_data_step_stamps_what_it_made_holds_the_folder_while_it_runs_and_re
              "manifest_file": [stat.st_size, stat.st_mtime_ns]}
     assert (tmp_path / "data" / "data_stamp.json").read_text() == json.dumps(stamp, indent=2)
     assert sorted(p.stem for p in cfg.noise_bank_dir.iterdir()) == ["hiss", "hum"]  # the bank's types, not buzz
+    assert pd.read_csv(tmp_path / "data" / "test-corpora" / "other" / "manifest.csv").emotion.tolist() == ["neu"]
+    synthetic = with_overrides(cfg, corpus="synthetic")  # a table named but not read: its file is not stamped
+    assert "manifest_file" not in prepare._stamp(synthetic) and prepare._stamp(cfg)["manifest_file"] == [
+        stat.st_size, stat.st_mtime_ns]
     assert rooms == [(prepare.rir_bank_dir(cfg), reverb.SEVERITIES, 2, 4, "")]
     assert json.loads((prepare.rir_bank_dir(cfg) / "stamp.json").read_text()) == {"rir_dir": "", "rooms": 2,
                                                                                   "seed": 4}
@@ -179,6 +189,8 @@ def test_the_data_step_stamps_what_it_made_holds_the_folder_while_it_runs_and_re
     (prepare.rir_bank_dir(cfg) / "old.wav").write_bytes(b"")
     prepare.prepare_data(with_overrides(cfg, rir_rooms=3), progress=False)  # other rooms: the old ones cleared
     assert rooms[1][2] == 3 and not (prepare.rir_bank_dir(cfg) / "old.wav").exists()
+    with pytest.raises(ValueError, match=f"^{cfg.manifest_path.with_name('corpus.csv')}: no utterance of the class"):
+        prepare.prepare_data(with_overrides(cfg, emotions=["neu", "sad"]), progress=False)
 
 
 def test_each_corpus_is_listed_by_its_own_recipe(tmp_path, monkeypatch):
