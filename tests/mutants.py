@@ -49,11 +49,12 @@ MODULES = {
     "mlkd_lib/data/prepare.py": [U + "data/test_test_corpora.py", U + "data/test_follow_data.py",
                                  U + "data/test_ingest.py", U + "data/test_user_manifest.py",
                                  U + "data/test_noise_split.py", U + "data/test_families.py",
-                                 U + "data/test_ownership.py", U + "study/test_trial.py"],
+                                 U + "data/test_ownership.py", U + "study/test_trial.py",
+                                 U + "data/test_prepare.py"],
     "mlkd_lib/data/conditions/corpus.py": [U + "data/test_test_corpora.py"],
     "mlkd_lib/data/ownership.py": [U + "data/test_ownership.py"],
     "mlkd_lib/study/plan.py": [U + "study/test_plan.py", U + "study/test_preflight.py"],
-    "mlkd_lib/deploy/segments.py": [U + "deploy/test_predict.py"],
+    "mlkd_lib/deploy/segments.py": [U + "deploy/test_predict.py", U + "deploy/test_export.py"],
     "mlkd_lib/deploy/predict.py": [U + "deploy/test_predict.py", U + "deploy/test_export.py"],
 }
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}  # a test failed, hung or crashed on the change

@@ -164,6 +164,84 @@ def test_a_study_and_a_folder_from_before_folders_said_what_they_hold_are_read_a
         check_study_data(study, with_overrides(ravdess, emotions=["neu", "sad"]))
 
 
+def test_the_identity_names_every_input_the_folder_is_made_from(tmp_path):
+    """Every stamped setting, the bank's types (trained then unseen), the table's and each test table's digest (the
+    first 16 hex digits of its SHA-256), the classes and merges, and the rooms only where a family reads them."""
+    import hashlib
+    table, other = tmp_path / "own.csv", tmp_path / "other.csv"
+    table.write_text("path,emotion,speaker\na.wav,neu,s1\n")
+    other.write_text("path,emotion,speaker\nb.wav,ang,s2\n")
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in (table, other)}
+    cfg = make_config("micro", corpus="manifest", manifest=str(table), noise_dir="/noise", noise_types=["hum"],
+                      unseen_noise_types=["hiss", "hum", "buzz"], conditions=["unseen_noise", "reverb"],
+                      rir_dir="/rooms", rir_rooms=3, emotions=["neu", "ang"], label_map=["exc:hap"],
+                      test_manifests=[str(other)], synth_per_class=4, synth_seed=7, noise_seconds=9.0)
+    assert data_identity(cfg) == {
+        "corpus": "manifest", "iemocap_root": "", "manifest": str(table), "noise_dir": "/noise", "noisex_dir": "",
+        "synth_per_class": 4, "synth_seed": 7, "noise_seconds": 9.0, "noise_types": ["hum", "hiss", "buzz"],
+        "manifest_sha256": digest[table], "emotions": ["neu", "ang"], "label_map": ["exc:hap"],
+        "rirs": ["/rooms", 3], "test_manifests": {str(other): digest[other]}}
+    plain = with_overrides(cfg, corpus="synthetic", conditions=["telephone"])  # no rooms read; no table
+    ident = data_identity(plain)
+    assert ident["rirs"] is None and "manifest_sha256" not in ident and ident["noise_types"] == ["hum"]
+
+
+def _recorded(study: Path, ident: dict | None) -> Path:
+    """A study whose data step recorded ``ident`` (None: it recorded none)."""
+    (study / "data").mkdir(parents=True)
+    (study / "data" / "done.json").write_text(json.dumps({"utterances": 8} | ({"data": ident} if ident else {})))
+    return study
+
+
+def test_own_data_is_the_recorded_data_where_the_folder_holds_it_or_the_settings_make_it(tmp_path):
+    from mlkd_lib.data.ownership import BUILDING, write_holds
+    table = tmp_path / "own.csv"
+    table.write_text("path,emotion,speaker\na.wav,neu,s1\n")
+    cfg = make_config("micro", corpus="manifest", manifest=str(table), conditions=[], data_dir=str(tmp_path / "d"))
+    now = data_identity(cfg)
+    assert own_data(_recorded(tmp_path / "new", None), cfg) == now  # nothing recorded yet: what it makes
+    old = {**now, "emotions": ["neu", "sad"], "label_map": ["exc:hap"]}
+    assert own_data(_recorded(tmp_path / "same", now), cfg) == now  # the folder empty, the settings make it
+    study = _recorded(tmp_path / "old", old)
+    write_holds(cfg.data_dir, old, READY)
+    assert own_data(study, cfg) == old  # the folder holds what it was made from, made to the end
+    write_holds(cfg.data_dir, old, BUILDING, study)
+    with pytest.raises(DataMismatch) as refused:
+        own_data(study, cfg)  # half made: neither
+    assert str(refused.value) == (
+        f"{study} was made from the manifest {table}, classes neu,sad, noise the synthetic noises, but its data folder "
+        f"{cfg.data_dir} now holds the manifest {table}, classes neu,sad, noise the synthetic noises (made for "
+        f"{study}), half made; nothing was read, and its settings now make other data (they differ in emotions, "
+        f"label_map): run it again with --force to make its data anew and retrain every model, or restore what it was "
+        f"made from")
+
+
+def test_a_study_is_read_only_from_a_folder_that_holds_its_data_and_told_how_to_get_it_back(tmp_path):
+    from mlkd_lib.data.ownership import BUILDING, write_holds
+    table = tmp_path / "own.csv"
+    table.write_text("path,emotion,speaker\na.wav,neu,s1\n")
+    cfg = make_config("micro", corpus="manifest", manifest=str(table), conditions=[], data_dir=str(tmp_path / "d"))
+    now, new, old = data_identity(cfg), _recorded(tmp_path / "new", None), {**data_identity(cfg), "emotions": ["neu"]}
+    assert check_study_data(new, cfg) is None  # neither the study nor the folder says anything: as they are
+    with pytest.raises(DataMismatch, match=r"holds nothing \(the folder is empty or gone\); nothing was read\. Run"):
+        check_study_data(_recorded(tmp_path / "gone", now), cfg)  # the study says, and its folder is gone
+    write_holds(cfg.data_dir, now, READY)
+    check_study_data(new, cfg)  # nothing recorded: the folder must hold what its settings make, and does
+    check_study_data(_recorded(tmp_path / "same", now), cfg)
+    again = "Run the study's own command again (its run.json has it): its data step makes its data again, and " \
+            "nothing is retrained"
+    for study, want, tail in ((new, now, again), (_recorded(tmp_path / "old", old), old,
+                                                  "Its settings no longer make that data: run it again with --force")):
+        write_holds(cfg.data_dir, want, BUILDING)  # its own data, half made
+        with pytest.raises(DataMismatch) as refused:
+            check_study_data(study, cfg)
+        assert str(refused.value).startswith(f"{study} was made from the manifest {table}, classes ")
+        assert str(refused.value).endswith(f", half made; nothing was read. {tail}")
+    write_holds(cfg.data_dir, {**now, "corpus": "synthetic"}, READY)  # other data, made to the end
+    with pytest.raises(DataMismatch, match="run.json"):
+        check_study_data(_recorded(tmp_path / "same2", now), cfg)
+
+
 # --- the claim and the lines it says, on hand-written identities (no data made: each test well under a second) ---
 
 def ident(name: str, **more) -> dict:

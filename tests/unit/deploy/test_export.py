@@ -376,8 +376,9 @@ def test_min_confidence_marks_the_unconfident_file_uncertain(tmp_path, micro_dat
     import csv
 
     from mlkd_lib.cli import main
-    from mlkd_lib.deploy.predict import format_predictions, load_classifier, predict_files
+    from mlkd_lib.deploy.predict import TorchClassifier, format_predictions, load_classifier, predict_files
     ckpt, (sure, unsure) = _two_confidences(tmp_path, micro_data, (0.905, 0.895), temperature=2.0)
+    assert TorchClassifier(ckpt).temperature == 2.0 and TorchClassifier(ckpt, raw=True).temperature == 1.0
     main(["predict", "--model", str(ckpt), str(sure), str(unsure), "--min-confidence", "0.9"])
     out = capsys.readouterr()
     assert "uncertain (confidence 0.895: no emotion)" in out.out.splitlines()[1]

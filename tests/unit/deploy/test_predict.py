@@ -285,3 +285,55 @@ def test_predictions_as_text_csv_and_json():
         predict.load_classifier("/nowhere/model.PTH")
     with pytest.raises(ValueError, match=r"^output format must be text, json or csv, got 'xml'$"):
         predict.format_predictions(preds, LABELS, "xml")
+
+
+def test_segment_times_to_the_millisecond_and_no_frame_from_a_frames_worth_less_a_sample(model, tmp_path):
+    """A padding of 12.5 ms puts each turn's ends between milliseconds (0.51 − 0.0125 = 0.4975): they are given to
+    the millisecond, no finer. A recording of 479 samples (a 30 ms frame less one) gives no VAD decision, one of
+    959 gives one: nothing is added before the first block."""
+    from mlkd_lib.data.vad import TurnSettings
+    from mlkd_lib.deploy.segments import segment_file, speech_activity
+    path = bursts(tmp_path / "meeting.wav", RECORDING[:2], 3.5)
+    segments, _ = segment_file(predict.load_classifier(model), path, TurnSettings(padding_s=0.0125), progress=False)
+    assert len(segments) == 2 and segments[0].start_s == pytest.approx(0.4975, abs=6e-4)
+    assert all(round(t, 3) == t for s in segments for t in (s.start_s, s.end_s))
+    assert all(abs(t * 1000 - round(t * 1000)) < 1e-6 for s in segments for t in (s.start_s, s.end_s))
+    for n, frames in ((479, 0), (959, 1)):
+        sf.write(tmp_path / "short.wav", np.full(n, 0.3, np.float32), 16_000)
+        assert len(speech_activity(tmp_path / "short.wav", 2, progress=False)[0]) == frames
+
+
+def test_segments_as_json_keep_the_csvs_column_order():
+    from mlkd_lib.deploy.segments import Segment, format_segments
+    seg = Segment("a.wav", 0.5, 1.25, "hap", {"neu": 0.1, "hap": 0.6, "ang": 0.2, "sad": 0.1}, 0.6)
+    assert list(json.loads(format_segments([seg], LABELS, "json"))[0]) == [
+        "path", "start_s", "end_s", "emotion", "p_neu", "p_hap", "p_ang", "p_sad", "confidence"]
+
+
+def test_an_onnx_models_probabilities_are_scaled_by_its_sidecars_temperature_unless_raw(model, tmp_path):
+    """softmax(z / T) with T from the sidecar's ``temperature_scaling`` (applied unless it says not, or ``raw``); an
+    older sidecar without one, or one without a temperature: T = 1."""
+    import shutil
+
+    from mlkd_lib.deploy.predict import OnnxClassifier
+    path = tmp_path / "scaled.onnx"
+    shutil.copy(model, path)
+    wave = np.linspace(-0.2, 0.6, 16_000, dtype=np.float32)
+    z = np.array([0.6, 0.2, 0.2, -0.2])  # max, −min, mean, −mean
+    cases = [({"temperature": 2.0, "applied": True}, False, 2.0), ({"temperature": 3.0}, False, 3.0),
+             ({"temperature": 2.0, "applied": False}, False, 1.0), ({"temperature": 2.0}, True, 1.0),
+             ({"applied": True}, False, 1.0), (None, False, 1.0)]
+    for scaling, raw, t in cases:
+        path.with_suffix(".json").write_text(json.dumps(
+            {"labels": LABELS} | ({"temperature_scaling": scaling} if scaling else {})))
+        loaded = predict.load_classifier(path, raw=raw)
+        assert loaded.temperature == t and (raw or OnnxClassifier(path).temperature == t)
+        want = np.exp(z / t) / np.exp(z / t).sum()
+        np.testing.assert_allclose(loaded.probabilities(wave), want, rtol=1e-5)
+
+
+def test_an_answer_at_exactly_the_confidence_asked_is_given():
+    p = np.array([0.125, 0.5, 0.25, 0.125])  # exact in binary: the tie is a real one
+    assert predict.answer(p, LABELS, 0.5) == ("hap", 0.5)  # at least min_confidence: answered
+    assert predict.answer(p, LABELS, 0.5 + 1e-12) == ("", 0.5)
+    assert predict.answer(p, LABELS, None) == ("hap", 0.5) and predict.answer(p, LABELS, 0.0) == ("hap", 0.5)

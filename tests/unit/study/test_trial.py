@@ -21,7 +21,7 @@ def test_at_most_keeps_that_many_of_each_class_drawn_by_seed_in_their_order():
     kept = at_most(rows, 3, seed=0)
     assert kept.emotion.value_counts().to_dict() == {"neu": 3, "hap": 2, "ang": 3}  # hap has only two
     order = [int(u[1:]) for u in kept.utt_id]
-    assert order == sorted(order) and list(kept.index) == list(range(8))
+    assert order == sorted(order) and list(kept.index) == list(range(8)) and list(kept.columns) == ["utt_id", "emotion"]
     draws = {tuple(at_most(rows, 3, seed=s).utt_id) for s in range(6)}
     assert len(draws) > 1  # the seed decides which
     assert at_most(rows, 3, seed=4).equals(at_most(rows, 3, seed=4))
