@@ -40,6 +40,17 @@ def is_done(directory: str | Path) -> bool:
     return (Path(directory) / DONE).is_file()
 
 
+# the columns of a study's tables that hold names a corpus or a noise collection chose, whatever they look like:
+# EmoDB's speaker "03" is a fold's name, not the number 3 (read as a number it no longer joins with the fold's folder)
+NAME_COLUMNS = ("fold", "utt_id", "speaker", "noise")
+
+
+def read_table(path: str | Path):
+    """A CSV table a study wrote (metrics, predictions, stats, calibration …), its name columns read as text."""
+    import pandas as pd  # here, not at the top: the scheduler side imports this module without pandas
+    return pd.read_csv(path, dtype=dict.fromkeys(NAME_COLUMNS, str))
+
+
 @dataclass(frozen=True)
 class ModelDir:
     """One model's step folder, ``<study>/folds/<fold>/<model>/``."""

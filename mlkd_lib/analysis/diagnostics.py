@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..arms import trained
-from ..layout import StudyLayout
+from ..layout import StudyLayout, read_table
 from ..names import CLEAN
 from .tables import trained_conditions, with_conditions
 
@@ -26,7 +26,7 @@ def collect_representation(study_dir: str | Path) -> pd.DataFrame:
     columns = ["model", "fold", "layer", "teacher_layer", "condition", "severity", "noise", "snr_db", "value"]
     if not files:
         return pd.DataFrame(columns=columns)
-    df = with_conditions(pd.concat([pd.read_csv(f) for f in files], ignore_index=True))[columns]
+    df = with_conditions(pd.concat([read_table(f) for f in files], ignore_index=True))[columns]
     df = df.sort_values(["model", "fold", "teacher_layer", "condition", "noise", "snr_db", "severity"],
                         ignore_index=True)
     df.to_csv(study.dir / "representation.csv", index=False)
@@ -51,8 +51,8 @@ def selection_diagnostic(study_dir: str | Path) -> pd.DataFrame:
         if m.name not in trained() or not m.metrics.is_file() or not record.is_file():
             continue
         epochs = json.loads(record.read_text())
-        kept = trained_conditions(pd.read_csv(m.metrics))
-        last = trained_conditions(pd.read_csv(m.path / "metrics_last.csv")) \
+        kept = trained_conditions(read_table(m.metrics))
+        last = trained_conditions(read_table(m.path / "metrics_last.csv")) \
             if (m.path / "metrics_last.csv").is_file() else kept
         (sel_noisy, sel_clean), (last_noisy, last_clean) = _pooled(kept), _pooled(last)
         rows.append(dict(model=m.name, fold=m.fold, **epochs, noisy_ua_selected=sel_noisy, noisy_ua_last=last_noisy,

@@ -35,7 +35,7 @@ from scipy import stats as scipy_stats
 
 from ..arms import ARMS as STUDENT_ARMS
 from ..arms import color, method_arm
-from ..layout import StudyLayout
+from ..layout import StudyLayout, read_table
 from ..names import CLEAN, TEACHER
 from .plots import SYNTHETIC_SUFFIX
 from .stats import paired_test, paper_contrast
@@ -108,7 +108,7 @@ def step_metrics(study_dir: str | Path, models) -> pd.DataFrame:
     has, ``condition`` included; the study's collected metrics.csv is the analysis step's, which may lag)."""
     files = [m.metrics for model in models for m in StudyLayout(study_dir).models(model)
              if m.done.is_file() and m.metrics.is_file()]
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame(
+    return pd.concat([read_table(f) for f in files], ignore_index=True) if files else pd.DataFrame(
         columns=["model", "noise", "snr_db", "fold", "ua", "wa", "n"])
 
 

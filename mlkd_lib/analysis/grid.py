@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..arms import method_arm
 from ..config import load_config
-from ..layout import StudyLayout
+from ..layout import StudyLayout, read_table
 from .frontier import fold_scores
 from .plots import SYNTHETIC_SUFFIX, heatmap, save
 from .stats import paired_test
@@ -48,7 +48,7 @@ def grid_table(points: list[dict], folders: list[Path], own: list[bool]) -> pd.D
     rows = []
     for order, (point, folder, is_own) in enumerate(zip(points, folders, own)):
         study = StudyLayout(folder)
-        scored = [pd.read_csv(m.metrics) for m in study.models() if m.metrics.is_file()]
+        scored = [read_table(m.metrics) for m in study.models() if m.metrics.is_file()]
         if not scored:  # a point none of whose steps finished: nothing of it to read
             continue
         cfg, metrics = load_config(study.config), pd.concat(scored)

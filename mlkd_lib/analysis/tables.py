@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..arms import STUDENT_SUP, STUDENT_UNSUP, label, method_arm, models, study_arms
-from ..layout import StudyLayout
+from ..layout import StudyLayout, read_table
 from ..names import BASELINE, CLEAN, NO_LEVEL, NOISE, TEACHER, reference_noise
 
 # The paper's own figures (UA %), shown beside ours for the paper preset.
@@ -61,7 +61,7 @@ def collect_metrics(study_dir: str | Path) -> pd.DataFrame:
     files = [m.metrics for m in study.models() if m.metrics.is_file()]
     if not files:
         raise FileNotFoundError(f"{study.dir}: no model of any fold has metrics.csv yet — run the training notebooks")
-    df = with_conditions(pd.concat([pd.read_csv(f) for f in files], ignore_index=True))
+    df = with_conditions(pd.concat([read_table(f) for f in files], ignore_index=True))
     df = df[METRICS_COLUMNS].sort_values(["model", "condition", "noise", "snr_db", "severity", "fold"],
                                          ignore_index=True)
     df.to_csv(study.metrics, index=False)
@@ -239,7 +239,7 @@ def collect_predictions(study_dir: str | Path) -> pd.DataFrame:
     parts = []
     for m in StudyLayout(study_dir).models():
         if m.predictions.is_file():
-            parts.append(pd.read_csv(m.predictions).assign(model=m.name, fold=m.fold))
+            parts.append(read_table(m.predictions).assign(model=m.name, fold=m.fold))
     if not parts:
         raise FileNotFoundError(f"{study_dir}: no predictions yet")
     return pd.concat(parts, ignore_index=True)
@@ -251,7 +251,7 @@ def enhancement_table(study_dir: str | Path) -> pd.DataFrame:
     files = [m.enhancement for m in StudyLayout(study_dir).models(BASELINE) if m.enhancement.is_file()]
     if not files:
         raise FileNotFoundError(f"{study_dir}: no fold's baseline/enhancement.csv yet — run 02b first")
-    scores = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    scores = pd.concat([read_table(f) for f in files], ignore_index=True)
     table = scores.groupby(["noise", "snr_db"]).agg(
         utterances=("utt_id", "size"),
         **{f"{m} {k}": (f"{m}_{k}", "mean") for m in ("pesq_wb", "stoi") for k in ("noisy", "enhanced")}).reset_index()

@@ -25,6 +25,7 @@ from transformers import PreTrainedModel, Wav2Vec2FeatureExtractor
 
 from ..arms import label
 from ..data.audio import SAMPLE_RATE
+from ..layout import read_table
 from ..method.models import EmotionClassifier, encoder_family
 from .export import temperature_record
 
@@ -115,10 +116,9 @@ REAL_LIMITS = ("Trained on {corpus}, {n} classes, under the noises of its study 
 
 def _ua_table(metrics_csv: Path) -> tuple[str, str, str, str]:
     """(clean UA, header, rule, rows) of the model card's table: UA per noise type at 0, 10 and 20 dB."""
-    import pandas as pd
     if not metrics_csv.is_file():
         return "–", "0 dB | 10 dB | 20 dB", "---|---|---|", ""
-    m = pd.read_csv(metrics_csv)
+    m = read_table(metrics_csv)
     snrs = [0.0, 10.0, 20.0]
     rows = []
     for noise in sorted(set(m.noise) - {"clean"}):

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from ..analysis.tables import summarise
 from ..arms import study_models
@@ -19,7 +18,7 @@ from ..config import study_config
 from ..data.conditions.families import Condition, family_conditions, heard
 from ..data.dataset import AudioCache
 from ..data.prepare import FoldData, bank_types, load_fold
-from ..layout import StudyLayout
+from ..layout import StudyLayout, read_table
 from ..method.baseline import VadNmfEnhancer
 from ..method.checkpoint import load_model
 from ..names import BASELINE, CLEAN, TEACHER
@@ -231,7 +230,7 @@ class Explorer:
         metrics_file = self.study.metrics
         if not metrics_file.is_file():
             return W.VBox([W.HTML(f"<i>{metrics_file} not made yet</i>"), *items])
-        summary = summarise(pd.read_csv(metrics_file))
+        summary = summarise(read_table(metrics_file))
         model = W.Dropdown(options=[m for m in self.models.names if m in set(summary.model)], description="model")
         noise = W.Dropdown(options=sorted(set(summary.noise) - {CLEAN}), description="noise")
         chart = W.Image(format="png")

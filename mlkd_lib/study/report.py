@@ -11,7 +11,7 @@ import pandas as pd
 from ..arms import study_arms
 from ..config import StudyConfig, load_config, trial_note
 from ..data.prepare import no_unseen_noise
-from ..layout import StudyLayout, mark_done
+from ..layout import StudyLayout, mark_done, read_table
 from ..names import CLEAN
 from .notebook import open_study
 
@@ -43,7 +43,7 @@ class AnalysisStep:
         from ..analysis.corruption import unseen_differences
         from ..analysis.stats import paired_differences
         differences = pd.concat([paired_differences(metrics, self.arms, seed=self.cfg.seed),
-                                 unseen_differences(pd.read_csv(self.study.metrics), self.arms, self.cfg.seed)],
+                                 unseen_differences(read_table(self.study.metrics), self.arms, self.cfg.seed)],
                                 ignore_index=True)
         differences.to_csv(self.study.stats, index=False)
         return differences
@@ -52,7 +52,7 @@ class AnalysisStep:
         """Table 4 (UA per family × severity × model, CE and mCE) and UA against severity, from every condition of
         ``metrics.csv``; (None, None) when the study has no test-only condition."""
         from ..analysis import corruption, plots
-        metrics = pd.read_csv(self.study.metrics)
+        metrics = read_table(self.study.metrics)
         if set(metrics.get("condition", pd.Series(dtype=str))) <= {CLEAN, "noise"}:
             return None, None
         md = corruption.write_table4(self.study.dir, metrics, self.synthetic)
@@ -72,12 +72,12 @@ class AnalysisStep:
         cal.to_csv(self.study.calibration, index=False)
         differences = c.calibration_differences(cal, self.arms, self.cfg.seed)
         try:
-            ua = pd.read_csv(self.study.stats)
+            ua = read_table(self.study.stats)
             ua = ua[~ua.kind.isin(c.CALIBRATION_KINDS)]  # this step's rows from an earlier run
         except (FileNotFoundError, pd.errors.EmptyDataError):  # no UA comparison (one model)
             ua = pd.DataFrame()
         pd.concat([ua, differences], ignore_index=True).to_csv(self.study.stats, index=False)
-        md = c.write_table5(self.study.dir, cal, pd.read_csv(self.study.metrics), differences, temperatures,
+        md = c.write_table5(self.study.dir, cal, read_table(self.study.metrics), differences, temperatures,
                             self.synthetic)
         figures = {"reliability": c.reliability_diagrams(predictions, temperatures, self.cfg.emotions, self.synthetic),
                    "risk_coverage": c.risk_coverage_plot(predictions, temperatures, self.cfg.emotions, self.synthetic)}

@@ -58,6 +58,10 @@ def test_ravdess_as_it_ships_with_demand_and_emodb(place):
 
     # the EmoDB setup's trial ran at the same time from the same folder: each study read its own corpus only
     emodb = work / "results" / "emodb-trial"
+    for folder in (study, emodb):  # run as `a & b; wait`, whose exit says nothing of a: every step of each finished
+        failed = {k: s.get("error") for k, s in json.loads((folder / "run.json").read_text())["steps"].items()
+                  if s["status"] != "ok"}
+        assert not failed, f"{folder.name}: {failed}"
     for folder, ids in ((study, set(expected)), (emodb, set(expected_emodb))):
         assert json.loads((folder / "config.json").read_text())["data_dir"] == str(work / "data" / folder.name[:-6])
         for model in ("teacher", "student_sup"):

@@ -9,6 +9,7 @@ import pytest
 from mlkd_lib.analysis import tables
 from mlkd_lib.arms import STUDENT_SUP, STUDENT_UNSUP
 from mlkd_lib.config import make_config
+from mlkd_lib.layout import read_table
 from mlkd_lib.names import BASELINE, TEACHER
 
 SNRS = [0.0, 5.0, 10.0, 15.0, 20.0]
@@ -262,6 +263,24 @@ def test_gathered_tables_are_indexed_afresh_and_name_what_is_missing(study):
     kept = tables.trained_conditions(pd.DataFrame({"noise": ["clean", "x"], "condition": ["clean", "reverb"],
                                                    "snr_db": [np.nan, np.nan]}))
     assert list(kept.columns) == ["noise", "condition", "snr_db"]
+
+
+def test_a_fold_and_utterances_named_like_numbers_keep_their_names(tmp_path):
+    """EmoDB's speakers are folds "03" and "10", its utterances "03a01Fa"; a corpus's ids may be digits alone: read
+    back as numbers they no longer join with the folds' folders (the calibration step of an EmoDB study failed)."""
+    for fold, noises in (("03", ["clean", "07"]), ("10", ["07", "08"])):  # "07": a noise collection's file
+        out = tmp_path / "folds" / fold / TEACHER
+        out.mkdir(parents=True)
+        pd.DataFrame([dict(model=TEACHER, condition="clean", severity=None, noise="clean", snr_db=None, fold=fold,
+                           ua=0.5, wa=0.5, n=2)]).to_csv(out / "metrics.csv", index=False)
+        pd.DataFrame({"utt_id": ["0301", "0302"], "speaker": ["03", "03"], "noise": noises, "label": [0, 1],
+                      "pred": [0, 1]}).to_csv(out / "predictions.csv", index=False)
+    tables.collect_metrics(tmp_path)
+    metrics, predictions = read_table(tmp_path / "metrics.csv"), tables.collect_predictions(tmp_path)
+    assert list(metrics.fold) == ["03", "10"] and list(predictions.utt_id) == ["0301", "0302"] * 2
+    assert list(predictions.speaker) == ["03"] * 4 and list(predictions.noise) == ["clean", "07", "07", "08"]
+    joined = predictions.merge(metrics[["model", "fold", "ua"]], on=["model", "fold"], how="left")
+    assert list(joined.ua) == [0.5] * 4
 
 
 def test_a_study_readme_links_every_plot_and_notebook(study):
