@@ -201,30 +201,63 @@ def audio(clean: np.ndarray, condition, rng: np.random.Generator, noise_bank: di
 ROOM_MODEL = 1  # raise it when simulate_rir changes what it returns for a seed: cached rooms are then made anew
 
 
-def simulated_room(rt60: float, seed: int, index: int) -> np.ndarray:
-    """Room ``index`` of RT60 ``rt60`` for ``seed``: a pure function of those (and of pyroomacoustics), kept in
-    ``paths.cache_dir()/rooms`` — a room takes about a second of a core to simulate, a bank of 24 half a minute,
-    and every setup with one seed hears the same rooms. Written atomically; an unreadable entry is simulated
-    again."""
-    rng = np.random.default_rng([seed, int(round(rt60 * 1000)), index])
+def room_path(rt60: float, seed: int, index: int) -> Path | None:
+    """Where the cache keeps room ``index`` of RT60 ``rt60`` for ``seed`` (None: no cache)."""
     cache = cache_dir()
     if cache is None:
-        return simulate_rir(rt60, rng)[0]
+        return None
     key = json.dumps([ROOM_MODEL, _pra().__version__, SAMPLE_RATE, rt60, seed, index])
-    path = cache / "rooms" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+    return cache / "rooms" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+
+
+def _cached_room(path: Path) -> np.ndarray | None:
     try:
         return np.load(path)
-    except (OSError, ValueError, EOFError):
-        pass
-    rir = simulate_rir(rt60, rng)[0]
+    except (OSError, ValueError, EOFError):  # not made yet, or unreadable: made again
+        return None
+
+
+def simulated_room(rt60: float, seed: int, index: int, wait: bool = True) -> np.ndarray | None:
+    """Room ``index`` of RT60 ``rt60`` for ``seed``: a pure function of those (and of pyroomacoustics), kept in
+    ``paths.cache_dir()/rooms`` — a room takes about a second of a core to simulate, a bank of 24 half a minute,
+    and every setup with one seed hears the same rooms. One process simulates a room while another wanting it
+    waits for it (``wait=False``: None at once); written atomically; an unreadable entry is simulated again."""
+    rng = np.random.default_rng([seed, int(round(rt60 * 1000)), index])
+    path = room_path(rt60, seed, index)
+    room = None if path is None else _cached_room(path)
+    if room is not None:
+        return room
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            np.save(f, rir)
-        os.replace(f.name, path)
-    except OSError:  # a cache that cannot be written: the room is simulated each time
-        pass
-    return rir
+        lock = open(path.with_suffix(".lock"), "a")
+    except (AttributeError, OSError):  # no cache, or one that cannot be written: simulated each time
+        return simulate_rir(rt60, rng)[0]
+    import fcntl
+    with lock:  # closing it releases the lock
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None  # another process is simulating it
+        except OSError:  # a file system that cannot lock: simulated here, whoever else does
+            pass
+        room = _cached_room(path)  # made while this process waited
+        if room is None:
+            room = simulate_rir(rt60, rng)[0]
+            try:
+                with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+                    np.save(f, room)
+                os.replace(f.name, path)
+            except OSError:
+                pass
+    return room
+
+
+def simulated_rooms(rt60s, rooms: int, seed: int) -> dict[float, list[np.ndarray]]:
+    """Rooms ``0 … rooms-1`` of each RT60. A room another process is simulating (a setup's data step started beside
+    this one) is taken from the cache after the others: two data steps share the bank's work, not each do it all."""
+    made = {(float(t), i): simulated_room(float(t), seed, i, wait=False) for t in rt60s for i in range(rooms)}
+    made.update({(t, i): simulated_room(t, seed, i) for (t, i), room in made.items() if room is None})
+    return {float(t): [made[(float(t), i)] for i in range(rooms)] for t in rt60s}
 
 
 def write_rir_bank(out_dir: str | Path, rt60s, rooms: int, seed: int, rir_dir: str = "") -> dict[float, int]:
@@ -241,7 +274,7 @@ def write_rir_bank(out_dir: str | Path, rt60s, rooms: int, seed: int, rir_dir: s
         if not bank:
             raise ValueError(f"{rir_dir}: no usable room impulse response")
     else:
-        bank = {float(t): [simulated_room(float(t), seed, i) for i in range(rooms)] for t in rt60s}
+        bank = simulated_rooms(rt60s, rooms, seed)
     for t, rirs in bank.items():
         for i, rir in enumerate(rirs):
             peak = float(np.max(np.abs(rir))) or 1.0

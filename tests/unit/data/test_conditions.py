@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,40 @@ def test_a_simulated_room_is_kept_in_the_cache_by_its_settings_and_read_back_bit
     monkeypatch.setenv("MLKD_CACHE", "")
     reverb.simulated_room(0.3, 7, 0)
     assert len(list(rooms.glob("*.npy"))) == 4 + 3
+
+
+def test_a_room_another_process_is_simulating_is_read_from_the_cache_after_the_others(tmp_path, monkeypatch):
+    """Two data steps started side by side share the bank: room 0 is locked by another process (here a thread holding
+    its lock), so room 1 is simulated first, and room 0 is then what the other wrote, not simulated again."""
+    import fcntl
+    import threading
+    monkeypatch.setenv("MLKD_CACHE", str(tmp_path / "cache"))
+    first, second = reverb.room_path(0.3, 4, 0), reverb.room_path(0.3, 4, 1)
+    assert first != second and first.parent == second.parent == tmp_path / "cache" / "rooms"
+    first.parent.mkdir(parents=True)
+    theirs = np.full(8, 0.25)
+    lock = open(first.with_suffix(".lock"), "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+
+    waited = []
+
+    def other_process():  # simulates room 0 until this process has made room 1, then writes it and lets go
+        deadline = time.monotonic() + 30
+        while not second.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waited.append(second.is_file())  # False: room 0 was waited for first (the lock let go only at the deadline)
+        np.save(first, theirs)
+        lock.close()
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert reverb.simulated_room(0.3, 4, 0, wait=False) is None  # held: no answer, no waiting
+    bank = reverb.simulated_rooms([0.3], rooms=2, seed=4)
+    other.join()
+    assert waited == [True]
+    np.testing.assert_array_equal(bank[0.3][0], theirs)
+    np.testing.assert_array_equal(bank[0.3][1], reverb.simulate_rir(0.3, np.random.default_rng([4, 300, 1]))[0])
+    np.testing.assert_array_equal(reverb.simulated_room(0.3, 4, 0, wait=False), theirs)  # free: read at once
 
 
 def exponential_rir(rt60: float, seed: int, rate: int = SAMPLE_RATE) -> np.ndarray:
