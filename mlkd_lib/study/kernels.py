@@ -142,8 +142,14 @@ class KernelPool:
                 return None
             kernel = WarmKernel()
             self._all.append(kernel)
-        self._free.put(kernel)
+        threading.Thread(target=self._offer, args=(kernel,), daemon=True).start()
         return kernel
+
+    def _offer(self, kernel: WarmKernel) -> None:
+        """A kernel joins the free ones once it is up (or failed to start: ``take`` replaces it), so that a step
+        never waits for a spare still importing torch while a kernel just reset is ready."""
+        kernel.ready()
+        self._free.put(kernel)
 
     def _add_spares(self, first: list[WarmKernel | None], count: int) -> None:
         """The spares, once the jobs' kernels are up: started beside them, they would share the cores with the

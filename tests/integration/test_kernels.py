@@ -34,7 +34,7 @@ def test_a_reused_kernel_looks_new_and_a_failed_one_is_replaced(tmp_path):
     bad = tiny_notebook(tmp_path / "bad.ipynb", PROBE + FAIL)
     names = ["a", "b", "bad", "c", "d"]
     steps = [s for n in names for s in _steps(tmp_path, [n], bad if n == "bad" else probe)]
-    pool = KernelPool(1)  # a job's kernel and a spare: a step starts in one while the other is reset
+    pool = KernelPool(1)  # a job's kernel and a spare
     try:
         out = execute(steps, 1, force=False, kernels=pool)
     finally:
@@ -42,9 +42,9 @@ def test_a_reused_kernel_looks_new_and_a_failed_one_is_replaced(tmp_path):
     assert {k: o.status for k, o in out.items()} == {"a": "ok", "b": "ok", "bad": "failed", "c": "ok", "d": "ok"}
     seen = {n: json.loads((tmp_path / n / "probe.json").read_text()) for n in names}
     pids = {n: s["pid"] for n, s in seen.items()}
-    assert pids["a"] != pids["b"] and pids["bad"] in (pids["a"], pids["b"])  # the spare, then a kernel reset
-    assert pids["bad"] not in (pids["c"], pids["d"])  # replaced after the failure
-    assert {pids["c"], pids["d"]} & {pids["a"], pids["b"]}  # the other one reused
+    # which kernel serves which step follows the timing (the first one ready); the spare's order: the unit tier
+    assert len(set(pids.values())) < len(pids)  # kernels reused …
+    assert pids["bad"] not in (pids["c"], pids["d"])  # … but never the one a step failed in
     assert not any(s["leftover"] for s in seen.values())  # the namespace of a new kernel
     assert len({s["seed"] for s in seen.values()} | {0}) == 6  # seeded anew each time, as a new process is
     assert "the corpus is on fire" in (tmp_path / "out" / "bad.ipynb").read_text()  # papermill's record stays

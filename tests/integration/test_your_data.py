@@ -140,15 +140,25 @@ def sources_run(place):
     return work, ran
 
 
-def test_the_three_forms_plan_and_an_emobox_fold_runs_scored_on_the_other_two(sources_run):
+def test_the_three_forms_each_run_a_trial_and_emoboxs_is_scored_on_the_other_two(sources_run):
     work, ran = sources_run
     hub = pd.read_csv(work / "data" / "hub.csv", dtype=str)
     assert len(hub) == 32 and dict(hub.split.value_counts()) == {"train": 24, "test": 8}
     assert {sf.info(p).samplerate for p in hub.path} == {44_100}  # the files as the dataset holds them
-    assert "44100 Hz 2 channels" in of(ran, "hub.yaml --trial").out  # converted by the data step, as --plan says
+    assert "44100 Hz 2 channels" in of(ran, "hub.yaml --trial").err  # converted by the data step, as it says first
     dialogues = pd.read_csv(work / "data" / "dialogues.csv")
     assert len(dialogues) == 24 and (dialogues.groupby(["speaker", "emotion"]).size() == 2).all()
-    assert "48000 Hz 2 channels" in of(ran, "dialogues.yaml --trial").out
+    assert "48000 Hz 2 channels" in of(ran, "dialogues.yaml --trial").err
+    for name, table, tested in (("hub", hub, hub.split == "test"), ("dialogues", dialogues, None)):
+        study = work / "results" / f"{name}-trial"  # each form trains and is scored in a trial of its own
+        steps = json.loads((study / "run.json").read_text())["steps"]
+        assert {s["status"] for s in steps.values()} == {"ok"} and len(steps) == 7, (name, steps)
+        (fold,) = json.loads((study / "config.json").read_text())["folds"]
+        if tested is None:  # a speaker a fold: the fold's test utterances are its speaker's
+            tested = table.speaker.astype(str) == fold
+        pred = pd.read_csv(study / "folds" / fold / "student_sup" / "predictions.csv", dtype={"utt_id": str})
+        clean = pred[pred.noise == "clean"]
+        assert len(clean) == 8 and set(clean.utt_id) <= set(table.utt_id[tested].astype(str))  # 2 of each class
     emobox = pd.read_csv(work / "data" / "emobox-iemocap.csv", dtype=str)
     assert dict(emobox.fold.value_counts()) == {f"fold{k}": 10 for k in range(1, 6)}
     assert "5 folds" in of(ran, "emobox.yaml --plan").out

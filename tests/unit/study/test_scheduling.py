@@ -138,3 +138,45 @@ def test_a_run_with_every_step_complete_starts_no_kernel(monkeypatch, tmp_path):
         (s.done_dir / "done.json").write_text("{}")
     out = execute(steps, jobs=2, force=False, kernels=kernels.KernelPool(2))
     assert {o.status for o in out.values()} == {"skipped"} and FakeKernel.started == 0
+
+
+def test_a_step_takes_the_kernel_that_is_ready_not_a_spare_still_starting(monkeypatch):
+    """After the data step the fold's steps announce themselves and a spare starts (seconds of importing torch); the
+    data step's kernel, reset in under a second, must serve the next step rather than the step waiting for the
+    spare."""
+    from mlkd_lib.study import kernels
+    made = []
+
+    class SlowKernel:
+        def __init__(self):
+            self.up = threading.Event()
+            made.append(self)
+
+        def ready(self):
+            self.up.wait()
+            return True
+
+        def reset(self):
+            return True
+
+        def shutdown(self):
+            self.up.set()
+
+    monkeypatch.setattr(kernels, "WarmKernel", SlowKernel)
+    pool = kernels.KernelPool(1)
+    pool.expect(1)  # the data step
+    (first,) = made
+    first.up.set()
+    assert pool.take() is first
+    pool.expect(6)  # the fold's six steps: worth a spare
+    deadline = time.monotonic() + 5
+    while len(made) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(made) == 2 and not made[1].up.is_set()  # the spare, still starting
+    pool.give_back(first, ok=True)
+    taken = []
+    taker = threading.Thread(target=lambda: taken.append(pool.take()), daemon=True)
+    taker.start()
+    taker.join(timeout=5)
+    pool.close()
+    assert taken == [first]
