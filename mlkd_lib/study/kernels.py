@@ -122,11 +122,11 @@ class KernelPool:
     """Warm kernels for ``size`` jobs and ``spare`` more, started as steps are announced (``expect``; a run whose
     steps are all complete starts none; the spares once the jobs' kernels are ready); ``take`` waits for a ready
     one, ``give_back`` resets it (or replaces it after a failure) in the background, so that the job's next step
-    starts at once in a spare instead of waiting the second or so a reset takes. A spare costs a kernel's start
-    (several seconds of a core) and saves about a second a step: it is started only for runs of at least
-    ``SPARE_AFTER`` steps a job."""
+    starts at once in a spare instead of waiting the 0.7 s a reset takes. A spare costs a kernel's start (about
+    5 s of a core) and is first ready that long after it starts: it is started only for runs of at least
+    ``SPARE_AFTER`` steps a job, where it saves more than it costs (a trial's seven steps on one job do not)."""
 
-    SPARE_AFTER = 4
+    SPARE_AFTER = 8
 
     def __init__(self, size: int, spare: int = 1):
         self.size, self.spare = size, spare

@@ -34,7 +34,7 @@ def test_a_reused_kernel_looks_new_and_a_failed_one_is_replaced(tmp_path):
     bad = tiny_notebook(tmp_path / "bad.ipynb", PROBE + FAIL)
     names = ["a", "b", "bad", "c", "d"]
     steps = [s for n in names for s in _steps(tmp_path, [n], bad if n == "bad" else probe)]
-    pool = KernelPool(1)  # a job's kernel and a spare
+    pool = KernelPool(1)
     try:
         out = execute(steps, 1, force=False, kernels=pool)
     finally:

@@ -111,7 +111,8 @@ class FakeKernel:
 @pytest.mark.parametrize("announced, started", [
     ([1], 1),  # the data step alone: one kernel, no spare
     ([1, 6], 2),  # then a micro fold's six steps on two jobs: a kernel a job, the spare not worth its start
-    ([1, 8], 3),  # a run of four steps a job: the spare too
+    ([1, 15], 2),  # seven and a half steps a job: still not
+    ([1, 16], 3),  # a run of eight steps a job: the spare too
     ([0], 0),  # every step complete: nothing started
     ([], 3),  # nobody announced the steps (a step simply asks): a kernel a job and the spare
 ])
@@ -141,7 +142,7 @@ def test_a_run_with_every_step_complete_starts_no_kernel(monkeypatch, tmp_path):
 
 
 def test_a_step_takes_the_kernel_that_is_ready_not_a_spare_still_starting(monkeypatch):
-    """After the data step the fold's steps announce themselves and a spare starts (seconds of importing torch); the
+    """After the data step the folds' steps announce themselves and a spare starts (seconds of importing torch); the
     data step's kernel, reset in under a second, must serve the next step rather than the step waiting for the
     spare."""
     from mlkd_lib.study import kernels
@@ -168,7 +169,7 @@ def test_a_step_takes_the_kernel_that_is_ready_not_a_spare_still_starting(monkey
     (first,) = made
     first.up.set()
     assert pool.take() is first
-    pool.expect(6)  # the fold's six steps: worth a spare
+    pool.expect(8)  # eight steps: worth a spare
     deadline = time.monotonic() + 5
     while len(made) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
