@@ -18,7 +18,7 @@ venv: $(STAMP) system-deps
 REQUIREMENTS := torch==2.14.1 torchaudio==2.11.0 -e '.[dev,ray]'
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q uv
+	$(BIN)/python -m pip install -q uv || echo "uv could not be installed: pip installs everything"
 	constraints=$$($(BIN)/python -m pip config list | sed -n "s/^global.constraint='\(.*\)'$$/\1/p"); \
 	$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode $${constraints:+-c $$constraints} \
 	  $(REQUIREMENTS) || $(BIN)/python -m pip install -q $(REQUIREMENTS)
