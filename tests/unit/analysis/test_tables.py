@@ -250,9 +250,16 @@ def test_gathered_tables_are_indexed_afresh_and_name_what_is_missing(study):
     assert list(m.index) == list(range(8))
     p = tables.collect_predictions(study)
     assert list(p.index) == list(range(8))
-    (study / "folds" / "S1" / "teacher" / "enhancement.csv").write_text("utt_id,noise\nx,factory\n")  # not a baseline's
+    (study / "folds" / "S1" / "teacher" / "enhancement.csv").write_text(  # not a baseline's: not read
+        "utt_id,noise,snr_db,pesq_wb_noisy,pesq_wb_enhanced,stoi_noisy,stoi_enhanced\nx,factory,0.0,4.5,4.5,1.0,1.0\n")
     e = tables.enhancement_table(study)
-    assert e["stoi enhanced"].iloc[0] == 0.625 and e["pesq_wb Δ"].iloc[0] == 0.4
+    assert e["stoi enhanced"].iloc[0] == 0.625 and e["pesq_wb Δ"].iloc[0] == 0.4 and e.utterances.iloc[0] == 4
+    odd = study / "odd" / "folds" / "S9" / BASELINE
+    odd.mkdir(parents=True)
+    pd.DataFrame({"utt_id": ["u"], "noise": ["factory"], "snr_db": [0.0], "pesq_wb_noisy": [1.23456],
+                  "pesq_wb_enhanced": [1.5], "stoi_noisy": [0.5], "stoi_enhanced": [0.6]}).to_csv(
+        odd / "enhancement.csv", index=False)
+    assert tables.enhancement_table(study / "odd")["pesq_wb noisy"].iloc[0] == 1.235  # to three decimals
     new = study / "new"
     for gather, what in ((tables.collect_metrics, "no model of any fold has metrics.csv yet — run the training "
                                                  "notebooks"),
@@ -263,6 +270,35 @@ def test_gathered_tables_are_indexed_afresh_and_name_what_is_missing(study):
     kept = tables.trained_conditions(pd.DataFrame({"noise": ["clean", "x"], "condition": ["clean", "reverb"],
                                                    "snr_db": [np.nan, np.nan]}))
     assert list(kept.columns) == ["noise", "condition", "snr_db"]
+
+
+def test_table1_is_of_the_studys_reference_noise_and_names_each_arm_by_where_it_started(tmp_path):
+    """A study without factory noise shows its first noise type (babble, here 10 points above factory); a control
+    arm is a row of its own; every student row says where its layers started; a study of real speech carries no
+    synthetic-speech note in any table, one of synthetic speech does in every table."""
+    control = "student_unsup_from_teacher"
+    ua = {(m, n, 0.0): [base + (0.1 if n == "babble" else 0.0)] * 2
+          for m, base in ((TEACHER, 0.5), (STUDENT_UNSUP, 0.3), (STUDENT_SUP, 0.4), (control, 0.35), (BASELINE, 0.2))
+          for n in ("factory", "babble")}
+    ua.update({(m, "clean", None): [0.9, 0.9] for m in (TEACHER, STUDENT_UNSUP, STUDENT_SUP, control, BASELINE)})
+    summary = tables.summarise(metrics_of(ua))
+    cfg = make_config("micro", corpus="manifest", noise_types=["babble"], snrs=[0.0], control_arm=True)
+    md = tables.write_table1(tmp_path, summary, cfg, marked=set()).read_text()
+    assert md.startswith("### Table 1 — UA on babble noise") and tables.SYNTHETIC_NOTE not in md
+    t1 = pd.read_csv(tmp_path / "table1.csv")
+    assert t1.model.tolist() == ["Teacher", "Student without supervision (CE only), from the pretrained encoder's "
+                                 "even layers", "Student with supervision (MLKD), from the teacher's even layers",
+                                 "Student without supervision (control), from the teacher's even layers"]
+    assert t1["SNR = 0 dB"].tolist() == ["60.00 ± 0.00", "40.00 ± 0.00", "50.00 ± 0.00", "45.00 ± 0.00"]  # babble's
+    timing = dict(teacher_mib=4.0, student_mib=2.0, teacher_s=1.0, student_s=0.5, ratio=0.5, utterances=2, fold="S1",
+                  device="cpu")
+    for synthetic in (False, True):
+        cfg = make_config("micro", corpus="synthetic" if synthetic else "manifest", noise_types=["babble"],
+                          snrs=[0.0])
+        for md in (tables.write_table1(tmp_path, summary, cfg, marked=set()),
+                   tables.write_table2(tmp_path, summary, cfg, marked=set()),
+                   tables.write_table3(tmp_path, timing, synthetic=synthetic, deployed=None)):
+            assert (tables.SYNTHETIC_NOTE in md.read_text()) == synthetic, md.name
 
 
 def test_a_fold_and_utterances_named_like_numbers_keep_their_names(tmp_path):
