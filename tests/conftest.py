@@ -80,12 +80,12 @@ def micro_study(tmp_path_factory, worker_id):
 
 # `make test` runs the integration tier on pytest-xdist workers (--dist loadscope), in groups of about equal time, a
 # group on a worker. The modules that read the shared micro study in place (one reruns it, one checks that a sweep
-# never writes there) share a group, which makes that study first; every Ray test is in one group (so that no two
-# Ray instances start at once), which reads the shared study last; the other group holds the paper-shaped runs and
-# the docs' own setups.
+# never writes there) share a group, which makes that study first, with the paper-shaped runs and the README's own
+# setup; every Ray test is in the other group (so that no two Ray instances start at once), which reads the shared
+# study last, with the corpora as they ship and the downloaded forms.
 GROUPS = {"shared micro study": {"test_deploy", "test_lab_browser", "test_listen_browser", "test_study", "test_sweep",
-                                 "test_kernels", "test_corpora_as_they_ship"},
-          "ray, own studies": {"test_failures", "test_ray_executor", "test_paper_shape", "test_your_data"}}
+                                 "test_kernels", "test_paper_shape", "test_your_data"},
+          "ray, corpora": {"test_failures", "test_ray_executor", "test_corpora_as_they_ship", "test_data_sources"}}
 GROUP_OF = {module: group for group, modules in GROUPS.items() for module in modules}
 
 
