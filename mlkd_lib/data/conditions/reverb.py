@@ -224,13 +224,15 @@ def simulated_room(rt60: float, seed: int, index: int, wait: bool = True) -> np.
     waits for it (``wait=False``: None at once); written atomically; an unreadable entry is simulated again."""
     rng = np.random.default_rng([seed, int(round(rt60 * 1000)), index])
     path = room_path(rt60, seed, index)
-    room = None if path is None else _cached_room(path)
+    if path is None:  # no cache: simulated each time
+        return simulate_rir(rt60, rng)[0]
+    room = _cached_room(path)
     if room is not None:
         return room
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = open(path.with_suffix(".lock"), "a")
-    except (AttributeError, OSError):  # no cache, or one that cannot be written: simulated each time
+    except OSError:  # a cache that cannot be written: simulated each time
         return simulate_rir(rt60, rng)[0]
     import fcntl
     with lock:  # closing it releases the lock
